@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+
+from app.core.auth import CtxDep, PrincipalDep
+from app.core.schemas import WireModel, errors
+from app.spaces import service as spaces
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+
+class WhoAmI(WireModel):
+    key_id: str
+    organization_id: str
+    email: str | None
+    plan: Literal["free", "developer", "business", "enterprise"]
+    scope: Literal["organization", "subaccount"]
+    subaccount_id: str | None
+    default_space_id: str
+
+
+@router.get("/whoami", response_model=WhoAmI, responses=errors())
+async def whoami(ctx: CtxDep, p: PrincipalDep) -> WhoAmI:
+    """The account behind the API key. A self-hosted server has no billing plan, so every key is `enterprise`."""
+    default = await spaces.default_space(ctx.db, p)
+    return WhoAmI(key_id=str(p.key_id), organization_id=str(p.account_id), email=None, plan="enterprise",
+                  scope="organization", subaccount_id=None, default_space_id=str(default.id))

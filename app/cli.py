@@ -1,0 +1,73 @@
+"""The `bctrl-server` command: serve, migrate, keys."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from app.core.config import Settings
+from app.core.logging import configure
+
+cli = typer.Typer(no_args_is_help=True, help="Self-hosted BCTRL control plane")
+keys = typer.Typer(no_args_is_help=True, help="API keys")
+cli.add_typer(keys, name="keys")
+
+
+@cli.command()
+def serve(host: str | None = typer.Option(None, help="Overrides BCTRL_HOST"),
+          port: int | None = typer.Option(None, help="Overrides BCTRL_PORT")) -> None:
+    """Apply migrations, then serve the API."""
+    import uvicorn
+
+    from app.core.migrate import upgrade_sync
+    from app.main import create_app
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)
+    configure(settings.log_level, settings.log_json)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_sync(settings.resolved_database_url)
+    if not settings.api_key:
+        typer.echo("No BCTRL_API_KEY set: create a key with `bctrl-server keys create`.", err=True)
+    # No access log from uvicorn: it prints query strings, which can carry tokens. Ours prints paths.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
+                log_level=settings.log_level, ws_max_size=256 * 1024 * 1024, lifespan="on")
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations up to the newest revision."""
+    from app.core.migrate import upgrade_sync
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade_sync(settings.resolved_database_url)
+    typer.echo("database is up to date")
+
+
+@keys.command("create")
+def keys_create(account: str = typer.Option("default", help="Account name (created when missing)"),
+                name: str = typer.Option("cli", help="A label for the key")) -> None:
+    """Create an API key and print it once; only its hash is stored."""
+    from app.accounts.service import create_key, get_or_create_account
+    from app.core.db import Database
+    from app.core.migrate import upgrade
+
+    settings = Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def run() -> str:
+        await upgrade(settings.resolved_database_url)
+        db = Database(settings.resolved_database_url)
+        try:
+            acct = await get_or_create_account(db, account)
+            return (await create_key(db, acct.id, name)).secret
+        finally:
+            await db.dispose()
+
+    typer.echo(asyncio.run(run()))
+
+
+def main() -> None:
+    cli()

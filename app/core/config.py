@@ -1,0 +1,70 @@
+"""Server configuration: every setting is an environment variable with the BCTRL_ prefix."""
+
+from __future__ import annotations
+
+import shutil
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Debian's wrapper first (it reads /etc/chromium.d), then the usual names elsewhere.
+_CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+
+
+def detect_chromium() -> str | None:
+    for name in _CHROMIUM_CANDIDATES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BCTRL_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "bctrl"
+    driver: Literal["local", "docker"] = "local"
+    host: str = "127.0.0.1"
+    port: int = 8787
+    public_url: str | None = None
+    api_key: str | None = Field(default=None, repr=False)
+    chromium_path: str | None = None
+
+    max_runtimes: int = Field(default=8, ge=1)
+    launch_timeout_seconds: float = Field(default=20.0, gt=0)
+    stop_timeout_seconds: float = Field(default=5.0, gt=0)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    capacity_retry_after_seconds: int = Field(default=5, ge=1)
+    # How often the supervisor looks for runtimes stuck in a transition or whose browser vanished.
+    sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    log_level: str = "info"
+    log_json: bool = False
+
+    @field_validator("public_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'bctrl.sqlite3').resolve()}"
+
+    @cached_property
+    def resolved_public_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+    @cached_property
+    def resolved_chromium_path(self) -> str | None:
+        return self.chromium_path or detect_chromium()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,38 @@
+"""Everything a request or a background task needs, built once per server process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from fastapi import Request
+
+if TYPE_CHECKING:
+    import uuid
+
+    from app.core.config import Settings
+    from app.core.db import Database
+    from app.drivers.base import Driver
+    from app.runtimes.supervisor import Supervisor
+
+# Called with (runtime_id, run_id) when a run ends, however it ends (stop, failure, shutdown).
+RunEndHook = Callable[["uuid.UUID", "uuid.UUID"], Awaitable[None]]
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    driver: Driver
+    supervisor: Supervisor | None = None
+    run_end_hooks: list[RunEndHook] = field(default_factory=list)
+    # Extra checks for /readyz beyond the database (e.g. the lock backend), by name.
+    readiness_probes: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
+    # Serialises the capacity check within this process; PostgreSQL adds an advisory lock across processes.
+    capacity_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def get_ctx(request: Request) -> AppContext:
+    return request.app.state.ctx

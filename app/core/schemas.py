@@ -1,0 +1,52 @@
+"""Wire conventions shared by every schema: camelCase, ISO timestamps, the error envelope."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Header
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic.alias_generators import to_camel
+
+from app.core.clock import iso
+
+Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+JsonObject = dict[str, Any]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                              description="Replays the first successful response")]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+
+
+class RequestModel(WireModel):
+    """Request bodies reject unknown fields, so a typo is a 400 naming the field, not a silent no-op."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class ErrorOut(WireModel):
+    error: str = Field(description="Human-readable message; do not branch on it")
+    code: str = Field(description="Stable dot-namespaced code, e.g. runtime.not_found")
+    request_id: str | None = Field(description="Also sent as the x-request-id header")
+    details: JsonObject = Field(default_factory=dict)
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the error statuses a route can return."""
+    described = {400: "Invalid request (`request.invalid`, details.fields names the bad fields)",
+                 401: "Missing or invalid API key (`auth.required`)",
+                 404: "Not found, or owned by another account",
+                 409: "Conflict with the resource's current state",
+                 413: "Body too large (`request.too_large`)",
+                 429: "Capacity or rate limit; see Retry-After",
+                 503: "Browser host unavailable"}
+    return {s: {"model": ErrorOut, "description": described.get(s, "Error")} for s in (401, *statuses)}
+
+
+class Deleted(WireModel):
+    id: str
+    deleted: bool = True

@@ -1,0 +1,62 @@
+"""The driver protocol: how the control plane launches and stops a browser.
+
+Drivers know nothing about accounts, spaces or runs. They launch, stop and watch a browser
+identified by a runtime id, and describe it with a JSON-able `state` the database keeps so that
+another server process (or this one after a restart) can find the browser again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    runtime_id: uuid.UUID
+    window_size: tuple[int, int] | None = None
+    locale: str | None = None
+
+
+@dataclass(frozen=True)
+class BrowserHandle:
+    runtime_id: uuid.UUID
+    # Base of the browser's own DevTools HTTP endpoint, e.g. http://127.0.0.1:9222
+    http_url: str
+    # The browser-level CDP websocket, e.g. ws://127.0.0.1:9222/devtools/browser/<id>
+    ws_url: str
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+class DriverError(Exception):
+    """The browser host could not do what was asked; `code` is a stable error code."""
+
+    def __init__(self, message: str, code: str = "runtime.host_unavailable") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class Driver(Protocol):
+    name: str
+    # Whether browsers keep running when the server process stops (containers do, child processes don't).
+    browsers_outlive_server: bool
+
+    async def launch(self, spec: LaunchSpec, timeout: float) -> BrowserHandle:
+        """Start a browser and return once its CDP endpoint answers; raise DriverError otherwise."""
+
+    async def stop(self, state: dict[str, Any]) -> None:
+        """Stop the browser and remove what it left on disk. Stopping a gone browser is not an error."""
+
+    async def is_alive(self, state: dict[str, Any]) -> bool:
+        """Whether the browser described by `state` is still running."""
+
+    async def has_owner(self, state: dict[str, Any]) -> bool:
+        """Whether a live server process other than this one still looks after this browser."""
+
+    async def wait_exit(self, state: dict[str, Any]) -> str:
+        """Return when the browser ends, with a short description of how it ended."""
+
+    async def close(self) -> None:
+        """Release driver resources at server shutdown (browsers are stopped by their owner first)."""

@@ -1,0 +1,221 @@
+"""Local driver: one headless Chromium process per runtime on this machine, bound to loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import structlog
+
+from app.drivers.base import BrowserHandle, DriverError, LaunchSpec
+
+log = structlog.get_logger(__name__)
+
+# Keep the browser off the network for its own services: this machine reaches nothing but
+# package registries, and a user's browser should not phone home anyway.
+QUIET_FLAGS = (
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-breakpad",
+    "--metrics-recording-only",
+    "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider",
+    "--password-store=basic",
+    "--use-mock-keychain",
+)
+BASE_FLAGS = (
+    "--headless=new",
+    "--remote-debugging-address=127.0.0.1",
+    # Port 0 lets Chromium pick a free port and write it to DevToolsActivePort: no race for ports.
+    "--remote-debugging-port=0",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--mute-audio",
+    "--hide-scrollbars",
+)
+
+
+def chromium_args(profile_dir: Path, spec: LaunchSpec, as_root: bool) -> list[str]:
+    args = [*BASE_FLAGS, *QUIET_FLAGS, f"--user-data-dir={profile_dir}"]
+    if as_root:
+        args.append("--no-sandbox")
+    if spec.window_size:
+        args.append(f"--window-size={spec.window_size[0]},{spec.window_size[1]}")
+    if spec.locale:
+        args.append(f"--lang={spec.locale}")
+    args.append("about:blank")
+    return args
+
+
+def _pid_matches(pid: int, profile_dir: str) -> bool:
+    """The pid is still our Chromium (not a recycled pid of something else)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # A zombie has exited; it only waits to be reaped.
+    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+        return False
+    return f"--user-data-dir={profile_dir}".encode() in cmdline
+
+
+class LocalDriver:
+    name = "local"
+    browsers_outlive_server = False
+
+    def __init__(self, chromium_path: str | None, data_dir: Path, stop_timeout: float = 5.0) -> None:
+        self.chromium_path = chromium_path
+        self.profiles_dir = (data_dir / "profiles").resolve()
+        self.stop_timeout = stop_timeout
+        self.hostname = socket.gethostname()
+        self._procs: dict[int, asyncio.subprocess.Process] = {}
+        # Tells this driver's browsers from those of another server in the same process (tests do that).
+        self.instance = uuid.uuid4().hex
+
+    async def launch(self, spec: LaunchSpec, timeout: float) -> BrowserHandle:
+        binary = self.chromium_path
+        if not binary or not os.access(binary, os.X_OK):
+            raise DriverError(
+                "Chromium is not installed on this host: run `apt-get install chromium` "
+                "or set BCTRL_CHROMIUM_PATH to a Chromium or Chrome binary")
+        profile_dir = self.profiles_dir / str(spec.runtime_id)
+        shutil.rmtree(profile_dir, ignore_errors=True)
+        profile_dir.mkdir(parents=True)
+        log_file = open(profile_dir.parent / f"{spec.runtime_id}.log", "wb")  # noqa: SIM115
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                binary, *chromium_args(profile_dir, spec, os.geteuid() == 0),
+                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                start_new_session=True,  # its own process group, so stop kills renderers too
+            )
+        except OSError as exc:
+            log_file.close()
+            shutil.rmtree(profile_dir, ignore_errors=True)
+            raise DriverError(f"Chromium could not be started ({binary}): {exc}") from exc
+        finally:
+            if not log_file.closed:
+                log_file.close()
+        state = {"pid": proc.pid, "profileDir": str(profile_dir), "host": self.hostname, "serverPid": os.getpid(),
+                 "serverInstance": self.instance}
+        self._procs[proc.pid] = proc
+        try:
+            http_url, ws_url = await asyncio.wait_for(self._wait_ready(proc, profile_dir), timeout)
+        except (TimeoutError, DriverError) as exc:
+            await self.stop(state)
+            if isinstance(exc, DriverError):
+                raise
+            raise DriverError(f"Chromium did not answer on its debugging port within {timeout:g}s") from None
+        except BaseException:
+            await self.stop(state)
+            raise
+        state.update(port=int(http_url.rsplit(":", 1)[1]), wsUrl=ws_url)
+        return BrowserHandle(runtime_id=spec.runtime_id, http_url=http_url, ws_url=ws_url, state=state)
+
+    async def _wait_ready(self, proc: asyncio.subprocess.Process, profile_dir: Path) -> tuple[str, str]:
+        port_file = profile_dir / "DevToolsActivePort"
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            while True:
+                if proc.returncode is not None:
+                    raise DriverError(f"Chromium exited during start with code {proc.returncode}; "
+                                      f"see {profile_dir.parent / (profile_dir.name + '.log')}")
+                port = _read_port(port_file)
+                if port:
+                    http_url = f"http://127.0.0.1:{port}"
+                    with contextlib.suppress(httpx.HTTPError):
+                        response = await client.get(f"{http_url}/json/version")
+                        if response.status_code == 200:
+                            return http_url, response.json()["webSocketDebuggerUrl"]
+                await asyncio.sleep(0.02)
+
+    async def stop(self, state: dict[str, Any]) -> None:
+        pid, profile_dir = state.get("pid"), state.get("profileDir")
+        if pid and profile_dir and _pid_matches(pid, profile_dir):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGTERM)
+            if not await self._wait_gone(pid, profile_dir, self.stop_timeout):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+                await self._wait_gone(pid, profile_dir, self.stop_timeout)
+        elif pid:
+            # The leader is gone but helpers of its group may linger.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)
+        proc = self._procs.pop(pid, None) if pid else None
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), self.stop_timeout)
+        if profile_dir:
+            await asyncio.to_thread(shutil.rmtree, profile_dir, True)
+            with contextlib.suppress(OSError):
+                os.unlink(f"{profile_dir}.log")
+
+    async def _wait_gone(self, pid: int, profile_dir: str, timeout: float) -> bool:
+        proc = self._procs.get(pid)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None:
+                if proc.returncode is not None:
+                    return True
+            elif not _pid_matches(pid, profile_dir):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    async def is_alive(self, state: dict[str, Any]) -> bool:
+        pid, profile_dir = state.get("pid"), state.get("profileDir")
+        if state.get("host") != self.hostname or not pid or not profile_dir:
+            return False
+        proc = self._procs.get(pid)
+        if proc is not None:
+            return proc.returncode is None
+        return _pid_matches(pid, profile_dir)
+
+    async def has_owner(self, state: dict[str, Any]) -> bool:
+        owner = state.get("serverPid")
+        if not owner or state.get("host") != self.hostname or state.get("serverInstance") == self.instance:
+            return False
+        if owner == os.getpid():
+            return True  # another server living in this same process
+        try:
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    async def wait_exit(self, state: dict[str, Any]) -> str:
+        pid = state.get("pid")
+        proc = self._procs.get(pid) if pid else None
+        if proc is not None:
+            code = await proc.wait()
+            return f"Chromium exited with code {code}" if code >= 0 else f"Chromium was killed by signal {-code}"
+        while await self.is_alive(state):
+            await asyncio.sleep(1.0)
+        return "Chromium is no longer running"
+
+    async def close(self) -> None:
+        self._procs.clear()
+
+
+def _read_port(port_file: Path) -> int | None:
+    try:
+        first = port_file.read_text().splitlines()[0].strip()
+    except (OSError, IndexError):
+        return None
+    return int(first) if first.isdigit() and first != "0" else None

@@ -1,0 +1,68 @@
+"""create_app(): the FastAPI factory, its lifespan and the router list."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from app import health
+from app.accounts import router as accounts
+from app.accounts.service import ensure_bootstrap_key
+from app.core import errors, logging
+from app.core.config import Settings
+from app.core.context import AppContext
+from app.core.db import Database
+from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.drivers.local import LocalDriver
+from app.runs import router as runs
+from app.runtimes import router as runtimes
+from app.runtimes.supervisor import Supervisor
+from app.spaces import router as spaces
+
+log = structlog.get_logger(__name__)
+
+ROUTERS = (health.router, accounts.router, spaces.router, runtimes.seed, runtimes.flat, runs.router)
+
+
+def make_driver(settings: Settings):
+    if settings.driver == "local":
+        return LocalDriver(settings.resolved_chromium_path, settings.data_dir, settings.stop_timeout_seconds)
+    raise RuntimeError(f"BCTRL_DRIVER={settings.driver} is not available in this build")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        db = Database(settings.resolved_database_url)
+        ctx = AppContext(settings=settings, db=db, driver=make_driver(settings))
+        ctx.supervisor = Supervisor(ctx)
+        if settings.api_key:
+            await ensure_bootstrap_key(db, settings.api_key)
+        await ctx.supervisor.start()
+        app.state.ctx = ctx
+        log.info("server_ready", driver=ctx.driver.name, database=db.engine.dialect.name,
+                 public_url=settings.resolved_public_url)
+        try:
+            yield
+        finally:
+            await ctx.supervisor.shutdown()
+            await ctx.driver.close()
+            await db.dispose()
+
+    app = FastAPI(
+        title="bctrl-server",
+        version="0.1.0",
+        summary="Self-hosted control plane for managed headless browsers (BCTRL platform API)",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

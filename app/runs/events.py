@@ -1,0 +1,27 @@
+"""Appending run events: each gets the next sequence number of its run, in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core import clock, ids
+from app.runs.models import Run, RunEvent
+
+CONTROL_PLANE = "control-plane"
+
+
+async def append(session: AsyncSession, run_id: uuid.UUID, type: str, category: str,
+                 data: dict[str, Any] | None = None, *, source: str = CONTROL_PLANE,
+                 connection_id: uuid.UUID | None = None, page_id: str | None = None) -> RunEvent:
+    seq = (await session.execute(
+        update(Run).where(Run.id == run_id).values(event_seq=Run.event_seq + 1).returning(Run.event_seq)
+    )).scalar_one()
+    event = RunEvent(id=ids.new_id(), run_id=run_id, seq=seq, time=clock.now(), type=type,
+                     category=category, source=source, connection_id=connection_id, page_id=page_id,
+                     data=data or {})
+    session.add(event)
+    return event

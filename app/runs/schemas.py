@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from app.core.schemas import JsonObject, Timestamp, WireModel
+from app.runs.models import Run, RunEvent
+
+RunStatusLiteral = Literal["active", "completed", "failed"]
+
+
+class Failure(WireModel):
+    code: str
+    message: str
+
+
+class RunCounts(WireModel):
+    events: int
+
+
+class RecordingFlag(WireModel):
+    enabled: bool
+
+
+class RunOut(WireModel):
+    id: str
+    runtime_id: str
+    space_id: str
+    runtime_type: str
+    status: RunStatusLiteral
+    failure: Failure | None
+    counts: RunCounts
+    recording: RecordingFlag
+    created_at: Timestamp
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    duration_seconds: float | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunOut:
+        duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+        return cls(id=str(run.id), runtime_id=str(run.runtime_id), space_id=str(run.space_id),
+                   runtime_type=run.runtime_type, status=run.status,
+                   failure=Failure(**run.failure) if run.failure else None,
+                   counts=RunCounts(events=run.event_seq), recording=RecordingFlag(enabled=run.recording),
+                   created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
+                   duration_seconds=duration)
+
+
+class RunList(WireModel):
+    data: list[RunOut]
+    runs: list[RunOut] = Field(description="Same list as `data`, under the resource name")
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, runs: list[Run], next_cursor: str | None) -> RunList:
+        items = [RunOut.of(r) for r in runs]
+        return cls(data=items, runs=items, next_cursor=next_cursor)
+
+
+class EventOut(WireModel):
+    id: str
+    run_id: str
+    seq: int
+    time: Timestamp
+    type: str
+    category: str
+    source: str
+    connection_id: str | None
+    page_id: str | None
+    data: JsonObject
+
+    @classmethod
+    def of(cls, e: RunEvent) -> EventOut:
+        return cls(id=str(e.id), run_id=str(e.run_id), seq=e.seq, time=e.time, type=e.type,
+                   category=e.category, source=e.source,
+                   connection_id=str(e.connection_id) if e.connection_id else None,
+                   page_id=e.page_id, data=e.data)
+
+
+class EventList(WireModel):
+    data: list[EventOut]
+    events: list[EventOut] = Field(description="Same list as `data`, under the resource name")
+    next_cursor: str | None
+
+    @classmethod
+    def of(cls, events: list[RunEvent], next_cursor: str | None) -> EventList:
+        items = [EventOut.of(e) for e in events]
+        return cls(data=items, events=items, next_cursor=next_cursor)

@@ -1,0 +1,63 @@
+"""Runs: the durable record each runtime start opens. Reading runs and their events."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from app.accounts.service import Principal
+from app.core import ids
+from app.core.db import Database
+from app.core.errors import NotFound
+from app.core.paging import PageParams, split_page
+from app.runs.models import Run, RunEvent
+
+
+def run_not_found(run_id: object) -> NotFound:
+    return NotFound("Run not found", code="run.not_found", details={"runId": str(run_id)})
+
+
+async def get(db: Database, p: Principal, run_id: str) -> Run:
+    rid = ids.parse_uuid(run_id)
+    if rid is None:
+        raise run_not_found(run_id)
+    async with db.transaction() as s:
+        run = await s.get(Run, rid)
+    if run is None or run.account_id != p.account_id:
+        raise run_not_found(run_id)
+    return run
+
+
+async def list_runs(db: Database, p: Principal, page: PageParams, *, space_id: uuid.UUID | None = None,
+                    runtime_id: uuid.UUID | None = None, statuses: list[str] | None = None
+                    ) -> tuple[list[Run], str | None]:
+    stmt = select(Run).where(Run.account_id == p.account_id)
+    if space_id is not None:
+        stmt = stmt.where(Run.space_id == space_id)
+    if runtime_id is not None:
+        stmt = stmt.where(Run.runtime_id == runtime_id)
+    if statuses:
+        stmt = stmt.where(Run.status.in_(statuses))
+    if page.after is not None:
+        after = ids.parse_uuid(page.after)
+        stmt = stmt.where(Run.id > after) if after else stmt
+    async with db.transaction() as s:
+        rows = list((await s.execute(stmt.order_by(Run.id).limit(page.limit + 1))).scalars())
+    return split_page(rows, page, lambda r: str(r.id))
+
+
+async def list_events(db: Database, p: Principal, run_id: str, page: PageParams, *,
+                      types: list[str] | None = None, categories: list[str] | None = None
+                      ) -> tuple[list[RunEvent], str | None]:
+    run = await get(db, p, run_id)
+    stmt = select(RunEvent).where(RunEvent.run_id == run.id)
+    if types:
+        stmt = stmt.where(RunEvent.type.in_(types))
+    if categories:
+        stmt = stmt.where(RunEvent.category.in_(categories))
+    if isinstance(page.after, int):
+        stmt = stmt.where(RunEvent.seq > page.after)
+    async with db.transaction() as s:
+        rows = list((await s.execute(stmt.order_by(RunEvent.seq).limit(page.limit + 1))).scalars())
+    return split_page(rows, page, lambda e: e.seq)

@@ -1,0 +1,210 @@
+"""Runtime state transitions: launch, stop and fail, each keeping runtime, run and events consistent.
+
+Every transition is a conditional update on the current status, so concurrent requests and
+several server processes cannot both win; the browser itself is started and stopped outside
+any database transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import func, select, text, update
+
+from app.core import clock, ids
+from app.core.context import AppContext
+from app.core.errors import Conflict, NotFound, TooManyRequests, Unavailable
+from app.drivers.base import BrowserHandle, DriverError, LaunchSpec
+from app.runs import events
+from app.runs.models import Run, RunStatus
+from app.runtimes.models import Runtime, RuntimeStatus as RS
+from app.runtimes.schemas import BrowserConfig
+from app.spaces.models import Space
+
+log = structlog.get_logger(__name__)
+
+# Any 64-bit constant: the PostgreSQL advisory lock that serialises capacity checks across processes.
+_CAPACITY_LOCK_KEY = 0x6263_7472_6C63_6170
+
+
+@dataclass
+class Started:
+    runtime: Runtime
+    run: Run
+    started: bool
+
+
+@dataclass
+class Stopped:
+    runtime: Runtime
+    run_id: uuid.UUID | None
+    stopped: bool
+
+
+def runtime_not_found(runtime_id: object) -> NotFound:
+    return NotFound("Runtime not found", code="runtime.not_found", details={"runtimeId": str(runtime_id)})
+
+
+def _transitioning(runtime: Runtime) -> Conflict:
+    return Conflict(f"Runtime is {runtime.status}; retry when it settles", code="runtime.transitioning",
+                    details={"runtimeId": str(runtime.id), "status": runtime.status},
+                    headers={"Retry-After": "1"})
+
+
+async def launch(ctx: AppContext, runtime_id: uuid.UUID, *, recording: bool | None = None) -> Started:
+    """Start the runtime's browser and open a run. Starting an active runtime returns its current run."""
+    # Shielded: a client that hangs up mid-launch must not leave the runtime half-started.
+    return await asyncio.shield(asyncio.ensure_future(_launch(ctx, runtime_id, recording)))
+
+
+async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None) -> Started:
+    settings = ctx.settings
+    async with ctx.capacity_lock, ctx.db.transaction() as s:
+        runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime_id).with_for_update())).scalar_one()
+        if runtime.status == RS.ACTIVE and runtime.active_run_id:
+            return Started(runtime, await s.get(Run, runtime.active_run_id), started=False)
+        if runtime.status not in RS.STARTABLE:
+            raise _transitioning(runtime)
+        if ctx.db.is_postgres:
+            await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CAPACITY_LOCK_KEY})
+        await s.execute(select(Space.id).where(Space.id == runtime.space_id).with_for_update())
+        live = (await s.execute(select(func.count()).select_from(Runtime).where(
+            Runtime.status.in_(RS.LIVE), Runtime.deleted_at.is_(None)))).scalar_one()
+        if live >= settings.max_runtimes:
+            raise TooManyRequests(
+                f"All {settings.max_runtimes} browser slots are in use; stop a runtime or retry later",
+                code="runtime.capacity_exhausted",
+                details={"limit": settings.max_runtimes, "live": live},
+                headers={"Retry-After": str(settings.capacity_retry_after_seconds)})
+        now = clock.now()
+        if recording is not None:
+            runtime.recording = recording
+        run = Run(id=ids.new_id(), account_id=runtime.account_id, space_id=runtime.space_id,
+                  runtime_id=runtime.id, runtime_type=runtime.type, status=RunStatus.ACTIVE,
+                  recording=runtime.recording, failure=None, event_seq=0, created_at=now, started_at=now)
+        s.add(run)
+        await s.flush()
+        runtime.status, runtime.active_run_id, runtime.failure = RS.STARTING, run.id, None
+        runtime.status_changed_at = runtime.updated_at = now
+        await events.append(s, run.id, "runtime.starting", "runtime", {"driver": ctx.driver.name})
+
+    config = BrowserConfig.model_validate(runtime.config or {})
+    spec = LaunchSpec(runtime_id=runtime.id, window_size=config.window_size(), locale=config.locale)
+    try:
+        handle = await ctx.driver.launch(spec, settings.launch_timeout_seconds)
+    except DriverError as exc:
+        await fail(ctx, runtime.id, run.id, exc.code, exc.message)
+        raise Unavailable(exc.message, code=exc.code,
+                          details={"runtimeId": str(runtime.id), "runId": str(run.id)}) from None
+    except BaseException as exc:
+        await fail(ctx, runtime.id, run.id, "runtime.launch_failed", f"Launch failed: {exc!r}")
+        raise
+    return await _mark_active(ctx, runtime.id, run, handle)
+
+
+async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle: BrowserHandle) -> Started:
+    async with ctx.db.transaction() as s:
+        now = clock.now()
+        result = await s.execute(
+            update(Runtime).where(Runtime.id == runtime_id, Runtime.status == RS.STARTING,
+                                  Runtime.active_run_id == run.id)
+            .values(status=RS.ACTIVE, driver_state=handle.state, status_changed_at=now, updated_at=now))
+        if result.rowcount == 1:
+            await events.append(s, run.id, "runtime.active", "runtime", {"driver": ctx.driver.name})
+    if result.rowcount != 1:
+        # Failed or swept while the browser was starting: do not leave that browser behind.
+        await ctx.driver.stop(handle.state)
+        raise Unavailable("Runtime ended while its browser was starting", code="runtime.host_unavailable",
+                          details={"runtimeId": str(runtime_id), "runId": str(run.id)})
+    if ctx.supervisor:
+        ctx.supervisor.watch(runtime_id, run.id, handle.state)
+    async with ctx.db.transaction() as s:
+        return Started(await s.get(Runtime, runtime_id), await s.get(Run, run.id), started=True)
+
+
+async def stop(ctx: AppContext, runtime_id: uuid.UUID) -> Stopped:
+    """Stop the browser and close the run as completed. Stopping a stopped runtime is a no-op."""
+    return await asyncio.shield(asyncio.ensure_future(_stop(ctx, runtime_id)))
+
+
+async def _stop(ctx: AppContext, runtime_id: uuid.UUID) -> Stopped:
+    deadline = asyncio.get_running_loop().time() + ctx.settings.stop_timeout_seconds * 3
+    while True:
+        async with ctx.db.transaction() as s:
+            runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime_id)
+                                       .with_for_update())).scalar_one()
+            if runtime.status in RS.STARTABLE:
+                return Stopped(runtime, None, stopped=False)
+            if runtime.status == RS.ACTIVE:
+                run_id, state = runtime.active_run_id, runtime.driver_state or {}
+                now = clock.now()
+                runtime.status, runtime.status_changed_at, runtime.updated_at = RS.STOPPING, now, now
+                break
+            if runtime.status == RS.STARTING:
+                raise _transitioning(runtime)
+        # Another request is stopping it: wait for that to finish rather than racing it.
+        if asyncio.get_running_loop().time() > deadline:
+            raise _transitioning(runtime)
+        await asyncio.sleep(0.1)
+
+    if ctx.supervisor:
+        ctx.supervisor.unwatch(runtime_id)
+    await _run_end_hooks(ctx, runtime_id, run_id)
+    try:
+        await ctx.driver.stop(state)
+    except Exception:
+        log.exception("driver_stop_failed", runtime_id=str(runtime_id))
+    async with ctx.db.transaction() as s:
+        now = clock.now()
+        await s.execute(update(Runtime).where(Runtime.id == runtime_id, Runtime.status == RS.STOPPING)
+                        .values(status=RS.STOPPED, active_run_id=None, driver_state=None,
+                                status_changed_at=now, updated_at=now))
+        if run_id:
+            await s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
+                            .values(status=RunStatus.COMPLETED, finished_at=now))
+            await events.append(s, run_id, "runtime.stopped", "runtime", {"reason": "stop requested"})
+        runtime = await s.get(Runtime, runtime_id)
+    return Stopped(runtime, run_id, stopped=True)
+
+
+async def fail(ctx: AppContext, runtime_id: uuid.UUID, run_id: uuid.UUID, code: str, message: str,
+               from_statuses: tuple[str, ...] = (RS.STARTING, RS.ACTIVE)) -> bool:
+    """Mark the run and runtime failed if that run is still the runtime's current one; clean up the browser.
+
+    A browser that exits while its runtime is `stopping` was stopped on purpose, so by default
+    that status is left to the stop that is under way.
+    """
+    failure = {"code": code, "message": message}
+    async with ctx.db.transaction() as s:
+        runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime_id)
+                                   .with_for_update())).scalar_one_or_none()
+        if runtime is None or runtime.active_run_id != run_id or runtime.status not in from_statuses:
+            return False
+        state = runtime.driver_state or {}
+        now = clock.now()
+        runtime.status, runtime.active_run_id, runtime.driver_state = RS.FAILED, None, None
+        runtime.failure, runtime.status_changed_at, runtime.updated_at = failure, now, now
+        await s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
+                        .values(status=RunStatus.FAILED, failure=failure, finished_at=now))
+        await events.append(s, run_id, "runtime.failed", "runtime", failure)
+    log.warning("runtime_failed", runtime_id=str(runtime_id), run_id=str(run_id), code=code, message=message)
+    if ctx.supervisor:
+        ctx.supervisor.unwatch(runtime_id)
+    await _run_end_hooks(ctx, runtime_id, run_id)
+    with contextlib.suppress(Exception):
+        await ctx.driver.stop(state)
+    return True
+
+
+async def _run_end_hooks(ctx: AppContext, runtime_id: uuid.UUID, run_id: uuid.UUID | None) -> None:
+    if run_id is None:
+        return
+    for hook in ctx.run_end_hooks:
+        try:
+            await hook(runtime_id, run_id)
+        except Exception:
+            log.exception("run_end_hook_failed", runtime_id=str(runtime_id))

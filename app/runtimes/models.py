@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base
+
+
+class RuntimeStatus:
+    STARTING = "starting"
+    ACTIVE = "active"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    ALL = (STARTING, ACTIVE, STOPPING, STOPPED, FAILED)
+    # Statuses that hold a browser (and so count against the capacity limit).
+    LIVE = (STARTING, ACTIVE, STOPPING)
+    STARTABLE = (STOPPED, FAILED)
+
+
+class Runtime(Base):
+    __tablename__ = "runtimes"
+    __table_args__ = (Index("ix_runtimes_status", "status"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    space_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("spaces.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    type: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    config: Mapped[dict[str, Any]]
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
+    recording: Mapped[bool] = mapped_column(Boolean, default=True)
+    idle_timeout_seconds: Mapped[int | None]
+    active_run_id: Mapped[uuid.UUID | None]
+    driver: Mapped[str] = mapped_column(String(16))
+    # What the driver needs to find the browser again (pid, port, container id...). Never on the wire.
+    driver_state: Mapped[dict[str, Any] | None]
+    failure: Mapped[dict[str, Any] | None]
+    status_changed_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    # Deleted runtimes disappear from the API but their runs stay readable.
+    deleted_at: Mapped[datetime | None]

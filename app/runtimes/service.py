@@ -1,0 +1,137 @@
+"""Runtimes: create, read, update, delete, and start/stop through the lifecycle module."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from app.accounts.service import Principal
+from app.core import clock, ids
+from app.core.context import AppContext
+from app.core.errors import Conflict
+from app.core.paging import PageParams, split_page
+from app.runtimes import lifecycle
+from app.runtimes.lifecycle import Started, Stopped, runtime_not_found
+from app.runtimes.models import Runtime, RuntimeStatus as RS
+from app.runtimes.schemas import BrowserConfig, FlatRuntimeCreate, RuntimeUpdate, SeedRuntimeCreate
+from app.spaces import service as spaces
+from app.spaces.models import Space
+
+DEFAULT_NAME = "browser"
+
+
+def _config_dict(config: BrowserConfig | None) -> dict:
+    return config.model_dump(by_alias=True, exclude_none=True) if config else {}
+
+
+async def _insert(ctx: AppContext, p: Principal, space: Space, *, name: str | None, type: str,
+                  config: BrowserConfig | None, metadata: dict | None, recording: bool,
+                  idle_timeout_seconds: int | None = None) -> Runtime:
+    now = clock.now()
+    runtime = Runtime(id=ids.new_id(), account_id=p.account_id, space_id=space.id, name=name or DEFAULT_NAME,
+                      type=type, status=RS.STOPPED, config=_config_dict(config), metadata_=metadata,
+                      recording=recording, idle_timeout_seconds=idle_timeout_seconds, active_run_id=None,
+                      driver=ctx.driver.name, driver_state=None, failure=None, status_changed_at=now,
+                      created_at=now, updated_at=now, deleted_at=None)
+    async with ctx.db.transaction() as s:
+        s.add(runtime)
+    return runtime
+
+
+async def create_and_launch(ctx: AppContext, p: Principal, space_id: str, body: SeedRuntimeCreate) -> Started:
+    """Seed shape: the runtime is created and launched in one call and comes back `active`."""
+    space = await spaces.get(ctx.db, p, space_id)
+    runtime = await _insert(ctx, p, space, name=body.name, type=body.kind or body.type, config=body.config,
+                            metadata=body.metadata, recording=body.recording)
+    return await lifecycle.launch(ctx, runtime.id)
+
+
+async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> tuple[Runtime, Started | None]:
+    """Flat shape: created `stopped`, and started at once when `start` is true."""
+    space = await spaces.resolve(ctx.db, p, body.space_id)
+    runtime = await _insert(ctx, p, space, name=body.name, type=body.type, config=body.config,
+                            metadata=body.metadata, recording=body.recording,
+                            idle_timeout_seconds=body.idle_timeout_seconds)
+    if not body.start:
+        return runtime, None
+    started = await lifecycle.launch(ctx, runtime.id)
+    return started.runtime, started
+
+
+async def get(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str | None = None) -> Runtime:
+    rid = ids.parse_uuid(runtime_id)
+    if space_id is not None:
+        space = await spaces.get(ctx.db, p, space_id)
+    if rid is None:
+        raise runtime_not_found(runtime_id)
+    async with ctx.db.transaction() as s:
+        runtime = await s.get(Runtime, rid)
+    if (runtime is None or runtime.account_id != p.account_id or runtime.deleted_at is not None
+            or (space_id is not None and runtime.space_id != space.id)):
+        raise runtime_not_found(runtime_id)
+    return runtime
+
+
+async def list_runtimes(ctx: AppContext, p: Principal, page: PageParams, *, space_id: str | None = None,
+                        statuses: list[str] | None = None) -> tuple[list[Runtime], str | None]:
+    stmt = select(Runtime).where(Runtime.account_id == p.account_id, Runtime.deleted_at.is_(None))
+    if space_id is not None:
+        space = await spaces.get(ctx.db, p, space_id)
+        stmt = stmt.where(Runtime.space_id == space.id)
+    if statuses:
+        stmt = stmt.where(Runtime.status.in_(statuses))
+    after = ids.parse_uuid(page.after) if page.after is not None else None
+    if after is not None:
+        stmt = stmt.where(Runtime.id > after)
+    async with ctx.db.transaction() as s:
+        rows = list((await s.execute(stmt.order_by(Runtime.id).limit(page.limit + 1))).scalars())
+    return split_page(rows, page, lambda r: str(r.id))
+
+
+async def start(ctx: AppContext, p: Principal, runtime_id: str, *, recording: bool | None = None,
+                space_id: str | None = None) -> Started:
+    runtime = await get(ctx, p, runtime_id, space_id=space_id)
+    return await lifecycle.launch(ctx, runtime.id, recording=recording)
+
+
+async def stop(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str | None = None) -> Stopped:
+    runtime = await get(ctx, p, runtime_id, space_id=space_id)
+    return await lifecycle.stop(ctx, runtime.id)
+
+
+async def update(ctx: AppContext, p: Principal, runtime_id: str, body: RuntimeUpdate) -> Runtime:
+    runtime = await get(ctx, p, runtime_id)
+    changes = body.model_dump(exclude_unset=True)
+    async with ctx.db.transaction() as s:
+        runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()
+        if "config" in changes:
+            if runtime.status != RS.STOPPED and runtime.status != RS.FAILED:
+                raise Conflict("config can only change while the runtime is stopped", code="runtime.not_stopped",
+                               details={"runtimeId": str(runtime.id), "status": runtime.status})
+            runtime.config = _config_dict(body.config)
+        if "name" in changes and body.name is not None:
+            runtime.name = body.name
+        if "metadata" in changes:
+            runtime.metadata_ = body.metadata
+        if "idle_timeout_seconds" in changes:
+            runtime.idle_timeout_seconds = body.idle_timeout_seconds
+        if "recording" in changes and body.recording is not None:
+            runtime.recording = body.recording
+        runtime.updated_at = clock.now()
+    return runtime
+
+
+async def delete(ctx: AppContext, p: Principal, runtime_id: str, *, force: bool = False,
+                 space_id: str | None = None) -> uuid.UUID:
+    """Delete a stopped runtime (its runs stay readable); `force` stops a live one first."""
+    runtime = await get(ctx, p, runtime_id, space_id=space_id)
+    if force and runtime.status in RS.LIVE:
+        await lifecycle.stop(ctx, runtime.id)
+    async with ctx.db.transaction() as s:
+        runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()
+        if runtime.status in RS.LIVE:
+            raise Conflict("Runtime is running; stop it first or pass force=true", code="runtime.not_stopped",
+                           details={"runtimeId": str(runtime.id), "status": runtime.status})
+        runtime.deleted_at = runtime.updated_at = clock.now()
+    return runtime.id

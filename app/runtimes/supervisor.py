@@ -1,0 +1,117 @@
+"""Watches browsers and repairs runtime state: no runtime left `starting` forever, no dead browser `active`.
+
+- `watch` follows one browser; when it ends without a stop, its run fails within a moment.
+- `sweep` (at start and then periodically) adopts live browsers of this host that no process
+  watches, fails active runtimes whose browser is gone, and fails runtimes stuck in a transition.
+- `shutdown` stops the browsers this process watches, so a server stop leaves no Chromium behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import timedelta
+
+import structlog
+from sqlalchemy import select
+
+from app.core import clock
+from app.core.context import AppContext
+from app.runtimes import lifecycle
+from app.runtimes.models import Runtime, RuntimeStatus as RS
+
+log = structlog.get_logger(__name__)
+
+
+class Supervisor:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._watches: dict[uuid.UUID, asyncio.Task] = {}
+        self._sweeper: asyncio.Task | None = None
+
+    def watch(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
+        self.unwatch(runtime_id)
+        self._watches[runtime_id] = asyncio.create_task(self._follow(runtime_id, run_id, state),
+                                                        name=f"watch-{runtime_id}")
+
+    def unwatch(self, runtime_id: uuid.UUID) -> None:
+        task = self._watches.pop(runtime_id, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def watching(self, runtime_id: uuid.UUID) -> bool:
+        return runtime_id in self._watches
+
+    async def _follow(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
+        try:
+            how = await self.ctx.driver.wait_exit(state)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            how = f"lost track of the browser: {exc!r}"
+        self._watches.pop(runtime_id, None)
+        await lifecycle.fail(self.ctx, runtime_id, run_id, "runtime.browser_exited", how)
+
+    async def start(self) -> None:
+        await self.sweep()
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="runtime-sweeper")
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.ctx.settings.sweep_interval_seconds)
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception("sweep_failed")
+
+    async def sweep(self) -> None:
+        settings, driver = self.ctx.settings, self.ctx.driver
+        stuck_after = timedelta(seconds=settings.launch_timeout_seconds + settings.stop_timeout_seconds * 3 + 5)
+        async with self.ctx.db.transaction() as s:
+            rows = list((await s.execute(select(Runtime).where(
+                Runtime.status.in_(RS.LIVE), Runtime.driver == driver.name))).scalars())
+        now = clock.now()
+        for rt in rows:
+            if rt.active_run_id is None or self.watching(rt.id):
+                continue
+            state = rt.driver_state or {}
+            if rt.status == RS.ACTIVE:
+                if await driver.is_alive(state):
+                    if not await driver.has_owner(state):
+                        # Its server process died: this one looks after the browser from now on.
+                        self.watch(rt.id, rt.active_run_id, state)
+                        log.info("runtime_adopted", runtime_id=str(rt.id))
+                elif await self._owned_here(state):
+                    await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.browser_exited",
+                                         "The browser is no longer running")
+            elif now - rt.status_changed_at > stuck_after:
+                await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.transition_timeout",
+                                     f"Runtime was stuck '{rt.status}'; its server process probably died",
+                                     from_statuses=RS.LIVE)
+
+    async def _owned_here(self, state: dict) -> bool:
+        # A browser on another host is that host's business; the local driver tags its state with the host.
+        host = state.get("host")
+        return host is None or host == getattr(self.ctx.driver, "hostname", host)
+
+    async def shutdown(self) -> None:
+        if self._sweeper:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        if self.ctx.driver.browsers_outlive_server:
+            for task in self._watches.values():
+                task.cancel()
+            self._watches.clear()
+            return
+        watched = list(self._watches)
+        async with self.ctx.db.transaction() as s:
+            rows = list((await s.execute(select(Runtime).where(Runtime.id.in_(watched)))).scalars()) if watched else []
+        for task in list(self._watches.values()):
+            task.cancel()
+        self._watches.clear()
+        for rt in rows:
+            if rt.active_run_id is not None:
+                await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.host_shutdown",
+                                     "The server shut down while the browser was running")

@@ -1,0 +1,116 @@
+"""Spaces: the task and permission boundary that runtimes, files and credentials live in."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from app.accounts.service import Principal
+from app.core import clock, ids
+from app.core.db import Database
+from app.core.errors import Conflict, NotFound
+from app.core.paging import PageParams, split_page
+from app.runtimes.models import Runtime, RuntimeStatus
+from app.spaces.models import Space
+from app.spaces.schemas import SpaceCreate, SpaceUpdate
+
+DEFAULT_REGION = "local"
+DEFAULT_SPACE_NAME = "default"
+
+
+def space_not_found(space_id: object) -> NotFound:
+    return NotFound("Space not found", code="space.not_found", details={"spaceId": str(space_id)})
+
+
+async def create(db: Database, p: Principal, body: SpaceCreate) -> Space:
+    now = clock.now()
+    space = Space(id=ids.new_id(), account_id=p.account_id, name=body.name, region=body.region or DEFAULT_REGION,
+                  metadata_=body.metadata,
+                  mounts=body.mounts.model_dump(by_alias=True, exclude_none=True) if body.mounts else {},
+                  is_default=False, created_at=now, updated_at=now)
+    async with db.transaction() as s:
+        s.add(space)
+    return space
+
+
+async def get(db: Database, p: Principal, space_id: str) -> Space:
+    """`default` names the account's default space, created on first use."""
+    if space_id == "default":
+        return await default_space(db, p)
+    sid = ids.parse_uuid(space_id)
+    if sid is None:
+        raise space_not_found(space_id)
+    async with db.transaction() as s:
+        space = await s.get(Space, sid)
+    if space is None or space.account_id != p.account_id:
+        raise space_not_found(space_id)
+    return space
+
+
+async def resolve(db: Database, p: Principal, space_id: str | None) -> Space:
+    """Flat routes: a missing spaceId means the account's default space."""
+    return await default_space(db, p) if space_id is None else await get(db, p, space_id)
+
+
+async def default_space(db: Database, p: Principal) -> Space:
+    stmt = select(Space).where(Space.account_id == p.account_id, Space.is_default.is_(True))
+    async with db.transaction() as s:
+        space = (await s.execute(stmt)).scalar_one_or_none()
+    if space is not None:
+        return space
+    now = clock.now()
+    space = Space(id=ids.new_id(), account_id=p.account_id, name=DEFAULT_SPACE_NAME, region=DEFAULT_REGION,
+                  metadata_=None, mounts={}, is_default=True, created_at=now, updated_at=now)
+    try:
+        async with db.transaction() as s:
+            s.add(space)
+        return space
+    except IntegrityError:
+        # Another request created it first; the unique index kept it single.
+        async with db.transaction() as s:
+            return (await s.execute(stmt)).scalar_one()
+
+
+async def list_spaces(db: Database, p: Principal, page: PageParams) -> tuple[list[Space], str | None]:
+    stmt = select(Space).where(Space.account_id == p.account_id)
+    after = ids.parse_uuid(page.after) if page.after is not None else None
+    if after is not None:
+        stmt = stmt.where(Space.id > after)
+    async with db.transaction() as s:
+        rows = list((await s.execute(stmt.order_by(Space.id).limit(page.limit + 1))).scalars())
+    return split_page(rows, page, lambda r: str(r.id))
+
+
+async def update(db: Database, p: Principal, space_id: str, body: SpaceUpdate) -> Space:
+    space = await get(db, p, space_id)
+    changes = body.model_dump(exclude_unset=True)
+    async with db.transaction() as s:
+        space = await s.merge(space)
+        if "name" in changes and body.name is not None:
+            space.name = body.name
+        if "region" in changes and body.region is not None:
+            space.region = body.region
+        if "metadata" in changes:
+            space.metadata_ = body.metadata
+        if "mounts" in changes:
+            space.mounts = body.mounts.model_dump(by_alias=True, exclude_none=True) if body.mounts else {}
+        space.updated_at = clock.now()
+    return space
+
+
+async def delete_space(db: Database, p: Principal, space_id: str) -> uuid.UUID:
+    """Deletes the space with its runtimes, runs and events; refused while a browser runs in it."""
+    space = await get(db, p, space_id)
+    async with db.transaction() as s:
+        # Row lock: a runtime launch in this space takes the same lock, so neither slips past the other.
+        await s.execute(select(Space.id).where(Space.id == space.id).with_for_update())
+        live = (await s.execute(select(func.count()).select_from(Runtime).where(
+            Runtime.space_id == space.id, Runtime.status.in_(RuntimeStatus.LIVE),
+            Runtime.deleted_at.is_(None)))).scalar_one()
+        if live:
+            raise Conflict("Stop the space's runtimes before deleting it", code="runtime.not_stopped",
+                           details={"spaceId": str(space.id), "liveRuntimes": live})
+        await s.execute(delete(Space).where(Space.id == space.id))
+    return space.id

@@ -1,0 +1,125 @@
+"""Fixtures: a real PostgreSQL database built by Alembic, the embedded SQLite defaults, real Chromium.
+
+Isolation: each test session gets its own PostgreSQL database (dropped at the end), and each
+test gets its own account and API key, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from app.accounts.service import create_account, create_key
+from app.core.config import Settings
+from app.core.migrate import upgrade
+from app.main import create_app
+from tests.support import chromium_pids, profile_fragment
+
+PG_ADMIN_DSN = os.environ.get("BCTRL_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("BCTRL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@asynccontextmanager
+async def fresh_pg_database() -> AsyncIterator[str]:
+    """A new PostgreSQL database with the schema built by Alembic; dropped afterwards."""
+    name = f"bctrl_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(PG_ADMIN_DSN)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+    try:
+        await upgrade(url)
+        yield url
+    finally:
+        admin = await asyncpg.connect(PG_ADMIN_DSN)
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def pg_url() -> AsyncIterator[str]:
+    async with fresh_pg_database() as url:
+        yield url
+
+
+class Server:
+    """An app running in-process with its lifespan, and a way to mint clients for new accounts."""
+
+    def __init__(self, app, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    @property
+    def ctx(self):
+        return self.app.state.ctx
+
+    async def client(self, account_name: str = "test") -> httpx.AsyncClient:
+        account = await create_account(self.ctx.db, account_name)
+        key = await create_key(self.ctx.db, account.id, "test")
+        return self.anonymous(headers={"Authorization": f"Bearer {key.secret}"})
+
+    def anonymous(self, headers: dict | None = None) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://testserver",
+                                 headers=headers or {}, timeout=60)
+
+
+@asynccontextmanager
+async def running_app(settings: Settings) -> AsyncIterator[Server]:
+    if settings.database_url is None:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        await upgrade(settings.resolved_database_url)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        yield Server(app, settings)
+    # Whatever a test left running, shutting the server down must not leave Chromium behind.
+    assert chromium_pids(profile_fragment(settings.data_dir)) == []
+
+
+def make_settings(tmp: Path, backend: str, pg: str | None, **overrides) -> Settings:
+    values = dict(data_dir=tmp, port=8787, sweep_interval_seconds=1.0, launch_timeout_seconds=20.0)
+    if backend == "postgres":
+        values.update(database_url=pg)
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session", params=["postgres", "sqlite"])
+async def server(request, tmp_path_factory, pg_url) -> AsyncIterator[Server]:
+    """The shared server of the API tier, once on PostgreSQL and once on the embedded defaults."""
+    backend = request.param
+    settings = make_settings(tmp_path_factory.mktemp(f"data-{backend}"), backend, pg_url)
+    async with running_app(settings) as srv:
+        yield srv
+
+
+@pytest.fixture
+async def api(server: Server) -> AsyncIterator[httpx.AsyncClient]:
+    """A client authenticated as a fresh account on the shared server."""
+    async with await server.client() as client:
+        yield client
+
+
+@pytest.fixture
+async def make_server(tmp_path):
+    """Builds a dedicated server, with its own database, for tests that need their own limits."""
+
+    @asynccontextmanager
+    async def factory(backend: str = "postgres", **overrides) -> AsyncIterator[Server]:
+        data_dir = tmp_path / uuid.uuid4().hex[:8]
+        if backend == "postgres":
+            async with fresh_pg_database() as url:
+                async with running_app(make_settings(data_dir, backend, url, **overrides)) as srv:
+                    yield srv
+        else:
+            async with running_app(make_settings(data_dir, backend, None, **overrides)) as srv:
+                yield srv
+
+    return factory

@@ -1,0 +1,80 @@
+"""Helpers shared by the tests: process-table checks, polling, a page server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def chromium_pids(fragment: str) -> list[int]:
+    """Pids of live (non-zombie) processes whose command line contains `fragment`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if fragment.encode() in cmdline and stat.rsplit(")", 1)[-1].split()[0] != "Z":
+            pids.append(int(entry.name))
+    return pids
+
+
+def profile_fragment(data_dir: Path, runtime_id: str | None = None) -> str:
+    base = f"--user-data-dir={data_dir.resolve() / 'profiles'}"
+    return f"{base}/{runtime_id}" if runtime_id else base
+
+
+async def eventually(check: Callable[[], object], timeout: float = 10.0, interval: float = 0.1):
+    """Poll an (async or sync) check until it returns a truthy value; fail with the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value: {value!r})")
+        await asyncio.sleep(interval)
+
+
+class PageServer:
+    """Serves a directory of test pages on 127.0.0.1 from a thread."""
+
+    def __init__(self, root: Path) -> None:
+        handler = lambda *a, **kw: _QuietHandler(*a, directory=str(root), **kw)  # noqa: E731
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:
+        pass
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def env_with(**values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BCTRL_")}
+    env.update(values)
+    return env
