@@ -66,9 +66,10 @@ class Server:
         key = await create_key(self.ctx.db, account.id, "test")
         return self.anonymous(headers={"Authorization": f"Bearer {key.secret}"})
 
-    def anonymous(self, headers: dict | None = None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://testserver",
-                                 headers=headers or {}, timeout=60)
+    def anonymous(self, headers: dict | None = None, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=raise_app_exceptions)
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers or {},
+                                 timeout=60)
 
 
 @asynccontextmanager

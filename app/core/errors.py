@@ -4,16 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from app.core.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.requestctx import current_request_id
-
-log = structlog.get_logger(__name__)
-
 
 class DomainError(Exception):
     """An error a client can act on: a stable code, an HTTP status, a message and details."""
@@ -112,8 +108,4 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, message = _HTTP_CODES.get(exc.status_code, ("request.invalid", str(exc.detail)))
         return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled_error", path=request.url.path, method=request.method)
-        return envelope(500, "server.error", "Internal server error")
+    # Unexpected exceptions become 500 `server.error` in core/middleware.py, where the request id is known.

@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException
 from app.core.requestctx import current_request_id, reset_request_id, set_request_id
 
 _access = structlog.get_logger("bctrl.access")
+_errors = structlog.get_logger("bctrl.errors")
 _VALID_INCOMING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -47,6 +48,16 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_logged)
+        except Exception:
+            # Here rather than in Starlette's outermost handler, so the 500 still carries the request id.
+            _errors.exception("unhandled_error", path=scope.get("path"), method=scope.get("method"))
+            if scope["type"] == "http" and not status:
+                body = orjson.dumps({"error": "Internal server error", "code": "server.error",
+                                     "requestId": request_id, "details": {}})
+                await send_logged({"type": "http.response.start", "status": 500,
+                                   "headers": [(b"content-type", b"application/json"),
+                                               (b"content-length", str(len(body)).encode())]})
+                await send_logged({"type": "http.response.body", "body": body})
         finally:
             if scope["type"] == "http":
                 # The path only: query strings can carry connection tokens.

@@ -1,0 +1,41 @@
+from __future__ import annotations
+
+
+async def test_runs_list_filters_and_event_paging(server, api):
+    space = (await api.post("/v1/spaces", json={"name": "runs"})).json()
+    runtime = (await api.post("/v1/runtimes", json={"spaceId": space["id"], "start": True})).json()
+    first_run = runtime["activeRunId"]
+    await api.post(f"/v1/runtimes/{runtime['id']}/stop")
+    second_run = (await api.post(f"/v1/runtimes/{runtime['id']}/start")).json()["runId"]
+
+    def ids(resp):
+        return [r["id"] for r in resp.json()["data"]]
+
+    assert ids(await api.get("/v1/runs")) == [first_run, second_run]
+    assert ids(await api.get("/v1/runs", params={"status": "active"})) == [second_run]
+    assert ids(await api.get("/v1/runs", params={"status": "completed", "spaceId": space["id"]})) == [first_run]
+    assert ids(await api.get("/v1/runs", params={"runtimeId": "not-a-uuid"})) == []
+    assert (await api.get("/v1/runs", params={"status": "paused"})).status_code == 400
+    run = (await api.get(f"/v1/runs/{second_run}")).json()
+    assert run["spaceId"] == space["id"] and run["runtimeType"] == "browser"
+    assert run["counts"]["events"] == 2 and run["recording"] == {"enabled": True}
+
+    page1 = (await api.get(f"/v1/runs/{first_run}/events", params={"limit": 2})).json()
+    assert [e["seq"] for e in page1["events"]] == [1, 2] and page1["nextCursor"]
+    page2 = (await api.get(f"/v1/runs/{first_run}/events", params={"cursor": page1["nextCursor"]})).json()
+    assert [e["type"] for e in page2["data"]] == ["runtime.stopped"] and page2["nextCursor"] is None
+    only = (await api.get(f"/v1/runs/{first_run}/events", params={"type": "runtime.active"})).json()
+    assert [e["type"] for e in only["data"]] == ["runtime.active"]
+    assert all(e["category"] == "runtime" and e["source"] == "control-plane" for e in page1["data"])
+    await api.post(f"/v1/runtimes/{runtime['id']}/stop")
+
+
+async def test_other_accounts_runs_are_404(server, api):
+    runtime = (await api.post("/v1/runtimes", json={"start": True})).json()
+    run_id = runtime["activeRunId"]
+    async with await server.client("other") as other:
+        assert (await other.get(f"/v1/runs/{run_id}")).json()["code"] == "run.not_found"
+        assert (await other.get(f"/v1/runs/{run_id}/events")).status_code == 404
+        assert (await other.get("/v1/runs")).json()["data"] == []
+    assert (await api.get("/v1/runs/xyz")).status_code == 404
+    await api.post(f"/v1/runtimes/{runtime['id']}/stop")
