@@ -32,7 +32,9 @@ def serve(host: str | None = typer.Option(None, help="Overrides BCTRL_HOST"),
         typer.echo("No BCTRL_API_KEY set: create a key with `bctrl-server keys create`.", err=True)
     # No access log from uvicorn: it prints query strings, which can carry tokens. Ours prints paths.
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
-                log_level=settings.log_level, ws_max_size=256 * 1024 * 1024, lifespan="on")
+                log_level=settings.log_level, lifespan="on",
+                # CDP frames can be tens of MB (full-page screenshots); compressing them costs more than it saves.
+                ws_max_size=256 * 1024 * 1024, ws_per_message_deflate=False)
 
 
 @cli.command()

@@ -10,12 +10,18 @@ from fastapi import FastAPI
 from app import health
 from app.accounts import router as accounts
 from app.accounts.service import ensure_bootstrap_key
-from app.core import errors, logging
+from app.cdp import discovery, proxy
+from app.cdp.hub import Hub
+from app.connections import router as connections
+from app.connections import service as connection_service
+from app.connections.reaper import Reaper
+from app.core import errors, server_key
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import Database
 from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.drivers.local import LocalDriver
+from app.locks import make_lock
 from app.runs import router as runs
 from app.runtimes import router as runtimes
 from app.runtimes.supervisor import Supervisor
@@ -23,7 +29,8 @@ from app.spaces import router as spaces
 
 log = structlog.get_logger(__name__)
 
-ROUTERS = (health.router, accounts.router, spaces.router, runtimes.seed, runtimes.flat, runs.router)
+ROUTERS = (health.router, accounts.router, spaces.router, runtimes.seed, runtimes.flat, connections.router,
+           runs.router, proxy.router, discovery.router)
 
 
 def make_driver(settings: Settings):
@@ -39,19 +46,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
-        ctx = AppContext(settings=settings, db=db, driver=make_driver(settings))
+        lock = make_lock(settings.redis_url, settings.redis_prefix)
+        ctx = AppContext(settings=settings, db=db, driver=make_driver(settings), lock=lock, hub=Hub(),
+                         signing_key=await server_key.load(db, settings.secret_key))
+        if settings.redis_url:
+            ctx.readiness_probes["lock"] = lock.ping
         ctx.supervisor = Supervisor(ctx)
+        ctx.run_end_hooks.append(lambda runtime_id, run_id: connection_service.on_run_end(ctx, runtime_id, run_id))
+        reaper = Reaper(ctx)
         if settings.api_key:
             await ensure_bootstrap_key(db, settings.api_key)
         await ctx.supervisor.start()
+        await reaper.start()
         app.state.ctx = ctx
         log.info("server_ready", driver=ctx.driver.name, database=db.engine.dialect.name,
                  public_url=settings.resolved_public_url)
         try:
             yield
         finally:
+            await reaper.stop()
             await ctx.supervisor.shutdown()
+            await ctx.hub.close_all(1001, "server shutting down")
             await ctx.driver.close()
+            await lock.close()
             await db.dispose()
 
     app = FastAPI(

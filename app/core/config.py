@@ -34,6 +34,8 @@ class Settings(BaseSettings):
     port: int = 8787
     public_url: str | None = None
     api_key: str | None = Field(default=None, repr=False)
+    # Signs run-scoped CDP URLs; generated and kept in the database when unset.
+    secret_key: str | None = Field(default=None, repr=False)
     chromium_path: str | None = None
 
     max_runtimes: int = Field(default=8, ge=1)

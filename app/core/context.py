@@ -12,9 +12,11 @@ from fastapi import Request
 if TYPE_CHECKING:
     import uuid
 
+    from app.cdp.hub import Hub
     from app.core.config import Settings
     from app.core.db import Database
     from app.drivers.base import Driver
+    from app.locks import ControllerLock
     from app.runtimes.supervisor import Supervisor
 
 # Called with (runtime_id, run_id) when a run ends, however it ends (stop, failure, shutdown).
@@ -26,6 +28,9 @@ class AppContext:
     settings: Settings
     db: Database
     driver: Driver
+    lock: ControllerLock
+    hub: Hub
+    signing_key: bytes = b""
     supervisor: Supervisor | None = None
     run_end_hooks: list[RunEndHook] = field(default_factory=list)
     # Extra checks for /readyz beyond the database (e.g. the lock backend), by name.

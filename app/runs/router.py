@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
@@ -8,6 +8,7 @@ from app.core.auth import CtxDep, PrincipalDep
 from app.core.ids import parse_uuid
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
+from app.core.responses import JSONResponse
 from app.core.schemas import errors
 from app.runs import service
 from app.runs.schemas import EventList, RunList, RunOut, RunStatusLiteral
@@ -36,8 +37,15 @@ async def list_runs(
 
 
 @router.get("/{run_id}", response_model=RunOut, responses=errors(404))
-async def get_run(ctx: CtxDep, p: PrincipalDep, run_id: str) -> RunOut:
-    return RunOut.of(await service.get(ctx.db, p, run_id))
+async def get_run(ctx: CtxDep, p: PrincipalDep, run_id: str,
+                  include: Annotated[Literal["connection"] | None, Query()] = None):
+    """`include=connection` adds the run's `connection` while the run is active (null otherwise)."""
+    run = await service.get(ctx.db, p, run_id)
+    if include != "connection":
+        return RunOut.of(run)
+    connection = await service.connection_of(ctx, run)
+    return JSONResponse({**RunOut.of(run).model_dump(mode="json"),
+                         "connection": connection.model_dump(mode="json") if connection else None})
 
 
 @router.get("/{run_id}/events", response_model=EventList, responses=errors(400, 404))

@@ -7,11 +7,18 @@ import uuid
 from sqlalchemy import select
 
 from app.accounts.service import Principal
+from app.connections import service as connections
+from app.connections.schemas import FlatConnection
+from app.core.context import AppContext
 from app.core import ids
 from app.core.db import Database
 from app.core.errors import NotFound
 from app.core.paging import PageParams, split_page
 from app.runs.models import Run, RunEvent
+
+
+async def connection_of(ctx: AppContext, run: Run) -> FlatConnection | None:
+    return await connections.flat_connection_for_run(ctx, run)
 
 
 def run_not_found(run_id: object) -> NotFound:

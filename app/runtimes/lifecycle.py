@@ -112,7 +112,8 @@ async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle:
         result = await s.execute(
             update(Runtime).where(Runtime.id == runtime_id, Runtime.status == RS.STARTING,
                                   Runtime.active_run_id == run.id)
-            .values(status=RS.ACTIVE, driver_state=handle.state, status_changed_at=now, updated_at=now))
+            .values(status=RS.ACTIVE, driver_state={**handle.state, "httpUrl": handle.http_url, "wsUrl": handle.ws_url},
+                    status_changed_at=now, updated_at=now))
         if result.rowcount == 1:
             await events.append(s, run.id, "runtime.active", "runtime", {"driver": ctx.driver.name})
     if result.rowcount != 1:

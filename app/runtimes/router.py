@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -10,6 +10,8 @@ from app.core import idempotency
 from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
+from app.connections.schemas import FlatConnection
+from app.core.responses import JSONResponse
 from app.core.schemas import Deleted, IdempotencyKey, errors
 from app.runs import service as runs
 from app.runs.schemas import RunList, RunStatusLiteral
@@ -28,11 +30,19 @@ from app.runtimes.schemas import (
 )
 
 Page = Annotated[PageParams, Depends(page_params)]
+Include = Annotated[Literal["connection"] | None, Query(description="`connection`: add the run's connection")]
 StatusFilter = Annotated[list[str] | None, Depends(multi("status", RuntimeStatusLiteral))]
 Force = Annotated[bool, Query(description="Stop a live runtime first instead of refusing")]
 
 seed = APIRouter(prefix="/v1/spaces/{space_id}/runtimes", tags=["runtimes (seed)"])
 flat = APIRouter(prefix="/v1/runtimes", tags=["runtimes"])
+
+
+def _connection_fields(connection: FlatConnection | None) -> dict:
+    if connection is None:
+        return {"connection": None}
+    wire = connection.model_dump(mode="json")
+    return {"connection": wire, "connectUrl": wire["cdpUrl"], "cdpUrl": wire["cdpUrl"]}
 
 
 # --- seed shape -------------------------------------------------------------------------------
@@ -99,8 +109,8 @@ async def create_flat(ctx: CtxDep, p: PrincipalDep, body: FlatRuntimeCreate, req
                       idempotency_key: IdempotencyKey = None):
     """Create a runtime in `spaceId` (default space when absent); `start: true` also launches it."""
     async def handler():
-        runtime, _started = await service.create(ctx, p, body)
-        return 201, dump(RuntimeOut.of(runtime))
+        runtime, connection = await service.create(ctx, p, body)
+        return 201, dump(RuntimeOut.of(runtime), **_connection_fields(connection))
 
     return await idempotency.serve(ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"),
                                    handler)
@@ -114,8 +124,12 @@ async def list_flat(ctx: CtxDep, p: PrincipalDep, page: Page, status: StatusFilt
 
 
 @flat.get("/{runtime_id}", response_model=RuntimeOut, responses=errors(404))
-async def get_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str) -> RuntimeOut:
-    return RuntimeOut.of(await service.get(ctx, p, runtime_id))
+async def get_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, include: Include = None):
+    """`include=connection` adds the active run's `connection` (and `connectUrl`)."""
+    runtime = await service.get(ctx, p, runtime_id)
+    if include != "connection":
+        return RuntimeOut.of(runtime)
+    return JSONResponse(dump(RuntimeOut.of(runtime), **_connection_fields(await service.connection_of(ctx, runtime))))
 
 
 @flat.patch("/{runtime_id}", response_model=RuntimeOut, responses=errors(400, 404, 409))
@@ -134,9 +148,11 @@ async def start_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, request: Req
                      body: StartRequest | None = None, idempotency_key: IdempotencyKey = None):
     """Start the runtime and open a run; starting an active runtime returns its current run (`started: false`)."""
     async def handler():
-        started = await service.start(ctx, p, runtime_id, recording=body.recording if body else None)
+        started, connection = await service.start_with_connection(ctx, p, runtime_id,
+                                                                  recording=body.recording if body else None)
         return 200, dump(StartOut(runtime_id=str(started.runtime.id), run_id=str(started.run.id),
-                                  status=started.runtime.status, started=started.started))
+                                  status=started.runtime.status, started=started.started),
+                         **_connection_fields(connection))
 
     return await idempotency.serve(ctx.db, p.account_id, request, idempotency_key,
                                    body.model_dump(mode="json") if body else None, handler)

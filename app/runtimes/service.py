@@ -7,10 +7,13 @@ import uuid
 from sqlalchemy import select
 
 from app.accounts.service import Principal
+from app.connections import service as connections
+from app.connections.schemas import FlatConnection
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.errors import Conflict
 from app.core.paging import PageParams, split_page
+from app.runs.models import Run
 from app.runtimes import lifecycle
 from app.runtimes.lifecycle import Started, Stopped, runtime_not_found
 from app.runtimes.models import Runtime, RuntimeStatus as RS
@@ -47,8 +50,8 @@ async def create_and_launch(ctx: AppContext, p: Principal, space_id: str, body: 
     return await lifecycle.launch(ctx, runtime.id)
 
 
-async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> tuple[Runtime, Started | None]:
-    """Flat shape: created `stopped`, and started at once when `start` is true."""
+async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> tuple[Runtime, FlatConnection | None]:
+    """Flat shape: created `stopped`; with `start: true` also launched, with the run's connection."""
     space = await spaces.resolve(ctx.db, p, body.space_id)
     runtime = await _insert(ctx, p, space, name=body.name, type=body.type, config=body.config,
                             metadata=body.metadata, recording=body.recording,
@@ -56,7 +59,23 @@ async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> tupl
     if not body.start:
         return runtime, None
     started = await lifecycle.launch(ctx, runtime.id)
-    return started.runtime, started
+    return started.runtime, await connections.run_connection(ctx, started.runtime, started.run)
+
+
+async def start_with_connection(ctx: AppContext, p: Principal, runtime_id: str, *,
+                                recording: bool | None = None) -> tuple[Started, FlatConnection]:
+    """Flat start: the run (new, or the active one) and its run-scoped connection."""
+    started = await start(ctx, p, runtime_id, recording=recording)
+    return started, await connections.run_connection(ctx, started.runtime, started.run)
+
+
+async def connection_of(ctx: AppContext, runtime: Runtime) -> FlatConnection | None:
+    """`?include=connection`: the active run's connection, if it has one."""
+    if runtime.active_run_id is None:
+        return None
+    async with ctx.db.transaction() as s:
+        run = await s.get(Run, runtime.active_run_id)
+    return await connections.flat_connection_for_run(ctx, run) if run else None
 
 
 async def get(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str | None = None) -> Runtime:

@@ -18,14 +18,18 @@ async def test_runs_list_filters_and_event_paging(server, api):
     assert (await api.get("/v1/runs", params={"status": "paused"})).status_code == 400
     run = (await api.get(f"/v1/runs/{second_run}")).json()
     assert run["spaceId"] == space["id"] and run["runtimeType"] == "browser"
-    assert run["counts"]["events"] == 2 and run["recording"] == {"enabled": True}
+    # runtime.starting, runtime.active, and connection.created for the run's flat connection.
+    assert run["counts"]["events"] == 3 and run["recording"] == {"enabled": True}
 
     page1 = (await api.get(f"/v1/runs/{first_run}/events", params={"limit": 2})).json()
     assert [e["seq"] for e in page1["events"]] == [1, 2] and page1["nextCursor"]
     page2 = (await api.get(f"/v1/runs/{first_run}/events", params={"cursor": page1["nextCursor"]})).json()
-    assert [e["type"] for e in page2["data"]] == ["runtime.stopped"] and page2["nextCursor"] is None
+    assert [e["type"] for e in page2["data"]] == ["connection.created", "runtime.stopped"]
+    assert page2["nextCursor"] is None and [e["seq"] for e in page2["data"]] == [3, 4]
     only = (await api.get(f"/v1/runs/{first_run}/events", params={"type": "runtime.active"})).json()
     assert [e["type"] for e in only["data"]] == ["runtime.active"]
+    by_category = (await api.get(f"/v1/runs/{first_run}/events", params={"category": "runtime"})).json()
+    assert [e["type"] for e in by_category["data"]] == ["runtime.starting", "runtime.active", "runtime.stopped"]
     assert all(e["category"] == "runtime" and e["source"] == "control-plane" for e in page1["data"])
     await api.post(f"/v1/runtimes/{runtime['id']}/stop")
 
