@@ -18,10 +18,16 @@ run: install
 	@scripts/ensure-chromium.sh
 	$(BIN)/bctrl-server serve
 
-test: install
+test: install tests/e2e/js/node_modules
 	@scripts/ensure-chromium.sh
 	@scripts/ensure-services.sh
 	$(BIN)/pytest
+
+# Puppeteer for the e2e tests: puppeteer-core only, so nothing downloads a browser.
+tests/e2e/js/node_modules: tests/e2e/js/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: sudo apt-get install npm" >&2; exit 1; }
+	cd tests/e2e/js && npm ci --silent --no-audit --no-fund
+	@touch $@
 
 bench: install
 	@scripts/ensure-chromium.sh

@@ -46,6 +46,7 @@ class Relay:
         self._closing = asyncio.Event()
         self._close_with: tuple[int, str] | None = None
         self._client_code: int | None = None
+        self._ended_by: str | None = None
 
     def close(self, code: int, reason: str) -> None:
         if self._close_with is None:
@@ -92,23 +93,31 @@ class Relay:
     def _ending(self, tasks, upstream) -> tuple[str, int, str]:
         if self._close_with is not None:
             return "server", *self._close_with
-        if tasks[0].done():
+        if self._ended_by == "client":
             return "client", self._client_code or 1005, ""
         return "browser", 1001, "browser closed the connection"
 
+    def _end(self, by: str) -> None:
+        if self._ended_by is None:
+            self._ended_by = by
+
     async def _client_to_browser(self, upstream) -> None:
         receive, on_client = self.websocket.receive, self.stats.on_client
-        while True:
-            message = await receive()
-            if message["type"] == "websocket.disconnect":
-                self._client_code = message.get("code")
-                return
-            text = message.get("text")
-            if text is not None:
-                on_client(text)
-                await upstream.send(text)
-            elif message.get("bytes") is not None:
-                await upstream.send(message["bytes"])
+        try:
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    self._client_code = message.get("code")
+                    self._end("client")
+                    return
+                text = message.get("text")
+                if text is not None:
+                    on_client(text)
+                    await upstream.send(text)
+                elif message.get("bytes") is not None:
+                    await upstream.send(message["bytes"])
+        except websockets.ConnectionClosed:
+            self._end("browser")
 
     async def _browser_to_client(self, upstream) -> None:
         send, on_browser = self.websocket.send, self.stats.on_browser
@@ -120,7 +129,8 @@ class Relay:
                 else:
                     await send({"type": "websocket.send", "bytes": frame})
         except websockets.ConnectionClosed:
-            return
+            pass
+        self._end("browser")
 
     def _schedule_expiry(self) -> asyncio.TimerHandle | None:
         if self.ticket.expires_at is None:

@@ -14,7 +14,7 @@ ConnectionStatusLiteral = Literal["active", "revoked", "expired", "closed"]
 
 class ConnectionCreate(RequestModel):
     protocol: Literal["cdp"] = Field(description="Only `cdp` can be leased today")
-    ttl_seconds: int = Field(default=600, ge=60, le=7200)
+    ttl_seconds: int = Field(default=600, ge=1, le=7200, description="60 to 7200 seconds")
     options: JsonObject = Field(default_factory=dict)
 
 

@@ -20,7 +20,7 @@ from app.connections.models import Connection, ConnectionScope as Scope, Connect
 from app.connections.schemas import ConnectionCreate, Endpoint, FlatConnection
 from app.core import clock, ids, server_key
 from app.core.context import AppContext
-from app.core.errors import Conflict, DomainError, NotFound, Unauthorized
+from app.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from app.core.paging import PageParams, split_page
 from app.locks import Holder, LockBusy
 from app.runs import events
@@ -65,6 +65,11 @@ def endpoint_urls(ctx: AppContext, connection_id: uuid.UUID, token: str) -> tupl
 
 async def create_lease(ctx: AppContext, p: Principal, space_id: str, runtime_id: str,
                        body: ConnectionCreate) -> tuple[Connection, Endpoint]:
+    minimum = ctx.settings.min_lease_ttl_seconds
+    if body.ttl_seconds < minimum:
+        raise InvalidRequest(f"ttlSeconds must be between {minimum} and 7200", details={"fields": [
+            {"field": "ttlSeconds", "in": "body", "message": f"must be at least {minimum}",
+             "type": "greater_than_equal"}]})
     runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
     if runtime.status != RS.ACTIVE or runtime.active_run_id is None:
         raise runtime_not_active(runtime)
@@ -194,10 +199,6 @@ class AttachTicket:
     expires_at: datetime | None
     upstream_http: str
     upstream_ws: str
-
-
-class AttachRefused(DomainError):
-    pass
 
 
 async def authorize_attach(ctx: AppContext, connection_id: str, token: str | None) -> AttachTicket:

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     max_runtimes: int = Field(default=8, ge=1)
     launch_timeout_seconds: float = Field(default=20.0, gt=0)
     stop_timeout_seconds: float = Field(default=5.0, gt=0)
+    # The contract's floor for a lease TTL; lowered only by tests that watch leases expire.
+    min_lease_ttl_seconds: int = Field(default=60, ge=1, le=60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     capacity_retry_after_seconds: int = Field(default=5, ge=1)
     # How often the supervisor looks for runtimes stuck in a transition or whose browser vanished.

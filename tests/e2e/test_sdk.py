@@ -1,0 +1,60 @@
+"""The official Python SDK (`bctrl<0.3`, `from bctrl import Bctrl`) pointed at our server."""
+
+from __future__ import annotations
+
+import pytest
+from bctrl import Bctrl, BctrlConflictError, BctrlNotFoundError, BctrlValidationError
+from playwright.sync_api import sync_playwright
+
+
+@pytest.fixture
+def sdk(live):
+    return Bctrl(api_key=live.api_key, base_url=live.url)
+
+
+def test_sdk_spaces_and_runtime_lifecycle(sdk):
+    created = sdk.spaces.create(name="sdk-space")
+    assert created["name"] == "sdk-space"
+    assert created["id"] in [s["id"] for s in sdk.spaces.list()["data"]]
+    assert sdk.spaces.get(created["id"])["id"] == created["id"]
+
+    runtime = sdk.runtimes.create(type="browser", name="sdk-rt", space_id=created["id"])
+    assert runtime["status"] == "stopped"
+    started = sdk.runtimes.start(runtime["id"])
+    assert started["status"] == "active" and started["runId"]
+    assert started["connection"]["cdpUrl"].startswith("ws://")
+    got = sdk.runtimes.get(runtime["id"], include="connection")
+    assert got["status"] == "active" and got["activeRunId"] == started["runId"]
+    assert got["connection"]["cdpUrl"] == started["connection"]["cdpUrl"]
+    stopped = sdk.runtimes.stop(runtime["id"])
+    assert stopped["status"] == "stopped" and stopped["stopped"] is True
+    assert sdk.runs.get(started["runId"])["status"] == "completed"
+    assert sdk.runs.get(started["runId"], include="connection")["connection"] is None
+
+    with pytest.raises(BctrlNotFoundError):
+        sdk.runtimes.get("00000000-0000-7000-8000-000000000000")
+    with pytest.raises(BctrlValidationError):
+        sdk.spaces.create(name="")
+
+
+def test_sdk_started_browser_context_manager(sdk, pages):
+    with sdk.runtimes.started_browser(name="ctx-browser") as rt:
+        run_id = rt.run_id
+        with sync_playwright() as pw:
+            browser = pw.chromium.connect_over_cdp(rt.cdp_url)
+            page = browser.contexts[0].new_page()
+            page.goto(f"{pages.url}/index.html")
+            page.click("#go")
+            assert page.text_content("#status") == "clicked 1"
+            browser.close()
+        assert sdk.runtimes.get(rt.id)["status"] == "active"
+        # The run's connection holds the controller lock: a second controller is refused.
+        with pytest.raises(BctrlConflictError) as busy:
+            sdk._http.request("POST", f"/spaces/{sdk.runtimes.get(rt.id)['spaceId']}/runtimes/{rt.id}/connections",
+                              json_body={"protocol": "cdp"})
+        assert busy.value.code == "runtime.controller_busy"
+    assert sdk.runtimes.get(rt.id)["status"] == "stopped"
+    types = [e["type"] for e in sdk.runs.events.list(run_id, limit=200)["data"]]
+    assert types[:3] == ["runtime.starting", "runtime.active", "connection.created"]
+    assert "connection.attached" in types and "connection.command" in types
+    assert types[-1] == "runtime.stopped"
