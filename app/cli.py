@@ -30,11 +30,23 @@ def serve(host: str | None = typer.Option(None, help="Overrides BCTRL_HOST"),
     upgrade_sync(settings.resolved_database_url)
     if not settings.api_key:
         typer.echo("No BCTRL_API_KEY set: create a key with `bctrl-server keys create`.", err=True)
-    # No access log from uvicorn: it prints query strings, which can carry tokens. Ours prints paths.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, access_log=False,
-                log_level=settings.log_level, lifespan="on",
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on", log_level=settings.log_level,
+                # No access log from uvicorn: it prints query strings, which can carry tokens. Ours prints paths.
+                access_log=False,
+                ws=_websocket_protocol(app) if settings.cdp_splice else "auto",
                 # CDP frames can be tens of MB (full-page screenshots); compressing them costs more than it saves.
                 ws_max_size=256 * 1024 * 1024, ws_per_message_deflate=False)
+
+
+def _websocket_protocol(app):
+    """uvicorn's own websocket protocol, with /v1/cdp/ upgrades spliced to the browser (app/cdp/splice.py)."""
+    from uvicorn.config import WS_PROTOCOLS
+    from uvicorn.importer import import_from_string
+
+    from app.cdp.splice import websocket_protocol
+
+    return websocket_protocol(app, import_from_string(WS_PROTOCOLS["auto"]))
 
 
 @cli.command()

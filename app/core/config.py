@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     capacity_retry_after_seconds: int = Field(default=5, ge=1)
     # How often the supervisor looks for runtimes stuck in a transition or whose browser vanished.
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    # `serve` splices CDP sockets at the TCP level (app/cdp/splice.py); false relays them over ASGI.
+    cdp_splice: bool = True
     log_level: str = "info"
     log_json: bool = False
 

@@ -202,3 +202,27 @@ def test_lease_on_stopped_runtime_and_closed_lease(live, space):
         assert refusal(connection["endpoint"]["url"])[1]["code"] == "connection.closed"
         assert lease(client, runtime).status_code == 201
         client.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/stop")
+
+
+def test_asgi_relay_is_the_same_proxy(tmp_path, pages):
+    """With BCTRL_CDP_SPLICE=false the websocket goes through the ASGI relay: same checks, same events."""
+    from tests.e2e.conftest import cluster
+
+    with cluster(tmp_path, BCTRL_CDP_SPLICE="false") as (server,), server.client() as client:
+        space = client.post("/v1/spaces", json={"name": "asgi"}).json()
+        runtime = client.post(f"/v1/spaces/{space['id']}/runtimes", json={}).json()
+        connection = lease(client, runtime).json()
+        status, body = refusal(connection["endpoint"]["url"].split("?")[0] + "?token=nope")
+        assert status == 401 and body["code"] == "connection.token_invalid"
+        with sync_playwright() as pw:
+            browser = pw.chromium.connect_over_cdp(connection["endpoint"]["url"])
+            page = browser.contexts[0].new_page()
+            page.goto(f"{pages.url}/index.html")
+            page.click("#go")
+            assert page.text_content("#status") == "clicked 1"
+            browser.close()
+        detached = wait_for(lambda: events_of(client, runtime["activeRunId"], type="connection.detached"))
+        assert detached[0]["data"]["endedBy"] == "client"
+        commands = events_of(client, runtime["activeRunId"], type="connection.command")
+        assert any(m["method"] == "Page.navigate" for e in commands for m in e["data"]["methods"])
+        client.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/stop")

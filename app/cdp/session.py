@@ -1,0 +1,82 @@
+"""What every proxied socket does besides moving bytes: hub registration, lease expiry, events and
+command statistics. The relays (`proxy.py` over ASGI, `splice.py` over raw TCP) subclass it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+
+import structlog
+
+from app.cdp.commands import CommandStats
+from app.connections.service import AttachTicket
+from app.core import clock
+from app.core.context import AppContext
+from app.runs import events
+
+log = structlog.get_logger(__name__)
+
+STATS_FLUSH_SECONDS = 5.0
+
+
+class ProxySession:
+    def __init__(self, ctx: AppContext, ticket: AttachTicket, path: str, user_agent: str | None) -> None:
+        self.ctx = ctx
+        self.ticket = ticket
+        self.connection_id: uuid.UUID = ticket.connection_id
+        self.run_id: uuid.UUID = ticket.run_id
+        self.path = path
+        self.user_agent = user_agent
+        self.stats = CommandStats()
+        self._started = time.monotonic()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._flusher: asyncio.Task | None = None
+        self._ended = False
+
+    def close(self, code: int, reason: str) -> None:
+        """Close both sides with `code` and `reason` (called by the hub, expiry and shutdown)."""
+        raise NotImplementedError
+
+    async def opened(self) -> None:
+        self.ctx.hub.add(self)
+        if self.ticket.expires_at is not None:
+            delay = max(0.0, (self.ticket.expires_at - clock.now()).total_seconds())
+            self._expiry = asyncio.get_running_loop().call_later(delay, self.close, 1000, "lease expired")
+        self._flusher = asyncio.create_task(self._flush_forever())
+        await self.event("connection.attached", {"path": self.path, "userAgent": self.user_agent})
+
+    async def ended(self, ended_by: str, code: int, reason: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        self.ctx.hub.remove(self)
+        if self._expiry is not None:
+            self._expiry.cancel()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush_stats()
+        await self.event("connection.detached", {
+            "endedBy": ended_by, "code": code, "reason": reason,
+            "durationMs": round((time.monotonic() - self._started) * 1000)})
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_FLUSH_SECONDS)
+            await self.flush_stats()
+
+    async def flush_stats(self) -> None:
+        data = self.stats.drain()
+        if data:
+            await self.event("connection.command", data)
+
+    async def event(self, type_: str, data: dict) -> None:
+        try:
+            async with self.ctx.db.transaction() as s:
+                await events.append(s, self.run_id, type_, "connection", data, source="cdp",
+                                    connection_id=self.connection_id)
+        except Exception:
+            log.exception("connection_event_failed", type=type_, connection_id=str(self.connection_id))
