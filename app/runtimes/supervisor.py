@@ -50,8 +50,12 @@ class Supervisor:
             raise
         except Exception as exc:
             how = f"lost track of the browser: {exc!r}"
-        self._watches.pop(runtime_id, None)
-        await lifecycle.fail(self.ctx, runtime_id, run_id, "runtime.browser_exited", how)
+        try:
+            # Still registered as watched while failing, so a concurrent sweep leaves this runtime alone.
+            await lifecycle.fail(self.ctx, runtime_id, run_id, "runtime.browser_exited", how)
+        finally:
+            if self._watches.get(runtime_id) is asyncio.current_task():
+                del self._watches[runtime_id]
 
     async def start(self) -> None:
         await self.sweep()
