@@ -1,12 +1,15 @@
 """Imports every table so that Alembic and metadata-based tooling see the whole schema."""
 
 from app.accounts.models import Account, ApiKey
+from app.artifacts.models import Artifact
 from app.connections.models import Connection
 from app.core.db import Base
 from app.core.idempotency import IdempotencyRecord
 from app.core.server_key import ServerKey
+from app.files.models import StorageFile
+from app.runs.command_models import Command
 from app.runs.models import Run, RunEvent
 from app.runtimes.models import Runtime
 from app.spaces.models import Space
 
-__all__ = ["Account", "ApiKey", "Base", "Connection", "IdempotencyRecord", "Run", "RunEvent", "Runtime", "ServerKey", "Space"]
+__all__ = ["Account", "ApiKey", "Artifact", "Base", "Command", "Connection", "IdempotencyRecord", "Run", "RunEvent", "Runtime", "ServerKey", "Space", "StorageFile"]

@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     capacity_retry_after_seconds: int = Field(default=5, ge=1)
     # How often the supervisor looks for runtimes stuck in a transition or whose browser vanished.
     sweep_interval_seconds: float = Field(default=10.0, gt=0)
+    # Files: uploads and files collected from a runtime larger than this get 413.
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
+    # Run events older than this many days are deleted by the sweeper; 0 keeps them forever.
+    event_retention_days: int = Field(default=0, ge=0)
     # `serve` splices CDP sockets at the TCP level (app/cdp/splice.py); false relays them over ASGI.
     cdp_splice: bool = True
     log_level: str = "info"
@@ -62,6 +66,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'bctrl.sqlite3').resolve()}"
+
+    @property
+    def objects_dir(self) -> Path:
+        """Where the filesystem object store keeps bytes (artifacts, space storage)."""
+        return (self.data_dir / "objects").resolve()
 
     @cached_property
     def resolved_public_url(self) -> str:

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
@@ -30,8 +30,9 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     recording: Mapped[bool] = mapped_column(Boolean, default=True)
     failure: Mapped[dict[str, Any] | None]
-    # The last sequence number handed to an event of this run.
+    # The last sequence number handed to an event (and to a command) of this run.
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    command_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime]
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]
@@ -39,7 +40,9 @@ class Run(Base):
 
 class RunEvent(Base):
     __tablename__ = "run_events"
-    __table_args__ = (UniqueConstraint("run_id", "seq", name="uq_run_events_run_seq"),)
+    __table_args__ = (UniqueConstraint("run_id", "seq", name="uq_run_events_run_seq"),
+                      Index("ix_run_events_run_type", "run_id", "type"),
+                      Index("ix_run_events_time", "time"))
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
