@@ -23,6 +23,8 @@ from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.drivers.local import LocalDriver
 from app.locks import make_lock
 from app.runs import router as runs
+from app.runs.notifier import RunNotifier
+from app.runs.writer import EventWriter
 from app.runtimes import router as runtimes
 from app.runtimes.supervisor import Supervisor
 from app.spaces import router as spaces
@@ -47,8 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.resolved_database_url)
         lock = make_lock(settings.redis_url, settings.redis_prefix)
+        notifier = RunNotifier(settings.redis_url, settings.redis_prefix)
+        db.on_events_committed = notifier.publish
         ctx = AppContext(settings=settings, db=db, driver=make_driver(settings), lock=lock, hub=Hub(),
+                         notifier=notifier, events=EventWriter(db),
                          signing_key=await server_key.load(db, settings.secret_key))
+        await notifier.start()
+        await ctx.events.start()
         if settings.redis_url:
             ctx.readiness_probes["lock"] = lock.ping
         ctx.supervisor = Supervisor(ctx)
@@ -67,7 +74,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await reaper.stop()
             await ctx.supervisor.shutdown()
             await ctx.hub.close_all(1001, "server shutting down")
+            await ctx.events.stop()
             await ctx.driver.close()
+            await notifier.close()
             await lock.close()
             await db.dispose()
 

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from app.core.db import Database
     from app.drivers.base import Driver
     from app.locks import ControllerLock
+    from app.runs.notifier import RunNotifier
+    from app.runs.writer import EventWriter
     from app.runtimes.supervisor import Supervisor
 
 # Called with (runtime_id, run_id) when a run ends, however it ends (stop, failure, shutdown).
@@ -30,6 +32,8 @@ class AppContext:
     driver: Driver
     lock: ControllerLock
     hub: Hub
+    notifier: RunNotifier
+    events: EventWriter
     signing_key: bytes = b""
     supervisor: Supervisor | None = None
     run_end_hooks: list[RunEndHook] = field(default_factory=list)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime, MetaData, Uuid, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -60,12 +61,20 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=_json)
+
+
+# session.info key under which event writers list the runs they appended to.
+TOUCHED_RUNS = "touched_runs"
 
 
 class Database:
@@ -75,6 +84,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        # Called after a commit with the runs that got new events (streams wake up on it).
+        self.on_events_committed: Callable[[set], Awaitable[None]] | None = None
 
     @property
     def is_postgres(self) -> bool:
@@ -83,8 +94,12 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commits when the block ends, rolls back if it raises."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        async with self._sessions() as session:
+            async with session.begin():
+                yield session
+            touched = session.info.pop(TOUCHED_RUNS, None)
+        if touched and self.on_events_committed is not None:
+            await self.on_events_committed(touched)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -9,6 +9,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock, ids
+from app.core.db import TOUCHED_RUNS
 from app.runs.models import Run, RunEvent
 
 CONTROL_PLANE = "control-plane"
@@ -24,4 +25,5 @@ async def append(session: AsyncSession, run_id: uuid.UUID, type: str, category: 
                      category=category, source=source, connection_id=connection_id, page_id=page_id,
                      data=data or {})
     session.add(event)
+    session.info.setdefault(TOUCHED_RUNS, set()).add(run_id)
     return event

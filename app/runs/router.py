@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+import uuid
+
+from fastapi import APIRouter, Depends, Header, Query
+from sse_starlette import EventSourceResponse
 
 from app.core.auth import CtxDep, PrincipalDep
 from app.core.ids import parse_uuid
@@ -11,7 +14,17 @@ from app.core.query import multi
 from app.core.responses import JSONResponse
 from app.core.schemas import errors
 from app.runs import service
-from app.runs.schemas import EventList, RunList, RunOut, RunStatusLiteral
+from app.runs.schemas import (
+    EventCategory,
+    EventList,
+    EventOut,
+    EventWaitOut,
+    EventWaitRequest,
+    RunList,
+    RunOut,
+    RunStatusLiteral,
+)
+from app.runs.streams import EventFilter
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -48,12 +61,61 @@ async def get_run(ctx: CtxDep, p: PrincipalDep, run_id: str,
                          "connection": connection.model_dump(mode="json") if connection else None})
 
 
+def event_filter(
+    type: Annotated[list[str] | None, Depends(multi("type", str, "Event types, e.g. page.load"))],
+    category: Annotated[list[EventCategory] | None, Depends(multi("category", EventCategory, "Categories"))],
+    connection_id: Annotated[str | None, Query(alias="connectionId")] = None,
+    page_id: Annotated[str | None, Query(alias="pageId", max_length=64)] = None,
+) -> EventFilter:
+    return EventFilter(types=tuple(type or ()), categories=tuple(category or ()),
+                       connection_id=_uuid_or_nothing(connection_id), page_id=page_id)
+
+
+def _uuid_or_nothing(value: str | None) -> uuid.UUID | None:
+    if value is None:
+        return None
+    # A connection id that is not a UUID matches no event (rather than being ignored).
+    return parse_uuid(value) or uuid.UUID(int=0)
+
+
+Filter = Annotated[EventFilter, Depends(event_filter)]
+
+
 @router.get("/{run_id}/events", response_model=EventList, responses=errors(400, 404))
-async def list_events(
-    ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page,
-    type: Annotated[list[str] | None, Depends(multi("type", str, "Event types, e.g. runtime.active"))],
-    category: Annotated[list[str] | None, Depends(multi("category", str, "Event categories"))],
-) -> EventList:
+async def list_events(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page, flt: Filter) -> EventList:
     """Events of a run in sequence order; `nextCursor` resumes after the last one returned."""
-    events, cursor = await service.list_events(ctx.db, p, run_id, page, types=type, categories=category)
+    events, cursor = await service.list_events(ctx.db, p, run_id, page, flt)
     return EventList.of(events, cursor)
+
+
+@router.post("/{run_id}/events/wait", response_model=EventWaitOut, responses=errors(400, 404))
+async def wait_event(ctx: CtxDep, p: PrincipalDep, run_id: str, body: EventWaitRequest) -> EventWaitOut:
+    """Long-poll (up to `timeoutMs`) for the next event matching the filters after `cursor`
+    (default: after the newest event now). Pass the returned `cursor` to wait for the one after."""
+    flt = EventFilter(types=tuple([*(body.type or ()), *(body.kind or ())]), categories=tuple(body.category or ()),
+                      connection_id=_uuid_or_nothing(body.connection_id), page_id=body.page_id)
+    event, cursor = await service.wait_event(ctx, p, run_id, flt, body.cursor, body.timeout_ms)
+    return EventWaitOut(event=EventOut.of(event) if event else None, timed_out=event is None, cursor=cursor)
+
+
+@router.get("/{run_id}/events/stream", responses={200: {"content": {"text/event-stream": {}},
+                                                        "description": "SSE: run.event, heartbeat, run.ended"},
+                                                   **errors(400, 404)})
+async def stream_events(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
+                        cursor: Annotated[str | None, Query(max_length=512)] = None,
+                        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None):
+    """Server-sent events: `run.event` frames whose `id` is the resume cursor, a `heartbeat` every
+    15 s while idle, and a final `run.ended`. `Last-Event-ID` (or `cursor`) resumes without gaps."""
+    frames = await service.follow(ctx, p, run_id, flt, last_event_id or cursor)
+    return EventSourceResponse(frames, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/{run_id}/stream", responses={200: {"content": {"text/event-stream": {}}}, **errors(400, 404)})
+async def stream_run(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
+                     cursor: Annotated[str | None, Query(max_length=512)] = None,
+                     after: Annotated[str | None, Query(max_length=512, description="Alias of cursor")] = None,
+                     include: Annotated[list[str] | None, Query(description="`events` (trace is not served)")] = None,
+                     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None):
+    """The flat API's run stream (Python SDK `runs.stream`): the same frames as /events/stream."""
+    frames = await service.follow(ctx, p, run_id, flt, last_event_id or cursor or after)
+    return EventSourceResponse(frames, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -4,10 +4,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.core.schemas import JsonObject, Timestamp, WireModel
+from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel
 from app.runs.models import Run, RunEvent
 
 RunStatusLiteral = Literal["active", "completed", "failed"]
+EventCategory = Literal["runtime", "connection", "browser", "network", "console", "artifact", "invocation",
+                        "lifecycle"]
 
 
 class Failure(WireModel):
@@ -88,3 +90,20 @@ class EventList(WireModel):
     def of(cls, events: list[RunEvent], next_cursor: str | None) -> EventList:
         items = [EventOut.of(e) for e in events]
         return cls(data=items, events=items, next_cursor=next_cursor)
+
+
+class EventWaitRequest(RequestModel):
+    cursor: str | None = Field(default=None, max_length=512, description="Wait for an event after this one")
+    type: list[str] | None = Field(default=None, max_length=50)
+    kind: list[str] | None = Field(default=None, max_length=50, description="Alias of type")
+    category: list[EventCategory] | None = None
+    connection_id: str | None = Field(default=None, max_length=64)
+    context_id: str | None = Field(default=None, max_length=64, description="Accepted; not used for matching")
+    page_id: str | None = Field(default=None, max_length=64)
+    timeout_ms: int = Field(default=30_000, ge=0, le=120_000)
+
+
+class EventWaitOut(WireModel):
+    event: EventOut | None
+    timed_out: bool
+    cursor: str

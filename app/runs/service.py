@@ -12,8 +12,10 @@ from app.connections.schemas import FlatConnection
 from app.core.context import AppContext
 from app.core import ids
 from app.core.db import Database
-from app.core.errors import NotFound
-from app.core.paging import PageParams, split_page
+from app.core.errors import InvalidRequest, NotFound
+from app.core.paging import PageParams, encode_cursor, split_page
+from app.runs import streams
+from app.runs.streams import EventFilter
 from app.runs.models import Run, RunEvent
 
 
@@ -54,17 +56,29 @@ async def list_runs(db: Database, p: Principal, page: PageParams, *, space_id: u
     return split_page(rows, page, lambda r: str(r.id))
 
 
-async def list_events(db: Database, p: Principal, run_id: str, page: PageParams, *,
-                      types: list[str] | None = None, categories: list[str] | None = None
-                      ) -> tuple[list[RunEvent], str | None]:
+async def list_events(db: Database, p: Principal, run_id: str, page: PageParams,
+                      flt: EventFilter) -> tuple[list[RunEvent], str | None]:
     run = await get(db, p, run_id)
-    stmt = select(RunEvent).where(RunEvent.run_id == run.id)
-    if types:
-        stmt = stmt.where(RunEvent.type.in_(types))
-    if categories:
-        stmt = stmt.where(RunEvent.category.in_(categories))
-    if isinstance(page.after, int):
+    stmt = flt.apply(select(RunEvent).where(RunEvent.run_id == run.id))
+    if page.after is not None:
+        if not isinstance(page.after, int):
+            raise InvalidRequest("cursor is not an event cursor", details={"fields": [
+                {"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}]})
         stmt = stmt.where(RunEvent.seq > page.after)
     async with db.transaction() as s:
         rows = list((await s.execute(stmt.order_by(RunEvent.seq).limit(page.limit + 1))).scalars())
     return split_page(rows, page, lambda e: e.seq)
+
+
+async def wait_event(ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, cursor: str | None,
+                     timeout_ms: int) -> tuple[RunEvent | None, str]:
+    """Long-poll for the next matching event after `cursor` (or after now)."""
+    run = await get(ctx.db, p, run_id)
+    event, last = await streams.wait_next(ctx, run, flt, streams.seq_of(cursor), timeout_ms / 1000)
+    return event, encode_cursor(last)
+
+
+async def follow(ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, cursor: str | None):
+    """The SSE frames of the run's events from `cursor` (checked before the stream starts)."""
+    run = await get(ctx.db, p, run_id)
+    return streams.follow(ctx, run, flt, streams.seq_of(cursor) or 0)

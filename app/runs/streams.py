@@ -1,0 +1,125 @@
+"""Following a run's events as they are written: long-poll wait and SSE streams.
+
+Readers always read from the database from their cursor (the last sequence number they saw), so
+resuming is gap- and repeat-free; the notifier only tells them when to look again. A slow reader
+costs one page of events in memory, never more: the stream pulls the next page only after the
+previous one was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import select
+
+from app.core import clock
+from app.core.context import AppContext
+from app.core.paging import decode_cursor, encode_cursor
+from app.runs.models import Run, RunEvent, RunStatus
+from app.runs.schemas import EventOut
+
+PAGE = 500
+HEARTBEAT_SECONDS = 15.0
+# After a run ends, events still being written (a socket's detach, a last batch) get this long.
+END_GRACE_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    types: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+    connection_id: uuid.UUID | None = None
+    page_id: str | None = None
+
+    def apply(self, stmt):
+        if self.types:
+            stmt = stmt.where(RunEvent.type.in_(self.types))
+        if self.categories:
+            stmt = stmt.where(RunEvent.category.in_(self.categories))
+        if self.connection_id is not None:
+            stmt = stmt.where(RunEvent.connection_id == self.connection_id)
+        if self.page_id is not None:
+            stmt = stmt.where(RunEvent.page_id == self.page_id)
+        return stmt
+
+
+def seq_of(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    value = decode_cursor(cursor)
+    if not isinstance(value, int):
+        from app.core.errors import InvalidRequest
+
+        raise InvalidRequest("cursor is not an event cursor", details={"fields": [
+            {"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}]})
+    return value
+
+
+async def read_after(ctx: AppContext, run_id: uuid.UUID, after: int, flt: EventFilter,
+                     limit: int = PAGE) -> list[RunEvent]:
+    stmt = flt.apply(select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq > after))
+    async with ctx.db.transaction() as s:
+        return list((await s.execute(stmt.order_by(RunEvent.seq).limit(limit))).scalars())
+
+
+async def _run(ctx: AppContext, run_id: uuid.UUID) -> Run:
+    async with ctx.db.transaction() as s:
+        return await s.get(Run, run_id, populate_existing=True)
+
+
+async def wait_next(ctx: AppContext, run: Run, flt: EventFilter, after: int | None,
+                    timeout: float) -> tuple[RunEvent | None, int]:
+    """The first matching event after `after` (default: after the newest one now), or None at timeout."""
+    if after is None:
+        after = (await _run(ctx, run.id)).event_seq
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        rows = await read_after(ctx, run.id, after, flt, limit=1)
+        if rows:
+            return rows[0], rows[0].seq
+        remaining = deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            return None, after
+        await ctx.notifier.wait(run.id, min(remaining, 1.0))
+
+
+def _frame(event: str, data: dict, id_: str | None = None) -> dict:
+    frame = {"event": event, "data": orjson.dumps(data).decode()}
+    if id_ is not None:
+        frame["id"] = id_
+    return frame
+
+
+async def follow(ctx: AppContext, run: Run, flt: EventFilter, after: int) -> AsyncIterator[dict]:
+    """SSE frames: `run.event` (id = cursor), `heartbeat` when idle, and a final `run.ended`."""
+    loop = asyncio.get_running_loop()
+    last_beat = loop.time()
+    ended_at: float | None = None
+    while True:
+        rows = await read_after(ctx, run.id, after, flt)
+        for row in rows:
+            after = row.seq
+            yield _frame("run.event", EventOut.of(row).model_dump(mode="json"), encode_cursor(row.seq))
+        if rows:
+            last_beat = loop.time()
+            continue
+        current = await _run(ctx, run.id)
+        if current is None or current.status != RunStatus.ACTIVE:
+            if ended_at is None:
+                ended_at = loop.time()
+            elif loop.time() - ended_at >= END_GRACE_SECONDS:
+                yield _frame("run.ended", {"runId": str(run.id),
+                                           "status": current.status if current else "failed",
+                                           "finishedAt": clock.iso(current.finished_at) if current else None,
+                                           "failure": current.failure if current else None})
+                return
+            await ctx.notifier.wait(run.id, END_GRACE_SECONDS / 4)
+            continue
+        if loop.time() - last_beat >= HEARTBEAT_SECONDS:
+            yield _frame("heartbeat", {"time": clock.iso(clock.now())})
+            last_beat = loop.time()
+        await ctx.notifier.wait(run.id, min(1.0, HEARTBEAT_SECONDS - (loop.time() - last_beat)))
