@@ -33,7 +33,8 @@ def serve(host: str | None = typer.Option(None, help="Overrides BCTRL_HOST"),
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on", log_level=settings.log_level,
                 # No access log from uvicorn: it prints query strings, which can carry tokens. Ours prints paths.
-                access_log=False,
+                # log_config=None: uvicorn's records go through our handlers, which redact tokens.
+                access_log=False, log_config=None,
                 ws=_websocket_protocol(app) if settings.cdp_splice else "auto",
                 # CDP frames can be tens of MB (full-page screenshots); compressing them costs more than it saves.
                 ws_max_size=256 * 1024 * 1024, ws_per_message_deflate=False)

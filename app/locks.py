@@ -32,9 +32,10 @@ class Holder:
 
 
 class LockBusy(Exception):
-    def __init__(self, holder: Holder) -> None:
-        super().__init__(f"held by {holder.kind} {holder.id}")
-        self.holder = holder
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.holder = Holder.of_token(token)
+        super().__init__(f"held by {self.holder.kind} {self.holder.id}")
 
 
 class ControllerLock(Protocol):
@@ -94,7 +95,7 @@ class RedisLock:
             return value
         if value is None:  # expired between SET and GET: try once more
             return await self.acquire(runtime_id, holder, ttl_ms)
-        raise LockBusy(Holder.of_token(value))
+        raise LockBusy(value)
 
     async def release(self, runtime_id: str, token: str) -> bool:
         return bool(await self._release(keys=[self._key(runtime_id)], args=[token]))
@@ -136,7 +137,7 @@ class LocalLock:
         async with self._mutex:
             current = self._live(runtime_id)
             if current is not None:
-                raise LockBusy(Holder.of_token(current))
+                raise LockBusy(current)
             fence = self._fences.get(runtime_id, 0) + 1
             self._fences[runtime_id] = fence
             token = holder.token(fence)

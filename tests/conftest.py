@@ -87,7 +87,8 @@ async def running_app(settings: Settings) -> AsyncIterator[Server]:
 def make_settings(tmp: Path, backend: str, pg: str | None, **overrides) -> Settings:
     values = dict(data_dir=tmp, port=8787, sweep_interval_seconds=1.0, launch_timeout_seconds=20.0)
     if backend == "postgres":
-        values.update(database_url=pg)
+        # The production pairing: PostgreSQL with the Redis lock and notifier, in a namespace of its own.
+        values.update(database_url=pg, redis_url=REDIS_URL, redis_prefix=f"bctrl-test-{uuid.uuid4().hex[:8]}")
     values.update(overrides)
     return Settings(**values)
 

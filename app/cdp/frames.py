@@ -21,8 +21,9 @@ def _unmask(chunk: bytes, mask: bytes, offset: int) -> bytes:
 
 
 class FrameScanner:
-    def __init__(self, on_frame: Callable[[int, bytes], None]) -> None:
+    def __init__(self, on_frame: Callable[[int, bytes], None], prefix_bytes: int = PREFIX_BYTES) -> None:
         self.on_frame = on_frame
+        self.prefix_bytes = prefix_bytes
         self._header = bytearray()
         self._remaining = 0  # payload bytes of the current frame still to come
         self._in_payload = False
@@ -105,7 +106,7 @@ class FrameScanner:
     def _start(self, opcode: int, size: int) -> None:
         self._opcode = opcode
         self._remaining = size
-        self._want = min(PREFIX_BYTES, size) if opcode in (TEXT, CLOSE) else 0
+        self._want = min(self.prefix_bytes, size) if opcode in (TEXT, CLOSE) else 0
         self._prefix = bytearray()
         if size == 0:
             self._finish()

@@ -91,7 +91,7 @@ class AsgiRelay(ProxySession):
             self._ended_by = by
 
     async def _client_to_browser(self, upstream) -> None:
-        receive, on_client = self.websocket.receive, self.stats.on_client
+        receive, on_client = self.websocket.receive, self.on_client_text
         try:
             while True:
                 message = await receive()

@@ -8,6 +8,7 @@ import contextlib
 import time
 import uuid
 
+import orjson
 import structlog
 
 from app.cdp.commands import CommandStats
@@ -34,6 +35,23 @@ class ProxySession:
         self._expiry: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task | None = None
         self._ended = False
+
+    def on_client_text(self, text: str) -> None:
+        """A client-to-browser text frame (or its first bytes): counted, and download settings noted."""
+        self.stats.on_client(text)
+        if "Browser.setDownloadBehavior" in text:
+            self._note_download_behavior(text)
+
+    def _note_download_behavior(self, text: str) -> None:
+        # The observer looks for downloaded files where the client told the browser to put them.
+        try:
+            params = orjson.loads(text).get("params") or {}
+        except orjson.JSONDecodeError:
+            log.warning("download_behavior_unreadable", connection_id=str(self.connection_id))
+            return
+        self.ctx.events.emit(self.run_id, "download.behavior", "connection", {
+            "behavior": params.get("behavior"), "browserContextId": params.get("browserContextId"),
+            "downloadPath": params.get("downloadPath")}, source="cdp", connection_id=self.connection_id)
 
     def close(self, code: int, reason: str) -> None:
         """Close both sides with `code` and `reason` (called by the hub, expiry and shutdown)."""

@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 PREFIX = "/v1/cdp/"
 HANDSHAKE_TIMEOUT = 10.0
+CLOSE_GRACE_SECONDS = 2.0
 
 
 def _http_response(status: int, body: dict) -> bytes:
@@ -95,12 +96,14 @@ class Splice(ProxySession):
         self.upstream = upstream_url(ticket, target_path)
         self.browser: asyncio.Transport | None = None
         self.pending_from_browser: list[bytes] = []
-        self.client_frames = FrameScanner(self._client_frame)
+        # Client frames are small and some carry settings worth reading whole (download paths).
+        self.client_frames = FrameScanner(self._client_frame, prefix_bytes=4096)
         self.browser_frames = FrameScanner(self._browser_frame)
         self._client_code: int | None = None
         self._close_with: tuple[int, str] | None = None
         self._closed = False
         self._ended_by: str | None = None
+        self._ending: asyncio.Task | None = None
 
     # --- opening ---
 
@@ -115,6 +118,9 @@ class Splice(ProxySession):
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.headers['sec-websocket-key']}\r\n"
                 f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
             head = await asyncio.wait_for(side.handshake, HANDSHAKE_TIMEOUT)
+            if self._closed:  # the client left while we were connecting
+                self.browser.close()
+                return False
         except (OSError, TimeoutError, ConnectionError) as exc:
             log.warning("upstream_unreachable", connection_id=str(self.connection_id), error=repr(exc))
             self._reply(502, "runtime.host_unavailable", "The browser did not answer")
@@ -141,7 +147,8 @@ class Splice(ProxySession):
     # --- relaying ---
 
     def from_client(self, data: bytes) -> None:
-        if self._closed or self.browser is None:
+        # Once a close is pending (expiry, stop), the client no longer drives the browser.
+        if self._closed or self.browser is None or self._close_with is not None:
             return
         self.client_frames.feed(data)
         self.browser.write(data)
@@ -161,7 +168,7 @@ class Splice(ProxySession):
 
     def _client_frame(self, opcode: int, prefix: bytes) -> None:
         if opcode == TEXT:
-            self.stats.on_client(prefix.decode("utf-8", "ignore"))
+            self.on_client_text(prefix.decode("utf-8", "ignore"))
         elif opcode == CLOSE and len(prefix) >= 2:
             self._client_code = int.from_bytes(prefix[:2], "big")
 
@@ -177,6 +184,9 @@ class Splice(ProxySession):
         self._close_with = (code, reason)
         if self.browser_frames.at_boundary:
             self._finish_close()
+        else:
+            # A client that stops reading could hold a frame open forever: cut it off soon regardless.
+            asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, self._shutdown, "server", code, reason)
 
     def _finish_close(self) -> None:
         code, reason = self._close_with
@@ -199,7 +209,7 @@ class Splice(ProxySession):
         if self.browser is not None:
             self.browser.close()
         self.client.close()
-        asyncio.get_running_loop().create_task(self.ended(by, code, reason))
+        self._ending = asyncio.get_running_loop().create_task(self.ended(by, code, reason))
 
 
 def _parse_head(raw: bytes) -> tuple[str, str, dict[str, str]]:
@@ -254,30 +264,28 @@ def websocket_protocol(app, fallback: type[asyncio.Protocol]) -> type[asyncio.Pr
             target_path = None
             if len(parts) == 4 and parts[1] == "devtools" and valid_target(parts[2], parts[3]):
                 target_path = f"/devtools/{parts[2]}/{parts[3]}"
-            elif len(parts) != 1 or "sec-websocket-key" not in headers:
-                self._transport.write(_http_response(404, {"error": "No such CDP endpoint", "code": "route.not_found",
-                                                           "requestId": None, "details": {}}))
-                self._transport.close()
+            if (len(parts) != 1 and target_path is None) or "sec-websocket-key" not in headers:
+                self._refuse(404, "route.not_found", "No such CDP endpoint")
                 return
             try:
                 ticket = await connections.authorize_attach(ctx, parts[0], token)
+                _keepalive(self._transport)
+                self._splice = Splice(ctx, ticket, self._transport, path, headers, target_path)
+                if not await self._splice.open():
+                    self._splice = None
             except DomainError as error:
-                self._transport.write(_http_response(error.status, {"error": error.message, "code": error.code,
-                                                                    "requestId": None, "details": error.details}))
-                self._transport.close()
-                return
+                self._refuse(error.status, error.code, error.message, error.details)
             except Exception:
                 log.exception("cdp_attach_failed")
-                self._transport.write(_http_response(500, {"error": "Internal server error",
-                                                           "code": "server.error", "requestId": None,
-                                                           "details": {}}))
+                if self._splice is not None:
+                    self._splice.client_lost(None)
+                self._refuse(500, "server.error", "Internal server error")
+
+        def _refuse(self, status: int, code: str, message: str, details: dict | None = None) -> None:
+            if not self._transport.is_closing():
+                self._transport.write(_http_response(status, {"error": message, "code": code, "requestId": None,
+                                                              "details": details or {}}))
                 self._transport.close()
-                return
-            _keepalive(self._transport)
-            splice = Splice(ctx, ticket, self._transport, path, headers, target_path)
-            self._splice = splice
-            if not await splice.open():
-                self._splice = None
 
         def connection_lost(self, exc) -> None:
             if self._splice is not None:

@@ -2,30 +2,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
 from app.connections import service
 from app.connections.schemas import ConnectionCreate, ConnectionList, ConnectionOut
-from app.core import idempotency
 from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
-from app.core.schemas import IdempotencyKey, errors
+from app.core.schemas import errors
 
 router = APIRouter(prefix="/v1/spaces/{space_id}/runtimes/{runtime_id}/connections", tags=["connections"])
 
 
 @router.post("", status_code=201, response_model=ConnectionOut, responses=errors(400, 404, 409))
-async def create_connection(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, body: ConnectionCreate,
-                            request: Request, idempotency_key: IdempotencyKey = None):
+async def create_connection(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str,
+                            body: ConnectionCreate) -> ConnectionOut:
     """Lease the runtime's CDP endpoint. `endpoint.url` is in this response only; the lease holds the
     controller lock until it is revoked, expires or the runtime stops (409 `runtime.controller_busy`
-    names the current holder otherwise)."""
-    async def handler():
-        connection, endpoint = await service.create_lease(ctx, p, space_id, runtime_id, body)
-        return 201, ConnectionOut.of(connection, endpoint).model_dump(mode="json")
-
-    return await idempotency.serve(ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"),
-                                   handler)
+    names the current holder otherwise). No Idempotency-Key here: the URL's secret is never stored,
+    so a replay could not show it; a retry after a lost response gets 409 naming the first lease."""
+    connection, endpoint = await service.create_lease(ctx, p, space_id, runtime_id, body)
+    return ConnectionOut.of(connection, endpoint)
 
 
 @router.get("", response_model=ConnectionList, responses=errors(400, 404))

@@ -86,10 +86,7 @@ async def _lease(ctx: AppContext, runtime: Runtime, scope: str, token: str, expi
                  connection_id: uuid.UUID | None = None) -> Connection:
     """Take the controller lock, then record the lease; a lease that cannot be recorded frees the lock."""
     connection_id = connection_id or ids.new_id()
-    try:
-        lock_token = await ctx.lock.acquire(str(runtime.id), Holder("connection", str(connection_id)), lock_ttl_ms)
-    except LockBusy as busy:
-        raise controller_busy(runtime.id, busy.holder) from None
+    lock_token = await acquire_controller(ctx, runtime.id, Holder("connection", str(connection_id)), lock_ttl_ms)
     try:
         async with ctx.db.transaction() as s:
             current = (await s.execute(select(Runtime).where(Runtime.id == runtime.id)
@@ -111,6 +108,33 @@ async def _lease(ctx: AppContext, runtime: Runtime, scope: str, token: str, expi
         await ctx.lock.release(str(runtime.id), lock_token)
         raise
     return connection
+
+
+async def acquire_controller(ctx: AppContext, runtime_id: uuid.UUID, holder: Holder, ttl_ms: int) -> str:
+    """Take the runtime's controller lock, or raise 409 `runtime.controller_busy` naming the holder.
+
+    A lock whose holder is a lease that is no longer active (its release was lost to a crash or a
+    Redis hiccup) is stale: it is removed, only if it still holds that same token, and taken.
+    """
+    for _ in range(2):
+        try:
+            return await ctx.lock.acquire(str(runtime_id), holder, ttl_ms)
+        except LockBusy as busy:
+            if not await _is_stale(ctx, busy):
+                raise controller_busy(runtime_id, busy.holder) from None
+            log.warning("stale_lock_released", runtime_id=str(runtime_id), holder=busy.holder.id)
+            await ctx.lock.release(str(runtime_id), busy.token)
+    raise controller_busy(runtime_id, Holder.of_token(await ctx.lock.current(str(runtime_id)) or "none::0"))
+
+
+async def _is_stale(ctx: AppContext, busy: LockBusy) -> bool:
+    if busy.holder.kind != "connection":
+        return False  # other holders (invocations, live views) vouch for their own locks
+    cid = ids.parse_uuid(busy.holder.id)
+    async with ctx.db.transaction() as s:
+        holder = await s.get(Connection, cid) if cid else None
+    # No row yet is not stale: that lease is being recorded right now (its lock expires by TTL if it never is).
+    return holder is not None and (holder.status != CS.ACTIVE or holder.lock_token != busy.token)
 
 
 async def list_leases(ctx: AppContext, p: Principal, space_id: str, runtime_id: str,
@@ -162,8 +186,14 @@ async def run_connection(ctx: AppContext, runtime: Runtime, run: Run) -> FlatCon
     if existing is None:
         connection_id = ids.new_id()
         token = server_key.derive(ctx.signing_key, RUN_TOKEN_PURPOSE, str(connection_id))
-        existing = await _lease(ctx, runtime, Scope.RUN, token, None, RUN_LOCK_TTL_MS, ttl_seconds=None,
-                                options={}, connection_id=connection_id)
+        try:
+            existing = await _lease(ctx, runtime, Scope.RUN, token, None, RUN_LOCK_TTL_MS, ttl_seconds=None,
+                                    options={}, connection_id=connection_id)
+        except Conflict:
+            # Two starts of the same run raced: the other one minted the run's connection.
+            existing = await _run_lease(ctx, run.id)
+            if existing is None:
+                raise
     return _flat(ctx, existing, run)
 
 
@@ -286,7 +316,10 @@ async def renew_run_locks(ctx: AppContext) -> None:
         rows = list((await s.execute(select(Connection.runtime_id, Connection.lock_token).where(
             Connection.status == CS.ACTIVE, Connection.scope == Scope.RUN))).all())
     for runtime_id, lock_token in rows:
-        await ctx.lock.renew(str(runtime_id), lock_token, RUN_LOCK_TTL_MS)
+        if not await ctx.lock.renew(str(runtime_id), lock_token, RUN_LOCK_TTL_MS):
+            # The lock was lost (a Redis restart): take it back unless another holder has it.
+            if not await ctx.lock.restore(str(runtime_id), lock_token, RUN_LOCK_TTL_MS):
+                log.warning("run_lease_lost_its_lock", runtime_id=str(runtime_id))
 
 
 async def restore_locks(ctx: AppContext) -> None:

@@ -20,6 +20,8 @@ from app.core.db import Base, Database
 from app.core.errors import Conflict, InvalidRequest
 
 RETENTION = timedelta(hours=24)
+# A request still "in progress" after this long was abandoned (longer than any launch can take).
+ABANDONED_AFTER = timedelta(minutes=5)
 MAX_KEY_LENGTH = 200
 
 
@@ -98,6 +100,12 @@ async def _claim(db: Database, account_id: uuid.UUID, key: str, request_hash: st
     if existing.request_hash != request_hash:
         raise Conflict("Idempotency-Key was already used with a different request",
                        code="idempotency.conflict", details={"idempotencyKey": key})
+    if existing.status_code is None and existing.created_at < clock.now() - ABANDONED_AFTER:
+        # Its server died mid-request: the key is free again.
+        async with db.transaction() as s:
+            await s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id,
+                                                            IdempotencyRecord.status_code.is_(None)))
+        return await _claim(db, account_id, key, request_hash)
     if existing.status_code is None:
         raise Conflict("A request with this Idempotency-Key is still in progress",
                        code="idempotency.in_progress", details={"idempotencyKey": key},

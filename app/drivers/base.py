@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 
@@ -29,6 +30,9 @@ class BrowserHandle:
     state: dict[str, Any] = field(default_factory=dict)
 
 
+StateCallback = Callable[[dict[str, Any]], Awaitable[None]]
+
+
 class DriverError(Exception):
     """The browser host could not do what was asked; `code` is a stable error code."""
 
@@ -43,8 +47,11 @@ class Driver(Protocol):
     # Whether browsers keep running when the server process stops (containers do, child processes don't).
     browsers_outlive_server: bool
 
-    async def launch(self, spec: LaunchSpec, timeout: float) -> BrowserHandle:
-        """Start a browser and return once its CDP endpoint answers; raise DriverError otherwise."""
+    async def launch(self, spec: LaunchSpec, timeout: float, on_started: StateCallback | None = None) -> BrowserHandle:
+        """Start a browser and return once its CDP endpoint answers; raise DriverError otherwise.
+
+        `on_started` gets the state as soon as a browser exists, before it is ready, so that a server
+        that dies mid-launch leaves enough behind for another process to clean up."""
 
     async def stop(self, state: dict[str, Any]) -> None:
         """Stop the browser and remove what it left on disk. Stopping a gone browser is not an error."""

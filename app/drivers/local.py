@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import structlog
 
-from app.drivers.base import BrowserHandle, DriverError, LaunchSpec
+from app.drivers.base import BrowserHandle, DriverError, LaunchSpec, StateCallback
 
 log = structlog.get_logger(__name__)
 
@@ -87,16 +87,19 @@ class LocalDriver:
         # Tells this driver's browsers from those of another server in the same process (tests do that).
         self.instance = uuid.uuid4().hex
 
-    async def launch(self, spec: LaunchSpec, timeout: float) -> BrowserHandle:
+    async def launch(self, spec: LaunchSpec, timeout: float, on_started: StateCallback | None = None) -> BrowserHandle:
         binary = self.chromium_path
         if not binary or not os.access(binary, os.X_OK):
             raise DriverError(
                 "Chromium is not installed on this host: run `apt-get install chromium` "
                 "or set BCTRL_CHROMIUM_PATH to a Chromium or Chrome binary")
-        profile_dir = self.profiles_dir / str(spec.runtime_id)
-        shutil.rmtree(profile_dir, ignore_errors=True)
-        profile_dir.mkdir(parents=True)
-        log_file = open(profile_dir.parent / f"{spec.runtime_id}.log", "wb")  # noqa: SIM115
+        # A directory per launch: a late cleanup of an earlier launch can never touch this one.
+        profile_dir = self.profiles_dir / f"{spec.runtime_id}.{uuid.uuid4().hex[:8]}"
+        try:
+            profile_dir.mkdir(parents=True)
+            log_file = open(f"{profile_dir}.log", "wb")  # noqa: SIM115
+        except OSError as exc:
+            raise DriverError(f"Cannot create the browser profile under {self.profiles_dir}: {exc}") from exc
         try:
             proc = await asyncio.create_subprocess_exec(
                 binary, *chromium_args(profile_dir, spec, os.geteuid() == 0),
@@ -114,6 +117,8 @@ class LocalDriver:
                  "serverInstance": self.instance}
         self._procs[proc.pid] = proc
         try:
+            if on_started is not None:
+                await on_started(dict(state))
             http_url, ws_url = await asyncio.wait_for(self._wait_ready(proc, profile_dir), timeout)
         except (TimeoutError, DriverError) as exc:
             await self.stop(state)
@@ -132,7 +137,7 @@ class LocalDriver:
             while True:
                 if proc.returncode is not None:
                     raise DriverError(f"Chromium exited during start with code {proc.returncode}; "
-                                      f"see {profile_dir.parent / (profile_dir.name + '.log')}")
+                                      f"see {profile_dir}.log")
                 port = _read_port(port_file)
                 if port:
                     http_url = f"http://127.0.0.1:{port}"
@@ -144,25 +149,26 @@ class LocalDriver:
 
     async def stop(self, state: dict[str, Any]) -> None:
         pid, profile_dir = state.get("pid"), state.get("profileDir")
-        if pid and profile_dir and _pid_matches(pid, profile_dir):
+        if state.get("host") not in (None, self.hostname) or not profile_dir:
+            return  # another host's browser, or nothing was started
+        # Signal only processes that are provably this browser: its command line names its profile.
+        if pid and _pid_matches(pid, profile_dir):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGTERM)
             if not await self._wait_gone(pid, profile_dir, self.stop_timeout):
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, signal.SIGKILL)
                 await self._wait_gone(pid, profile_dir, self.stop_timeout)
-        elif pid:
-            # The leader is gone but helpers of its group may linger.
+        for straggler in _pids_with(f"--user-data-dir={profile_dir}"):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pid, signal.SIGKILL)
+                os.kill(straggler, signal.SIGKILL)
         proc = self._procs.pop(pid, None) if pid else None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), self.stop_timeout)
-        if profile_dir:
-            await asyncio.to_thread(shutil.rmtree, profile_dir, True)
-            with contextlib.suppress(OSError):
-                os.unlink(f"{profile_dir}.log")
+        await asyncio.to_thread(shutil.rmtree, profile_dir, True)
+        with contextlib.suppress(OSError):
+            os.unlink(f"{profile_dir}.log")
 
     async def _wait_gone(self, pid: int, profile_dir: str, timeout: float) -> bool:
         proc = self._procs.get(pid)
@@ -211,6 +217,19 @@ class LocalDriver:
 
     async def close(self) -> None:
         self._procs.clear()
+
+
+def _pids_with(fragment: str) -> list[int]:
+    """Live processes whose command line contains `fragment` (renderers and helpers of a browser)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if fragment.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def _read_port(port_file: Path) -> int | None:

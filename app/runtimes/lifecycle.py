@@ -64,14 +64,18 @@ async def launch(ctx: AppContext, runtime_id: uuid.UUID, *, recording: bool | No
 async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None) -> Started:
     settings = ctx.settings
     async with ctx.capacity_lock, ctx.db.transaction() as s:
+        # Lock order, the same everywhere: space (shared; deleting it takes it exclusively), runtime, capacity.
+        space_id = (await s.execute(select(Runtime.space_id).where(Runtime.id == runtime_id))).scalar_one()
+        await s.execute(select(Space.id).where(Space.id == space_id).with_for_update(read=True))
         runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime_id).with_for_update())).scalar_one()
+        if runtime.deleted_at is not None:
+            raise runtime_not_found(runtime_id)
         if runtime.status == RS.ACTIVE and runtime.active_run_id:
             return Started(runtime, await s.get(Run, runtime.active_run_id), started=False)
         if runtime.status not in RS.STARTABLE:
             raise _transitioning(runtime)
         if ctx.db.is_postgres:
             await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CAPACITY_LOCK_KEY})
-        await s.execute(select(Space.id).where(Space.id == runtime.space_id).with_for_update())
         live = (await s.execute(select(func.count()).select_from(Runtime).where(
             Runtime.status.in_(RS.LIVE), Runtime.deleted_at.is_(None)))).scalar_one()
         if live >= settings.max_runtimes:
@@ -94,8 +98,14 @@ async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None
 
     config = BrowserConfig.model_validate(runtime.config or {})
     spec = LaunchSpec(runtime_id=runtime.id, window_size=config.window_size(), locale=config.locale)
+    async def remember(state: dict) -> None:
+        # Recorded while still `starting`, so a sweep can stop this browser if this process dies now.
+        async with ctx.db.transaction() as s:
+            await s.execute(update(Runtime).where(Runtime.id == runtime.id, Runtime.status == RS.STARTING,
+                                                  Runtime.active_run_id == run.id).values(driver_state=state))
+
     try:
-        handle = await ctx.driver.launch(spec, settings.launch_timeout_seconds)
+        handle = await ctx.driver.launch(spec, settings.launch_timeout_seconds, remember)
     except DriverError as exc:
         await fail(ctx, runtime.id, run.id, exc.code, exc.message)
         raise Unavailable(exc.message, code=exc.code,
@@ -103,7 +113,14 @@ async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None
     except BaseException as exc:
         await fail(ctx, runtime.id, run.id, "runtime.launch_failed", f"Launch failed: {exc!r}")
         raise
-    return await _mark_active(ctx, runtime.id, run, handle)
+    try:
+        return await _mark_active(ctx, runtime.id, run, handle)
+    except Unavailable:
+        raise
+    except BaseException as exc:
+        await ctx.driver.stop(handle.state)
+        await fail(ctx, runtime.id, run.id, "runtime.launch_failed", f"Launch failed: {exc!r}")
+        raise
 
 
 async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle: BrowserHandle) -> Started:

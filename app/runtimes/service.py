@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import delete as sql_delete, select
 
 from app.accounts.service import Principal
 from app.connections import service as connections
 from app.connections.schemas import FlatConnection
 from app.core import clock, ids
 from app.core.context import AppContext
-from app.core.errors import Conflict
+from app.core.errors import Conflict, TooManyRequests
 from app.core.paging import PageParams, split_page
 from app.runs.models import Run
 from app.runtimes import lifecycle
@@ -47,7 +47,18 @@ async def create_and_launch(ctx: AppContext, p: Principal, space_id: str, body: 
     space = await spaces.get(ctx.db, p, space_id)
     runtime = await _insert(ctx, p, space, name=body.name, type=body.kind or body.type, config=body.config,
                             metadata=body.metadata, recording=body.recording)
-    return await lifecycle.launch(ctx, runtime.id)
+    return await _launch_new(ctx, runtime)
+
+
+async def _launch_new(ctx: AppContext, runtime: Runtime) -> Started:
+    """Launch a runtime created by this same request; one refused for capacity is not kept."""
+    try:
+        return await lifecycle.launch(ctx, runtime.id)
+    except TooManyRequests:
+        async with ctx.db.transaction() as s:
+            await s.execute(sql_delete(Runtime).where(Runtime.id == runtime.id, Runtime.status == RS.STOPPED,
+                                                  Runtime.active_run_id.is_(None)))
+        raise
 
 
 async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> tuple[Runtime, FlatConnection | None]:
@@ -58,7 +69,7 @@ async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> tupl
                             idle_timeout_seconds=body.idle_timeout_seconds)
     if not body.start:
         return runtime, None
-    started = await lifecycle.launch(ctx, runtime.id)
+    started = await _launch_new(ctx, runtime)
     return started.runtime, await connections.run_connection(ctx, started.runtime, started.run)
 
 

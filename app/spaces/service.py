@@ -107,8 +107,7 @@ async def delete_space(db: Database, p: Principal, space_id: str) -> uuid.UUID:
         # Row lock: a runtime launch in this space takes the same lock, so neither slips past the other.
         await s.execute(select(Space.id).where(Space.id == space.id).with_for_update())
         live = (await s.execute(select(func.count()).select_from(Runtime).where(
-            Runtime.space_id == space.id, Runtime.status.in_(RuntimeStatus.LIVE),
-            Runtime.deleted_at.is_(None)))).scalar_one()
+            Runtime.space_id == space.id, Runtime.status.in_(RuntimeStatus.LIVE)))).scalar_one()
         if live:
             raise Conflict("Stop the space's runtimes before deleting it", code="runtime.not_stopped",
                            details={"spaceId": str(space.id), "liveRuntimes": live})

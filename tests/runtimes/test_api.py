@@ -23,7 +23,9 @@ def main_browser_pid(server, runtime_id: str) -> int:
 
 
 async def event_types(api, run_id: str) -> list[str]:
-    return [e["type"] for e in (await api.get(f"/v1/runs/{run_id}/events")).json()["data"]]
+    """The run's lifecycle events (the observer adds browser events beside them)."""
+    events = (await api.get(f"/v1/runs/{run_id}/events", params={"category": "runtime", "limit": 200})).json()
+    return [e["type"] for e in events["data"]]
 
 
 async def new_space(api) -> str:
@@ -239,6 +241,9 @@ async def test_failed_request_frees_its_idempotency_key(make_server):
         assert first.status_code == 503
         second = await api.post("/v1/runtimes", json={"start": True}, headers=headers)
         assert second.status_code == 503 and second.json()["code"] == "runtime.host_unavailable"
+        # The retry ran again (a new runtime tried to launch); it was not a replay of the failure.
+        assert "idempotency-replayed" not in second.headers
+        assert second.json()["details"]["runtimeId"] != first.json()["details"]["runtimeId"]
 
 
 async def test_missing_chromium_is_503_and_leaves_a_failed_record(make_server):
@@ -292,7 +297,13 @@ async def test_capacity_limit_is_429_with_retry_after(make_server, backend):
         assert int(refused.headers["retry-after"]) > 0
         listed = (await api.get("/v1/runtimes")).json()["data"]
         assert sorted(r["status"] for r in listed) == ["active", "active", "stopped", "stopped", "stopped"]
-        assert len(chromium_pids(profile_fragment(srv.settings.data_dir))) > 0
+        browsers = [pid for pid in chromium_pids(profile_fragment(srv.settings.data_dir))
+                    if b"--type=" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(browsers) == 2
+        # A create that is refused for capacity leaves no runtime behind.
+        refused_create = await api.post("/v1/runtimes", json={"start": True})
+        assert refused_create.status_code == 429
+        assert len((await api.get("/v1/runtimes")).json()["data"]) == 5
         for runtime in listed:
             await api.post(f"/v1/runtimes/{runtime['id']}/stop")
         # Capacity is free again.
