@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app import health
 from app.accounts import router as accounts
 from app.accounts.service import ensure_bootstrap_key
+from app.artifacts import router as artifacts
 from app.cdp import discovery, proxy
 from app.cdp.hub import Hub
 from app.connections import router as connections
@@ -21,6 +22,7 @@ from app.core.context import AppContext
 from app.core.db import Database
 from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.drivers.local import LocalDriver
+from app.files import router as files
 from app.locks import make_lock
 from app.runs import router as runs
 from app.runs.notifier import RunNotifier
@@ -32,7 +34,7 @@ from app.spaces import router as spaces
 log = structlog.get_logger(__name__)
 
 ROUTERS = (health.router, accounts.router, spaces.router, runtimes.seed, runtimes.flat, connections.router,
-           runs.router, proxy.router, discovery.router)
+           runs.router, proxy.router, discovery.router, artifacts.router, *files.routers)
 
 
 def make_driver(settings: Settings):
@@ -89,6 +91,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt_paths=files.UPLOAD_PATHS)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -23,7 +23,7 @@ from app.core.context import AppContext
 from app.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from app.core.paging import PageParams, split_page
 from app.locks import Holder, LockBusy
-from app.runs import events
+from app.runs import commands, events
 from app.runs.models import Run, RunStatus
 from app.runs.schemas import RecordingFlag
 from app.runtimes import service as runtimes
@@ -104,6 +104,9 @@ async def _lease(ctx: AppContext, runtime: Runtime, scope: str, token: str, expi
             await events.append(s, connection.run_id, "connection.created", "connection",
                                 {"scope": scope, "ttlSeconds": ttl_seconds,
                                  "expiresAt": clock.iso(expires_at)}, connection_id=connection.id)
+            await commands.record(s, connection.run_id, "connection.create",
+                                  request={"protocol": "cdp", "ttlSeconds": ttl_seconds, "scope": scope},
+                                  result={"connectionId": str(connection.id), "expiresAt": clock.iso(expires_at)})
     except BaseException:
         await ctx.lock.release(str(runtime.id), lock_token)
         raise
@@ -173,6 +176,8 @@ async def revoke(ctx: AppContext, p: Principal, space_id: str, runtime_id: str, 
         if result.rowcount == 1:
             await events.append(s, connection.run_id, "connection.revoked", "connection", {},
                                 connection_id=connection.id)
+            await commands.record(s, connection.run_id, "connection.revoke",
+                                  request={"connectionId": str(connection.id)}, result={"status": CS.REVOKED})
         connection = await s.get(Connection, connection.id, populate_existing=True)
     await ctx.lock.release(str(connection.runtime_id), connection.lock_token)
     return connection

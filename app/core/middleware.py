@@ -76,13 +76,17 @@ class _BodyTooLarge(HTTPException):
 class BodyLimitMiddleware:
     """413 `request.too_large` for bodies over the limit, whether declared by Content-Length or streamed."""
 
-    def __init__(self, app, max_bytes: int, exempt_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(self, app, max_bytes: int, exempt_prefixes: tuple[str, ...] = (),
+                 exempt_paths: re.Pattern[str] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.exempt_prefixes = exempt_prefixes
+        # Routes that stream their bodies and enforce their own limit (uploads).
+        self.exempt_paths = exempt_paths
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes):
+        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes) or (
+                self.exempt_paths is not None and self.exempt_paths.match(scope["path"])):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")

@@ -15,6 +15,8 @@ from app.core.responses import JSONResponse
 from app.core.schemas import errors
 from app.runs import service
 from app.runs.schemas import (
+    ActivityCategory,
+    CommandStatus,
     EventCategory,
     EventList,
     EventOut,
@@ -119,3 +121,34 @@ async def stream_run(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
     """The flat API's run stream (Python SDK `runs.stream`): the same frames as /events/stream."""
     frames = await service.follow(ctx, p, run_id, flt, last_event_id or cursor or after)
     return EventSourceResponse(frames, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/{run_id}/activity", responses=errors(400, 404))
+async def activity(
+    ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page,
+    categories: Annotated[list[str] | None, Depends(multi("categories", ActivityCategory, "Item categories"))],
+    category: Annotated[list[str] | None, Depends(multi("category", ActivityCategory, "Alias of categories"))],
+    level: Annotated[Literal["info", "warning", "error"] | None, Query(description="Minimum severity")] = None,
+) -> dict:
+    """A human-readable timeline of the run: navigations with their requests as children, console
+    errors with their severity, lifecycle, connections, dialogs and downloads."""
+    items, cursor = await service.activity(ctx.db, p, run_id, page, [*(categories or ()), *(category or ())] or None,
+                                           level)
+    return {"data": items, "activity": items, "nextCursor": cursor}
+
+
+@router.get("/{run_id}/commands", responses=errors(400, 404))
+async def list_commands(
+    ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page,
+    status: Annotated[list[str] | None, Depends(multi("status", CommandStatus))],
+    include: Annotated[list[str] | None, Depends(multi("include", Literal["request", "result", "error"],
+                                                       "Heavy fields to add"))],
+    order: Annotated[Literal["asc", "desc"], Query()] = "asc",
+    execution_mode: Annotated[Literal["inline", "durable"] | None, Query(alias="executionMode")] = None,
+) -> dict:
+    """Platform command records of the run (runtime start and stop, leases; invocations later).
+    `request`, `result` and `error` are only included when asked for with `include`."""
+    rows, cursor = await service.list_commands(ctx.db, p, run_id, page, status, order, set(include or ()))
+    if execution_mode:
+        rows = [r for r in rows if r["executionMode"] == execution_mode]
+    return {"data": rows, "commands": rows, "nextCursor": cursor}

@@ -8,6 +8,8 @@ from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel
 from app.runs.models import Run, RunEvent
 
 RunStatusLiteral = Literal["active", "completed", "failed"]
+ActivityCategory = Literal["runtime", "browser", "network", "console", "file", "invocation", "system"]
+CommandStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled", "timed_out"]
 EventCategory = Literal["runtime", "connection", "browser", "network", "console", "artifact", "invocation",
                         "lifecycle"]
 

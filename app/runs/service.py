@@ -14,7 +14,8 @@ from app.core import ids
 from app.core.db import Database
 from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, encode_cursor, split_page
-from app.runs import streams
+from app.runs import activity as activity_items
+from app.runs import commands, streams
 from app.runs.streams import EventFilter
 from app.runs.models import Run, RunEvent
 
@@ -82,3 +83,27 @@ async def follow(ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, c
     """The SSE frames of the run's events from `cursor` (checked before the stream starts)."""
     run = await get(ctx.db, p, run_id)
     return streams.follow(ctx, run, flt, streams.seq_of(cursor) or 0)
+
+
+ACTIVITY_EVENT_CAP = 50_000
+
+
+async def activity(db: Database, p: Principal, run_id: str, page: PageParams, categories: list[str] | None,
+                   level: str | None) -> tuple[list[dict], str | None]:
+    """The run's activity items (derived from up to ACTIVITY_EVENT_CAP events), filtered and paged."""
+    run = await get(db, p, run_id)
+    async with db.transaction() as s:
+        rows = list((await s.execute(select(RunEvent).where(RunEvent.run_id == run.id)
+                                     .order_by(RunEvent.seq).limit(ACTIVITY_EVENT_CAP))).scalars())
+    items = activity_items.select_items(activity_items.build(rows), categories, level)
+    start = page.after if isinstance(page.after, int) else 0
+    chunk = items[start:start + page.limit]
+    more = start + page.limit < len(items)
+    return chunk, encode_cursor(start + page.limit) if more else None
+
+
+async def list_commands(db: Database, p: Principal, run_id: str, page: PageParams, statuses: list[str] | None,
+                        order: str, include: set[str]) -> tuple[list[dict], str | None]:
+    run = await get(db, p, run_id)
+    rows, cursor = await commands.list_commands(db, run.id, page, statuses=statuses, descending=order == "desc")
+    return [commands.as_wire(c, include) for c in rows], cursor

@@ -31,7 +31,7 @@ SAMPLED_CATEGORIES = frozenset({"network"})
 
 class EventWriter:
     def __init__(self, db: Database, *, bulk_capacity: int = 50_000, capacity: int = 200_000,
-                 batch_size: int = 2_000, interval: float = 0.05) -> None:
+                 batch_size: int = 2_000, interval: float = 0.01) -> None:
         self.db = db
         self.bulk_capacity = bulk_capacity
         self.capacity = capacity

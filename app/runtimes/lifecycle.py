@@ -19,7 +19,7 @@ from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.errors import Conflict, NotFound, TooManyRequests, Unavailable
 from app.drivers.base import BrowserHandle, DriverError, LaunchSpec
-from app.runs import events
+from app.runs import commands, events
 from app.runs.models import Run, RunStatus
 from app.runtimes.models import Runtime, RuntimeStatus as RS
 from app.runtimes.schemas import BrowserConfig
@@ -133,6 +133,8 @@ async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle:
                     status_changed_at=now, updated_at=now))
         if result.rowcount == 1:
             await events.append(s, run.id, "runtime.active", "runtime", {"driver": ctx.driver.name})
+            await commands.record(s, run.id, "runtime.start", request={"recording": run.recording},
+                                  result={"runId": str(run.id), "status": RS.ACTIVE}, started_at=run.started_at)
     if result.rowcount != 1:
         # Failed or swept while the browser was starting: do not leave that browser behind.
         await ctx.driver.stop(handle.state)
@@ -169,6 +171,7 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID) -> Stopped:
             raise _transitioning(runtime)
         await asyncio.sleep(0.1)
 
+    stop_started = clock.now()
     if ctx.supervisor:
         ctx.supervisor.unwatch(runtime_id)
     await _run_end_hooks(ctx, runtime_id, run_id)
@@ -185,6 +188,8 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID) -> Stopped:
             await s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
                             .values(status=RunStatus.COMPLETED, finished_at=now))
             await events.append(s, run_id, "runtime.stopped", "runtime", {"reason": "stop requested"})
+            await commands.record(s, run_id, "runtime.stop", request={}, result={"status": RS.STOPPED},
+                                  started_at=stop_started)
         runtime = await s.get(Runtime, runtime_id)
     return Stopped(runtime, run_id, stopped=True)
 
@@ -202,13 +207,15 @@ async def fail(ctx: AppContext, runtime_id: uuid.UUID, run_id: uuid.UUID, code: 
                                    .with_for_update())).scalar_one_or_none()
         if runtime is None or runtime.active_run_id != run_id or runtime.status not in from_statuses:
             return False
-        state = runtime.driver_state or {}
+        state, prior = runtime.driver_state or {}, runtime.status
         now = clock.now()
         runtime.status, runtime.active_run_id, runtime.driver_state = RS.FAILED, None, None
         runtime.failure, runtime.status_changed_at, runtime.updated_at = failure, now, now
         await s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
                         .values(status=RunStatus.FAILED, failure=failure, finished_at=now))
         await events.append(s, run_id, "runtime.failed", "runtime", failure)
+        if prior == RS.STARTING:
+            await commands.record(s, run_id, "runtime.start", request={}, error=failure)
     log.warning("runtime_failed", runtime_id=str(runtime_id), run_id=str(run_id), code=code, message=message)
     if ctx.supervisor:
         ctx.supervisor.unwatch(runtime_id)

@@ -16,6 +16,7 @@ from datetime import timedelta
 import structlog
 from sqlalchemy import select
 
+from app.cdp.observer import RunObserver
 from app.core import clock
 from app.core.context import AppContext
 from app.runtimes import lifecycle
@@ -28,17 +29,30 @@ class Supervisor:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self._watches: dict[uuid.UUID, asyncio.Task] = {}
+        self._observers: dict[uuid.UUID, RunObserver] = {}
+        self._stopping: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
 
     def watch(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
+        """Follow the browser until it ends, and observe its run (the process that watches observes)."""
         self.unwatch(runtime_id)
         self._watches[runtime_id] = asyncio.create_task(self._follow(runtime_id, run_id, state),
                                                         name=f"watch-{runtime_id}")
+        if state.get("wsUrl"):
+            observer = RunObserver(self.ctx, runtime_id, run_id, state["wsUrl"],
+                                   self.ctx.settings.data_dir.resolve() / "downloads" / str(run_id))
+            self._observers[runtime_id] = observer
+            observer.start()
 
     def unwatch(self, runtime_id: uuid.UUID) -> None:
         task = self._watches.pop(runtime_id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
+        observer = self._observers.pop(runtime_id, None)
+        if observer is not None:
+            stopping = asyncio.create_task(observer.stop())
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
 
     def watching(self, runtime_id: uuid.UUID) -> bool:
         return runtime_id in self._watches
@@ -105,9 +119,9 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
         if self.ctx.driver.browsers_outlive_server:
-            for task in self._watches.values():
-                task.cancel()
-            self._watches.clear()
+            for runtime_id in list(self._watches):
+                self.unwatch(runtime_id)
+            await asyncio.gather(*self._stopping, return_exceptions=True)
             return
         watched = list(self._watches)
         async with self.ctx.db.transaction() as s:
@@ -119,3 +133,4 @@ class Supervisor:
             if rt.active_run_id is not None:
                 await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.host_shutdown",
                                      "The server shut down while the browser was running")
+        await asyncio.gather(*self._stopping, return_exceptions=True)

@@ -1,0 +1,339 @@
+"""The run observer: the server's own CDP session to a run's browser, for the whole run.
+
+It is independent of whoever holds the controller lock and changes nothing the controlling client
+sees: it creates no targets, never answers dialogs, and only enables domains in its own sessions.
+It auto-attaches to every page (and to their iframes and workers) and turns what happens into run
+events through the batching writer: pages created and closed, navigations and loads, console
+messages and page errors, network requests, responses and failures (no bodies), dialogs, and
+downloads, whose files become run artifacts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from sqlalchemy import select
+
+from app.cdp.client import CdpClient
+from app.runs.models import RunEvent
+
+log = structlog.get_logger(__name__)
+
+URL_LIMIT = 2048
+TEXT_LIMIT = 4000
+PAGE_TYPES = ("page",)
+CHILD_TYPES = ("iframe", "worker", "shared_worker", "service_worker")
+
+
+def _url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    if url.startswith("data:"):
+        return url[:100] + ("..." if len(url) > 100 else "")
+    return url[:URL_LIMIT]
+
+
+def _console_text(args: list[dict]) -> str:
+    parts = []
+    for arg in args:
+        if "value" in arg:
+            parts.append(str(arg["value"]))
+        elif "description" in arg:
+            parts.append(arg["description"])
+        elif "unserializableValue" in arg:
+            parts.append(arg["unserializableValue"])
+        else:
+            parts.append(arg.get("type", ""))
+    return " ".join(parts)[:TEXT_LIMIT]
+
+
+class RunObserver:
+    def __init__(self, ctx, runtime_id: uuid.UUID, run_id: uuid.UUID, ws_url: str, downloads_dir: Path) -> None:
+        self.ctx = ctx
+        self.runtime_id = runtime_id
+        self.run_id = run_id
+        self.ws_url = ws_url
+        self.downloads_dir = downloads_dir
+        self.client: CdpClient | None = None
+        self.pages: dict[str, dict[str, Any]] = {}  # targetId -> {url, browserContextId}
+        self.page_of_session: dict[str, str] = {}  # sessionId -> top-level page targetId
+        self.requests: dict[tuple[str | None, str], dict[str, Any]] = {}
+        self.downloads: dict[str, dict[str, Any]] = {}
+        self._task: asyncio.Task | None = None
+        self._background: set[asyncio.Task] = set()
+
+    # --- lifecycle ---
+
+    def start(self) -> None:
+        # A fresh context: the observer outlives the request that launched the runtime (and its log ids).
+        self._task = asyncio.create_task(self._run(), name=f"observer-{self.run_id}", context=contextvars.Context())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self.client is not None:
+            await self.client.close()
+        for task in list(self._background):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(task, 5)
+
+    async def _run(self) -> None:
+        try:
+            self.downloads_dir.mkdir(parents=True, exist_ok=True)
+            self.client = await CdpClient.open(self.ws_url, self._on_event)
+            await self._setup()
+            await self.client.closed.wait()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("observer_failed", run_id=str(self.run_id), exc_info=True)
+
+    async def _setup(self) -> None:
+        client = self.client
+        # Downloads of contexts nobody configured land in the run's own directory.
+        with contextlib.suppress(Exception):
+            await client.send("Browser.setDownloadBehavior", {
+                "behavior": "allowAndName", "downloadPath": str(self.downloads_dir), "eventsEnabled": True})
+        await client.send("Target.setDiscoverTargets", {"discover": True})
+        await client.send("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False,
+                                                   "flatten": True})
+        targets = await client.send("Target.getTargets")
+        for info in targets.get("targetInfos", []):
+            if info["type"] in PAGE_TYPES and not info.get("attached"):
+                client.send_nowait("Target.attachToTarget", {"targetId": info["targetId"], "flatten": True})
+
+    def emit(self, type: str, category: str, data: dict[str, Any], page_id: str | None = None) -> None:
+        self.ctx.events.emit(self.run_id, type, category, data, source="browser", page_id=page_id)
+
+    # --- events ---
+
+    async def _on_event(self, method: str, params: dict[str, Any], session_id: str | None) -> None:
+        handler = _HANDLERS.get(method)
+        if handler is not None:
+            try:
+                handler(self, params, session_id)
+            except Exception:
+                log.warning("observer_event_failed", method=method, exc_info=True)
+
+    def _target_created(self, params: dict, _session: str | None) -> None:
+        info = params["targetInfo"]
+        if info["type"] in PAGE_TYPES and info["targetId"] not in self.pages:
+            self.pages[info["targetId"]] = {"url": info.get("url"), "browserContextId": info.get("browserContextId")}
+            self.emit("page.created", "browser", {"targetId": info["targetId"], "url": _url(info.get("url")),
+                                                  "browserContextId": info.get("browserContextId"),
+                                                  "openerId": info.get("openerId")}, info["targetId"])
+
+    def _target_destroyed(self, params: dict, _session: str | None) -> None:
+        page = self.pages.pop(params["targetId"], None)
+        if page is not None:
+            self.emit("page.closed", "browser", {"targetId": params["targetId"], "url": _url(page.get("url"))},
+                      params["targetId"])
+
+    def _attached(self, params: dict, parent_session: str | None) -> None:
+        info, session = params["targetInfo"], params["sessionId"]
+        kind = info["type"]
+        if kind in PAGE_TYPES:
+            self.page_of_session[session] = info["targetId"]
+            for method in ("Page.enable", "Network.enable", "Runtime.enable"):
+                self.client.send_nowait(method, None, session)
+        elif kind in CHILD_TYPES or kind == "tab":
+            parent_page = self.page_of_session.get(parent_session) if parent_session else None
+            self.page_of_session[session] = parent_page or info["targetId"]
+            if kind != "tab":
+                self.client.send_nowait("Network.enable", None, session)
+                self.client.send_nowait("Runtime.enable", None, session)
+        else:
+            return
+        self.client.send_nowait("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False,
+                                                         "flatten": True}, session)
+
+    def _detached(self, params: dict, _session: str | None) -> None:
+        self.page_of_session.pop(params.get("sessionId", ""), None)
+
+    def _frame_navigated(self, params: dict, session: str | None) -> None:
+        frame = params["frame"]
+        if frame.get("parentId"):
+            return
+        page_id = self.page_of_session.get(session)
+        if page_id in self.pages:
+            self.pages[page_id]["url"] = frame.get("url")
+        self.emit("page.navigated", "browser", {"url": _url(frame.get("url")), "frameId": frame.get("id"),
+                                                "loaderId": frame.get("loaderId")}, page_id)
+
+    def _load(self, params: dict, session: str | None) -> None:
+        page_id = self.page_of_session.get(session)
+        url = self.pages.get(page_id, {}).get("url")
+        self.emit("page.load", "browser", {"url": _url(url)}, page_id)
+
+    def _console(self, params: dict, session: str | None) -> None:
+        frame = (params.get("stackTrace") or {}).get("callFrames") or [{}]
+        self.emit("console.message", "console", {
+            "level": params.get("type"), "text": _console_text(params.get("args", [])),
+            "url": _url(frame[0].get("url")), "line": frame[0].get("lineNumber")}, self.page_of_session.get(session))
+
+    def _exception(self, params: dict, session: str | None) -> None:
+        details = params.get("exceptionDetails", {})
+        exception = details.get("exception") or {}
+        message = exception.get("description") or details.get("text") or "Uncaught exception"
+        self.emit("page.error", "console", {"message": message[:TEXT_LIMIT], "url": _url(details.get("url")),
+                                            "line": details.get("lineNumber"), "column": details.get("columnNumber")},
+                  self.page_of_session.get(session))
+
+    def _request(self, params: dict, session: str | None) -> None:
+        key = (session, params["requestId"])
+        redirect = params.get("redirectResponse")
+        if redirect is not None and key in self.requests:
+            self._response_done(key, status=redirect.get("status"), mime=redirect.get("mimeType"),
+                                size=redirect.get("encodedDataLength"), redirected=True)
+        request = params["request"]
+        self.requests[key] = {"url": request.get("url"), "method": request.get("method"),
+                              "type": params.get("type"), "started": time.monotonic(), "status": None,
+                              "mime": None}
+        self.emit("network.request", "network", {
+            "requestId": params["requestId"], "url": _url(request.get("url")), "method": request.get("method"),
+            "resourceType": params.get("type"), "loaderId": params.get("loaderId")},
+            self.page_of_session.get(session))
+
+    def _response(self, params: dict, session: str | None) -> None:
+        entry = self.requests.get((session, params["requestId"]))
+        if entry is not None:
+            response = params.get("response", {})
+            entry["status"], entry["mime"] = response.get("status"), response.get("mimeType")
+            entry["fromCache"] = response.get("fromDiskCache") or response.get("fromServiceWorker") or False
+
+    def _finished(self, params: dict, session: str | None) -> None:
+        self._response_done((session, params["requestId"]), size=params.get("encodedDataLength"))
+
+    def _response_done(self, key, *, status=None, mime=None, size=None, redirected=False) -> None:
+        entry = self.requests.pop(key, None)
+        if entry is None:
+            return
+        self.emit("network.response", "network", {
+            "requestId": key[1], "url": _url(entry["url"]), "method": entry["method"],
+            "status": status if status is not None else entry["status"], "mimeType": mime or entry["mime"],
+            "resourceType": entry["type"], "encodedBytes": size, "redirected": redirected,
+            "fromCache": entry.get("fromCache", False),
+            "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1)}, self.page_of_session.get(key[0]))
+
+    def _failed(self, params: dict, session: str | None) -> None:
+        key = (session, params["requestId"])
+        entry = self.requests.pop(key, None) or {"url": None, "method": None, "type": params.get("type"),
+                                                  "started": time.monotonic(), "status": None}
+        self.emit("network.failed", "network", {
+            "requestId": params["requestId"], "url": _url(entry["url"]), "method": entry["method"],
+            "resourceType": params.get("type") or entry["type"], "errorText": params.get("errorText"),
+            "canceled": params.get("canceled", False), "blockedReason": params.get("blockedReason"),
+            "status": entry["status"], "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1)},
+            self.page_of_session.get(session))
+
+    def _dialog_opened(self, params: dict, session: str | None) -> None:
+        self.emit("dialog.opened", "browser", {"type": params.get("type"), "message": params.get("message", "")[:TEXT_LIMIT],
+                                               "url": _url(params.get("url"))}, self.page_of_session.get(session))
+
+    def _dialog_closed(self, params: dict, session: str | None) -> None:
+        self.emit("dialog.closed", "browser", {"accepted": params.get("result")}, self.page_of_session.get(session))
+
+    # --- downloads ---
+
+    def _download_begin(self, params: dict, session: str | None) -> None:
+        guid = params["guid"]
+        if guid in self.downloads:
+            return
+        page_id = self.page_of_session.get(session) or self._page_of_frame(params.get("frameId"))
+        self.downloads[guid] = {"name": params.get("suggestedFilename") or "download", "url": params.get("url"),
+                                "pageId": page_id, "started": time.monotonic(),
+                                "contextId": self.pages.get(page_id or "", {}).get("browserContextId")}
+        self.emit("download.started", "browser", {"guid": guid, "url": _url(params.get("url")),
+                                                  "suggestedFilename": params.get("suggestedFilename")}, page_id)
+
+    def _download_progress(self, params: dict, session: str | None) -> None:
+        state = params.get("state")
+        download = self.downloads.get(params["guid"])
+        if download is None or state not in ("completed", "canceled") or download.get("done"):
+            return
+        download["done"] = True
+        if state == "canceled":
+            self.emit("download.canceled", "browser", {"guid": params["guid"], "url": _url(download["url"])},
+                      download["pageId"])
+            return
+        task = asyncio.create_task(self._capture(params["guid"], download, params.get("filePath")))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _page_of_frame(self, frame_id: str | None) -> str | None:
+        # A page's main frame id is its target id.
+        return frame_id if frame_id in self.pages else None
+
+    async def _download_dirs(self, context_id: str | None) -> list[Path]:
+        """Where the browser may have put the file: the directories clients chose for this context (the
+        proxy records each Browser.setDownloadBehavior as a `download.behavior` event), newest first, then ours."""
+        async with self.ctx.db.transaction() as s:
+            rows = (await s.execute(select(RunEvent.data).where(
+                RunEvent.run_id == self.run_id, RunEvent.type == "download.behavior").order_by(
+                RunEvent.seq.desc()).limit(200))).scalars().all()
+        dirs = [Path(d["downloadPath"]) for d in rows
+                if d.get("downloadPath") and d.get("browserContextId") in (context_id, None)]
+        return [*dirs, self.downloads_dir]
+
+    async def _capture(self, guid: str, download: dict, file_path: str | None) -> None:
+        """Keep a copy of the downloaded file as a run artifact, wherever the client told it to go."""
+        from app.artifacts import service as artifacts
+
+        data = {"guid": guid, "url": _url(download["url"]), "name": download["name"]}
+        source = Path(file_path) if file_path else None
+        for _ in range(50):  # the file is renamed into place just after the event
+            if source is None or not source.exists():
+                candidates = [d / guid for d in await self._download_dirs(download.get("contextId"))]
+                source = next((c for c in candidates if c.exists()), None)
+            if source is not None and source.exists():
+                break
+            await asyncio.sleep(0.1)
+        if source is None or not source.exists():
+            self.emit("download.completed", "browser", {**data, "captured": False,
+                                                        "reason": "the file was not found on the browser host"},
+                      download["pageId"])
+            return
+        # record() copies the file at once: the client may delete its own copy when its context closes.
+        artifact = await artifacts.record(self.ctx, run_id=self.run_id, kind="download", name=download["name"],
+                                          content_type=_guess_type(download["name"]), source=source,
+                                          metadata={"url": _url(download["url"]), "guid": guid})
+        self.emit("download.completed", "browser", {**data, "captured": True, "artifactId": str(artifact.id),
+                                                    "sizeBytes": artifact.size_bytes}, download["pageId"])
+
+
+def _guess_type(name: str) -> str:
+    import mimetypes
+
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+_HANDLERS = {
+    "Target.targetCreated": RunObserver._target_created,
+    "Target.targetDestroyed": RunObserver._target_destroyed,
+    "Target.attachedToTarget": RunObserver._attached,
+    "Target.detachedFromTarget": RunObserver._detached,
+    "Page.frameNavigated": RunObserver._frame_navigated,
+    "Page.loadEventFired": RunObserver._load,
+    "Page.javascriptDialogOpening": RunObserver._dialog_opened,
+    "Page.javascriptDialogClosed": RunObserver._dialog_closed,
+    "Runtime.consoleAPICalled": RunObserver._console,
+    "Runtime.exceptionThrown": RunObserver._exception,
+    "Network.requestWillBeSent": RunObserver._request,
+    "Network.responseReceived": RunObserver._response,
+    "Network.loadingFinished": RunObserver._finished,
+    "Network.loadingFailed": RunObserver._failed,
+    "Browser.downloadWillBegin": RunObserver._download_begin,
+    "Browser.downloadProgress": RunObserver._download_progress,
+    "Page.downloadWillBegin": RunObserver._download_begin,
+    "Page.downloadProgress": RunObserver._download_progress,
+}

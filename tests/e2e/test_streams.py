@@ -1,0 +1,164 @@
+"""Following runs live: SSE streams (resume without gaps, across two server processes), long-poll
+wait, and what activity and commands show afterwards."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import httpx
+from playwright.sync_api import sync_playwright
+
+from tests.e2e.conftest import cluster, lease
+from tests.e2e.test_cdp import events_of, wait_for
+
+
+def sse_frames(response: httpx.Response):
+    """Parse text/event-stream into (event, id, data) tuples."""
+    event, ident, data = "message", None, []
+    for line in response.iter_lines():
+        if line == "":
+            if data:
+                yield event, ident, json.loads("\n".join(data))
+            event, ident, data = "message", None, []
+        elif line.startswith(":"):
+            continue
+        else:
+            field, _, value = line.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "event":
+                event = value
+            elif field == "id":
+                ident = value
+            elif field == "data":
+                data.append(value)
+
+
+def drive(url: str, pages_url: str, steps: int = 3) -> None:
+    with sync_playwright() as pw:
+        browser = pw.chromium.connect_over_cdp(url)
+        page = browser.contexts[0].new_page()
+        for i in range(steps):
+            page.goto(f"{pages_url}/{'one' if i % 2 == 0 else 'two'}.html")
+            page.wait_for_load_state("load")
+        page.close()
+        browser.close()
+
+
+def test_sse_resumes_without_gaps_and_ends_with_run_ended(live, pages):
+    with live.client() as client:
+        started = client.post("/v1/runtimes", json={"start": True}).json()
+        run_id, runtime_id = started["activeRunId"], started["id"]
+        cdp_url = started["connection"]["cdpUrl"]
+        seen: list[dict] = []
+        last_id = None
+        with client.stream("GET", f"/v1/runs/{run_id}/events/stream", timeout=30) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            worker = threading.Thread(target=drive, args=(cdp_url, pages.url))
+            worker.start()
+            for event, ident, data in sse_frames(response):
+                assert event == "run.event"
+                seen.append(data)
+                last_id = ident
+                if len(seen) >= 12:
+                    break  # hang up mid-run
+        worker.join()
+        # Resume from the last id received: the rest of the run, nothing twice, nothing missing.
+        done = threading.Event()
+
+        def stop_later():
+            time.sleep(1.0)
+            client.post(f"/v1/runtimes/{runtime_id}/stop")
+            done.set()
+
+        threading.Thread(target=stop_later).start()
+        ended = None
+        with client.stream("GET", f"/v1/runs/{run_id}/stream", headers={"Last-Event-ID": last_id},
+                           timeout=30) as response:
+            for event, ident, data in sse_frames(response):
+                if event == "run.ended":
+                    ended = data
+                    break
+                if event == "run.event":
+                    seen.append(data)
+        done.wait(10)
+        assert ended == {"runId": run_id, "status": "completed", "finishedAt": ended["finishedAt"], "failure": None}
+        stored = events_of(client, run_id, limit=200)
+        stored_all = stored
+        cursor = None
+        while True:
+            page = client.get(f"/v1/runs/{run_id}/events", params={"limit": 200, **({"cursor": cursor} if cursor else {})}).json()
+            if cursor is None:
+                stored_all = []
+            stored_all += page["data"]
+            cursor = page["nextCursor"]
+            if not cursor:
+                break
+        assert [e["seq"] for e in seen] == [e["seq"] for e in stored_all]
+        assert [e["seq"] for e in seen] == list(range(1, len(seen) + 1))
+
+
+def test_event_written_by_one_process_is_streamed_by_the_other(tmp_path, pages):
+    with cluster(tmp_path, count=2) as (a, b), a.client() as ca, b.client() as cb:
+        started = ca.post("/v1/runtimes", json={"start": True}).json()  # A launches and observes
+        run_id = started["activeRunId"]
+        with cb.stream("GET", f"/v1/runs/{run_id}/events/stream", params={"type": "page.load"},
+                       timeout=30) as response:
+            frames = sse_frames(response)
+            threading.Thread(target=drive, args=(started["connection"]["cdpUrl"], pages.url, 1)).start()
+            t0 = time.monotonic()
+            for event, _ident, data in frames:
+                if event == "run.event" and data["data"].get("url", "").endswith("one.html"):
+                    break
+            delay = time.monotonic() - t0
+        assert data["type"] == "page.load" and delay < 10
+        ca.post(f"/v1/runtimes/{started['id']}/stop")
+
+
+def test_wait_returns_the_next_matching_event_or_times_out(live, pages):
+    with live.client() as client:
+        started = client.post("/v1/runtimes", json={"start": True}).json()
+        run_id = started["activeRunId"]
+        empty = client.post(f"/v1/runs/{run_id}/events/wait", json={"type": ["page.load"], "timeoutMs": 300}).json()
+        assert empty["timedOut"] is True and empty["event"] is None and empty["cursor"]
+        threading.Timer(0.5, drive, args=(started["connection"]["cdpUrl"], pages.url, 1)).start()
+        got = client.post(f"/v1/runs/{run_id}/events/wait",
+                          json={"type": ["page.load"], "cursor": empty["cursor"], "timeoutMs": 20000}).json()
+        assert got["timedOut"] is False and got["event"]["type"] == "page.load"
+        bad = client.post(f"/v1/runs/{run_id}/events/wait", json={"timeoutMs": 999999})
+        assert bad.status_code == 400
+        client.post(f"/v1/runtimes/{started['id']}/stop")
+
+
+def test_activity_and_commands_describe_the_run(live, runtime, pages):
+    with live.client() as client:
+        connection = lease(client, runtime).json()
+        drive(connection["endpoint"]["url"], pages.url, 1)
+        run_id = runtime["activeRunId"]
+        wait_for(lambda: any(e["type"] == "page.error" for e in events_of(client, run_id)), timeout=10)
+        wait_for(lambda: any(e["type"] == "network.failed" for e in events_of(client, run_id)), timeout=10)
+        items = client.get(f"/v1/runs/{run_id}/activity", params={"limit": 200}).json()["data"]
+        navigation = next(i for i in items if i["message"].endswith("/one.html"))
+        assert navigation["category"] == "browser" and navigation["status"] == "loaded"
+        urls = [c["data"]["url"] for c in navigation["children"]]
+        assert f"{pages.url}/one.html" in urls and "http://127.0.0.1:9/missing.json" in urls
+        assert navigation["failedRequests"] >= 1 and navigation["severity"] == "warning"
+        assert all(c["parentId"] == navigation["id"] for c in navigation["children"])
+        errors = client.get(f"/v1/runs/{run_id}/activity", params={"level": "error"}).json()["data"]
+        assert {i["severity"] for i in errors} == {"error"}
+        assert any(i["message"] == "something went wrong" for i in errors)
+        assert any("boom from page one" in i["message"] for i in errors)
+        console = client.get(f"/v1/runs/{run_id}/activity", params={"categories": "console"}).json()["data"]
+        assert {i["category"] for i in console} == {"console"} and len(console) >= 4
+        assert client.get(f"/v1/runs/{run_id}/activity", params={"level": "fatal"}).status_code == 400
+
+        client.delete(f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/connections/{connection['id']}")
+        commands = client.get(f"/v1/runs/{run_id}/commands").json()["data"]
+        assert [c["entryCall"] for c in commands] == ["runtime.start", "connection.create", "connection.revoke"]
+        assert all(c["status"] == "succeeded" and "request" not in c for c in commands)
+        detailed = client.get(f"/v1/runs/{run_id}/commands",
+                              params=[("include", "request"), ("include", "result"), ("order", "desc")]).json()
+        assert detailed["commands"][0]["entryCall"] == "connection.revoke"
+        assert detailed["data"][1]["request"] == {"protocol": "cdp", "ttlSeconds": 600, "scope": "lease"}
+        assert detailed["data"][1]["result"]["connectionId"] == connection["id"]

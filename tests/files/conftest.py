@@ -1,0 +1,43 @@
+"""Helpers for the file tests: what is in the object store, and runtimes that are stopped afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def stored_objects(server) -> set[str]:
+    """Every file under the objects directory, temporary ones included."""
+    root = server.settings.objects_dir
+    return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+
+def runtime_area(server, runtime_id: str) -> Path:
+    return (server.settings.data_dir / "runtime-files" / runtime_id).resolve()
+
+
+@asynccontextmanager
+async def started_runtime(api, **body) -> AsyncIterator[dict]:
+    """A flat runtime started for the test and stopped at the end, whatever happens."""
+    created = await api.post("/v1/runtimes", json={"start": True, **body})
+    assert created.status_code == 201, created.text
+    runtime = created.json()
+    try:
+        yield runtime
+    finally:
+        await api.post(f"/v1/runtimes/{runtime['id']}/stop")
+
+
+@pytest.fixture
+def objects(server):
+    """A snapshot of the object store taken before the test; call it to get what was added since."""
+    before = stored_objects(server)
+    return lambda: stored_objects(server) - before
