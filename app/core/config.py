@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1024)
     # Run events older than this many days are deleted by the sweeper; 0 keeps them forever.
     event_retention_days: int = Field(default=0, ge=0)
+    # An idle SSE stream sends a `heartbeat` frame this often.
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     # `serve` splices CDP sockets at the TCP level (app/cdp/splice.py); false relays them over ASGI.
     cdp_splice: bool = True
     log_level: str = "info"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import uuid
 
+from datetime import timedelta
+
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
 from app.accounts.service import Principal
 from app.connections import service as connections
 from app.connections.schemas import FlatConnection
 from app.core.context import AppContext
-from app.core import ids
+from app.core import clock, ids
 from app.core.db import Database
 from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, encode_cursor, split_page
@@ -107,3 +110,20 @@ async def list_commands(db: Database, p: Principal, run_id: str, page: PageParam
     run = await get(db, p, run_id)
     rows, cursor = await commands.list_commands(db, run.id, page, statuses=statuses, descending=order == "desc")
     return [commands.as_wire(c, include) for c in rows], cursor
+
+
+async def purge_old_events(ctx: AppContext, batch: int = 10_000) -> int:
+    """Delete events older than BCTRL_EVENT_RETENTION_DAYS (0 keeps everything); returns how many."""
+    days = ctx.settings.event_retention_days
+    if not days:
+        return 0
+    cutoff = clock.now() - timedelta(days=days)
+    removed = 0
+    while True:
+        async with ctx.db.transaction() as s:
+            ids_ = list((await s.execute(select(RunEvent.id).where(RunEvent.time < cutoff).limit(batch))).scalars())
+            if ids_:
+                await s.execute(sql_delete(RunEvent).where(RunEvent.id.in_(ids_)))
+        removed += len(ids_)
+        if len(ids_) < batch:
+            return removed

@@ -23,7 +23,6 @@ from app.runs.models import Run, RunEvent, RunStatus
 from app.runs.schemas import EventOut
 
 PAGE = 500
-HEARTBEAT_SECONDS = 15.0
 # After a run ends, events still being written (a socket's detach, a last batch) get this long.
 END_GRACE_SECONDS = 1.0
 
@@ -119,7 +118,8 @@ async def follow(ctx: AppContext, run: Run, flt: EventFilter, after: int) -> Asy
                 return
             await ctx.notifier.wait(run.id, END_GRACE_SECONDS / 4)
             continue
-        if loop.time() - last_beat >= HEARTBEAT_SECONDS:
+        heartbeat = ctx.settings.sse_heartbeat_seconds
+        if loop.time() - last_beat >= heartbeat:
             yield _frame("heartbeat", {"time": clock.iso(clock.now())})
             last_beat = loop.time()
-        await ctx.notifier.wait(run.id, min(1.0, HEARTBEAT_SECONDS - (loop.time() - last_beat)))
+        await ctx.notifier.wait(run.id, max(0.01, min(1.0, heartbeat - (loop.time() - last_beat))))

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from app.cdp.observer import RunObserver
 from app.core import clock
 from app.core.context import AppContext
+from app.runs import service as runs
 from app.runtimes import lifecycle
 from app.runtimes.models import Runtime, RuntimeStatus as RS
 
@@ -80,6 +81,7 @@ class Supervisor:
             await asyncio.sleep(self.ctx.settings.sweep_interval_seconds)
             try:
                 await self.sweep()
+                await runs.purge_old_events(self.ctx)
             except Exception:
                 log.exception("sweep_failed")
 

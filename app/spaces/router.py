@@ -43,4 +43,4 @@ async def update_space(ctx: CtxDep, p: PrincipalDep, space_id: str, body: SpaceU
 @router.delete("/{space_id}", response_model=Deleted, responses=errors(404, 409))
 async def delete_space(ctx: CtxDep, p: PrincipalDep, space_id: str) -> Deleted:
     """Deletes the space with its stopped runtimes and their runs; refused while a runtime in it is live."""
-    return Deleted(id=str(await service.delete_space(ctx.db, p, space_id)))
+    return Deleted(id=str(await service.delete_space(ctx, p, space_id)))

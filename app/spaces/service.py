@@ -9,7 +9,11 @@ from sqlalchemy.exc import IntegrityError
 
 from app.accounts.service import Principal
 from app.core import clock, ids
+from app.artifacts.models import Artifact
+from app.core.context import AppContext
 from app.core.db import Database
+from app.files.models import StorageFile
+from app.storage import make_store
 from app.core.errors import Conflict, NotFound
 from app.core.paging import PageParams, split_page
 from app.runtimes.models import Runtime, RuntimeStatus
@@ -100,10 +104,11 @@ async def update(db: Database, p: Principal, space_id: str, body: SpaceUpdate) -
     return space
 
 
-async def delete_space(db: Database, p: Principal, space_id: str) -> uuid.UUID:
-    """Deletes the space with its runtimes, runs and events; refused while a browser runs in it."""
-    space = await get(db, p, space_id)
-    async with db.transaction() as s:
+async def delete_space(ctx: AppContext, p: Principal, space_id: str) -> uuid.UUID:
+    """Deletes the space with its runtimes, runs, events, files and artifacts (their bytes too);
+    refused while a browser runs in it."""
+    space = await get(ctx.db, p, space_id)
+    async with ctx.db.transaction() as s:
         # Row lock: a runtime launch in this space takes the same lock, so neither slips past the other.
         await s.execute(select(Space.id).where(Space.id == space.id).with_for_update())
         live = (await s.execute(select(func.count()).select_from(Runtime).where(
@@ -111,5 +116,11 @@ async def delete_space(db: Database, p: Principal, space_id: str) -> uuid.UUID:
         if live:
             raise Conflict("Stop the space's runtimes before deleting it", code="runtime.not_stopped",
                            details={"spaceId": str(space.id), "liveRuntimes": live})
+        keys = [*(await s.execute(select(StorageFile.object_key).where(StorageFile.space_id == space.id))).scalars(),
+                *(await s.execute(select(Artifact.object_key).where(Artifact.space_id == space.id))).scalars()]
         await s.execute(delete(Space).where(Space.id == space.id))
+    # Bytes go after the rows: a crash in between leaves unreferenced bytes, never a row without bytes.
+    store = make_store(ctx.settings)
+    for key in keys:
+        await store.delete(key)
     return space.id

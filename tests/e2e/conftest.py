@@ -122,7 +122,7 @@ def cluster(tmp: Path, count: int = 1, **extra: str):
 
 @pytest.fixture(scope="session")
 def live(tmp_path_factory):
-    with cluster(tmp_path_factory.mktemp("live")) as servers:
+    with cluster(tmp_path_factory.mktemp("live"), BCTRL_SSE_HEARTBEAT_SECONDS="1") as servers:
         yield servers[0]
 
 

@@ -71,6 +71,14 @@ def test_observer_records_navigation_console_errors_network_and_downloads(live, 
         report = next(a for a in artifacts if a["kind"] == "download")
         assert report["name"] == "report.csv" and report["sizeBytes"] == len(saved.read_bytes())
         assert client.get(report["downloadUrl"]).content == saved.read_bytes()
+        # Filters by page and by connection.
+        on_page = events_of(client, run_id, pageId=page_id)
+        assert on_page and all(e["pageId"] == page_id for e in on_page)
+        assert {"page.navigated", "network.response", "console.message"} <= {e["type"] for e in on_page}
+        lease_id = next(e["connectionId"] for e in events if e["type"] == "connection.created")
+        by_connection = events_of(client, run_id, connectionId=lease_id)
+        assert by_connection and all(e["connectionId"] == lease_id for e in by_connection)
+        assert events_of(client, run_id, connectionId="not-a-uuid") == []
         # Events keep their sequence; no numbers are skipped or repeated.
         seqs = [e["seq"] for e in events]
         assert seqs == list(range(1, len(seqs) + 1))

@@ -162,3 +162,40 @@ def test_activity_and_commands_describe_the_run(live, runtime, pages):
         assert detailed["commands"][0]["entryCall"] == "connection.revoke"
         assert detailed["data"][1]["request"] == {"protocol": "cdp", "ttlSeconds": 600, "scope": "lease"}
         assert detailed["data"][1]["result"]["connectionId"] == connection["id"]
+
+
+def test_idle_stream_heartbeats_and_a_crash_ends_it_with_run_ended_failed(live):
+    import os
+    import signal
+    from pathlib import Path
+
+    from tests.support import chromium_pids, profile_fragment
+
+    with live.client() as client:
+        started = client.post("/v1/runtimes", json={"start": True}).json()
+        run_id, runtime_id = started["activeRunId"], started["id"]
+        frames = []
+        with client.stream("GET", f"/v1/runs/{run_id}/events/stream", timeout=30) as response:
+            stream = sse_frames(response)
+            for event, ident, data in stream:
+                frames.append((event, data))
+                if event == "heartbeat":
+                    break
+            before_crash = [d["seq"] for e, d in frames if e == "run.event"]
+            main = [pid for pid in chromium_pids(profile_fragment(live.data_dir, runtime_id))
+                    if b"--type=" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            os.kill(main[0], signal.SIGKILL)
+            for event, ident, data in stream:
+                frames.append((event, data))
+                if event == "run.ended":
+                    break
+        ended = frames[-1]
+        assert ended[0] == "run.ended" and ended[1]["status"] == "failed"
+        assert ended[1]["failure"]["code"] == "runtime.browser_exited"
+        streamed = [d for e, d in frames if e == "run.event"]
+        assert streamed[-1]["type"] in ("runtime.failed", "connection.detached") or any(
+            d["type"] == "runtime.failed" for d in streamed)
+        # Everything up to the crash is kept, and the stream showed all of it.
+        stored = events_of(client, run_id)
+        assert [d["seq"] for d in streamed] == [e["seq"] for e in stored]
+        assert before_crash == [e["seq"] for e in stored][: len(before_crash)]

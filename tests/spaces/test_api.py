@@ -95,3 +95,18 @@ async def test_malformed_json_is_400(api):
 async def test_unknown_or_malformed_ids_are_404(api, space_id):
     response = await api.get(f"/v1/spaces/{space_id}")
     assert response.status_code == 404 and response.json()["code"] == "space.not_found"
+
+
+async def test_deleting_a_space_removes_its_file_bytes(server, api):
+    space = (await api.post("/v1/spaces", json={"name": "with-files"})).json()
+    uploaded = await api.post(f"/v1/spaces/{space['id']}/storage/files",
+                              files={"file": ("notes.txt", b"remember me", "text/plain")}, data={"path": "notes.txt"})
+    assert uploaded.status_code == 201, uploaded.text
+    objects = server.settings.objects_dir
+
+    def stored() -> list:
+        return [p for p in objects.rglob("*") if p.is_file() and p.read_bytes() == b"remember me"]
+
+    assert len(stored()) == 1
+    assert (await api.delete(f"/v1/spaces/{space['id']}")).status_code == 200
+    assert stored() == []
