@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field
 
 from app.artifacts.models import Artifact
-from app.core.schemas import JsonObject, Timestamp, WireModel
+from app.core.schemas import JsonObject, Timestamp, WireModel, list_model
 
 
 class ArtifactOut(WireModel):
@@ -31,12 +31,4 @@ class ArtifactOut(WireModel):
                    download_url=f"/v1/runs/{a.run_id}/artifacts/{a.id}/content", metadata=a.metadata_)
 
 
-class ArtifactList(WireModel):
-    data: list[ArtifactOut]
-    artifacts: list[ArtifactOut] = Field(description="Same list as `data`, under the resource name")
-    next_cursor: str | None
-
-    @classmethod
-    def of(cls, artifacts: list[Artifact], next_cursor: str | None) -> ArtifactList:
-        items = [ArtifactOut.of(a) for a in artifacts]
-        return cls(data=items, artifacts=items, next_cursor=next_cursor)
+ArtifactList = list_model(ArtifactOut, "artifacts")

@@ -19,7 +19,7 @@ from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import Database
 from app.core.errors import InvalidRequest, NotFound
-from app.core.paging import PageParams, split_page
+from app.core.paging import PageParams, fetch_by_id
 from app.runs import events
 from app.runs.models import Run
 from app.runs.service import get as get_run
@@ -83,22 +83,13 @@ async def insert(session: AsyncSession, run: Run, stored: StoredObject, *, kind:
     return artifact
 
 
-def _newest_first(stmt, page: PageParams):
-    after = ids.parse_uuid(page.after) if isinstance(page.after, str) else None
-    if after is not None:
-        stmt = stmt.where(Artifact.id < after)
-    return stmt.order_by(Artifact.id.desc()).limit(page.limit + 1)
-
-
 async def list_for_run(db: Database, p: Principal, run_id: str, page: PageParams, *,
                        kinds: list[str] | None = None) -> tuple[list[Artifact], str | None]:
     run = await get_run(db, p, run_id)
     stmt = select(Artifact).where(Artifact.run_id == run.id)
     if kinds:
         stmt = stmt.where(Artifact.kind.in_(kinds))
-    async with db.transaction() as s:
-        rows = list((await s.execute(_newest_first(stmt, page))).scalars())
-    return split_page(rows, page, lambda a: str(a.id))
+    return await fetch_by_id(db, stmt, Artifact.id, page, newest_first=True)
 
 
 async def list_for_space(db: Database, p: Principal, space_id: str, page: PageParams, *,
@@ -113,9 +104,7 @@ async def list_for_space(db: Database, p: Principal, space_id: str, page: PagePa
         stmt = stmt.where(Artifact.runtime_id == rid)
     if kinds:
         stmt = stmt.where(Artifact.kind.in_(kinds))
-    async with db.transaction() as s:
-        rows = list((await s.execute(_newest_first(stmt, page))).scalars())
-    return split_page(rows, page, lambda a: str(a.id))
+    return await fetch_by_id(db, stmt, Artifact.id, page, newest_first=True)
 
 
 async def get(db: Database, p: Principal, run_id: str, artifact_id: str) -> Artifact:

@@ -29,8 +29,7 @@ async def list_connections(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_
                            page: Annotated[PageParams, Depends(page_params)]) -> ConnectionList:
     """Leases of the runtime, metadata only (never the URL)."""
     rows, cursor = await service.list_leases(ctx, p, space_id, runtime_id, page)
-    items = [ConnectionOut.of(c) for c in rows]
-    return ConnectionList(data=items, connections=items, next_cursor=cursor)
+    return ConnectionList.of(rows, cursor)
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut, responses=errors(404))

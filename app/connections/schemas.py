@@ -6,7 +6,7 @@ from pydantic import Field
 
 from app.connections.models import Connection
 from app.core import clock
-from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel
+from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel, list_model
 from app.runs.schemas import RecordingFlag
 
 ConnectionStatusLiteral = Literal["active", "revoked", "expired", "closed"]
@@ -56,10 +56,7 @@ def effective_status(c: Connection) -> str:
     return c.status
 
 
-class ConnectionList(WireModel):
-    data: list[ConnectionOut]
-    connections: list[ConnectionOut] = Field(description="Same list as `data`, under the resource name")
-    next_cursor: str | None
+ConnectionList = list_model(ConnectionOut, "connections")
 
 
 class FlatConnection(WireModel):

@@ -21,7 +21,7 @@ from app.connections.schemas import ConnectionCreate, Endpoint, FlatConnection
 from app.core import clock, ids, server_key
 from app.core.context import AppContext
 from app.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
-from app.core.paging import PageParams, split_page
+from app.core.paging import PageParams, fetch_by_id
 from app.locks import Holder, LockBusy
 from app.runs import commands, events
 from app.runs.models import Run, RunStatus
@@ -143,13 +143,8 @@ async def _is_stale(ctx: AppContext, busy: LockBusy) -> bool:
 async def list_leases(ctx: AppContext, p: Principal, space_id: str, runtime_id: str,
                       page: PageParams) -> tuple[list[Connection], str | None]:
     runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
-    stmt = select(Connection).where(Connection.runtime_id == runtime.id)
-    after = ids.parse_uuid(page.after) if page.after is not None else None
-    if after is not None:
-        stmt = stmt.where(Connection.id > after)
-    async with ctx.db.transaction() as s:
-        rows = list((await s.execute(stmt.order_by(Connection.id).limit(page.limit + 1))).scalars())
-    return split_page(rows, page, lambda c: str(c.id))
+    return await fetch_by_id(ctx.db, select(Connection).where(Connection.runtime_id == runtime.id),
+                             Connection.id, page)
 
 
 async def get_lease(ctx: AppContext, p: Principal, space_id: str, runtime_id: str,

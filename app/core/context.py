@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 if TYPE_CHECKING:
-    import uuid
 
     from app.cdp.hub import Hub
     from app.core.config import Settings

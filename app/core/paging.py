@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import Query
 
+from app.core import ids
 from app.core.errors import InvalidRequest
 
 DEFAULT_LIMIT = 50
@@ -48,3 +49,14 @@ def split_page(rows: list[Any], params: PageParams, key) -> tuple[list[Any], str
         rows = rows[: params.limit]
         return rows, encode_cursor(key(rows[-1]))
     return rows, None
+
+
+async def fetch_by_id(db, stmt, id_column, page: PageParams, *, newest_first: bool = False) -> tuple[list[Any], str | None]:
+    """One page of `stmt`, ordered by its UUIDv7 id column: creation order, or newest first."""
+    after = ids.parse_uuid(page.after) if isinstance(page.after, str) else None
+    if after is not None:
+        stmt = stmt.where(id_column < after if newest_first else id_column > after)
+    async with db.transaction() as s:
+        rows = list((await s.execute(stmt.order_by(id_column.desc() if newest_first else id_column)
+                                     .limit(page.limit + 1))).scalars())
+    return split_page(rows, page, lambda row: str(row.id))

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from fastapi import Header
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, create_model
 from pydantic.alias_generators import to_camel
 
 from app.core.clock import iso
@@ -50,3 +50,25 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 class Deleted(WireModel):
     id: str
     deleted: bool = True
+
+
+class ListOut(WireModel):
+    """A page of a list: `data`, the same items under the resource's name (the seed shape), `nextCursor`."""
+
+    resource: ClassVar[str]
+    item: ClassVar[type]
+
+    @classmethod
+    def of(cls, rows: list[Any], next_cursor: str | None):
+        """From database rows, each turned into the item model with its own `of`."""
+        items = [cls.item.of(row) for row in rows]
+        return cls(data=items, next_cursor=next_cursor, **{cls.resource: items})
+
+
+def list_model(item: type[WireModel], resource: str) -> type[ListOut]:
+    model = create_model(f"{item.__name__.removesuffix('Out')}List", __base__=ListOut,
+                         data=(list[item], ...),
+                         **{resource: (list[item], Field(description="Same list as `data`, under the resource name"))},
+                         next_cursor=(str | None, ...))
+    model.resource, model.item = resource, item
+    return model

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, StringConstraints, model_validator
 
 from app.artifacts.schemas import ArtifactOut
-from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel
+from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel, list_model
 from app.files.models import StorageFile
 
 FileName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -41,15 +41,7 @@ class FileOut(WireModel):
                    expires_at=f.expires_at)
 
 
-class FileList(WireModel):
-    data: list[FileOut]
-    files: list[FileOut] = Field(description="Same list as `data`, under the resource name")
-    next_cursor: str | None
-
-    @classmethod
-    def of(cls, files: list[StorageFile], next_cursor: str | None) -> FileList:
-        items = [FileOut.of(f) for f in files]
-        return cls(data=items, files=items, next_cursor=next_cursor)
+FileList = list_model(FileOut, "files")
 
 
 class FileUpdate(RequestModel):
@@ -116,10 +108,7 @@ class RuntimeFileOut(WireModel):
     modified_at: Timestamp
 
 
-class RuntimeFileList(WireModel):
-    data: list[RuntimeFileOut]
-    files: list[RuntimeFileOut] = Field(description="Same list as `data`, under the resource name")
-    next_cursor: str | None
+RuntimeFileList = list_model(RuntimeFileOut, "files")
 
 
 class UploadOut(WireModel):

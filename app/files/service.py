@@ -30,7 +30,7 @@ from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import Database
 from app.core.errors import Conflict, InvalidRequest, NotFound
-from app.core.paging import PageParams, split_page
+from app.core.paging import PageParams, fetch_by_id
 from app.files import multipart
 from app.files.models import StorageFile
 from app.files.paths import basename, check_relative
@@ -248,12 +248,7 @@ async def list_files(db: Database, p: Principal, page: PageParams, *, space_id: 
 
 
 async def _page(db: Database, stmt, page: PageParams) -> tuple[list[StorageFile], str | None]:
-    after = ids.parse_uuid(page.after) if isinstance(page.after, str) else None
-    if after is not None:
-        stmt = stmt.where(StorageFile.id > after)
-    async with db.transaction() as s:
-        rows = list((await s.execute(stmt.order_by(StorageFile.id).limit(page.limit + 1))).scalars())
-    return split_page(rows, page, lambda f: str(f.id))
+    return await fetch_by_id(db, stmt, StorageFile.id, page)
 
 
 async def update_file(db: Database, p: Principal, file_id: str, body: FileUpdate, *,

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel
+from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel, list_model
 from app.runs.models import Run, RunEvent
 
 RunStatusLiteral = Literal["active", "completed", "failed"]
@@ -52,15 +52,7 @@ class RunOut(WireModel):
                    duration_seconds=duration)
 
 
-class RunList(WireModel):
-    data: list[RunOut]
-    runs: list[RunOut] = Field(description="Same list as `data`, under the resource name")
-    next_cursor: str | None
-
-    @classmethod
-    def of(cls, runs: list[Run], next_cursor: str | None) -> RunList:
-        items = [RunOut.of(r) for r in runs]
-        return cls(data=items, runs=items, next_cursor=next_cursor)
+RunList = list_model(RunOut, "runs")
 
 
 class EventOut(WireModel):
@@ -83,15 +75,7 @@ class EventOut(WireModel):
                    page_id=e.page_id, data=e.data)
 
 
-class EventList(WireModel):
-    data: list[EventOut]
-    events: list[EventOut] = Field(description="Same list as `data`, under the resource name")
-    next_cursor: str | None
-
-    @classmethod
-    def of(cls, events: list[RunEvent], next_cursor: str | None) -> EventList:
-        items = [EventOut.of(e) for e in events]
-        return cls(data=items, events=items, next_cursor=next_cursor)
+EventList = list_model(EventOut, "events")
 
 
 class EventWaitRequest(RequestModel):

@@ -16,7 +16,7 @@ from app.core.context import AppContext
 from app.core import clock, ids
 from app.core.db import Database
 from app.core.errors import InvalidRequest, NotFound
-from app.core.paging import PageParams, encode_cursor, split_page
+from app.core.paging import PageParams, encode_cursor, fetch_by_id, split_page
 from app.runs import activity as activity_items
 from app.runs import commands, streams
 from app.runs.streams import EventFilter
@@ -52,12 +52,7 @@ async def list_runs(db: Database, p: Principal, page: PageParams, *, space_id: u
         stmt = stmt.where(Run.runtime_id == runtime_id)
     if statuses:
         stmt = stmt.where(Run.status.in_(statuses))
-    if page.after is not None:
-        after = ids.parse_uuid(page.after)
-        stmt = stmt.where(Run.id > after) if after else stmt
-    async with db.transaction() as s:
-        rows = list((await s.execute(stmt.order_by(Run.id).limit(page.limit + 1))).scalars())
-    return split_page(rows, page, lambda r: str(r.id))
+    return await fetch_by_id(db, stmt, Run.id, page)
 
 
 async def list_events(db: Database, p: Principal, run_id: str, page: PageParams,

@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from app.core.schemas import JsonObject, Name, RequestModel, Timestamp, WireModel
+from app.core.schemas import JsonObject, Name, RequestModel, Timestamp, WireModel, list_model
 from app.runs.schemas import Failure, RecordingFlag
 from app.runtimes.models import Runtime
 
@@ -115,15 +115,7 @@ class RuntimeOut(WireModel):
                    created_at=r.created_at, updated_at=r.updated_at)
 
 
-class RuntimeList(WireModel):
-    data: list[RuntimeOut]
-    runtimes: list[RuntimeOut] = Field(description="Same list as `data`, under the resource name")
-    next_cursor: str | None
-
-    @classmethod
-    def of(cls, runtimes: list[Runtime], next_cursor: str | None) -> RuntimeList:
-        items = [RuntimeOut.of(r) for r in runtimes]
-        return cls(data=items, runtimes=items, next_cursor=next_cursor)
+RuntimeList = list_model(RuntimeOut, "runtimes")
 
 
 class StartOut(WireModel):

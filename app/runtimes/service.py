@@ -12,7 +12,7 @@ from app.connections.schemas import FlatConnection
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.errors import Conflict, TooManyRequests
-from app.core.paging import PageParams, split_page
+from app.core.paging import PageParams, fetch_by_id
 from app.runs.models import Run
 from app.runtimes import lifecycle
 from app.runtimes.lifecycle import Started, Stopped, runtime_not_found
@@ -111,12 +111,7 @@ async def list_runtimes(ctx: AppContext, p: Principal, page: PageParams, *, spac
         stmt = stmt.where(Runtime.space_id == space.id)
     if statuses:
         stmt = stmt.where(Runtime.status.in_(statuses))
-    after = ids.parse_uuid(page.after) if page.after is not None else None
-    if after is not None:
-        stmt = stmt.where(Runtime.id > after)
-    async with ctx.db.transaction() as s:
-        rows = list((await s.execute(stmt.order_by(Runtime.id).limit(page.limit + 1))).scalars())
-    return split_page(rows, page, lambda r: str(r.id))
+    return await fetch_by_id(ctx.db, stmt, Runtime.id, page)
 
 
 async def start(ctx: AppContext, p: Principal, runtime_id: str, *, recording: bool | None = None,

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import Field, StringConstraints
 
-from app.core.schemas import JsonObject, Name, RequestModel, Timestamp, WireModel
+from app.core.schemas import JsonObject, Name, RequestModel, Timestamp, WireModel, list_model
 from app.spaces.models import Space
 
 Region = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
@@ -72,12 +72,4 @@ class SpaceOut(WireModel):
                    is_default=s.is_default, created_at=s.created_at, updated_at=s.updated_at)
 
 
-class SpaceList(WireModel):
-    data: list[SpaceOut]
-    spaces: list[SpaceOut] = Field(description="Same list as `data`, under the resource name")
-    next_cursor: str | None
-
-    @classmethod
-    def of(cls, spaces: list[Space], next_cursor: str | None) -> SpaceList:
-        items = [SpaceOut.of(s) for s in spaces]
-        return cls(data=items, spaces=items, next_cursor=next_cursor)
+SpaceList = list_model(SpaceOut, "spaces")

@@ -15,7 +15,7 @@ from app.core.db import Database
 from app.files.models import StorageFile
 from app.storage import make_store
 from app.core.errors import Conflict, NotFound
-from app.core.paging import PageParams, split_page
+from app.core.paging import PageParams, fetch_by_id
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.spaces.models import Space
 from app.spaces.schemas import SpaceCreate, SpaceUpdate
@@ -78,13 +78,7 @@ async def default_space(db: Database, p: Principal) -> Space:
 
 
 async def list_spaces(db: Database, p: Principal, page: PageParams) -> tuple[list[Space], str | None]:
-    stmt = select(Space).where(Space.account_id == p.account_id)
-    after = ids.parse_uuid(page.after) if page.after is not None else None
-    if after is not None:
-        stmt = stmt.where(Space.id > after)
-    async with db.transaction() as s:
-        rows = list((await s.execute(stmt.order_by(Space.id).limit(page.limit + 1))).scalars())
-    return split_page(rows, page, lambda r: str(r.id))
+    return await fetch_by_id(db, select(Space).where(Space.account_id == p.account_id), Space.id, page)
 
 
 async def update(db: Database, p: Principal, space_id: str, body: SpaceUpdate) -> Space:
