@@ -58,3 +58,18 @@ def test_sdk_started_browser_context_manager(sdk, pages):
     assert types[:3] == ["runtime.starting", "runtime.active", "connection.created"]
     assert "connection.attached" in types and "connection.command" in types
     assert types[-1] == "runtime.stopped"
+
+
+def test_sdk_runs_stream_ends_with_run_ended(sdk):
+    runtime = sdk.runtimes.create(type="browser", start=True)
+    run_id = runtime["connection"]["runId"]
+    sdk.runtimes.stop(runtime["id"])
+    frames = list(sdk.runs.stream(run_id))
+    names = [f.get("event") for f in frames]
+    assert names[-1] == "run.ended" and frames[-1]["data"]["status"] == "completed"
+    types = [f["data"]["type"] for f in frames if f.get("event") == "run.event"]
+    assert types[0] == "runtime.starting" and "runtime.stopped" in types
+    # Resuming from an id returns only what came after it.
+    later = list(sdk.runs.stream(run_id, cursor=frames[1]["id"]))
+    assert [f["data"]["seq"] for f in later if f.get("event") == "run.event"] == \
+        [f["data"]["seq"] for f in frames[2:] if f.get("event") == "run.event"]
