@@ -8,6 +8,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 
@@ -78,3 +79,15 @@ def env_with(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BCTRL_")}
     env.update(values)
     return env
+
+
+@asynccontextmanager
+async def started_runtime(api, **body):
+    """A flat runtime started for the test and stopped at the end, whatever happens."""
+    created = await api.post("/v1/runtimes", json={"start": True, **body})
+    assert created.status_code == 201, created.text
+    runtime = created.json()
+    try:
+        yield runtime
+    finally:
+        await api.post(f"/v1/runtimes/{runtime['id']}/stop")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from contextlib import asynccontextmanager
 
 import pytest
 
 from app.artifacts import service as artifacts
 from app.core.errors import DomainError
+from tests.support import started_runtime
 
 
 def stored_objects(server) -> set[str]:
@@ -17,16 +17,6 @@ def stored_objects(server) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
-@asynccontextmanager
-async def finished_run(api, **body):
-    """A run to record artifacts in: its runtime is started, and stopped when the block ends."""
-    created = await api.post("/v1/runtimes", json={"start": True, **body})
-    assert created.status_code == 201, created.text
-    runtime = created.json()
-    try:
-        yield runtime
-    finally:
-        await api.post(f"/v1/runtimes/{runtime['id']}/stop")
 
 
 async def record(server, tmp_path, run_id: str, data: bytes, *, kind: str = "download", name: str = "file.bin",
@@ -40,7 +30,7 @@ async def record(server, tmp_path, run_id: str, data: bytes, *, kind: str = "dow
 
 
 async def test_record_list_get_and_download(server, api, tmp_path):
-    async with finished_run(api) as runtime:
+    async with started_runtime(api) as runtime:
         run_id = runtime["activeRunId"]
         before = stored_objects(server)
         csv = await record(server, tmp_path, run_id, b"a,b\n1,2\n", name="report.csv", content_type="text/csv",
@@ -82,7 +72,7 @@ async def test_record_list_get_and_download(server, api, tmp_path):
 
 
 async def test_kind_filter_and_paging(server, api, tmp_path):
-    async with finished_run(api) as runtime:
+    async with started_runtime(api) as runtime:
         run_id = runtime["activeRunId"]
         made = [await record(server, tmp_path, run_id, bytes([i]), kind=kind, name=f"{i}")
                 for i, kind in enumerate(["download", "screenshot", "download", "report"])]
@@ -106,7 +96,7 @@ async def test_kind_filter_and_paging(server, api, tmp_path):
 
 async def test_space_artifacts_with_runtime_filter(server, api, tmp_path):
     space_id = (await api.post("/v1/spaces", json={"name": "w"})).json()["id"]
-    async with finished_run(api, spaceId=space_id) as first, finished_run(api, spaceId=space_id) as second:
+    async with started_runtime(api, spaceId=space_id) as first, started_runtime(api, spaceId=space_id) as second:
         a = await record(server, tmp_path, first["activeRunId"], b"a")
         b = await record(server, tmp_path, second["activeRunId"], b"b")
         listed = (await api.get(f"/v1/spaces/{space_id}/artifacts")).json()
@@ -119,7 +109,7 @@ async def test_space_artifacts_with_runtime_filter(server, api, tmp_path):
 
 
 async def test_another_accounts_artifacts_are_404(server, api, tmp_path):
-    async with finished_run(api) as runtime:
+    async with started_runtime(api) as runtime:
         run_id = runtime["activeRunId"]
         mine = await record(server, tmp_path, run_id, b"mine")
         async with await server.client("intruder") as other:
@@ -129,7 +119,7 @@ async def test_another_accounts_artifacts_are_404(server, api, tmp_path):
                 assert response.status_code == 404 and response.json()["code"] == "run.not_found"
             response = await other.get(f"/v1/spaces/{runtime['spaceId']}/artifacts")
             assert response.status_code == 404 and response.json()["code"] == "space.not_found"
-            async with finished_run(other) as theirs:
+            async with started_runtime(other) as theirs:
                 # Their own run, but my artifact id.
                 response = await other.get(f"/v1/runs/{theirs['activeRunId']}/artifacts/{mine.id}/content")
                 assert response.status_code == 404 and response.json()["code"] == "artifact.not_found"
@@ -139,7 +129,7 @@ async def test_another_accounts_artifacts_are_404(server, api, tmp_path):
 
 
 async def test_record_refusals_leave_nothing(server, api, tmp_path):
-    async with finished_run(api) as runtime:
+    async with started_runtime(api) as runtime:
         before = stored_objects(server)
         with pytest.raises(DomainError) as unknown_run:
             await record(server, tmp_path, str(uuid.uuid4()), b"x")

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.support import started_runtime  # noqa: F401  (re-exported for the files tests)
 
 
 def sha256(data: bytes) -> str:
@@ -23,17 +23,6 @@ def stored_objects(server) -> set[str]:
 def runtime_area(server, runtime_id: str) -> Path:
     return (server.settings.data_dir / "runtime-files" / runtime_id).resolve()
 
-
-@asynccontextmanager
-async def started_runtime(api, **body) -> AsyncIterator[dict]:
-    """A flat runtime started for the test and stopped at the end, whatever happens."""
-    created = await api.post("/v1/runtimes", json={"start": True, **body})
-    assert created.status_code == 201, created.text
-    runtime = created.json()
-    try:
-        yield runtime
-    finally:
-        await api.post(f"/v1/runtimes/{runtime['id']}/stop")
 
 
 @pytest.fixture
