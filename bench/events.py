@@ -27,7 +27,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from playwright.sync_api import sync_playwright
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from app.core import clock, ids
 from app.core.db import Database
@@ -96,7 +96,7 @@ async def synthetic(seconds: float) -> tuple[float, float]:
             rows_written += len(batch)
         baseline = rows_written / (time.perf_counter() - t0)
         async with db.transaction() as s:
-            await s.execute(RunEvent.__table__.delete())
+            await s.execute(text("TRUNCATE run_events"))
 
         run_id = await _make_run(db)
         writer = EventWriter(db)
