@@ -43,6 +43,7 @@ class EventWriter:
         self._sample_tick = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self.written = 0
 
     def emit(self, run_id: uuid.UUID, type: str, category: str, data: dict[str, Any] | None = None, *,
@@ -83,14 +84,16 @@ class EventWriter:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="event-writer")
 
-    async def stop(self) -> None:
-        """Flush what is queued, then stop."""
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Flush what is queued, then stop. Never cancelled mid-insert: that would leave the database
+        connection half-way through a statement."""
+        self._stopping = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        while self.pending or self._dropped:
-            await self.flush()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+            except TimeoutError:
+                log.error("event_writer_stop_timed_out", pending=self.pending)
 
     async def _loop(self) -> None:
         while True:
@@ -100,11 +103,13 @@ class EventWriter:
             try:
                 while self.pending or self._dropped:
                     await self.flush()
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("event_flush_failed")
+                if self._stopping:
+                    return
                 await asyncio.sleep(1.0)
+            if self._stopping and not self.pending:
+                return
 
     async def flush(self) -> int:
         """Write one batch; returns how many events were written."""
