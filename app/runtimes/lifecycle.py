@@ -146,12 +146,12 @@ async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle:
         return Started(await s.get(Runtime, runtime_id), await s.get(Run, run.id), started=True)
 
 
-async def stop(ctx: AppContext, runtime_id: uuid.UUID) -> Stopped:
+async def stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str = "stop requested") -> Stopped:
     """Stop the browser and close the run as completed. Stopping a stopped runtime is a no-op."""
-    return await asyncio.shield(asyncio.ensure_future(_stop(ctx, runtime_id)))
+    return await asyncio.shield(asyncio.ensure_future(_stop(ctx, runtime_id, reason)))
 
 
-async def _stop(ctx: AppContext, runtime_id: uuid.UUID) -> Stopped:
+async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str) -> Stopped:
     deadline = asyncio.get_running_loop().time() + ctx.settings.stop_timeout_seconds * 3
     while True:
         async with ctx.db.transaction() as s:
@@ -187,7 +187,7 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID) -> Stopped:
         if run_id:
             await s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
                             .values(status=RunStatus.COMPLETED, finished_at=now))
-            await events.append(s, run_id, "runtime.stopped", "runtime", {"reason": "stop requested"})
+            await events.append(s, run_id, "runtime.stopped", "runtime", {"reason": reason})
             await commands.record(s, run_id, "runtime.stop", request={}, result={"status": RS.STOPPED},
                                   started_at=stop_started)
         runtime = await s.get(Runtime, runtime_id)

@@ -14,12 +14,13 @@ import uuid
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from app.cdp.observer import RunObserver
 from app.core import clock
 from app.core.context import AppContext
 from app.runs import service as runs
+from app.runs.models import RunEvent
 from app.runtimes import lifecycle
 from app.runtimes.models import Runtime, RuntimeStatus as RS
 
@@ -81,6 +82,7 @@ class Supervisor:
             await asyncio.sleep(self.ctx.settings.sweep_interval_seconds)
             try:
                 await self.sweep()
+                await self.stop_idle()
                 await runs.purge_old_events(self.ctx)
             except Exception:
                 log.exception("sweep_failed")
@@ -109,6 +111,25 @@ class Supervisor:
                 await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.transition_timeout",
                                      f"Runtime was stuck '{rt.status}'; its server process probably died",
                                      from_statuses=RS.LIVE)
+
+    async def stop_idle(self) -> None:
+        """Stop runtimes with an idle timeout whose run has had no client attached and no event for that long."""
+        async with self.ctx.db.transaction() as s:
+            rows = (await s.execute(select(Runtime.id, Runtime.active_run_id, Runtime.idle_timeout_seconds).where(
+                Runtime.status == RS.ACTIVE, Runtime.idle_timeout_seconds.is_not(None),
+                Runtime.deleted_at.is_(None)))).all()
+            activity = {}
+            for runtime_id, run_id, _ in rows:
+                opened = func.sum(case((RunEvent.type == "connection.attached", 1),
+                                       (RunEvent.type == "connection.detached", -1), else_=0))
+                activity[runtime_id] = (await s.execute(select(func.max(RunEvent.time), opened)
+                                                        .where(RunEvent.run_id == run_id))).one()
+        now = clock.now()
+        for runtime_id, _run_id, idle_seconds in rows:
+            last, attached = activity[runtime_id]
+            if (attached or 0) <= 0 and last is not None and (now - last).total_seconds() > idle_seconds:
+                log.info("runtime_idle_stop", runtime_id=str(runtime_id), idle_seconds=idle_seconds)
+                await lifecycle.stop(self.ctx, runtime_id, reason=f"idle for {idle_seconds} s")
 
     async def _owned_here(self, state: dict) -> bool:
         # A browser on another host is that host's business; the local driver tags its state with the host.

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import timedelta
 import os
 import signal
 from pathlib import Path
@@ -309,3 +311,31 @@ async def test_capacity_limit_is_429_with_retry_after(make_server, backend):
         # Capacity is free again.
         assert (await api.post(f"/v1/runtimes/{ids[0]}/start")).status_code == 200
         await api.post(f"/v1/runtimes/{ids[0]}/stop")
+
+
+async def test_idle_runtime_is_stopped_and_busy_one_is_not(server, api):
+    from sqlalchemy import update
+
+    from app.core import clock
+    from app.runs.models import RunEvent
+
+    idle = (await api.post("/v1/runtimes", json={"start": True, "idleTimeoutSeconds": 60})).json()
+    busy = (await api.post("/v1/runtimes", json={"start": True, "idleTimeoutSeconds": 60})).json()
+    plain = (await api.post("/v1/runtimes", json={"start": True})).json()
+    # Two minutes pass without activity on `idle` and `plain`; `busy` has a client attached.
+    async with server.ctx.db.transaction() as s:
+        for runtime in (idle, plain, busy):
+            await s.execute(update(RunEvent).where(RunEvent.run_id == uuid.UUID(runtime["activeRunId"]))
+                            .values(time=clock.now() - timedelta(minutes=2)))
+    server.ctx.events.emit(uuid.UUID(busy["activeRunId"]), "connection.attached", "connection", {})
+    await server.ctx.events.flush()
+    await server.ctx.supervisor.stop_idle()
+
+    assert (await api.get(f"/v1/runtimes/{idle['id']}")).json()["status"] == "stopped"
+    assert (await api.get(f"/v1/runtimes/{busy['id']}")).json()["status"] == "active"
+    assert (await api.get(f"/v1/runtimes/{plain['id']}")).json()["status"] == "active"
+    stopped = (await api.get(f"/v1/runs/{idle['activeRunId']}/events", params={"type": "runtime.stopped"})).json()
+    assert stopped["data"][0]["data"]["reason"] == "idle for 60 s"
+    assert browser_pids(server, idle["id"]) == []
+    for runtime in (busy, plain):
+        await api.post(f"/v1/runtimes/{runtime['id']}/stop")
