@@ -9,7 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+import structlog
 from websockets.asyncio.client import ClientConnection, connect
+
+log = structlog.get_logger(__name__)
 
 EventHandler = Callable[[str, dict[str, Any], str | None], Awaitable[None] | None]
 
@@ -75,7 +78,10 @@ class CdpClient:
                 if asyncio.iscoroutine(result):
                     await result
         except Exception:
-            pass
+            log.warning("cdp_reader_failed", exc_info=True)
+            # Close the socket so the browser stops queuing frames for a reader that is gone.
+            with contextlib.suppress(Exception):
+                await self.ws.close()
         finally:
             for future in self._pending.values():
                 if not future.done():

@@ -83,9 +83,9 @@ class RunObserver:
                 await self._task
         if self.client is not None:
             await self.client.close()
-        for task in list(self._background):
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(task, 5)
+        # Downloads being captured finish (their file is copied at once once found).
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=15)
 
     async def _run(self) -> None:
         try:
@@ -158,7 +158,11 @@ class RunObserver:
                                                          "flatten": True}, session)
 
     def _detached(self, params: dict, _session: str | None) -> None:
-        self.page_of_session.pop(params.get("sessionId", ""), None)
+        session = params.get("sessionId", "")
+        self.page_of_session.pop(session, None)
+        # Requests of a closed target will never finish; forget them.
+        for key in [k for k in self.requests if k[0] == session]:
+            del self.requests[key]
 
     def _frame_navigated(self, params: dict, session: str | None) -> None:
         frame = params["frame"]
@@ -286,6 +290,16 @@ class RunObserver:
         return [*dirs, self.downloads_dir]
 
     async def _capture(self, guid: str, download: dict, file_path: str | None) -> None:
+        try:
+            await self._capture_file(guid, download, file_path)
+        except Exception as exc:
+            log.warning("download_capture_failed", run_id=str(self.run_id), guid=guid, exc_info=True)
+            self.emit("download.completed", "browser", {"guid": guid, "url": _url(download["url"]),
+                                                        "name": download["name"], "captured": False,
+                                                        "reason": f"capture failed: {type(exc).__name__}"},
+                      download["pageId"])
+
+    async def _capture_file(self, guid: str, download: dict, file_path: str | None) -> None:
         """Keep a copy of the downloaded file as a run artifact, wherever the client told it to go."""
         from app.artifacts import service as artifacts
 

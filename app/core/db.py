@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -9,11 +10,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import structlog
 from sqlalchemy import JSON, DateTime, MetaData, Uuid, event, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+
+
+log = structlog.get_logger(__name__)
 
 
 class UTCDateTime(TypeDecorator):
@@ -99,7 +104,11 @@ class Database:
                 yield session
             touched = session.info.pop(TOUCHED_RUNS, None)
         if touched and self.on_events_committed is not None:
-            await self.on_events_committed(touched)
+            # Only a wake-up for readers (who also poll): it must never fail or delay the committed work.
+            try:
+                await asyncio.wait_for(self.on_events_committed(touched), 1.0)
+            except Exception:
+                log.warning("event_notification_failed", exc_info=True)
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

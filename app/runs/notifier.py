@@ -15,12 +15,46 @@ from redis.asyncio import Redis
 log = structlog.get_logger(__name__)
 
 
+class Subscription:
+    """A reader's interest in one run, registered before it reads so no wake-up falls in between."""
+
+    def __init__(self, notifier: RunNotifier, run_id: uuid.UUID) -> None:
+        self.notifier = notifier
+        self.run_id = run_id
+        self.event = asyncio.Event()
+
+    def __enter__(self) -> Subscription:
+        self.notifier._subscribers.setdefault(self.run_id, set()).add(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subscribers = self.notifier._subscribers.get(self.run_id)
+        if subscribers is not None:
+            subscribers.discard(self)
+            if not subscribers:
+                del self.notifier._subscribers[self.run_id]
+
+    async def wait(self, timeout: float) -> bool:
+        """Until the run got new events since the last wait (True) or `timeout` passes (False)."""
+        try:
+            await asyncio.wait_for(self.event.wait(), timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.event.clear()
+
+
 class RunNotifier:
     def __init__(self, redis_url: str | None = None, prefix: str = "bctrl") -> None:
-        self._waiters: dict[uuid.UUID, asyncio.Event] = {}
-        self._redis = Redis.from_url(redis_url, decode_responses=True) if redis_url else None
+        self._subscribers: dict[uuid.UUID, set[Subscription]] = {}
+        self._redis = (Redis.from_url(redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
+                       if redis_url else None)
         self._channel = f"{prefix}:run-events"
         self._listener: asyncio.Task | None = None
+
+    def subscribe(self, run_id: uuid.UUID) -> Subscription:
+        return Subscription(self, run_id)
 
     async def start(self) -> None:
         if self._redis is not None:
@@ -44,29 +78,19 @@ class RunNotifier:
             except Exception:
                 log.warning("notify_publish_failed", exc_info=True)
 
-    async def wait(self, run_id: uuid.UUID, timeout: float) -> bool:
-        """Until the run has new events (True) or `timeout` passes (False)."""
-        event = self._waiters.get(run_id)
-        if event is None:
-            event = self._waiters[run_id] = asyncio.Event()
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-            return True
-        except TimeoutError:
-            return False
-
     def _wake(self, run_id: uuid.UUID) -> None:
-        event = self._waiters.pop(run_id, None)
-        if event is not None:
-            event.set()
+        for subscription in self._subscribers.get(run_id, ()):
+            subscription.event.set()
 
     async def _listen(self) -> None:
         while True:
+            pubsub = self._redis.pubsub()
             try:
-                pubsub = self._redis.pubsub()
                 await pubsub.subscribe(self._channel)
-                async for message in pubsub.listen():
-                    if message.get("type") != "message":
+                while True:
+                    # Not listen(): a read timeout (socket_timeout) is just a quiet channel here.
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is None:
                         continue
                     for raw in str(message["data"]).split():
                         with contextlib.suppress(ValueError):
@@ -76,3 +100,6 @@ class RunNotifier:
             except Exception:
                 log.warning("notify_listener_reconnecting", exc_info=True)
                 await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()

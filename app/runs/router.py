@@ -132,9 +132,10 @@ async def activity(
 ) -> dict:
     """A human-readable timeline of the run: navigations with their requests as children, console
     errors with their severity, lifecycle, connections, dialogs and downloads."""
-    items, cursor = await service.activity(ctx.db, p, run_id, page, [*(categories or ()), *(category or ())] or None,
-                                           level)
-    return {"data": items, "activity": items, "nextCursor": cursor}
+    items, cursor, truncated = await service.activity(ctx.db, p, run_id, page,
+                                                      [*(categories or ()), *(category or ())] or None, level)
+    # `truncated`: the run has more events than the timeline is built from (the first 50,000).
+    return {"data": items, "activity": items, "nextCursor": cursor, "truncated": truncated}
 
 
 @router.get("/{run_id}/commands", responses=errors(400, 404))

@@ -87,7 +87,7 @@ ACTIVITY_EVENT_CAP = 50_000
 
 
 async def activity(db: Database, p: Principal, run_id: str, page: PageParams, categories: list[str] | None,
-                   level: str | None) -> tuple[list[dict], str | None]:
+                   level: str | None) -> tuple[list[dict], str | None, bool]:
     """The run's activity items (derived from up to ACTIVITY_EVENT_CAP events), filtered and paged."""
     run = await get(db, p, run_id)
     async with db.transaction() as s:
@@ -97,7 +97,7 @@ async def activity(db: Database, p: Principal, run_id: str, page: PageParams, ca
     start = page.after if isinstance(page.after, int) else 0
     chunk = items[start:start + page.limit]
     more = start + page.limit < len(items)
-    return chunk, encode_cursor(start + page.limit) if more else None
+    return chunk, encode_cursor(start + page.limit) if more else None, len(rows) >= ACTIVITY_EVENT_CAP
 
 
 async def list_commands(db: Database, p: Principal, run_id: str, page: PageParams, statuses: list[str] | None,

@@ -59,8 +59,10 @@ def seq_of(cursor: str | None) -> int | None:
 
 
 async def read_after(ctx: AppContext, run_id: uuid.UUID, after: int, flt: EventFilter,
-                     limit: int = PAGE) -> list[RunEvent]:
+                     limit: int = PAGE, upto: int | None = None) -> list[RunEvent]:
     stmt = flt.apply(select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq > after))
+    if upto is not None:
+        stmt = stmt.where(RunEvent.seq <= upto)
     async with ctx.db.transaction() as s:
         return list((await s.execute(stmt.order_by(RunEvent.seq).limit(limit))).scalars())
 
@@ -73,17 +75,20 @@ async def _run(ctx: AppContext, run_id: uuid.UUID) -> Run:
 async def wait_next(ctx: AppContext, run: Run, flt: EventFilter, after: int | None,
                     timeout: float) -> tuple[RunEvent | None, int]:
     """The first matching event after `after` (default: after the newest one now), or None at timeout."""
-    if after is None:
-        after = (await _run(ctx, run.id)).event_seq
     deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        rows = await read_after(ctx, run.id, after, flt, limit=1)
-        if rows:
-            return rows[0], rows[0].seq
-        remaining = deadline - asyncio.get_running_loop().time()
-        if remaining <= 0:
-            return None, after
-        await ctx.notifier.wait(run.id, min(remaining, 1.0))
+    with ctx.notifier.subscribe(run.id) as wakeup:
+        if after is None:
+            after = (await _run(ctx, run.id)).event_seq
+        while True:
+            head = (await _run(ctx, run.id)).event_seq
+            rows = await read_after(ctx, run.id, after, flt, limit=1, upto=head)
+            if rows:
+                return rows[0], rows[0].seq
+            after = head  # nothing up to the head matches: never scan those rows again
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return None, after
+            await wakeup.wait(min(remaining, 1.0))
 
 
 def _frame(event: str, data: dict, id_: str | None = None) -> dict:
@@ -94,32 +99,41 @@ def _frame(event: str, data: dict, id_: str | None = None) -> dict:
 
 
 async def follow(ctx: AppContext, run: Run, flt: EventFilter, after: int) -> AsyncIterator[dict]:
-    """SSE frames: `run.event` (id = cursor), `heartbeat` when idle, and a final `run.ended`."""
+    """SSE frames: `run.event` (id = cursor), `heartbeat` when idle, and a final `run.ended`.
+
+    The run's head sequence number is read before the events, so when nothing up to the head matches
+    the filter the cursor moves to the head: a narrow filter does not rescan a busy run on every wake.
+    """
     loop = asyncio.get_running_loop()
     last_beat = loop.time()
-    ended_at: float | None = None
-    while True:
-        rows = await read_after(ctx, run.id, after, flt)
-        for row in rows:
-            after = row.seq
-            yield _frame("run.event", EventOut.of(row).model_dump(mode="json"), encode_cursor(row.seq))
-        if rows:
-            last_beat = loop.time()
-            continue
-        current = await _run(ctx, run.id)
-        if current is None or current.status != RunStatus.ACTIVE:
-            if ended_at is None:
-                ended_at = loop.time()
-            elif loop.time() - ended_at >= END_GRACE_SECONDS:
-                yield _frame("run.ended", {"runId": str(run.id),
-                                           "status": current.status if current else "failed",
-                                           "finishedAt": clock.iso(current.finished_at) if current else None,
-                                           "failure": current.failure if current else None})
-                return
-            await ctx.notifier.wait(run.id, END_GRACE_SECONDS / 4)
-            continue
-        heartbeat = ctx.settings.sse_heartbeat_seconds
-        if loop.time() - last_beat >= heartbeat:
-            yield _frame("heartbeat", {"time": clock.iso(clock.now())})
-            last_beat = loop.time()
-        await ctx.notifier.wait(run.id, max(0.01, min(1.0, heartbeat - (loop.time() - last_beat))))
+    quiet_since: float | None = None
+    with ctx.notifier.subscribe(run.id) as wakeup:
+        while True:
+            current = await _run(ctx, run.id)
+            head = current.event_seq if current else after
+            rows = await read_after(ctx, run.id, after, flt, upto=head)
+            for row in rows:
+                yield _frame("run.event", EventOut.of(row).model_dump(mode="json"), encode_cursor(row.seq))
+            if rows:
+                after = rows[-1].seq
+                last_beat, quiet_since = loop.time(), None
+                if len(rows) == PAGE:
+                    continue
+            after = max(after, head)
+            if current is None or current.status != RunStatus.ACTIVE:
+                # Events may still land after the run ends (a socket's detach): end after a quiet second.
+                if quiet_since is None or rows:
+                    quiet_since = loop.time()
+                elif loop.time() - quiet_since >= END_GRACE_SECONDS:
+                    yield _frame("run.ended", {"runId": str(run.id),
+                                               "status": current.status if current else "failed",
+                                               "finishedAt": clock.iso(current.finished_at) if current else None,
+                                               "failure": current.failure if current else None})
+                    return
+                await wakeup.wait(END_GRACE_SECONDS / 4)
+                continue
+            heartbeat = ctx.settings.sse_heartbeat_seconds
+            if loop.time() - last_beat >= heartbeat:
+                yield _frame("heartbeat", {"time": clock.iso(clock.now())})
+                last_beat = loop.time()
+            await wakeup.wait(max(0.01, min(1.0, heartbeat - (loop.time() - last_beat))))

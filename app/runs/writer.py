@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import insert, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.core import clock, ids
 from app.core.db import TOUCHED_RUNS, Database
@@ -27,6 +28,17 @@ from app.runs.models import Run, RunEvent
 log = structlog.get_logger(__name__)
 
 SAMPLED_CATEGORIES = frozenset({"network"})
+
+
+def _clean(value: Any) -> Any:
+    """PostgreSQL's JSONB cannot hold NUL characters, and a page can log anything."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
 
 
 class EventWriter:
@@ -50,7 +62,7 @@ class EventWriter:
              source: str = "browser", page_id: str | None = None, connection_id: uuid.UUID | None = None) -> bool:
         """Queue an event; False when the queue policy dropped it (it is counted)."""
         row = {"id": ids.new_id(), "run_id": run_id, "time": clock.now(), "type": type, "category": category,
-               "source": source, "page_id": page_id, "connection_id": connection_id, "data": data or {}}
+               "source": source, "page_id": page_id, "connection_id": connection_id, "data": _clean(data or {})}
         if category in SAMPLED_CATEGORIES:
             if not self._admit_sampled():
                 self._count_drop(run_id, type)
@@ -128,32 +140,53 @@ class EventWriter:
                                    "reason": "event queue full"}})
         if not batch:
             return 0
+        try:
+            written = await self._insert(batch)
+        except (OperationalError, InterfaceError, OSError):
+            self._requeue(batch)  # the database is away: keep everything for the next try
+            raise
+        except Exception:
+            log.warning("event_batch_failed_retrying_rows", size=len(batch), exc_info=True)
+            # One bad row must not block every run's events: write them one by one, count the rejects.
+            written = 0
+            for index, row in enumerate(batch):
+                try:
+                    written += await self._insert([row])
+                except (OperationalError, InterfaceError, OSError):
+                    self._requeue(batch[index:])
+                    raise
+                except Exception:
+                    if row["type"] != "events.dropped":
+                        self._count_drop(row["run_id"], row["type"])
+        self.written += written
+        return written
+
+    def _requeue(self, rows: list[dict[str, Any]]) -> None:
+        for row in reversed(rows):
+            if row["type"] == "events.dropped":
+                counts = self._dropped.setdefault(row["run_id"], Counter())
+                counts.update(row["data"]["byType"])
+            else:
+                (self._bulk if row["category"] in SAMPLED_CATEGORIES else self._other).appendleft(row)
+
+    async def _insert(self, batch: list[dict[str, Any]]) -> int:
         by_run: dict[uuid.UUID, list[dict[str, Any]]] = {}
         for row in batch:
+            row.pop("seq", None)
             by_run.setdefault(row["run_id"], []).append(row)
-        try:
-            async with self.db.transaction() as s:
-                for run_id in sorted(by_run):  # a fixed lock order across writers
-                    rows = by_run[run_id]
-                    last = (await s.execute(update(Run).where(Run.id == run_id)
-                                            .values(event_seq=Run.event_seq + len(rows))
-                                            .returning(Run.event_seq))).scalar_one_or_none()
-                    if last is None:  # the run was deleted meanwhile
-                        by_run[run_id] = []
-                        continue
-                    for offset, row in enumerate(rows):
-                        row["seq"] = last - len(rows) + 1 + offset
-                rows = [row for group in by_run.values() for row in group]
-                if rows:
-                    await s.execute(insert(RunEvent), rows)
-                s.info.setdefault(TOUCHED_RUNS, set()).update(r for r, g in by_run.items() if g)
-        except Exception:
-            # Put the batch back (in order) so a passing database error loses nothing.
-            for row in reversed(batch):
-                row.pop("seq", None)
-                if row["type"] == "events.dropped":
+        async with self.db.transaction() as s:
+            for run_id in sorted(by_run):  # a fixed lock order across writers
+                rows = by_run[run_id]
+                last = (await s.execute(update(Run).where(Run.id == run_id)
+                                        .values(event_seq=Run.event_seq + len(rows))
+                                        .returning(Run.event_seq))).scalar_one_or_none()
+                if last is None:  # the run was deleted meanwhile
+                    by_run[run_id] = []
                     continue
-                (self._bulk if row["category"] in SAMPLED_CATEGORIES else self._other).appendleft(row)
-            raise
-        self.written += len(rows)
+                for offset, row in enumerate(rows):
+                    row["seq"] = last - len(rows) + 1 + offset
+            rows = [row for group in by_run.values() for row in group]
+            if rows:
+                await s.execute(insert(RunEvent), rows)
+            s.info.setdefault(TOUCHED_RUNS, set()).update(r for r, g in by_run.items() if g)
         return len(rows)

@@ -146,18 +146,20 @@ async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle:
         return Started(await s.get(Runtime, runtime_id), await s.get(Run, run.id), started=True)
 
 
-async def stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str = "stop requested") -> Stopped:
+async def stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str = "stop requested",
+               run_id: uuid.UUID | None = None) -> Stopped:
     """Stop the browser and close the run as completed. Stopping a stopped runtime is a no-op."""
-    return await asyncio.shield(asyncio.ensure_future(_stop(ctx, runtime_id, reason)))
+    return await asyncio.shield(asyncio.ensure_future(_stop(ctx, runtime_id, reason, run_id)))
 
 
-async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str) -> Stopped:
+async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str, only_run: uuid.UUID | None) -> Stopped:
+    """`only_run`: stop only if that run is still the current one (a decision taken about that run)."""
     deadline = asyncio.get_running_loop().time() + ctx.settings.stop_timeout_seconds * 3
     while True:
         async with ctx.db.transaction() as s:
             runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime_id)
                                        .with_for_update())).scalar_one()
-            if runtime.status in RS.STARTABLE:
+            if runtime.status in RS.STARTABLE or (only_run is not None and runtime.active_run_id != only_run):
                 return Stopped(runtime, None, stopped=False)
             if runtime.status == RS.ACTIVE:
                 run_id, state = runtime.active_run_id, runtime.driver_state or {}

@@ -71,7 +71,8 @@ class Supervisor:
             await lifecycle.fail(self.ctx, runtime_id, run_id, "runtime.browser_exited", how)
         finally:
             if self._watches.get(runtime_id) is asyncio.current_task():
-                del self._watches[runtime_id]
+                # The run ended some other way (another process stopped it): drop the watch and observer.
+                self.unwatch(runtime_id)
 
     async def start(self) -> None:
         await self.sweep()
@@ -114,22 +115,27 @@ class Supervisor:
 
     async def stop_idle(self) -> None:
         """Stop runtimes with an idle timeout whose run has had no client attached and no event for that long."""
+        # Only the process that watches a runtime judges it, so processes never race to stop it.
+        watched = list(self._watches)
+        if not watched:
+            return
         async with self.ctx.db.transaction() as s:
             rows = (await s.execute(select(Runtime.id, Runtime.active_run_id, Runtime.idle_timeout_seconds).where(
-                Runtime.status == RS.ACTIVE, Runtime.idle_timeout_seconds.is_not(None),
-                Runtime.deleted_at.is_(None)))).all()
-            activity = {}
-            for runtime_id, run_id, _ in rows:
-                opened = func.sum(case((RunEvent.type == "connection.attached", 1),
-                                       (RunEvent.type == "connection.detached", -1), else_=0))
-                activity[runtime_id] = (await s.execute(select(func.max(RunEvent.time), opened)
-                                                        .where(RunEvent.run_id == run_id))).one()
+                Runtime.id.in_(watched), Runtime.status == RS.ACTIVE, Runtime.idle_timeout_seconds.is_not(None)))).all()
         now = clock.now()
-        for runtime_id, _run_id, idle_seconds in rows:
-            last, attached = activity[runtime_id]
-            if (attached or 0) <= 0 and last is not None and (now - last).total_seconds() > idle_seconds:
-                log.info("runtime_idle_stop", runtime_id=str(runtime_id), idle_seconds=idle_seconds)
-                await lifecycle.stop(self.ctx, runtime_id, reason=f"idle for {idle_seconds} s")
+        for runtime_id, run_id, idle_seconds in rows:
+            try:
+                async with self.ctx.db.transaction() as s:
+                    last = (await s.execute(select(RunEvent.time).where(RunEvent.run_id == run_id)
+                                            .order_by(RunEvent.seq.desc()).limit(1))).scalar_one_or_none()
+                    opened = (await s.execute(select(func.sum(case(
+                        (RunEvent.type == "connection.attached", 1), (RunEvent.type == "connection.detached", -1),
+                        else_=0))).where(RunEvent.run_id == run_id, RunEvent.category == "connection"))).scalar()
+                if (opened or 0) <= 0 and last is not None and (now - last).total_seconds() > idle_seconds:
+                    log.info("runtime_idle_stop", runtime_id=str(runtime_id), idle_seconds=idle_seconds)
+                    await lifecycle.stop(self.ctx, runtime_id, reason=f"idle for {idle_seconds} s", run_id=run_id)
+            except Exception:
+                log.exception("idle_check_failed", runtime_id=str(runtime_id))
 
     async def _owned_here(self, state: dict) -> bool:
         # A browser on another host is that host's business; the local driver tags its state with the host.

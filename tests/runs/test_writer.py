@@ -58,3 +58,16 @@ async def test_old_events_are_purged_when_retention_is_set(make_server):
             left = (await s.execute(select(func.count()).select_from(RunEvent).where(RunEvent.run_id == run_id)))
             assert left.scalar_one() > 0, "recent events stay"
         await api.post(f"/v1/runtimes/{runtime_id}/stop")
+
+
+async def test_a_nul_character_in_page_text_does_not_block_other_events(server, api):
+    run_id, runtime_id = await _run_id(api)
+    writer = EventWriter(server.ctx.db)
+    writer.emit(run_id, "console.message", "console", {"text": "before\x00after", "args": ["a\x00"]})
+    writer.emit(run_id, "console.message", "console", {"text": "next"})
+    while writer.pending:
+        await writer.flush()
+    texts = [e["data"]["text"] for e in (await api.get(f"/v1/runs/{run_id}/events",
+                                                        params={"category": "console"})).json()["data"]]
+    assert texts == ["before\ufffdafter", "next"]
+    await api.post(f"/v1/runtimes/{runtime_id}/stop")
