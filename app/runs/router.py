@@ -16,6 +16,8 @@ from app.core.schemas import errors
 from app.runs import service
 from app.runs.schemas import (
     ActivityCategory,
+    ActivityPage,
+    CommandPage,
     CommandStatus,
     EventCategory,
     EventList,
@@ -123,7 +125,8 @@ async def stream_run(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
     return EventSourceResponse(frames, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/{run_id}/activity", responses=errors(400, 404))
+@router.get("/{run_id}/activity", response_model=ActivityPage, response_model_exclude_unset=True,
+            responses=errors(400, 404))
 async def activity(
     ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page,
     categories: Annotated[list[str] | None, Depends(multi("categories", ActivityCategory, "Item categories"))],
@@ -138,7 +141,8 @@ async def activity(
     return {"data": items, "activity": items, "nextCursor": cursor, "truncated": truncated}
 
 
-@router.get("/{run_id}/commands", responses=errors(400, 404))
+@router.get("/{run_id}/commands", response_model=CommandPage, response_model_exclude_unset=True,
+            responses=errors(400, 404))
 async def list_commands(
     ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page,
     status: Annotated[list[str] | None, Depends(multi("status", CommandStatus))],

@@ -93,3 +93,63 @@ class EventWaitOut(WireModel):
     event: EventOut | None
     timed_out: bool
     cursor: str
+
+
+class ActivityItem(WireModel):
+    """One line of the timeline. Navigation items also carry status, counts and their requests."""
+
+    id: str
+    time: str
+    type: str
+    category: ActivityCategory
+    message: str
+    severity: Literal["info", "warning", "error"]
+    page_id: str | None = None
+    parent_id: str | None = None
+    data: JsonObject = Field(default_factory=dict)
+    status: Literal["loading", "loaded"] | None = None
+    duration_seconds: float | None = None
+    requests: int | None = None
+    failed_requests: int | None = None
+    bytes: int | None = None
+    children: list[ActivityItem] | None = None
+
+
+class ActivityPage(WireModel):
+    data: list[ActivityItem]
+    activity: list[ActivityItem] = Field(description="Same list as `data`, under the resource name")
+    next_cursor: str | None
+    truncated: bool = Field(description="The run has more events than the timeline is built from")
+
+
+class CommandOut(WireModel):
+    id: str
+    run_id: str
+    runtime_id: str
+    space_id: str
+    runtime_kind: Literal["browser"]
+    sequence_no: int
+    entry_call: str
+    execution_mode: Literal["inline", "durable"]
+    status: CommandStatus
+    step_count: int
+    artifact_count: int
+    connector: str | None
+    correlation_id: str | None
+    progress: JsonObject | None
+    metadata: JsonObject | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    last_heartbeat_at: str | None
+    cancel_requested_at: str | None
+    duration_ms: int | None
+    request: JsonObject | None = Field(default=None, description="Only with include=request")
+    result: JsonObject | None = Field(default=None, description="Only with include=result")
+    error: JsonObject | None = Field(default=None, description="Only with include=error")
+
+
+class CommandPage(WireModel):
+    data: list[CommandOut]
+    commands: list[CommandOut] = Field(description="Same list as `data`, under the resource name")
+    next_cursor: str | None
