@@ -35,13 +35,14 @@ def sse_frames(response: httpx.Response):
                 data.append(value)
 
 
-def drive(url: str, pages_url: str, steps: int = 3) -> None:
+def drive(url: str, pages_url: str, steps: int = 3, linger_ms: int = 0) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.connect_over_cdp(url)
         page = browser.contexts[0].new_page()
         for i in range(steps):
             page.goto(f"{pages_url}/{'one' if i % 2 == 0 else 'two'}.html")
             page.wait_for_load_state("load")
+        page.wait_for_timeout(linger_ms)
         page.close()
         browser.close()
 
@@ -134,7 +135,8 @@ def test_wait_returns_the_next_matching_event_or_times_out(live, pages):
 def test_activity_and_commands_describe_the_run(live, runtime, pages):
     with live.client() as client:
         connection = lease(client, runtime).json()
-        drive(connection["endpoint"]["url"], pages.url, 1)
+        # Linger: closing the page at once would cancel one.html's failing fetch before it fails.
+        drive(connection["endpoint"]["url"], pages.url, 1, linger_ms=500)
         run_id = runtime["activeRunId"]
         wait_for(lambda: any(e["type"] == "page.error" for e in events_of(client, run_id)), timeout=10)
         wait_for(lambda: any(e["type"] == "network.failed" for e in events_of(client, run_id)), timeout=10)
