@@ -31,7 +31,6 @@ class CommandStats:
     methods: dict[str, MethodStats] = field(default_factory=dict)
     pending: dict[int, tuple[str, float]] = field(default_factory=dict)
     window_start: float = field(default_factory=time.time)
-    total: int = 0
 
     def on_client(self, frame: str) -> None:
         match = _METHOD.search(frame)
@@ -42,7 +41,6 @@ class CommandStats:
         if stats is None:
             stats = self.methods[method] = MethodStats()
         stats.count += 1
-        self.total += 1
         ident = _ID.search(frame)
         if ident is not None and len(self.pending) < _MAX_PENDING:
             self.pending[int(ident.group(1))] = (method, time.perf_counter())

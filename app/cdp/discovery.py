@@ -26,7 +26,7 @@ async def discovery(ctx: CtxDep, request: Request, connection_id: str, rest: str
     """`/json/version` and `/json/list` (trailing slash or not), authenticated by the lease token."""
     if rest not in _VERSION + _LIST:
         raise NotFound("No such discovery endpoint", code="route.not_found")
-    ticket = await connections.authorize_attach(ctx, connection_id, token)
+    ticket = await connections.authorize_attach(ctx, connection_id, token, attaching=False)
     ws_url, _ = connections.endpoint_urls(ctx, ticket.connection_id, token or "")
     base, query = ws_url.split("?", 1)
     try:

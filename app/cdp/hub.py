@@ -28,11 +28,6 @@ class Hub:
             if not sessions:
                 del self._by_connection[session.connection_id]
 
-    def count(self, connection_id: uuid.UUID | None = None) -> int:
-        if connection_id is not None:
-            return len(self._by_connection.get(connection_id, ()))
-        return sum(len(s) for s in self._by_connection.values())
-
     async def close_connection(self, connection_id: uuid.UUID, code: int, reason: str) -> None:
         for session in list(self._by_connection.get(connection_id, ())):
             session.close(code, reason)

@@ -304,15 +304,15 @@ class RunObserver:
         from app.artifacts import service as artifacts
 
         data = {"guid": guid, "url": _url(download["url"]), "name": download["name"]}
-        source = Path(file_path) if file_path else None
+        candidates = ([Path(file_path)] if file_path else
+                      [d / guid for d in await self._download_dirs(download.get("contextId"))])
+        source = None
         for _ in range(50):  # the file is renamed into place just after the event
-            if source is None or not source.exists():
-                candidates = [d / guid for d in await self._download_dirs(download.get("contextId"))]
-                source = next((c for c in candidates if c.exists()), None)
-            if source is not None and source.exists():
+            source = next((c for c in candidates if c.exists()), None)
+            if source is not None:
                 break
             await asyncio.sleep(0.1)
-        if source is None or not source.exists():
+        if source is None:
             self.emit("download.completed", "browser", {**data, "captured": False,
                                                         "reason": "the file was not found on the browser host"},
                       download["pageId"])

@@ -231,7 +231,8 @@ class AttachTicket:
     upstream_ws: str
 
 
-async def authorize_attach(ctx: AppContext, connection_id: str, token: str | None) -> AttachTicket:
+async def authorize_attach(ctx: AppContext, connection_id: str, token: str | None,
+                           attaching: bool = True) -> AttachTicket:
     """Check token (constant time), lease, runtime and lock; every refusal says why with a stable code."""
     cid = ids.parse_uuid(connection_id)
     async with ctx.db.transaction() as s:
@@ -258,7 +259,8 @@ async def authorize_attach(ctx: AppContext, connection_id: str, token: str | Non
             holder = Holder.of_token(held) if held else Holder("none", "")
             raise controller_busy(runtime.id, holder)
         state = runtime.driver_state or {}
-        connection.last_attached_at = now
+        if attaching:
+            connection.last_attached_at = now
     return AttachTicket(connection_id=connection.id, runtime_id=runtime.id, run_id=connection.run_id,
                         expires_at=connection.expires_at, upstream_http=state["httpUrl"],
                         upstream_ws=state["wsUrl"])

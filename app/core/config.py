@@ -81,7 +81,3 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_chromium_path(self) -> str | None:
         return self.chromium_path or detect_chromium()
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.resolved_database_url.startswith("sqlite")
