@@ -37,10 +37,18 @@ ROUTERS = (health.router, accounts.router, spaces.router, runtimes.seed, runtime
            runs.router, proxy.router, discovery.router, artifacts.router, *files.routers)
 
 
-def make_driver(settings: Settings):
-    if settings.driver == "local":
-        return LocalDriver(settings.resolved_chromium_path, settings.data_dir, settings.stop_timeout_seconds)
-    raise RuntimeError(f"BCTRL_DRIVER={settings.driver} is not available in this build")
+def make_driver(settings: Settings, signing_key: bytes):
+    if settings.driver == "docker":
+        from app.drivers.docker import DockerDriver  # the docker package is only needed by this driver
+
+        # One label value per database: servers sharing a database share containers, others never touch them.
+        deployment = server_key.derive(signing_key, "deployment", "docker")[:16]
+        return DockerDriver(image=settings.docker_image, network=settings.docker_network, deployment=deployment,
+                            memory=settings.docker_memory, cpus=settings.docker_cpus,
+                            pids_limit=settings.docker_pids_limit, shm_size=settings.docker_shm_size,
+                            scratch_dir=settings.data_dir.resolve(),
+                            stop_timeout=settings.stop_timeout_seconds)
+    return LocalDriver(settings.resolved_chromium_path, settings.data_dir, settings.stop_timeout_seconds)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,9 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lock = make_lock(settings.redis_url, settings.redis_prefix)
         notifier = RunNotifier(settings.redis_url, settings.redis_prefix)
         db.on_events_committed = notifier.publish
-        ctx = AppContext(settings=settings, db=db, driver=make_driver(settings), lock=lock, hub=Hub(),
-                         notifier=notifier, events=EventWriter(db),
-                         signing_key=await server_key.load(db, settings.secret_key))
+        signing_key = await server_key.load(db, settings.secret_key)
+        ctx = AppContext(settings=settings, db=db, driver=make_driver(settings, signing_key), lock=lock, hub=Hub(),
+                         notifier=notifier, events=EventWriter(db), signing_key=signing_key)
         await notifier.start()
         await ctx.events.start()
         if settings.redis_url:

@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import time
 import uuid
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
@@ -56,12 +56,14 @@ def _console_text(args: list[dict]) -> str:
 
 
 class RunObserver:
-    def __init__(self, ctx, runtime_id: uuid.UUID, run_id: uuid.UUID, ws_url: str, downloads_dir: Path) -> None:
+    def __init__(self, ctx, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict[str, Any]) -> None:
         self.ctx = ctx
         self.runtime_id = runtime_id
         self.run_id = run_id
-        self.ws_url = ws_url
-        self.downloads_dir = downloads_dir
+        self.state = state
+        self.ws_url = state["wsUrl"]
+        # In the browser's view of the filesystem (a container's own, for the docker driver).
+        self.downloads_dir = ctx.driver.downloads_dir(run_id)
         self.client: CdpClient | None = None
         self.pages: dict[str, dict[str, Any]] = {}  # targetId -> {url, browserContextId}
         self.page_of_session: dict[str, str] = {}  # sessionId -> top-level page targetId
@@ -89,7 +91,6 @@ class RunObserver:
 
     async def _run(self) -> None:
         try:
-            self.downloads_dir.mkdir(parents=True, exist_ok=True)
             self.client = await CdpClient.open(self.ws_url, self._on_event)
             await self._setup()
             await self.client.closed.wait()
@@ -103,7 +104,7 @@ class RunObserver:
         # Downloads of contexts nobody configured land in the run's own directory.
         with contextlib.suppress(Exception):
             await client.send("Browser.setDownloadBehavior", {
-                "behavior": "allowAndName", "downloadPath": str(self.downloads_dir), "eventsEnabled": True})
+                "behavior": "allowAndName", "downloadPath": self.downloads_dir, "eventsEnabled": True})
         await client.send("Target.setDiscoverTargets", {"discover": True})
         await client.send("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False,
                                                    "flatten": True})
@@ -278,14 +279,14 @@ class RunObserver:
         # A page's main frame id is its target id.
         return frame_id if frame_id in self.pages else None
 
-    async def _download_dirs(self, context_id: str | None) -> list[Path]:
+    async def _download_dirs(self, context_id: str | None) -> list[str]:
         """Where the browser may have put the file: the directories clients chose for this context (the
         proxy records each Browser.setDownloadBehavior as a `download.behavior` event), newest first, then ours."""
         async with self.ctx.db.transaction() as s:
             rows = (await s.execute(select(RunEvent.data).where(
                 RunEvent.run_id == self.run_id, RunEvent.type == "download.behavior").order_by(
                 RunEvent.seq.desc()).limit(200))).scalars().all()
-        dirs = [Path(d["downloadPath"]) for d in rows
+        dirs = [d["downloadPath"] for d in rows
                 if d.get("downloadPath") and d.get("browserContextId") in (context_id, None)]
         return [*dirs, self.downloads_dir]
 
@@ -304,23 +305,30 @@ class RunObserver:
         from app.artifacts import service as artifacts
 
         data = {"guid": guid, "url": _url(download["url"]), "name": download["name"]}
-        candidates = ([Path(file_path)] if file_path else
-                      [d / guid for d in await self._download_dirs(download.get("contextId"))])
-        source = None
+        candidates = ([file_path] if file_path else
+                      [str(PurePosixPath(d) / guid) for d in await self._download_dirs(download.get("contextId"))])
+        fetched = None
         for _ in range(50):  # the file is renamed into place just after the event
-            source = next((c for c in candidates if c.exists()), None)
-            if source is not None:
+            for candidate in candidates:
+                if fetched := await self.ctx.driver.fetch_file(self.state, candidate):
+                    break
+            if fetched:
                 break
             await asyncio.sleep(0.1)
-        if source is None:
+        if fetched is None:
             self.emit("download.completed", "browser", {**data, "captured": False,
                                                         "reason": "the file was not found on the browser host"},
                       download["pageId"])
             return
-        # record() copies the file at once: the client may delete its own copy when its context closes.
-        artifact = await artifacts.record(self.ctx, run_id=self.run_id, kind="download", name=download["name"],
-                                          content_type=_guess_type(download["name"]), source=source,
-                                          metadata={"url": _url(download["url"]), "guid": guid})
+        source, temporary = fetched
+        try:
+            # record() copies the file at once: the client may delete its own copy when its context closes.
+            artifact = await artifacts.record(self.ctx, run_id=self.run_id, kind="download", name=download["name"],
+                                              content_type=_guess_type(download["name"]), source=source,
+                                              metadata={"url": _url(download["url"]), "guid": guid})
+        finally:
+            if temporary:
+                source.unlink(missing_ok=True)
         self.emit("download.completed", "browser", {**data, "captured": True, "artifactId": str(artifact.id),
                                                     "sizeBytes": artifact.size_bytes}, download["pageId"])
 

@@ -37,6 +37,15 @@ class Settings(BaseSettings):
     # Signs run-scoped CDP URLs; generated and kept in the database when unset.
     secret_key: str | None = Field(default=None, repr=False)
     chromium_path: str | None = None
+    # Docker driver (BCTRL_DRIVER=docker): the runtime image, and `host` or the name of the network
+    # the server reaches browser containers on (compose sets its own network).
+    docker_image: str = "bctrl/chromium:latest"
+    docker_network: str = "host"
+    # Per-container limits.
+    docker_memory: str = "2g"
+    docker_cpus: float = Field(default=2.0, gt=0)
+    docker_pids_limit: int = Field(default=1024, ge=64)
+    docker_shm_size: str = "512m"
 
     max_runtimes: int = Field(default=8, ge=1)
     launch_timeout_seconds: float = Field(default=20.0, gt=0)

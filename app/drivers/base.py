@@ -10,12 +10,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
 class LaunchSpec:
     runtime_id: uuid.UUID
+    run_id: uuid.UUID | None = None
     window_size: tuple[int, int] | None = None
     locale: str | None = None
 
@@ -28,6 +30,14 @@ class BrowserHandle:
     # The browser-level CDP websocket, e.g. ws://127.0.0.1:9222/devtools/browser/<id>
     ws_url: str
     state: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ManagedBrowser:
+    """A browser the driver can see on its host, whether or not the database still knows it."""
+    runtime_id: uuid.UUID
+    browser_id: str
+    state: dict[str, Any]
 
 
 StateCallback = Callable[[dict[str, Any]], Awaitable[None]]
@@ -64,6 +74,23 @@ class Driver(Protocol):
 
     async def wait_exit(self, state: dict[str, Any]) -> str:
         """Return when the browser ends, with a short description of how it ended."""
+
+    def adopted_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """`state` rewritten to name this server process as the browser's owner (after adopting it)."""
+
+    def browser_id(self, state: dict[str, Any]) -> str | None:
+        """What tells this browser from another launch of the same runtime (a container id, a profile dir)."""
+
+    async def list_browsers(self) -> list[ManagedBrowser]:
+        """Every browser of this deployment the driver can find, for removing those the database
+        no longer knows (drivers whose browsers die with the server return nothing)."""
+
+    async def fetch_file(self, state: dict[str, Any], path: str) -> tuple[Path, bool] | None:
+        """Make a file the browser wrote at `path` (its own view) readable here: (local path, whether it is
+        a temporary copy the caller deletes), or None when there is no such file."""
+
+    def downloads_dir(self, run_id: uuid.UUID) -> str:
+        """Where, in the browser's view, downloads of a run go unless a client says otherwise."""
 
     async def close(self) -> None:
         """Release driver resources at server shutdown (browsers are stopped by their owner first)."""

@@ -80,7 +80,8 @@ class LocalDriver:
 
     def __init__(self, chromium_path: str | None, data_dir: Path, stop_timeout: float = 5.0) -> None:
         self.chromium_path = chromium_path
-        self.profiles_dir = (data_dir / "profiles").resolve()
+        self.data_dir = data_dir.resolve()
+        self.profiles_dir = self.data_dir / "profiles"
         self.stop_timeout = stop_timeout
         self.hostname = socket.gethostname()
         self._procs: dict[int, asyncio.subprocess.Process] = {}
@@ -204,6 +205,23 @@ class LocalDriver:
         except PermissionError:
             return True
         return True
+
+    def adopted_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {**state, "serverPid": os.getpid(), "serverInstance": self.instance}
+
+    def browser_id(self, state: dict[str, Any]) -> str | None:
+        return state.get("profileDir")
+
+    def downloads_dir(self, run_id: uuid.UUID) -> str:
+        path = self.data_dir / "downloads" / str(run_id)
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    async def fetch_file(self, state: dict[str, Any], path: str) -> tuple[Path, bool] | None:
+        return (Path(path), False) if Path(path).is_file() else None
+
+    async def list_browsers(self) -> list:
+        return []  # not tracked: local browsers are found through the database's runtime rows only
 
     async def wait_exit(self, state: dict[str, Any]) -> str:
         pid = state.get("pid")

@@ -97,7 +97,7 @@ async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None
         await events.append(s, run.id, "runtime.starting", "runtime", {"driver": ctx.driver.name})
 
     config = BrowserConfig.model_validate(runtime.config or {})
-    spec = LaunchSpec(runtime_id=runtime.id, window_size=config.window_size(), locale=config.locale)
+    spec = LaunchSpec(runtime_id=runtime.id, run_id=run.id, window_size=config.window_size(), locale=config.locale)
     async def remember(state: dict) -> None:
         # Recorded while still `starting`, so a sweep can stop this browser if this process dies now.
         async with ctx.db.transaction() as s:

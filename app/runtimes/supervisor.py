@@ -14,7 +14,7 @@ import uuid
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import case, func, select
+from sqlalchemy import case, func, select, update
 
 from app.cdp.observer import RunObserver
 from app.core import clock
@@ -41,8 +41,7 @@ class Supervisor:
         self._watches[runtime_id] = asyncio.create_task(self._follow(runtime_id, run_id, state),
                                                         name=f"watch-{runtime_id}")
         if state.get("wsUrl"):
-            observer = RunObserver(self.ctx, runtime_id, run_id, state["wsUrl"],
-                                   self.ctx.settings.data_dir.resolve() / "downloads" / str(run_id))
+            observer = RunObserver(self.ctx, runtime_id, run_id, state)
             self._observers[runtime_id] = observer
             observer.start()
 
@@ -103,8 +102,7 @@ class Supervisor:
                 if await driver.is_alive(state):
                     if not await driver.has_owner(state):
                         # Its server process died: this one looks after the browser from now on.
-                        self.watch(rt.id, rt.active_run_id, state)
-                        log.info("runtime_adopted", runtime_id=str(rt.id))
+                        await self._adopt(rt.id, rt.active_run_id, state)
                 elif await self._owned_here(state):
                     await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.browser_exited",
                                          "The browser is no longer running")
@@ -112,6 +110,39 @@ class Supervisor:
                 await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.transition_timeout",
                                      f"Runtime was stuck '{rt.status}'; its server process probably died",
                                      from_statuses=RS.LIVE)
+
+        await self._remove_orphans()
+
+    async def _adopt(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
+        state = self.ctx.driver.adopted_state(state)
+        async with self.ctx.db.transaction() as s:
+            # Named as the owner, so other processes (and this one's successor) judge ownership by us.
+            result = await s.execute(update(Runtime).where(
+                Runtime.id == runtime_id, Runtime.status == RS.ACTIVE, Runtime.active_run_id == run_id)
+                .values(driver_state=state))
+        if result.rowcount == 1:
+            self.watch(runtime_id, run_id, state)
+            log.info("runtime_adopted", runtime_id=str(runtime_id))
+
+    async def _remove_orphans(self) -> None:
+        """Remove browsers the driver can see whose runtime is no longer live (or was relaunched since)."""
+        # Listed before the rows are read: a browser launched meanwhile finds its runtime `starting`.
+        found = await self.ctx.driver.list_browsers()
+        if not found:
+            return
+        async with self.ctx.db.transaction() as s:
+            rows = {rt.id: rt for rt in (await s.execute(select(Runtime).where(
+                Runtime.id.in_({b.runtime_id for b in found})))).scalars()}
+        for browser in found:
+            rt = rows.get(browser.runtime_id)
+            known = self.ctx.driver.browser_id(rt.driver_state or {}) if rt else None
+            if rt is not None and rt.status in RS.LIVE and known in (None, browser.browser_id):
+                continue
+            log.info("orphan_browser_removed", runtime_id=str(browser.runtime_id), **browser.state)
+            try:
+                await self.ctx.driver.stop(browser.state)
+            except Exception:
+                log.exception("orphan_remove_failed", runtime_id=str(browser.runtime_id))
 
     async def stop_idle(self) -> None:
         """Stop runtimes with an idle timeout whose run has had no client attached and no event for that long."""

@@ -1,0 +1,285 @@
+"""Docker driver: one hardened Chromium container per runtime, through the Docker Engine API.
+
+The `docker` package is blocking, so every call runs on this driver's own small thread pool (never
+the event loop, and never the default executor that the rest of the server shares).
+
+Networking has two modes:
+- `host`: the container shares the host's network and Chromium binds 127.0.0.1 on a free port the
+  driver picks (tests, and a server running directly on the Docker host).
+- a named network (compose): Chromium listens inside the container and the server reaches it at
+  the container's address on that network. The address is an IP, not the container name, because
+  Chromium refuses DevTools requests whose Host header is a name other than localhost.
+
+Containers carry labels naming the deployment (one per database), runtime, run and the server
+process that launched them; `list_browsers` finds them again after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import tempfile
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import httpx
+import structlog
+from requests.exceptions import ConnectionError as RequestsConnectionError
+
+from app.drivers.base import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
+
+log = structlog.get_logger(__name__)
+
+LABEL = "io.bctrl"
+CDP_PORT_IN_NETWORK = 9222
+# Where Chromium may write on a read-only root filesystem (sizes cap what a page can fill).
+TMPFS = {"/tmp": "rw,nosuid,nodev,size=1g", "/home/chrome": "rw,nosuid,nodev,size=64m",
+         "/downloads": "rw,nosuid,nodev,size=1g"}
+DOWNLOADS_DIR = "/downloads"
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid`: tells a live process from a new one that reused its pid."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class DockerDriver:
+    name = "docker"
+    browsers_outlive_server = True
+
+    def __init__(self, *, image: str, network: str, deployment: str, memory: str, cpus: float, pids_limit: int,
+                 shm_size: str, scratch_dir: Path, stop_timeout: float = 5.0) -> None:
+        self.image, self.network, self.deployment = image, network, deployment
+        self.memory, self.cpus, self.pids_limit, self.shm_size = memory, cpus, pids_limit, shm_size
+        self.stop_timeout = stop_timeout
+        # Where files copied out of containers wait until the server has kept them.
+        self.scratch_dir = scratch_dir
+        self.hostname = socket.gethostname()
+        self.instance = uuid.uuid4().hex
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker")
+        self._client: docker.DockerClient | None = None
+
+    # --- plumbing ---
+
+    async def _call(self, fn, *args, **kwargs):
+        return await asyncio.get_running_loop().run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    def _docker(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env(timeout=30)
+            except docker.errors.DockerException as exc:
+                raise DriverError(f"No Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {exc}") from exc
+        return self._client
+
+    async def _container(self, container_id: str):
+        """The container, or None when it is gone."""
+        try:
+            return await self._call(lambda: self._docker().containers.get(container_id))
+        except docker.errors.NotFound:
+            return None
+
+    def _labels(self, spec: LaunchSpec) -> dict[str, str]:
+        return {f"{LABEL}.deployment": self.deployment, f"{LABEL}.runtime": str(spec.runtime_id),
+                f"{LABEL}.run": str(spec.run_id or ""), f"{LABEL}.server": f"{self.hostname}:{os.getpid()}"}
+
+    # --- launch ---
+
+    async def launch(self, spec: LaunchSpec, timeout: float, on_started: StateCallback | None = None) -> BrowserHandle:
+        host_mode = self.network == "host"
+        port = _free_port() if host_mode else CDP_PORT_IN_NETWORK
+        flags = []
+        if spec.window_size:
+            flags.append(f"--window-size={spec.window_size[0]},{spec.window_size[1]}")
+        if spec.locale:
+            flags.append(f"--lang={spec.locale}")
+        name = f"bctrl-rt-{spec.runtime_id.hex[-12:]}-{uuid.uuid4().hex[:6]}"
+        options: dict[str, Any] = dict(
+            image=self.image, name=name, detach=True, labels=self._labels(spec),
+            environment={"BCTRL_CDP_PORT": str(port), "BCTRL_CDP_BIND": "127.0.0.1" if host_mode else "0.0.0.0",
+                         "BCTRL_CHROMIUM_FLAGS": " ".join(flags)},
+            mem_limit=self.memory, memswap_limit=self.memory, nano_cpus=int(self.cpus * 1e9),
+            pids_limit=self.pids_limit, shm_size=self.shm_size,
+            cap_drop=["ALL"], security_opt=["no-new-privileges:true"], read_only=True, tmpfs=TMPFS,
+            network_mode="host" if host_mode else None, network=None if host_mode else self.network,
+        )
+        try:
+            container = await self._call(lambda: self._docker().containers.create(**options))
+        except docker.errors.ImageNotFound:
+            raise DriverError(f"The runtime image {self.image} is not on this Docker engine: build it with "
+                              "`docker compose build` or `make images`") from None
+        except (docker.errors.DockerException, RequestsConnectionError) as exc:
+            raise DriverError(f"The Docker engine refused to create the browser container: {exc}") from exc
+        state = {"containerId": container.id, "containerName": name, "serverHost": self.hostname,
+                 "serverPid": os.getpid(), "serverStart": _process_start(os.getpid()),
+                 "serverInstance": self.instance}
+        try:
+            if on_started is not None:
+                await on_started(dict(state))
+            await self._call(container.start)
+            http_url, ws_url = await asyncio.wait_for(self._wait_ready(container.id, port, host_mode), timeout)
+        except (TimeoutError, DriverError, docker.errors.DockerException, RequestsConnectionError) as exc:
+            logs = await self._tail_logs(container.id)
+            await self.stop(state)
+            if isinstance(exc, DriverError):
+                raise
+            if isinstance(exc, TimeoutError):
+                raise DriverError(f"Chromium in container {name} did not answer within {timeout:g}s{logs}") from None
+            raise DriverError(f"The browser container {name} could not be started: {exc}{logs}") from exc
+        except BaseException:
+            await self.stop(state)
+            raise
+        state.update(httpUrl=http_url, wsUrl=ws_url)
+        return BrowserHandle(runtime_id=spec.runtime_id, http_url=http_url, ws_url=ws_url, state=state)
+
+    async def _address(self, container_id: str, port: int, host_mode: bool) -> str | None:
+        if host_mode:
+            return f"127.0.0.1:{port}"
+        container = await self._container(container_id)
+        if container is None:
+            return None
+        networks = container.attrs.get("NetworkSettings", {}).get("Networks", {})
+        ip = (networks.get(self.network) or {}).get("IPAddress")
+        return f"{ip}:{port}" if ip else None
+
+    async def _wait_ready(self, container_id: str, port: int, host_mode: bool) -> tuple[str, str]:
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            while True:
+                container = await self._container(container_id)
+                if container is None or container.status in ("exited", "dead"):
+                    code = container.attrs["State"].get("ExitCode") if container else None
+                    raise DriverError(f"The browser container exited during start (code {code})"
+                                      f"{await self._tail_logs(container_id)}")
+                address = await self._address(container_id, port, host_mode)
+                if address:
+                    with contextlib.suppress(httpx.HTTPError):
+                        response = await client.get(f"http://{address}/json/version")
+                        if response.status_code == 200:
+                            # Chromium names itself by the Host header it was asked with; use our address.
+                            path = "/" + response.json()["webSocketDebuggerUrl"].split("/", 3)[3]
+                            return f"http://{address}", f"ws://{address}{path}"
+                await asyncio.sleep(0.05)
+
+    async def _tail_logs(self, container_id: str) -> str:
+        try:
+            container = await self._container(container_id)
+            text = (await self._call(container.logs, tail=5)).decode(errors="replace").strip() if container else ""
+        except docker.errors.DockerException:
+            return ""
+        return f"; its last log lines: {text}" if text else ""
+
+    # --- stop, watch, find ---
+
+    async def stop(self, state: dict[str, Any]) -> None:
+        container_id = state.get("containerId")
+        if not container_id:
+            return
+        try:
+            # Force-remove kills and removes in one call; the container's filesystem is all tmpfs.
+            await self._call(lambda: self._docker().api.remove_container(container_id, force=True, v=True))
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:  # 409: removal already in progress
+                raise
+
+    async def is_alive(self, state: dict[str, Any]) -> bool:
+        container_id = state.get("containerId")
+        if not container_id:
+            return False
+        try:
+            container = await self._container(container_id)
+        except (docker.errors.DockerException, RequestsConnectionError):
+            log.warning("docker_unreachable", container_id=container_id)
+            return True  # the engine is down, not the browser: judge again later
+        return container is not None and container.status in ("created", "running", "restarting")
+
+    async def has_owner(self, state: dict[str, Any]) -> bool:
+        """Another live server process on this host launched or adopted it (pid and its start time match)."""
+        if state.get("serverInstance") == self.instance or state.get("serverHost") != self.hostname:
+            return False
+        pid, started = state.get("serverPid"), state.get("serverStart")
+        return bool(pid) and started is not None and _process_start(pid) == started
+
+    async def wait_exit(self, state: dict[str, Any]) -> str:
+        container_id = state["containerId"]
+        while True:
+            try:
+                container = await self._container(container_id)
+            except (docker.errors.DockerException, RequestsConnectionError):
+                container = True  # engine unreachable: keep waiting
+            if container is None:
+                return "The browser container was removed"
+            if container is not True and container.status in ("exited", "dead"):
+                code = container.attrs["State"].get("ExitCode")
+                oom = " (out of memory)" if container.attrs["State"].get("OOMKilled") else ""
+                return f"The browser container exited with code {code}{oom}"
+            await asyncio.sleep(1.0)
+
+    def adopted_state(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The state to keep once this process looks after a browser another process launched."""
+        return {**state, "serverHost": self.hostname, "serverPid": os.getpid(),
+                "serverStart": _process_start(os.getpid()), "serverInstance": self.instance}
+
+    def browser_id(self, state: dict[str, Any]) -> str | None:
+        return state.get("containerId")
+
+    def downloads_dir(self, run_id: uuid.UUID) -> str:
+        return DOWNLOADS_DIR  # the container's own tmpfs: one run per container
+
+    async def fetch_file(self, state: dict[str, Any], path: str) -> tuple[Path, bool] | None:
+        # Read through `exec` (it sees the container's tmpfs mounts; the archive API does not).
+        container = await self._container(state.get("containerId") or "")
+        if container is None:
+            return None
+        found = await self._call(container.exec_run, ["test", "-f", path], user="chrome")
+        if found.exit_code != 0:
+            return None
+        fd, temp = tempfile.mkstemp(prefix="bctrl-fetch-", dir=self.scratch_dir)
+
+        def copy() -> None:
+            result = container.exec_run(["cat", "--", path], user="chrome", stream=True, demux=True)
+            with os.fdopen(fd, "wb") as out:
+                for chunk, _err in result.output:
+                    if chunk:
+                        out.write(chunk)
+        try:
+            await self._call(copy)
+        except BaseException:
+            os.unlink(temp)
+            raise
+        return Path(temp), True
+
+    async def list_browsers(self) -> list[ManagedBrowser]:
+        def find():
+            return self._docker().containers.list(all=True, filters={"label": f"{LABEL}.deployment={self.deployment}"})
+        found = []
+        for container in await self._call(find):
+            with contextlib.suppress(KeyError, ValueError):
+                found.append(ManagedBrowser(
+                    runtime_id=uuid.UUID(container.labels[f"{LABEL}.runtime"]), browser_id=container.id,
+                    state={"containerId": container.id, "containerName": container.name}))
+        return found
+
+    async def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._call(self._client.close)
+        self._pool.shutdown(wait=False, cancel_futures=True)
