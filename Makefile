@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run test test-docker images up down bench clean
 
 install: $(VENV)/.installed
 
@@ -21,7 +21,26 @@ run: install
 test: install tests/e2e/js/node_modules
 	@scripts/ensure-chromium.sh
 	@scripts/ensure-services.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not docker"
+
+# The Docker tier: starts an engine when none answers, builds the images (cached), runs tests/docker.
+test-docker: install images
+	@scripts/ensure-services.sh
+	$(BIN)/pytest -m docker tests/docker
+
+images:
+	@scripts/ensure-docker.sh
+
+# The compose deployment (README "Deploy with Docker"); BCTRL_API_KEY must be set.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+up:
+	$(COMPOSE) up -d --build
+
+# Browser containers are not compose services (the API launches them): remove them first, or the
+# network they are on cannot be removed.
+down:
+	@ids=$$(docker ps -aq --filter label=io.bctrl.runtime); [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
+	$(COMPOSE) down
 
 # Puppeteer for the e2e tests: puppeteer-core only, so nothing downloads a browser.
 tests/e2e/js/node_modules: tests/e2e/js/package-lock.json

@@ -1,8 +1,8 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from bench import events, launch_time, proxy_overhead
+from bench import events, launch, proxy_overhead
 
-launch_time.main([])
+launch.main([])
 print()
 proxy_overhead.main([])
 print()
