@@ -23,6 +23,8 @@ from app.core.db import Database
 from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.drivers.local import LocalDriver
 from app.files import router as files
+from app.live import router as live
+from app.live.screencast import ScreencastHub
 from app.locks import make_lock
 from app.runs import router as runs
 from app.runs.notifier import RunNotifier
@@ -34,7 +36,7 @@ from app.spaces import router as spaces
 log = structlog.get_logger(__name__)
 
 ROUTERS = (health.router, accounts.router, spaces.router, runtimes.seed, runtimes.flat, connections.router,
-           runs.router, proxy.router, discovery.router, artifacts.router, *files.routers)
+           runs.router, proxy.router, discovery.router, artifacts.router, *files.routers, *live.routers)
 
 
 def make_driver(settings: Settings, signing_key: bytes):
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         signing_key = await server_key.load(db, settings.secret_key)
         ctx = AppContext(settings=settings, db=db, driver=make_driver(settings, signing_key), lock=lock, hub=Hub(),
                          notifier=notifier, events=EventWriter(db), signing_key=signing_key)
+        ctx.screencasts = ScreencastHub()
         await notifier.start()
         await ctx.events.start()
         if settings.redis_url:
@@ -84,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await reaper.stop()
             await ctx.supervisor.shutdown()
             await ctx.hub.close_all(1001, "server shutting down")
+            await ctx.screencasts.close()
             await ctx.events.stop()
             await ctx.driver.close()
             await notifier.close()

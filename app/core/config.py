@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     # `serve` splices CDP sockets at the TCP level (app/cdp/splice.py); false relays them over ASGI.
     cdp_splice: bool = True
+    # Recordings keep at most this many screencast frames a second.
+    recording_fps: float = Field(default=5.0, gt=0, le=30)
     log_level: str = "info"
     log_json: bool = False
 

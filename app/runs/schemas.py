@@ -10,7 +10,7 @@ from app.runs.models import Run, RunEvent
 RunStatusLiteral = Literal["active", "completed", "failed"]
 ActivityCategory = Literal["runtime", "browser", "network", "console", "file", "invocation", "system"]
 CommandStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled", "timed_out"]
-EventCategory = Literal["runtime", "connection", "browser", "network", "console", "artifact", "invocation",
+EventCategory = Literal["runtime", "connection", "browser", "network", "console", "artifact", "invocation", "live",
                         "lifecycle"]
 
 

@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import case, func, select, update
 
 from app.cdp.observer import RunObserver
+from app.live.recorder import Recorder, finalize_abandoned
 from app.core import clock
 from app.core.context import AppContext
 from app.runs import service as runs
@@ -32,6 +33,7 @@ class Supervisor:
         self.ctx = ctx
         self._watches: dict[uuid.UUID, asyncio.Task] = {}
         self._observers: dict[uuid.UUID, RunObserver] = {}
+        self._recorders: dict[uuid.UUID, Recorder] = {}
         self._stopping: set[asyncio.Task] = set()
         self._sweeper: asyncio.Task | None = None
 
@@ -44,16 +46,26 @@ class Supervisor:
             observer = RunObserver(self.ctx, runtime_id, run_id, state)
             self._observers[runtime_id] = observer
             observer.start()
+            recorder = Recorder(self.ctx, runtime_id, run_id, state["wsUrl"])
+            self._recorders[runtime_id] = recorder
+            recorder.start()
 
-    def unwatch(self, runtime_id: uuid.UUID) -> None:
+    def unwatch(self, runtime_id: uuid.UUID, run_ended: bool = True) -> None:
+        """Stop following a browser; `run_ended` false means it lives on (another process will adopt it)."""
         task = self._watches.pop(runtime_id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         observer = self._observers.pop(runtime_id, None)
         if observer is not None:
-            stopping = asyncio.create_task(observer.stop())
-            self._stopping.add(stopping)
-            stopping.add_done_callback(self._stopping.discard)
+            self._keep(asyncio.create_task(observer.stop()))
+        recorder = self._recorders.pop(runtime_id, None)
+        if recorder is not None:
+            # With the run over, the recording becomes a video in the background (the stop call does not wait).
+            self._keep(recorder.stop(finalize=run_ended))
+
+    def _keep(self, task: asyncio.Task) -> None:
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
 
     def watching(self, runtime_id: uuid.UUID) -> bool:
         return runtime_id in self._watches
@@ -84,6 +96,7 @@ class Supervisor:
                 await self.sweep()
                 await self.stop_idle()
                 await runs.purge_old_events(self.ctx)
+                await finalize_abandoned(self.ctx)
             except Exception:
                 log.exception("sweep_failed")
 
@@ -180,8 +193,8 @@ class Supervisor:
                 await self._sweeper
         if self.ctx.driver.browsers_outlive_server:
             for runtime_id in list(self._watches):
-                self.unwatch(runtime_id)
-            await asyncio.gather(*self._stopping, return_exceptions=True)
+                self.unwatch(runtime_id, run_ended=False)
+            await self._drain()
             return
         watched = list(self._watches)
         async with self.ctx.db.transaction() as s:
@@ -193,4 +206,9 @@ class Supervisor:
             if rt.active_run_id is not None:
                 await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.host_shutdown",
                                      "The server shut down while the browser was running")
-        await asyncio.gather(*self._stopping, return_exceptions=True)
+        await self._drain()
+
+    async def _drain(self) -> None:
+        """Let observers and recorders finish (a recording being encoded gets up to a minute)."""
+        if self._stopping:
+            await asyncio.wait(list(self._stopping), timeout=60)

@@ -1,0 +1,125 @@
+"""Live view and recording: the two lease routes, the viewer socket, the pages and the replay data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from fastapi import APIRouter, Header, Query, WebSocket
+from fastapi.responses import FileResponse, HTMLResponse
+from pydantic import Field
+
+from app.core.auth import CtxDep, PrincipalDep
+from app.core.errors import NotFound
+from app.core.schemas import RequestModel, WireModel, errors
+from app.live import service
+from app.storage import make_store
+from app.storage.http import Download, serve
+
+WEB = Path(__file__).resolve().parents[1] / "web"
+MAX_EXPIRY = 86_400
+
+api = APIRouter(prefix="/v1", tags=["live view and recording"])
+pages = APIRouter(include_in_schema=False)
+
+
+class LiveIn(RequestModel):
+    control: Literal["none", "input"] = "none"
+    components: list[Literal["activity"]] | None = None
+    expires_in_seconds: int = Field(default=3600, ge=1, le=MAX_EXPIRY)
+
+
+class RecordingIn(RequestModel):
+    components: list[Literal["activity"]] | None = None
+    expires_in_seconds: int = Field(default=3600, ge=1, le=MAX_EXPIRY)
+
+
+class LiveOut(WireModel):
+    iframe_url: str = Field(description="The viewer page; embed it in an iframe or open it")
+    url: str = Field(description="The same URL (the flat API's name)")
+    expires_at: str
+    control: str
+    viewer_id: str
+
+
+class RecordingOut(WireModel):
+    iframe_url: str
+    url: str
+    expires_at: str
+    status: Literal["not_available", "preparing", "processing", "ready", "failed"]
+    duration_ms: int
+    duration_seconds: float
+    artifact_id: str | None = None
+    failure: dict | None = None
+
+
+@api.post("/runs/{run_id}/live", response_model=LiveOut, responses=errors(400, 404, 409))
+async def create_live(ctx: CtxDep, p: PrincipalDep, run_id: str, body: LiveIn | None = None):
+    """A short-lived viewer link for an active run. `control: "input"` lets the viewer drive the browser
+    and holds the runtime's controller lock while the viewer is open (409 `runtime.controller_busy`
+    while a CDP lease controls it); `"none"` is watch-only, enforced by the server."""
+    body = body or LiveIn()
+    minted = await service.mint_live(ctx, p, run_id, body.control, body.expires_in_seconds)
+    return LiveOut(iframe_url=minted.url, url=minted.url, expires_at=service.iso_epoch(minted.expires_at),
+                   control=body.control, viewer_id=str(minted.token.viewer_id))
+
+
+@api.post("/runs/{run_id}/recording", response_model=RecordingOut, responses=errors(400, 404))
+async def create_recording(ctx: CtxDep, p: PrincipalDep, run_id: str, body: RecordingIn | None = None):
+    """A short-lived replay link, during the run (what is recorded so far) or after it."""
+    body = body or RecordingIn()
+    minted, info = await service.mint_recording(ctx, p, run_id, body.expires_in_seconds)
+    return RecordingOut(iframe_url=minted.url, url=minted.url, expires_at=service.iso_epoch(minted.expires_at),
+                        duration_seconds=round(info["durationMs"] / 1000, 3), **{
+                            "status": info["status"], "duration_ms": info["durationMs"],
+                            "artifact_id": info["artifactId"], "failure": info["failure"]})
+
+
+@api.websocket("/live/socket")
+async def viewer_socket(ws: WebSocket, token: str | None = None):
+    ctx = ws.app.state.ctx
+    await service.open_viewer(ctx, ws, token)
+
+
+@api.get("/replay/data")
+async def replay_data(ctx: CtxDep, token: str | None = None):
+    return await service.replay_data(ctx, token)
+
+
+@api.get("/replay/frames/{seq}")
+async def replay_frame(ctx: CtxDep, seq: int, token: str | None = None):
+    path = await service.replay_frame(ctx, token, seq)
+    if path is None:
+        raise NotFound("No such frame", code="recording.frame_not_found")
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@api.get("/replay/video")
+async def replay_video(ctx: CtxDep, token: str | None = None, range: str | None = Header(default=None)):
+    artifact = await service.replay_video(ctx, token)
+    if artifact is None:
+        raise NotFound("The recording's video is not ready", code="recording.not_ready")
+    return await serve(make_store(ctx.settings), Download(key=artifact.object_key, filename=artifact.name,
+                                                          content_type=artifact.content_type,
+                                                          sha256=artifact.sha256), range)
+
+
+@pages.get("/live")
+async def live_page(token: str = Query(default="")):
+    return HTMLResponse((WEB / "live.html").read_text(), headers=_page_headers())
+
+
+@pages.get("/replay")
+async def replay_page(token: str = Query(default="")):
+    return HTMLResponse((WEB / "replay.html").read_text(), headers=_page_headers())
+
+
+def _page_headers() -> dict[str, str]:
+    # Embeddable anywhere (that is what an iframe URL is for); the token never leaves in a Referer.
+    return {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+                                       "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+                                       "connect-src 'self' ws: wss:"}
+
+
+routers = (api, pages)

@@ -1,0 +1,223 @@
+"""The picture of a run's browser: one CDP connection per run and server process that follows the
+run's current page and relays its screencast to every subscriber (live viewers, the recorder).
+
+The current page is the newest open page; when it closes, the newest remaining one. Frames are
+acknowledged as they arrive, so the browser sends the next one only when this server took the last
+(it paces itself); each subscriber keeps only the newest frame it has not sent yet, so a slow
+viewer skips frames instead of falling behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from app.cdp.client import CdpClient, CdpError
+
+log = structlog.get_logger(__name__)
+
+# Bounded picture size: enough to read a page, small enough for ten viewers on loopback.
+MAX_WIDTH, MAX_HEIGHT, JPEG_QUALITY = 1280, 1280, 70
+
+
+@dataclass(frozen=True)
+class Frame:
+    data: str  # base64 JPEG, as the browser sent it
+    width: float  # the page's viewport in CSS pixels (what input coordinates scale to)
+    height: float
+    timestamp: float  # when the browser captured it, epoch seconds
+    received: float = field(default_factory=time.time)
+
+
+class Subscriber:
+    """Gets frames and state messages through callbacks that must not block."""
+
+    def __init__(self, on_frame: Callable[[Frame], None], on_state: Callable[[dict[str, Any]], None]) -> None:
+        self.on_frame = on_frame
+        self.on_state = on_state
+
+
+class Screencast:
+    def __init__(self, run_id: uuid.UUID, ws_url: str) -> None:
+        self.run_id = run_id
+        self.ws_url = ws_url
+        self.subscribers: set[Subscriber] = set()
+        self.client: CdpClient | None = None
+        self.pages: dict[str, dict[str, Any]] = {}  # targetId -> targetInfo, oldest first
+        self.target: str | None = None
+        self.session: str | None = None
+        self.last_frame: Frame | None = None
+        self.state: dict[str, Any] = {"type": "state", "state": "connecting"}
+        self._switching = asyncio.Lock()
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        self.client = await CdpClient.open(self.ws_url, self._on_event)
+        self._spawn(self._watch_closed())
+        await self.client.send("Target.setDiscoverTargets", {"discover": True})
+        for info in (await self.client.send("Target.getTargets"))["targetInfos"]:
+            if _is_page(info):
+                self.pages[info["targetId"]] = info
+        await self._follow_newest()
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        if self.client is not None:
+            await self.client.close()
+
+    async def _watch_closed(self) -> None:
+        await self.client.closed.wait()
+        self._set_state("ended", message="The run has ended: its browser is no longer running")
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- subscribers ---
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.add(subscriber)
+        subscriber.on_state(self.state)
+        if self.last_frame is not None and self.target is not None:
+            subscriber.on_frame(self.last_frame)
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    def _broadcast_state(self) -> None:
+        for subscriber in list(self.subscribers):
+            subscriber.on_state(self.state)
+
+    def _set_state(self, state: str, **extra: Any) -> None:
+        page = self.pages.get(self.target or "", {})
+        self.state = {"type": "state", "state": state, "url": page.get("url"), "title": page.get("title"),
+                      "pages": len(self.pages), **extra}
+        self._broadcast_state()
+
+    # --- following the current page ---
+
+    async def _follow_newest(self) -> None:
+        async with self._switching:
+            newest = next(reversed(self.pages), None)
+            if newest == self.target and self.session is not None:
+                return
+            await self._detach()
+            self.target = newest
+            if newest is None:
+                self.last_frame = None
+                self._set_state("no_page")
+                return
+            try:
+                attached = await self.client.send("Target.attachToTarget", {"targetId": newest, "flatten": True})
+                self.session = attached["sessionId"]
+                await self.client.send("Page.startScreencast", {
+                    "format": "jpeg", "quality": JPEG_QUALITY, "maxWidth": MAX_WIDTH, "maxHeight": MAX_HEIGHT,
+                    "everyNthFrame": 1}, session_id=self.session)
+            except (CdpError, TimeoutError, KeyError):
+                # The page closed while we attached: its targetDestroyed event picks the next one.
+                self.session = None
+                return
+            self._set_state("live")
+
+    async def _detach(self) -> None:
+        if self.session is not None and self.client is not None:
+            self.client.send_nowait("Target.detachFromTarget", {"sessionId": self.session})
+        self.session = None
+
+    def _on_event(self, method: str, params: dict[str, Any], session_id: str | None) -> None:
+        if method == "Page.screencastFrame":
+            if session_id is not None:
+                self.client.send_nowait("Page.screencastFrameAck", {"sessionId": params["sessionId"]}, session_id)
+            if session_id == self.session and session_id is not None:
+                self._frame(params)
+        elif method == "Target.targetCreated" and _is_page(params["targetInfo"]):
+            self.pages[params["targetInfo"]["targetId"]] = params["targetInfo"]
+            self._spawn(self._follow_newest())
+        elif method == "Target.targetDestroyed" and params["targetId"] in self.pages:
+            del self.pages[params["targetId"]]
+            if params["targetId"] == self.target:
+                self.session = None
+                self._spawn(self._follow_newest())
+            else:
+                self._set_state(self.state["state"])
+        elif method == "Target.targetInfoChanged" and params["targetInfo"]["targetId"] in self.pages:
+            info = params["targetInfo"]
+            old = self.pages[info["targetId"]]
+            self.pages[info["targetId"]] = info
+            if info["targetId"] == self.target and (old.get("url"), old.get("title")) != (info.get("url"),
+                                                                                           info.get("title")):
+                self._set_state(self.state["state"])
+        elif method == "Target.detachedFromTarget" and params.get("sessionId") == self.session:
+            self.session = None
+
+    def _frame(self, params: dict[str, Any]) -> None:
+        meta = params.get("metadata", {})
+        frame = Frame(data=params["data"], width=float(meta.get("deviceWidth") or 0),
+                      height=float(meta.get("deviceHeight") or 0), timestamp=float(meta.get("timestamp") or time.time()))
+        self.last_frame = frame
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber.on_frame(frame)
+            except Exception:
+                log.warning("screencast_subscriber_failed", run_id=str(self.run_id), exc_info=True)
+
+    # --- input ---
+
+    async def send_input(self, method: str, params: dict[str, Any]) -> None:
+        if self.session is None or self.client is None:
+            return
+        with contextlib.suppress(CdpError, TimeoutError):
+            await self.client.send(method, params, session_id=self.session, timeout=5)
+
+
+def _is_page(info: dict[str, Any]) -> bool:
+    return info.get("type") == "page" and not str(info.get("url", "")).startswith("devtools://")
+
+
+class ScreencastHub:
+    """The screencasts of this process, one per run, shared by its subscribers and closed with the last."""
+
+    def __init__(self) -> None:
+        self._casts: dict[uuid.UUID, Screencast] = {}
+        self._locks: dict[uuid.UUID, asyncio.Lock] = {}
+
+    async def subscribe(self, run_id: uuid.UUID, ws_url: str, subscriber: Subscriber) -> Screencast:
+        lock = self._locks.setdefault(run_id, asyncio.Lock())
+        async with lock:
+            cast = self._casts.get(run_id)
+            if cast is None or cast.state["state"] == "ended":
+                cast = Screencast(run_id, ws_url)
+                try:
+                    await cast.start()
+                except BaseException:
+                    await cast.close()
+                    raise
+                self._casts[run_id] = cast
+            cast.subscribe(subscriber)
+            return cast
+
+    async def unsubscribe(self, cast: Screencast, subscriber: Subscriber) -> None:
+        lock = self._locks.setdefault(cast.run_id, asyncio.Lock())
+        async with lock:
+            cast.unsubscribe(subscriber)
+            if not cast.subscribers:
+                if self._casts.get(cast.run_id) is cast:
+                    del self._casts[cast.run_id]
+                    self._locks.pop(cast.run_id, None)
+                await cast.close()
+
+    async def close(self) -> None:
+        for cast in list(self._casts.values()):
+            await cast.close()
+        self._casts.clear()

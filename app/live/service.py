@@ -1,0 +1,313 @@
+"""Live view and recording leases: who may watch (or drive) a run, and the viewer session itself."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import structlog
+from sqlalchemy import select
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from app.connections.service import acquire_controller
+from app.core import clock, ids
+from app.core.auth import Principal
+from app.core.context import AppContext
+from app.core.errors import Conflict, DomainError
+from app.live import input as viewer_input
+from app.live import tokens
+from app.live.models import Recording, RecordingStatus as RS
+from app.live.recorder import frame_path, frames_dir, read_index, recording_duration_ms
+from app.live.screencast import Frame, Subscriber
+from app.locks import Holder
+from app.runs import activity as activity_items
+from app.runs import service as runs
+from app.runs.models import Run, RunEvent, RunStatus
+from app.runtimes.models import Runtime, RuntimeStatus
+
+log = structlog.get_logger(__name__)
+
+# An input viewer holds the controller lock this long past its last renewal; the page renews it
+# while open, so a closed tab or a dead server frees the runtime within this time.
+CONTROL_TTL_MS = 30_000
+CONTROL_RENEW_SECONDS = 10
+# Between minting an input lease and its page connecting, the lock is held for it this long.
+OPEN_GRACE_MS = 60_000
+
+
+@dataclass
+class Minted:
+    url: str
+    expires_at: float
+    token: tokens.ViewerToken
+
+
+def iso_epoch(epoch: float) -> str:
+    return clock.iso(datetime.fromtimestamp(epoch, UTC))
+
+
+def _expiry(seconds: int) -> float:
+    return time.time() + seconds
+
+
+def _view_url(ctx: AppContext, page: str, raw: str) -> str:
+    return f"{ctx.settings.resolved_public_url}/{page}?token={raw}"
+
+
+async def _active_runtime(ctx: AppContext, run: Run) -> Runtime:
+    async with ctx.db.transaction() as s:
+        runtime = await s.get(Runtime, run.runtime_id)
+    if (run.status != RunStatus.ACTIVE or runtime is None or runtime.active_run_id != run.id
+            or runtime.status != RuntimeStatus.ACTIVE or not (runtime.driver_state or {}).get("wsUrl")):
+        raise Conflict("The run is not active, so there is nothing live to watch", code="run.live_not_active",
+                       details={"runId": str(run.id), "status": run.status})
+    return runtime
+
+
+async def mint_live(ctx: AppContext, p: Principal, run_id: str, control: str, expires_in: int) -> Minted:
+    run = await runs.get(ctx.db, p, run_id)
+    runtime = await _active_runtime(ctx, run)
+    viewer_id = ids.new_id()
+    if control == "input":
+        # Fails with runtime.controller_busy while a CDP lease (or an invocation) controls the browser;
+        # held for the page to connect, which then keeps it while it is open.
+        await acquire_controller(ctx, runtime.id, Holder("live_view", viewer_id.hex), OPEN_GRACE_MS)
+    token = tokens.ViewerToken(kind="live", viewer_id=viewer_id, run_id=run.id, account_id=run.account_id,
+                               control=control, expires_at=_expiry(expires_in))
+    ctx.events.emit(run.id, "live.created", "live", {"viewerId": str(viewer_id), "control": control,
+                                                     "expiresAt": iso_epoch(token.expires_at)}, source="api")
+    return Minted(_view_url(ctx, "live", tokens.mint(ctx.signing_key, token)), token.expires_at, token)
+
+
+# --- recording ---
+
+
+async def recording_of(ctx: AppContext, run: Run) -> tuple[str, int, Recording | None]:
+    async with ctx.db.transaction() as s:
+        row = await s.get(Recording, run.id)
+    if row is None:
+        status = RS.PREPARING if run.recording and run.status == RunStatus.ACTIVE else RS.NOT_AVAILABLE
+        return status, 0, None
+    return row.status, recording_duration_ms(run, row), row
+
+
+async def mint_recording(ctx: AppContext, p: Principal, run_id: str, expires_in: int) -> tuple[Minted, dict]:
+    run = await runs.get(ctx.db, p, run_id)
+    status, duration_ms, row = await recording_of(ctx, run)
+    token = tokens.ViewerToken(kind="replay", viewer_id=ids.new_id(), run_id=run.id, account_id=run.account_id,
+                               control="none", expires_at=_expiry(expires_in))
+    info: dict[str, Any] = {"status": status, "durationMs": duration_ms,
+                            "artifactId": str(row.artifact_id) if row and row.artifact_id else None,
+                            "failure": row.failure if row else None}
+    return Minted(_view_url(ctx, "replay", tokens.mint(ctx.signing_key, token)), token.expires_at, token), info
+
+
+async def _run_of(ctx: AppContext, token: tokens.ViewerToken) -> Run:
+    async with ctx.db.transaction() as s:
+        run = await s.get(Run, token.run_id)
+    if run is None or run.account_id != token.account_id:
+        raise tokens.invalid()
+    return run
+
+
+async def replay_data(ctx: AppContext, raw: str | None) -> dict[str, Any]:
+    """What the replay page plays: frame times, the run's activity at its times, the video if made."""
+    token = tokens.verify(ctx.signing_key, raw, "replay")
+    run = await _run_of(ctx, token)
+    status, duration_ms, row = await recording_of(ctx, run)
+    frames = read_index(frames_dir(ctx, run.id)) if status != RS.NOT_AVAILABLE else []
+    async with ctx.db.transaction() as s:
+        events = list((await s.execute(select(RunEvent).where(RunEvent.run_id == run.id)
+                                       .order_by(RunEvent.seq).limit(runs.ACTIVITY_EVENT_CAP))).scalars())
+    start = run.started_at.timestamp()
+    activity = [{"t": max(0, int((datetime.fromisoformat(item["time"]).timestamp() - start) * 1000)),
+                 "category": item["category"], "severity": item["severity"], "message": item["message"]}
+                for item in activity_items.build(events)]
+    return {"runId": str(run.id), "runStatus": run.status, "status": status, "durationMs": duration_ms,
+            "startedAt": clock.iso(run.started_at), "frames": frames, "activity": activity,
+            "video": {"format": row.video_format, "artifactId": str(row.artifact_id)}
+            if row is not None and row.artifact_id else None}
+
+
+async def replay_frame(ctx: AppContext, raw: str | None, seq: int):
+    token = tokens.verify(ctx.signing_key, raw, "replay")
+    run = await _run_of(ctx, token)
+    path = frame_path(frames_dir(ctx, run.id), seq)
+    return path if seq > 0 and path.is_file() else None
+
+
+async def replay_video(ctx: AppContext, raw: str | None):
+    from app.artifacts.models import Artifact
+
+    token = tokens.verify(ctx.signing_key, raw, "replay")
+    run = await _run_of(ctx, token)
+    async with ctx.db.transaction() as s:
+        row = await s.get(Recording, run.id)
+        artifact = await s.get(Artifact, row.artifact_id) if row and row.artifact_id else None
+    return artifact
+
+
+# --- the viewer's socket ---
+
+
+class ViewerSession:
+    """One open viewer page: frames out, input in (when it controls the browser)."""
+
+    def __init__(self, ctx: AppContext, ws: WebSocket, token: tokens.ViewerToken, run: Run, runtime: Runtime) -> None:
+        self.ctx, self.ws, self.token, self.run, self.runtime = ctx, ws, token, run, runtime
+        self.holder = Holder("live_view", token.viewer_id.hex)
+        self.lock_token: str | None = None
+        self.frame: Frame | None = None  # newest frame not sent yet
+        self.sent_frame: Frame | None = None  # what the viewer shows (input coordinates refer to it)
+        self.states: list[dict[str, Any]] = []
+        self.wake = asyncio.Event()
+        self.cast = None
+
+    def _on_frame(self, frame: Frame) -> None:
+        self.frame = frame
+        self.wake.set()
+
+    def _on_state(self, state: dict[str, Any]) -> None:
+        self.states.append(state)
+        self.wake.set()
+
+    def _emit(self, type: str, **data: Any) -> None:
+        self.ctx.events.emit(self.run.id, type, "live", {"viewerId": str(self.token.viewer_id), **data}, source="api")
+
+    async def run_session(self) -> None:
+        subscriber = Subscriber(self._on_frame, self._on_state)
+        self.cast = await self.ctx.screencasts.subscribe(self.run.id, self.runtime.driver_state["wsUrl"], subscriber)
+        self._emit("live.opened", control=self.token.control)
+        if self.token.control == "input":
+            await self._take_control()  # before reading input, so the first click is not dropped
+        tasks = [asyncio.create_task(self._send_loop()), asyncio.create_task(self._receive_loop())]
+        if self.token.control == "input":
+            tasks.append(asyncio.create_task(self._renew_loop()))
+        tasks.append(asyncio.create_task(asyncio.sleep(max(0.0, self.token.expires_at - time.time()))))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if tasks[-1] in done:
+                await self._send({"type": "state", "state": "expired",
+                                  "message": "This viewer link has expired; ask for a new one"})
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self.ctx.screencasts.unsubscribe(self.cast, subscriber)
+            await self._hand_back(closing=True)
+            self._emit("live.closed")
+            if self.ws.client_state == WebSocketState.CONNECTED:
+                with contextlib.suppress(Exception):
+                    await self.ws.close(1000)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self.ws.send_text(orjson.dumps(message).decode())
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            states, self.states = self.states, []
+            for state in states:
+                await self._send({**state, "control": self._control_state()})
+                if state.get("state") == "ended":
+                    return
+            frame, self.frame = self.frame, None
+            if frame is not None:
+                await self._send({"type": "frame", "data": frame.data, "width": frame.width, "height": frame.height,
+                                  "timestamp": frame.timestamp})
+                self.sent_frame = frame
+
+    def _control_state(self) -> str:
+        if self.token.control != "input":
+            return "view"
+        return "controlling" if self.lock_token else "available"
+
+    async def _receive_loop(self) -> None:
+        while True:
+            try:
+                raw = await self.ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError):
+                return
+            try:
+                message = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if not isinstance(message, dict):
+                continue
+            kind = message.get("type")
+            if self.token.control != "input":
+                continue  # watch-only: whatever the page sends
+            if kind == "takeover":
+                await self._take_control()
+            elif kind == "handback":
+                await self._hand_back()
+            elif self.lock_token and self.cast is not None:
+                for method, params in viewer_input.translate(message, self.sent_frame or self.cast.last_frame):
+                    await self.cast.send_input(method, params)
+
+    async def _take_control(self) -> None:
+        runtime_id = str(self.runtime.id)
+        current = await self.ctx.lock.current(runtime_id)
+        if current and Holder.of_token(current) == self.holder:
+            # The lock taken when the link was minted: keep it.
+            if await self.ctx.lock.renew(runtime_id, current, CONTROL_TTL_MS):
+                self.lock_token = current
+        if self.lock_token is None:
+            try:
+                self.lock_token = await acquire_controller(self.ctx, self.runtime.id, self.holder, CONTROL_TTL_MS)
+            except DomainError as busy:
+                self._on_state({"type": "state", "state": self.cast.state["state"],
+                                "url": self.cast.state.get("url"), "title": self.cast.state.get("title"),
+                                "message": busy.message})
+                return
+        self._emit("live.takeover")
+        self._on_state({**self.cast.state})
+
+    async def _hand_back(self, closing: bool = False) -> None:
+        if self.lock_token is None:
+            return
+        token, self.lock_token = self.lock_token, None
+        with contextlib.suppress(Exception):
+            await self.ctx.lock.release(str(self.runtime.id), token)
+        self._emit("live.handback")
+        if not closing:
+            self._on_state({**self.cast.state})
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CONTROL_RENEW_SECONDS)
+            if self.lock_token and not await self.ctx.lock.renew(str(self.runtime.id), self.lock_token,
+                                                                  CONTROL_TTL_MS):
+                self.lock_token = None
+                self._on_state({**self.cast.state, "message": "Control was lost"})
+
+
+async def open_viewer(ctx: AppContext, ws: WebSocket, raw: str | None) -> None:
+    try:
+        token = tokens.verify(ctx.signing_key, raw, "live")
+        run = await _run_of(ctx, token)
+    except DomainError:
+        await ws.close(code=4401, reason="invalid or expired viewer link")
+        return
+    await ws.accept()
+    try:
+        runtime = await _active_runtime(ctx, run)
+    except Conflict:
+        await ws.send_text(orjson.dumps({"type": "state", "state": "ended",
+                                         "message": "The run has ended"}).decode())
+        await ws.close(1000)
+        return
+    session = ViewerSession(ctx, ws, token, run, runtime)
+    try:
+        await session.run_session()
+    except OSError:
+        await ws.send_text(orjson.dumps({"type": "state", "state": "ended",
+                                         "message": "The browser cannot be reached"}).decode())
+        await ws.close(1011)
+
