@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     cdp_splice: bool = True
     # Recordings keep at most this many screencast frames a second.
     recording_fps: float = Field(default=5.0, gt=0, le=30)
+    # ffmpeg turns recordings into WebM; auto-detected on PATH. "none": keep the frames as a ZIP instead.
+    ffmpeg_path: str | None = None
     log_level: str = "info"
     log_json: bool = False
 
@@ -88,6 +90,12 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @cached_property
+    def resolved_ffmpeg_path(self) -> str | None:
+        if self.ffmpeg_path == "none":
+            return None
+        return self.ffmpeg_path or shutil.which("ffmpeg")
 
     @cached_property
     def resolved_chromium_path(self) -> str | None:

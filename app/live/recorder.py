@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import shutil
 import struct
 import tempfile
 import uuid
@@ -200,7 +199,7 @@ async def _make_artifact(ctx, run_id: uuid.UUID, directory: Path, entries: list[
     async with ctx.db.transaction() as s:
         run = await s.get(Run, run_id)
         end_ms = int(((run.finished_at or clock.now()) - run.started_at).total_seconds() * 1000)
-    ffmpeg = shutil.which("ffmpeg")
+    ffmpeg = ctx.settings.resolved_ffmpeg_path
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         if ffmpeg:
             output, content_type, fmt = Path(scratch) / "recording.webm", "video/webm", "webm"

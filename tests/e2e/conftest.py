@@ -4,6 +4,7 @@ and a page server on 127.0.0.1. These tests are synchronous (Playwright's sync A
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import signal
 import subprocess
@@ -40,6 +41,12 @@ class LiveServer:
         return self.log_path.read_text(errors="replace")
 
 
+def _run(coro) -> None:
+    """asyncio.run on a thread of its own: callers may sit inside Playwright's sync API, which owns this thread's loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, coro).result()
+
+
 def create_db() -> str:
     name = f"bctrl_e2e_{uuid.uuid4().hex[:12]}"
 
@@ -48,7 +55,7 @@ def create_db() -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
         await conn.close()
 
-    asyncio.run(run())
+    _run(run())
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
     return f"{base}/{name}"
 
@@ -61,7 +68,7 @@ def drop_db(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await conn.close()
 
-    asyncio.run(run())
+    _run(run())
 
 
 def start_server(data_dir: Path, database_url: str, api_key: str, redis_prefix: str, port: int | None = None,
