@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import yaml
 from bctrl import Bctrl
 from playwright.sync_api import sync_playwright
 
@@ -22,13 +23,27 @@ COMPOSE = ["docker", "compose"] if subprocess.run(["docker", "compose", "version
     else [shutil.which("docker-compose") or "docker-compose"]
 
 
-def test_compose_deployment_runs_the_sdk_flow(engine, pages):
+def merged_config(env: dict, tmp_path: Path) -> Path:
+    """docker-compose.yml with the test override applied, minus published ports, which host networking
+    makes meaningless (Compose 2.24+ would say `ports: !reset []`; Debian's docker-compose 1.29 cannot)."""
+    merged = subprocess.run([*COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "-f",
+                             str(ROOT / "tests/docker/compose.test.yml"), "config"],
+                            env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    config = yaml.safe_load(merged)
+    for service in config["services"].values():
+        if service.get("network_mode") == "host":
+            service.pop("ports", None)
+    path = tmp_path / "compose.merged.yml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_compose_deployment_runs_the_sdk_flow(engine, pages, tmp_path):
     api_port, pg_port, redis_port = free_port(), free_port(), free_port()
     key = f"bctrl_compose_{uuid.uuid4().hex}"
     env = env_with(BCTRL_API_KEY=key, BCTRL_TEST_API_PORT=str(api_port), BCTRL_TEST_PG_PORT=str(pg_port),
                    BCTRL_TEST_REDIS_PORT=str(redis_port))
-    compose = [*COMPOSE, "-p", f"bctrltest{uuid.uuid4().hex[:8]}", "-f", str(ROOT / "docker-compose.yml"),
-               "-f", str(ROOT / "tests/docker/compose.test.yml")]
+    compose = [*COMPOSE, "-p", f"bctrltest{uuid.uuid4().hex[:8]}", "-f", str(merged_config(env, tmp_path))]
     url = f"http://127.0.0.1:{api_port}"
     up = subprocess.run([*compose, "up", "-d", "--no-build"], env=env, cwd=ROOT, capture_output=True, text=True)
     try:
