@@ -1,9 +1,11 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from bench import events, launch, proxy_overhead
+from bench import events, launch, live, proxy_overhead
 
 launch.main([])
 print()
 proxy_overhead.main([])
 print()
 events.main([])
+print()
+live.main([])
