@@ -5,6 +5,7 @@ the video is a run artifact. Without ffmpeg the frames themselves are the artifa
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 import zipfile
@@ -121,3 +122,31 @@ def test_without_ffmpeg_the_frames_are_the_artifact(tmp_path, pages, pw, viewer_
         index = json.loads(archive.read("index.json"))
         assert len(index) >= 3 and all(f"frames/{e['seq']:06d}.jpg" in archive.namelist() for e in index)
         assert _colours_in_order(viewer_browser, ready["url"], index) == ["red", "green", "blue"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_fails_the_recording_not_the_run(tmp_path, pages, pw):  # noqa: F811
+    recordings = tmp_path / "srv0" / "recordings"
+    recordings.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(recordings)], check=True)
+    try:
+        with cluster(tmp_path) as [server], server.client() as client:
+            space = client.post("/v1/spaces", json={"name": "full-disk"}).json()
+            runtime = client.post(f"/v1/spaces/{space['id']}/runtimes", json={}).json()
+            run_id = runtime["activeRunId"]
+            browser = pw.chromium.connect_over_cdp(lease(client, runtime).json()["endpoint"]["url"])
+            page = browser.contexts[0].pages[0] if browser.contexts[0].pages else browser.contexts[0].new_page()
+            page.goto(f"{pages.url}/clock.html")  # a new picture on every frame fills 200 KB quickly
+            failed = wait_for(lambda: (r := client.post(f"/v1/runs/{run_id}/recording", json={}).json())["status"]
+                              == "failed" and r, timeout=30)
+            assert failed["failure"]["code"] == "recording.storage_failed"
+            assert "space" in failed["failure"]["message"].lower()
+            # The run goes on: the browser still answers, the runtime is active.
+            assert page.evaluate("1 + 1") == 2
+            assert client.get(f"/v1/runs/{run_id}").json()["status"] == "active"
+            browser.close()
+            client.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/stop")
+            assert client.get(f"/v1/runs/{run_id}").json()["status"] == "completed"
+            assert client.post(f"/v1/runs/{run_id}/recording", json={}).json()["status"] == "failed"
+    finally:
+        subprocess.run(["umount", "-l", str(recordings)], check=False)
