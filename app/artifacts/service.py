@@ -56,7 +56,8 @@ async def record(ctx: AppContext, *, run_id: uuid.UUID, kind: str, name: str, co
     if run is None:
         raise run_not_found(run_id)
     store = make_store(ctx.settings)
-    stored = await store.put_file(new_key("artifacts"), source)
+    # Recordings under their own prefix: the bulk of the store, easy to size and expire on their own.
+    stored = await store.put_file(new_key("recordings" if kind == ArtifactKind.RECORDING else "artifacts"), source)
     try:
         async with ctx.db.transaction() as s:
             return await insert(s, run, stored, kind=kind, name=name, content_type=content_type, path=path,

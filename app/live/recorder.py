@@ -89,7 +89,7 @@ class Recorder:
         existing = read_index(self.dir)
         if existing:
             self.seq, self.last_ms = existing[-1]["seq"], existing[-1]["t"]
-        subscriber = Subscriber(self._on_frame, lambda _state: None)
+        subscriber = Subscriber(self._on_frame, lambda _state: None, max_fps=self.ctx.settings.recording_fps)
         cast = None
         try:
             self.dir.mkdir(parents=True, exist_ok=True)

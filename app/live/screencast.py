@@ -37,11 +37,14 @@ class Frame:
 
 
 class Subscriber:
-    """Gets frames and state messages through callbacks that must not block."""
+    """Gets frames and state messages through callbacks that must not block. `max_fps` says how many
+    frames a second it can use at most (None: as many as the browser paints)."""
 
-    def __init__(self, on_frame: Callable[[Frame], None], on_state: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, on_frame: Callable[[Frame], None], on_state: Callable[[dict[str, Any]], None],
+                 max_fps: float | None = None) -> None:
         self.on_frame = on_frame
         self.on_state = on_state
+        self.max_fps = max_fps
 
 
 class Screencast:
@@ -56,6 +59,7 @@ class Screencast:
         self.last_frame: Frame | None = None
         self.state: dict[str, Any] = {"type": "state", "state": "connecting"}
         self._switching = asyncio.Lock()
+        self._last_ack = 0.0
         self._tasks: set[asyncio.Task] = set()
 
     # --- lifecycle ---
@@ -138,7 +142,7 @@ class Screencast:
     def _on_event(self, method: str, params: dict[str, Any], session_id: str | None) -> None:
         if method == "Page.screencastFrame":
             if session_id is not None:
-                self.client.send_nowait("Page.screencastFrameAck", {"sessionId": params["sessionId"]}, session_id)
+                self._ack(session_id, params["sessionId"])
             if session_id == self.session and session_id is not None:
                 self._frame(params)
         elif method == "Target.targetCreated" and _is_page(params["targetInfo"]):
@@ -160,6 +164,24 @@ class Screencast:
                 self._set_state(self.state["state"])
         elif method == "Target.detachedFromTarget" and params.get("sessionId") == self.session:
             self.session = None
+
+    def _ack(self, session_id: str, frame_number: int) -> None:
+        """Acknowledge a frame, which lets the browser paint the next one: at once while someone watches
+        live, or paced to what the subscribers can use (a recorder keeping 5 a second does not make the
+        browser encode 60)."""
+        caps = [s.max_fps for s in self.subscribers]
+        delay = 0.0
+        if caps and None not in caps:
+            delay = max(0.0, 1.0 / max(caps) - (time.monotonic() - self._last_ack))
+
+        def ack() -> None:
+            self._last_ack = time.monotonic()
+            if self.client is not None:
+                self.client.send_nowait("Page.screencastFrameAck", {"sessionId": frame_number}, session_id)
+        if delay:
+            asyncio.get_running_loop().call_later(delay, ack)
+        else:
+            ack()
 
     def _frame(self, params: dict[str, Any]) -> None:
         meta = params.get("metadata", {})
