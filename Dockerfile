@@ -13,19 +13,26 @@ ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["bctrl-server", "serve"]
 WORKDIR /opt/bctrl
 
+# ffmpeg: run recordings become WebM videos (without it they stay a ZIP of frames).
+# A PEM certificate to trust while downloading packages, for builds behind a TLS-intercepting proxy;
+# used by this step only and not kept in the image's trust store.
+ARG BUILD_CA_CERT=""
 # Dependencies in their own layer, keyed on pyproject.toml: a code change does not download them again.
 COPY pyproject.toml README.md ./
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      python3 python3-venv ca-certificates tini \
+      python3 python3-venv ca-certificates tini ffmpeg \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+ && cp /etc/ssl/certs/ca-certificates.crt /tmp/build-ca.pem \
+ && if [ -n "$BUILD_CA_CERT" ]; then printf '%s\n' "$BUILD_CA_CERT" >> /tmp/build-ca.pem; fi \
+ && export PIP_CERT=/tmp/build-ca.pem PIP_NO_CACHE_DIR=1 \
  && python3 -m venv /opt/venv \
- && pip install --no-cache-dir -q --upgrade pip \
+ && pip install -q --upgrade pip "setuptools>=68" \
  && mkdir app && touch app/__init__.py \
- && pip install --no-cache-dir -q . \
- && pip uninstall -y -q bctrl-server && rm -rf app build *.egg-info
+ && pip install -q . \
+ && pip uninstall -y -q bctrl-server && rm -rf app build *.egg-info /tmp/build-ca.pem
 
 # The code (.dockerignore keeps tests, docs and the rest out). Editable, so the server finds
 # migrations/ beside app/ as it does in a checkout.
 COPY . .
-RUN pip install --no-cache-dir -q --no-deps -e . && rm -rf build
+RUN pip install --no-cache-dir -q --no-deps --no-build-isolation -e . && rm -rf build

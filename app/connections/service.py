@@ -278,6 +278,10 @@ async def on_run_end(ctx: AppContext, runtime_id: uuid.UUID, run_id: uuid.UUID) 
             connection.status, connection.closed_at = CS.CLOSED, now
     for connection in rows:
         await ctx.lock.release(str(runtime_id), connection.lock_token)
+    # A live viewer's control ends with the run too (its page sees the run end).
+    current = await ctx.lock.current(str(runtime_id))
+    if current and Holder.of_token(current).kind == "live_view":
+        await ctx.lock.release(str(runtime_id), current)
     await ctx.hub.close_run(run_id, 1000, "runtime stopped")
 
 

@@ -31,7 +31,7 @@ import docker
 import docker.errors
 import httpx
 import structlog
-from requests.exceptions import ConnectionError as RequestsConnectionError
+from requests.exceptions import RequestException
 
 from app.drivers.base import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
 
@@ -40,8 +40,10 @@ log = structlog.get_logger(__name__)
 LABEL = "io.bctrl"
 CDP_PORT_IN_NETWORK = 9222
 # Where Chromium may write on a read-only root filesystem (sizes cap what a page can fill).
-TMPFS = {"/tmp": "rw,nosuid,nodev,size=1g", "/home/chrome": "rw,nosuid,nodev,size=64m",
-         "/downloads": "rw,nosuid,nodev,size=1g"}
+# tmpfs pages count against the container's memory limit: together they stay well under it, and
+# captured downloads are deleted from /downloads once the server has its copy.
+TMPFS = {"/tmp": "rw,nosuid,nodev,size=512m", "/home/chrome": "rw,nosuid,nodev,size=64m",
+         "/downloads": "rw,nosuid,nodev,size=512m"}
 DOWNLOADS_DIR = "/downloads"
 
 
@@ -125,7 +127,7 @@ class DockerDriver:
         except docker.errors.ImageNotFound:
             raise DriverError(f"The runtime image {self.image} is not on this Docker engine: build it with "
                               "`docker compose build` or `make images`") from None
-        except (docker.errors.DockerException, RequestsConnectionError) as exc:
+        except (docker.errors.DockerException, RequestException) as exc:
             raise DriverError(f"The Docker engine refused to create the browser container: {exc}") from exc
         state = {"containerId": container.id, "containerName": name, "serverHost": self.hostname,
                  "serverPid": os.getpid(), "serverStart": _process_start(os.getpid()),
@@ -135,9 +137,10 @@ class DockerDriver:
                 await on_started(dict(state))
             await self._call(container.start)
             http_url, ws_url = await asyncio.wait_for(self._wait_ready(container.id, port, host_mode), timeout)
-        except (TimeoutError, DriverError, docker.errors.DockerException, RequestsConnectionError) as exc:
+        except (TimeoutError, DriverError, docker.errors.DockerException, RequestException) as exc:
             logs = await self._tail_logs(container.id)
-            await self.stop(state)
+            with contextlib.suppress(docker.errors.DockerException, RequestException):
+                await self.stop(state)
             if isinstance(exc, DriverError):
                 raise
             if isinstance(exc, TimeoutError):
@@ -181,7 +184,7 @@ class DockerDriver:
         try:
             container = await self._container(container_id)
             text = (await self._call(container.logs, tail=5)).decode(errors="replace").strip() if container else ""
-        except docker.errors.DockerException:
+        except (docker.errors.DockerException, RequestException):
             return ""
         return f"; its last log lines: {text}" if text else ""
 
@@ -206,7 +209,7 @@ class DockerDriver:
             return False
         try:
             container = await self._container(container_id)
-        except (docker.errors.DockerException, RequestsConnectionError):
+        except (docker.errors.DockerException, RequestException):
             log.warning("docker_unreachable", container_id=container_id)
             return True  # the engine is down, not the browser: judge again later
         return container is not None and container.status in ("created", "running", "restarting")
@@ -223,7 +226,7 @@ class DockerDriver:
         while True:
             try:
                 container = await self._container(container_id)
-            except (docker.errors.DockerException, RequestsConnectionError):
+            except (docker.errors.DockerException, RequestException):
                 container = True  # engine unreachable: keep waiting
             if container is None:
                 return "The browser container was removed"
@@ -249,22 +252,29 @@ class DockerDriver:
         container = await self._container(state.get("containerId") or "")
         if container is None:
             return None
-        found = await self._call(container.exec_run, ["test", "-f", path], user="chrome")
+        found = await self._call(container.exec_run, ["stat", "-c", "%s", "--", path], user="chrome")
         if found.exit_code != 0:
             return None
+        size = int(found.output.strip() or 0)
         fd, temp = tempfile.mkstemp(prefix="bctrl-fetch-", dir=self.scratch_dir)
 
-        def copy() -> None:
-            result = container.exec_run(["cat", "--", path], user="chrome", stream=True, demux=True)
+        def copy() -> int:
+            api = self._docker().api
+            exec_id = api.exec_create(container.id, ["cat", "--", path], user="chrome", stderr=False)["Id"]
             with os.fdopen(fd, "wb") as out:
-                for chunk, _err in result.output:
-                    if chunk:
-                        out.write(chunk)
+                for chunk in api.exec_start(exec_id, stream=True):
+                    out.write(chunk)
+            return api.exec_inspect(exec_id)["ExitCode"]
         try:
-            await self._call(copy)
+            code = await self._call(copy)
+            if code != 0 or os.path.getsize(temp) != size:
+                raise DriverError(f"Copying {path} out of the browser container was cut short")
         except BaseException:
             os.unlink(temp)
             raise
+        if path.startswith(DOWNLOADS_DIR + "/"):
+            # Our own downloads directory lives in the container's memory: free it.
+            await self._call(container.exec_run, ["rm", "-f", "--", path], user="chrome")
         return Path(temp), True
 
     async def list_browsers(self) -> list[ManagedBrowser]:

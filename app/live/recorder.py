@@ -231,7 +231,11 @@ async def _encode(ffmpeg: str, directory: Path, entries: list[dict[str, int]], e
         "-fps_mode", "vfr",
         "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-auto-alt-ref", "0",
         str(output), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
+    try:
+        _, err = await proc.communicate()
+    except BaseException:
+        proc.kill()  # cancelled (shutdown): no encoder left behind; the sweeper finishes it later
+        raise
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {err.decode(errors='replace')[-300:]}")
 
@@ -272,10 +276,15 @@ async def finalize_abandoned(ctx, older_than_seconds: float = 60.0) -> None:
 
     from app.runs.models import RunStatus
 
-    cutoff = clock.now() - timedelta(seconds=older_than_seconds)
+    now = clock.now()
     async with ctx.db.transaction() as s:
+        # Judged by the run's end, not the row's last update: a still page adds no frames for long.
         run_ids = (await s.execute(select(Recording.run_id).join(Run, Run.id == Recording.run_id).where(
             Recording.status == RS.PREPARING, Run.status != RunStatus.ACTIVE,
-            Recording.updated_at < cutoff).limit(20))).scalars().all()
+            Run.finished_at < now - timedelta(seconds=older_than_seconds)).limit(20))).scalars().all()
+        # Encoding that a process abandoned (it crashed or shut down mid-way): start it again.
+        await s.execute(update(Recording).where(
+            Recording.status == RS.PROCESSING, Recording.updated_at < now - timedelta(minutes=15))
+            .values(status=RS.PREPARING, updated_at=now))
     for run_id in run_ids:
         await finalize_recording(ctx, run_id)

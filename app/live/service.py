@@ -182,14 +182,15 @@ class ViewerSession:
     async def run_session(self) -> None:
         subscriber = Subscriber(self._on_frame, self._on_state)
         self.cast = await self.ctx.screencasts.subscribe(self.run.id, self.runtime.driver_state["wsUrl"], subscriber)
-        self._emit("live.opened", control=self.token.control)
-        if self.token.control == "input":
-            await self._take_control()  # before reading input, so the first click is not dropped
-        tasks = [asyncio.create_task(self._send_loop()), asyncio.create_task(self._receive_loop())]
-        if self.token.control == "input":
-            tasks.append(asyncio.create_task(self._renew_loop()))
-        tasks.append(asyncio.create_task(asyncio.sleep(max(0.0, self.token.expires_at - time.time()))))
+        tasks: list[asyncio.Task] = []
         try:
+            self._emit("live.opened", control=self.token.control)
+            if self.token.control == "input":
+                await self._take_control()  # before reading input, so the first click is not dropped
+            tasks = [asyncio.create_task(self._send_loop()), asyncio.create_task(self._receive_loop())]
+            if self.token.control == "input":
+                tasks.append(asyncio.create_task(self._renew_loop()))
+            tasks.append(asyncio.create_task(asyncio.sleep(max(0.0, self.token.expires_at - time.time()))))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if tasks[-1] in done:
                 await self._send({"type": "state", "state": "expired",
@@ -293,6 +294,8 @@ async def open_viewer(ctx: AppContext, ws: WebSocket, raw: str | None) -> None:
         token = tokens.verify(ctx.signing_key, raw, "live")
         run = await _run_of(ctx, token)
     except DomainError:
+        # Accepted first: a close code reaches the page (a refused upgrade is an anonymous 403).
+        await ws.accept()
         await ws.close(code=4401, reason="invalid or expired viewer link")
         return
     await ws.accept()

@@ -175,7 +175,8 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str, only_run: u
 
     stop_started = clock.now()
     if ctx.supervisor:
-        ctx.supervisor.unwatch(runtime_id)
+        # Downloads still being copied out of the browser finish before it goes (bounded).
+        await ctx.supervisor.unwatch(runtime_id).wait_observer(timeout=15)
     await _run_end_hooks(ctx, runtime_id, run_id)
     try:
         await ctx.driver.stop(state)

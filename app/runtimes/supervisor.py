@@ -28,6 +28,15 @@ from app.runtimes.models import Runtime, RuntimeStatus as RS
 log = structlog.get_logger(__name__)
 
 
+class Unwatched:
+    def __init__(self, observer_stop: asyncio.Task | None) -> None:
+        self.observer_stop = observer_stop
+
+    async def wait_observer(self, timeout: float) -> None:
+        if self.observer_stop is not None:
+            await asyncio.wait([self.observer_stop], timeout=timeout)
+
+
 class Supervisor:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -50,18 +59,21 @@ class Supervisor:
             self._recorders[runtime_id] = recorder
             recorder.start()
 
-    def unwatch(self, runtime_id: uuid.UUID, run_ended: bool = True) -> None:
+    def unwatch(self, runtime_id: uuid.UUID, run_ended: bool = True) -> Unwatched:
         """Stop following a browser; `run_ended` false means it lives on (another process will adopt it)."""
         task = self._watches.pop(runtime_id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
         observer = self._observers.pop(runtime_id, None)
+        observer_stop = None
         if observer is not None:
-            self._keep(asyncio.create_task(observer.stop()))
+            observer_stop = asyncio.create_task(observer.stop())
+            self._keep(observer_stop)
         recorder = self._recorders.pop(runtime_id, None)
         if recorder is not None:
             # With the run over, the recording becomes a video in the background (the stop call does not wait).
             self._keep(recorder.stop(finalize=run_ended))
+        return Unwatched(observer_stop)
 
     def _keep(self, task: asyncio.Task) -> None:
         self._stopping.add(task)
@@ -127,11 +139,14 @@ class Supervisor:
         await self._remove_orphans()
 
     async def _adopt(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
+        previous_owner = state.get("serverInstance")
         state = self.ctx.driver.adopted_state(state)
         async with self.ctx.db.transaction() as s:
-            # Named as the owner, so other processes (and this one's successor) judge ownership by us.
+            # Named as the owner, so other processes (and this one's successor) judge ownership by us;
+            # only if the owner is still the dead one, so two processes sweeping at once cannot both adopt.
             result = await s.execute(update(Runtime).where(
-                Runtime.id == runtime_id, Runtime.status == RS.ACTIVE, Runtime.active_run_id == run_id)
+                Runtime.id == runtime_id, Runtime.status == RS.ACTIVE, Runtime.active_run_id == run_id,
+                Runtime.driver_state["serverInstance"].as_string() == previous_owner)
                 .values(driver_state=state))
         if result.rowcount == 1:
             self.watch(runtime_id, run_id, state)

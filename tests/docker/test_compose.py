@@ -24,8 +24,8 @@ COMPOSE = ["docker", "compose"] if subprocess.run(["docker", "compose", "version
 
 
 def merged_config(env: dict, tmp_path: Path) -> Path:
-    """docker-compose.yml with the test override applied, minus published ports, which host networking
-    makes meaningless (Compose 2.24+ would say `ports: !reset []`; Debian's docker-compose 1.29 cannot)."""
+    """docker-compose.yml with the test override applied, minus published ports and networks, which host
+    networking makes meaningless (Compose 2.24+ would say `!reset`; Debian's docker-compose 1.29 cannot)."""
     merged = subprocess.run([*COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "-f",
                              str(ROOT / "tests/docker/compose.test.yml"), "config"],
                             env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
@@ -33,6 +33,7 @@ def merged_config(env: dict, tmp_path: Path) -> Path:
     for service in config["services"].values():
         if service.get("network_mode") == "host":
             service.pop("ports", None)
+            service.pop("networks", None)
     path = tmp_path / "compose.merged.yml"
     path.write_text(yaml.safe_dump(config))
     return path

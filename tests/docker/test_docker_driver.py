@@ -102,7 +102,7 @@ def test_a_killed_container_fails_its_run(dlive, engine):
         assert failed["failure"]["code"] == "runtime.browser_exited"
         run = client.get(f"/v1/runs/{runtime['activeRunId']}").json()
         assert run["status"] == "failed"
-        wait_for(lambda: gone(engine, container.id), timeout=10)
+        wait_for(lambda: gone(engine, container.id), timeout=30)
 
 
 def test_server_restart_adopts_live_containers_removes_orphans_and_fails_lost_ones(tmp_path, engine, pages):

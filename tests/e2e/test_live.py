@@ -253,17 +253,20 @@ def test_bad_links_are_refused_without_saying_anything(live, runtime, pages):
         payload, signature = token.split(".")
         forged = f"{payload[:-2]}AA.{signature}"
 
-        async def refused(raw: str) -> int:
-            try:
-                async with websockets.connect(f"{live.url.replace('http', 'ws')}/v1/live/socket?token={raw}"):
-                    return 0
-            except websockets.InvalidStatus as exc:
-                return exc.response.status_code
+        async def refused(raw: str) -> tuple[int | None, list]:
+            """The close code the viewer page gets, and whatever was sent before it (nothing)."""
+            received = []
+            async with websockets.connect(f"{live.url.replace('http', 'ws')}/v1/live/socket?token={raw}") as ws:
+                try:
+                    while True:
+                        received.append(await ws.recv())
+                except websockets.ConnectionClosed as closed:
+                    return closed.rcvd.code if closed.rcvd else None, received
 
-        assert in_thread(refused(forged)) == 403
-        assert in_thread(refused("garbage")) == 403
+        assert in_thread(refused(forged)) == (4401, [])
+        assert in_thread(refused("garbage")) == (4401, [])
         time.sleep(1.2)
-        assert in_thread(refused(token)) == 403  # expired
+        assert in_thread(refused(token)) == (4401, [])  # expired
         data = httpx.get(f"{live.url}/v1/replay/data", params={"token": forged})
         assert data.status_code == 401 and data.json()["code"] == "viewer.token_invalid"
         assert run_id not in data.text
@@ -285,3 +288,11 @@ def test_viewer_says_when_the_run_ends(live, space, pages, pw, viewer_browser):
         viewer.close()
         ended = mint(client, rt["activeRunId"])
         assert ended.status_code == 409 and ended.json()["code"] == "run.live_not_active"
+
+
+def test_viewer_page_says_when_its_link_is_invalid(live, viewer_browser):
+    page = viewer_browser.new_page(bypass_csp=True)
+    page.goto(f"{live.url}/live?token=not-a-real-token")
+    page.wait_for_function("window.__viewer.state === 'invalid'", timeout=10_000)
+    assert "invalid or has expired" in page.text_content("#empty")
+    page.close()
