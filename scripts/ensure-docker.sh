@@ -60,8 +60,12 @@ build() {
   [ "$want" = "$have" ] && return 0
   echo "Building $tag..."
   DOCKER_BUILDKIT=0 docker build -q --network host --label "io.bctrl.inputs=$want" -t "$tag" \
-    -f "$dockerfile" "$context" >/dev/null
+    --build-arg "BUILD_CA_CERT=$extra_ca" -f "$dockerfile" "$context" >/dev/null
 }
+
+# Certificates this machine adds to the system's (a TLS-intercepting egress proxy's CA): package
+# downloads inside a build must trust them too. Images that don't declare the argument ignore it.
+extra_ca=$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true)
 
 build bctrl/chromium:latest runtime_images/chromium runtime_images/chromium/Dockerfile runtime_images/chromium
 if [ "${BCTRL_DOCKER_ONLY_RUNTIME:-}" != "1" ]; then
