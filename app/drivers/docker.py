@@ -86,7 +86,8 @@ class DockerDriver:
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env(timeout=30)
+                # Generous: creating a container copies the whole image on the vfs storage driver.
+                self._client = docker.from_env(timeout=120)
             except docker.errors.DockerException as exc:
                 raise DriverError(f"No Docker engine answers (DOCKER_HOST or /var/run/docker.sock): {exc}") from exc
         return self._client

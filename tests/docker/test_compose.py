@@ -4,6 +4,7 @@ SDK's flow against it."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -24,12 +25,15 @@ COMPOSE = ["docker", "compose"] if subprocess.run(["docker", "compose", "version
 
 
 def merged_config(env: dict, tmp_path: Path) -> Path:
-    """docker-compose.yml with the test override applied, minus published ports and networks, which host
-    networking makes meaningless (Compose 2.24+ would say `!reset`; Debian's docker-compose 1.29 cannot)."""
-    merged = subprocess.run([*COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "-f",
-                             str(ROOT / "tests/docker/compose.test.yml"), "config"],
-                            env=env, cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    config = yaml.safe_load(merged)
+    """docker-compose.yml (as compose itself reads it) with the test override laid over it, minus
+    published ports and networks, which host networking makes meaningless. Compose 2.24+ could do
+    this with `!reset` in the override; Debian's docker-compose 1.29 refuses `network_mode: host`
+    beside a base file's `networks`, so the override is applied here."""
+    base = yaml.safe_load(subprocess.run([*COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config"], env=env,
+                                         cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    text = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], (ROOT / "tests/docker/compose.test.yml").read_text())
+    override = yaml.safe_load(text)
+    config = _overlay(base, override)
     for service in config["services"].values():
         if service.get("network_mode") == "host":
             service.pop("ports", None)
@@ -37,6 +41,12 @@ def merged_config(env: dict, tmp_path: Path) -> Path:
     path = tmp_path / "compose.merged.yml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def _overlay(base, over):
+    if isinstance(base, dict) and isinstance(over, dict):
+        return {**base, **{key: _overlay(base.get(key), value) for key, value in over.items()}}
+    return over
 
 
 def test_compose_deployment_runs_the_sdk_flow(engine, pages, tmp_path):
