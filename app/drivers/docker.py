@@ -164,7 +164,8 @@ class DockerDriver:
         return f"{ip}:{port}" if ip else None
 
     async def _wait_ready(self, container_id: str, port: int, host_mode: bool) -> tuple[str, str]:
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+        # verify=False: plain HTTP only, and it spares loading the TLS trust store on every launch.
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False, verify=False) as client:
             while True:
                 container = await self._container(container_id)
                 if container is None or container.status in ("exited", "dead"):

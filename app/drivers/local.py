@@ -85,6 +85,7 @@ class LocalDriver:
         self.stop_timeout = stop_timeout
         self.hostname = socket.gethostname()
         self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._client: httpx.AsyncClient | None = None
         # Tells this driver's browsers from those of another server in the same process (tests do that).
         self.instance = uuid.uuid4().hex
 
@@ -132,21 +133,28 @@ class LocalDriver:
         state.update(port=int(http_url.rsplit(":", 1)[1]), wsUrl=ws_url)
         return BrowserHandle(runtime_id=spec.runtime_id, http_url=http_url, ws_url=ws_url, state=state)
 
+    def _http(self) -> httpx.AsyncClient:
+        # One client for every launch: building one loads the TLS trust store, tens of milliseconds of
+        # CPU while the browser starts (plain HTTP to loopback needs none of it).
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=2.0, trust_env=False, verify=False)
+        return self._client
+
     async def _wait_ready(self, proc: asyncio.subprocess.Process, profile_dir: Path) -> tuple[str, str]:
         port_file = profile_dir / "DevToolsActivePort"
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
-            while True:
-                if proc.returncode is not None:
-                    raise DriverError(f"Chromium exited during start with code {proc.returncode}; "
-                                      f"see {profile_dir}.log")
-                port = _read_port(port_file)
-                if port:
-                    http_url = f"http://127.0.0.1:{port}"
-                    with contextlib.suppress(httpx.HTTPError):
-                        response = await client.get(f"{http_url}/json/version")
-                        if response.status_code == 200:
-                            return http_url, response.json()["webSocketDebuggerUrl"]
-                await asyncio.sleep(0.02)
+        client = self._http()
+        while True:
+            if proc.returncode is not None:
+                raise DriverError(f"Chromium exited during start with code {proc.returncode}; "
+                                  f"see {profile_dir}.log")
+            port = _read_port(port_file)
+            if port:
+                http_url = f"http://127.0.0.1:{port}"
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await client.get(f"{http_url}/json/version")
+                    if response.status_code == 200:
+                        return http_url, response.json()["webSocketDebuggerUrl"]
+            await asyncio.sleep(0.01)
 
     async def stop(self, state: dict[str, Any]) -> None:
         pid, profile_dir = state.get("pid"), state.get("profileDir")
@@ -235,6 +243,8 @@ class LocalDriver:
 
     async def close(self) -> None:
         self._procs.clear()
+        if self._client is not None:
+            await self._client.aclose()
 
 
 def _pids_with(fragment: str) -> list[int]:

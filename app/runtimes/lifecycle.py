@@ -140,10 +140,12 @@ async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle:
         await ctx.driver.stop(handle.state)
         raise Unavailable("Runtime ended while its browser was starting", code="runtime.host_unavailable",
                           details={"runtimeId": str(runtime_id), "runId": str(run.id)})
+    async with ctx.db.transaction() as s:
+        started = Started(await s.get(Runtime, runtime_id), await s.get(Run, run.id), started=True)
+    # Last: the observer and recorder it starts then compete with nothing on the way to the response.
     if ctx.supervisor:
         ctx.supervisor.watch(runtime_id, run.id, handle.state)
-    async with ctx.db.transaction() as s:
-        return Started(await s.get(Runtime, runtime_id), await s.get(Run, run.id), started=True)
+    return started
 
 
 async def stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str = "stop requested",
