@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app import health
 from app.accounts import router as accounts
+from app.ai import router as ai
 from app.accounts.service import ensure_bootstrap_key
 from app.artifacts import router as artifacts
 from app.cdp import discovery, proxy
@@ -36,7 +37,8 @@ from app.spaces import router as spaces
 log = structlog.get_logger(__name__)
 
 ROUTERS = (health.router, accounts.router, spaces.router, runtimes.seed, runtimes.flat, connections.router,
-           runs.router, proxy.router, discovery.router, artifacts.router, *files.routers, *live.routers)
+           runs.router, proxy.router, discovery.router, artifacts.router, *files.routers, *live.routers,
+           *ai.routers)
 
 
 def make_driver(settings: Settings, signing_key: bytes):

@@ -1,6 +1,7 @@
 """Imports every table so that Alembic and metadata-based tooling see the whole schema."""
 
 from app.accounts.models import Account, ApiKey
+from app.ai.models import AiConnection
 from app.artifacts.models import Artifact
 from app.connections.models import Connection
 from app.core.db import Base
@@ -13,4 +14,4 @@ from app.runs.models import Run, RunEvent
 from app.runtimes.models import Runtime
 from app.spaces.models import Space
 
-__all__ = ["Account", "ApiKey", "Artifact", "Base", "Command", "Connection", "IdempotencyRecord", "Recording", "Run", "RunEvent", "Runtime", "ServerKey", "Space", "StorageFile"]
+__all__ = ["Account", "AiConnection", "ApiKey", "Artifact", "Base", "Command", "Connection", "IdempotencyRecord", "Recording", "Run", "RunEvent", "Runtime", "ServerKey", "Space", "StorageFile"]
