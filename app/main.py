@@ -24,6 +24,8 @@ from app.core.db import Database
 from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.drivers.local import LocalDriver
 from app.files import router as files
+from app.invocations import router as invocations
+from app.invocations.worker import InvocationWorker
 from app.live import router as live
 from app.live.screencast import ScreencastHub
 from app.locks import make_lock
@@ -38,7 +40,7 @@ log = structlog.get_logger(__name__)
 
 ROUTERS = (health.router, accounts.router, spaces.router, runtimes.seed, runtimes.flat, connections.router,
            runs.router, proxy.router, discovery.router, artifacts.router, *files.routers, *live.routers,
-           *ai.routers)
+           *ai.routers, *invocations.routers)
 
 
 def make_driver(settings: Settings, signing_key: bytes):
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.api_key:
             await ensure_bootstrap_key(db, settings.api_key)
         await ctx.supervisor.start()
+        ctx.invocations = InvocationWorker(ctx)
+        await ctx.invocations.start()
         await reaper.start()
         app.state.ctx = ctx
         log.info("server_ready", driver=ctx.driver.name, database=db.engine.dialect.name,
@@ -87,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             await reaper.stop()
+            await ctx.invocations.stop()
             await ctx.supervisor.shutdown()
             await ctx.hub.close_all(1001, "server shutting down")
             await ctx.screencasts.close()

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 
 from app.accounts.service import Principal
 from app.connections.models import Connection, ConnectionScope as Scope, ConnectionStatus as CS
@@ -24,7 +24,8 @@ from app.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from app.core.paging import PageParams, fetch_by_id
 from app.locks import Holder, LockBusy
 from app.runs import commands, events
-from app.runs.models import Run, RunStatus
+from app.runs.command_models import TERMINAL_STATUSES, Command
+from app.runs.models import Run, RunEvent, RunStatus
 from app.runs.schemas import RecordingFlag
 from app.runtimes import service as runtimes
 from app.runtimes.models import Runtime, RuntimeStatus as RS
@@ -131,11 +132,25 @@ async def acquire_controller(ctx: AppContext, runtime_id: uuid.UUID, holder: Hol
 
 
 async def _is_stale(ctx: AppContext, busy: LockBusy) -> bool:
+    """Whether the current holder holds nothing real, so another controller may take its lock."""
+    if busy.holder.kind == "invocation":
+        # An invocation that ended whose release was lost (a crash between the two) holds nothing.
+        async with ctx.db.transaction() as s:
+            row = await s.get(Command, uuid.UUID(busy.holder.id)) if len(busy.holder.id) == 32 else None
+        return row is not None and row.status in TERMINAL_STATUSES
     if busy.holder.kind != "connection":
-        return False  # other holders (invocations, live views) vouch for their own locks
+        return False  # live views vouch for their own locks (renewed while open)
     cid = ids.parse_uuid(busy.holder.id)
     async with ctx.db.transaction() as s:
         holder = await s.get(Connection, cid) if cid else None
+        if holder is not None and holder.scope == Scope.RUN and holder.status == CS.ACTIVE:
+            # The flat API's run connection controls the browser only while a client is attached to it:
+            # idle, it yields (to an invocation, an input viewer); it takes the lock back afterwards.
+            attached = (await s.execute(select(func.sum(case(
+                (RunEvent.type == "connection.attached", 1), (RunEvent.type == "connection.detached", -1),
+                else_=0))).where(RunEvent.run_id == holder.run_id, RunEvent.connection_id == holder.id,
+                                 RunEvent.category == "connection"))).scalar()
+            return (attached or 0) <= 0
     # No row yet is not stale: that lease is being recorded right now (its lock expires by TTL if it never is).
     return holder is not None and (holder.status != CS.ACTIVE or holder.lock_token != busy.token)
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from app.core.config import Settings
     from app.core.db import Database
     from app.drivers.base import Driver
+    from app.invocations.worker import InvocationWorker
     from app.live.screencast import ScreencastHub
     from app.locks import ControllerLock
     from app.runs.notifier import RunNotifier
@@ -37,6 +38,7 @@ class AppContext:
     signing_key: bytes = b""
     supervisor: Supervisor | None = None
     screencasts: ScreencastHub | None = None
+    invocations: InvocationWorker | None = None
     run_end_hooks: list[RunEndHook] = field(default_factory=list)
     # Extra checks for /readyz beyond the database (e.g. the lock backend), by name.
     readiness_probes: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)

@@ -4,14 +4,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
 
 
+# Statuses after which an invocation holds nothing (its controller lock is released).
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
+
+
 class Command(Base):
-    """A platform command record: a runtime action (start, stop, lease...) or, later, an invocation."""
+    """A platform command record: a runtime action (start, stop, lease...) or an invocation (hosted AI
+    work, `execution_mode` durable): the invocation API reads and writes these same rows."""
 
     __tablename__ = "commands"
     __table_args__ = (UniqueConstraint("run_id", "sequence_no", name="uq_commands_run_seq"),)
@@ -31,3 +36,14 @@ class Command(Base):
     created_at: Mapped[datetime]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # Invocations only.
+    provider: Mapped[str | None] = mapped_column(String(32))
+    method: Mapped[str | None] = mapped_column(String(32))
+    step_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    progress: Mapped[dict[str, Any] | None]
+    timeout_seconds: Mapped[int | None] = mapped_column(Integer)
+    heartbeat_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
+    # The server process running it, and the controller lock token it holds.
+    worker: Mapped[str | None] = mapped_column(String(64))
+    lock_token: Mapped[str | None] = mapped_column(String(200))

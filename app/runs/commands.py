@@ -49,11 +49,11 @@ def as_wire(c: Command, include: set[str]) -> dict[str, Any]:
     duration = round((c.finished_at - c.started_at).total_seconds() * 1000) if c.finished_at and c.started_at else None
     wire = {"id": str(c.id), "runId": str(c.run_id), "runtimeId": str(c.runtime_id), "spaceId": str(c.space_id),
             "runtimeKind": "browser", "sequenceNo": c.sequence_no, "entryCall": c.entry_call,
-            "executionMode": c.execution_mode, "status": c.status, "stepCount": 0, "artifactCount": 0,
-            "connector": None, "correlationId": None, "progress": None, "metadata": None,
-            "createdAt": clock.iso(c.created_at), "startedAt": clock.iso(c.started_at),
-            "finishedAt": clock.iso(c.finished_at), "lastHeartbeatAt": None, "cancelRequestedAt": None,
-            "durationMs": duration}
+            "executionMode": c.execution_mode, "status": c.status, "stepCount": c.step_count or 0,
+            "artifactCount": 0, "connector": c.provider, "correlationId": None, "progress": c.progress,
+            "metadata": None, "createdAt": clock.iso(c.created_at), "startedAt": clock.iso(c.started_at),
+            "finishedAt": clock.iso(c.finished_at), "lastHeartbeatAt": clock.iso(c.heartbeat_at),
+            "cancelRequestedAt": clock.iso(c.cancel_requested_at), "durationMs": duration}
     for heavy in ("request", "result", "error"):
         if heavy in include:
             wire[heavy] = getattr(c, heavy)

@@ -109,6 +109,8 @@ class Supervisor:
                 await self.stop_idle()
                 await runs.purge_old_events(self.ctx)
                 await finalize_abandoned(self.ctx)
+                if self.ctx.invocations is not None:
+                    await self.ctx.invocations.recover()
             except Exception:
                 log.exception("sweep_failed")
 

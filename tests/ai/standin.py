@@ -45,9 +45,9 @@ class StandInLlm:
         self.server.should_exit = True
         self.thread.join(timeout=10)
 
-    def then(self, *replies: dict[str, Any]) -> StandInLlm:
+    def then(self, *replies) -> StandInLlm:
         """Queue replies: {"tool": name, "args": {...}}, {"text": "..."}, {"status": 500}, {"raw": b"..."},
-        and "delay" (seconds) on any of them."""
+        "delay" (seconds) on any of them, or a function of the request body returning one of those."""
         self.script.extend(replies)
         return self
 
@@ -68,6 +68,8 @@ class StandInLlm:
         if not self._authorized(request, anthropic):
             return None, JSONResponse({"error": {"message": "invalid api key"}}, status_code=401)
         step = self.script.popleft() if self.script else {"text": "(the script is empty)"}
+        if callable(step):
+            step = step(body)  # a reply computed from the request (e.g. a ref read off the page snapshot)
         if step.get("delay"):
             await asyncio.sleep(step["delay"])
         if "status" in step:

@@ -1,0 +1,80 @@
+"""Invocation requests in every documented shape, normalised to (provider, method, request)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, StringConstraints, field_validator
+
+from app.core.schemas import RequestModel
+
+Instruction = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+PROVIDERS = {"stagehand": "stagehand", "browserUse": "browserUse", "browser-use": "browserUse",
+             "browser_use": "browserUse"}
+
+
+class Target(RequestModel):
+    type: Literal["browser_page"] = "browser_page"
+    page: Literal["active", "new"] = "active"
+
+
+class Knobs(RequestModel):
+    """What a caller may tune, in every shape."""
+    output_schema: dict[str, Any] | None = None
+    model: Annotated[str, StringConstraints(max_length=200)] | None = None
+    connection: Annotated[str, StringConstraints(max_length=64)] | None = Field(
+        default=None, description="The AI connection to use (else the space's default, else the account's first)")
+    max_steps: int | None = Field(default=None, ge=1, le=100)
+    timeout_seconds: int | None = Field(default=None, ge=1, le=3600)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+
+class SeedInput(RequestModel):
+    instruction: Instruction
+    model_config = {**RequestModel.model_config, "extra": "allow"}
+
+
+class SeedInvocation(Knobs):
+    """Both seed shapes: {provider, operation: "agent.execute", input} and {provider, method, target, input,
+    files, outputSchema}."""
+    provider: str
+    operation: Literal["agent.execute"] | None = None
+    method: Literal["act", "observe", "extract", "agent"] | None = None
+    target: Target | None = None
+    input: SeedInput
+    files: list[dict[str, Any]] | None = Field(default=None, max_length=50)
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        if value not in PROVIDERS:
+            raise ValueError("must be stagehand or browserUse")
+        return PROVIDERS[value]
+
+
+class FlatInvocation(Knobs):
+    action: Literal["act", "observe", "extract", "stagehandAgent", "browserUse"]
+    instruction: Instruction
+    target: Target | None = None
+
+
+def normalise_seed(body: SeedInvocation) -> tuple[str, str, dict[str, Any]]:
+    method = body.method or ("agent" if body.operation == "agent.execute" or body.provider == "browserUse" else None)
+    if method is None:
+        raise ValueError("method")
+    request = {"instruction": body.input.instruction, **_knobs(body),
+               "target": (body.target or Target()).model_dump()}
+    return body.provider, method, request
+
+
+def normalise_flat(body: FlatInvocation) -> tuple[str, str, dict[str, Any]]:
+    provider = "browserUse" if body.action == "browserUse" else "stagehand"
+    method = {"stagehandAgent": "agent", "browserUse": "agent"}.get(body.action, body.action)
+    request = {"instruction": body.instruction, **_knobs(body), "target": (body.target or Target()).model_dump()}
+    return provider, method, request
+
+
+def _knobs(body: Knobs) -> dict[str, Any]:
+    return {k: v for k, v in {"outputSchema": body.output_schema, "model": body.model, "connection": body.connection,
+                              "maxSteps": body.max_steps, "timeoutSeconds": body.timeout_seconds,
+                              "temperature": body.temperature}.items() if v is not None}

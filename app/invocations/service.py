@@ -1,0 +1,172 @@
+"""Invocations: durable command rows (`execution_mode` durable) that a worker in any server process
+runs. Creating one takes the runtime's controller lock; it is released when the invocation ends."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from sqlalchemy import select, update
+
+from app.accounts.service import Principal
+from app.ai.models import AiConnection
+from app.connections.service import acquire_controller
+from app.core import clock, ids
+from app.core.context import AppContext
+from app.core.errors import Conflict, InvalidRequest, NotFound
+from app.core.paging import PageParams, fetch_by_id
+from app.invocations.engine import check_schema
+from app.locks import Holder
+from app.runs import commands, events
+from app.runs import service as runs
+from app.runs.command_models import TERMINAL_STATUSES, Command
+from app.runs.models import Run
+from app.runtimes import service as runtimes
+from app.runtimes.models import Runtime, RuntimeStatus
+from app.spaces.models import Space
+
+TERMINAL = TERMINAL_STATUSES
+# Held from creation; the worker renews it while the invocation runs, so a dead server frees it soon.
+LOCK_TTL_MS = 60_000
+DEFAULT_TIMEOUT_SECONDS = 300
+
+
+def not_found(invocation_id: object) -> NotFound:
+    return NotFound("Invocation not found", code="invocation.not_found", details={"invocationId": str(invocation_id)})
+
+
+def wire(c: Command) -> dict[str, Any]:
+    body = commands.as_wire(c, {"request", "result", "error"})
+    return {**body, "provider": c.provider, "method": c.method, "output": c.result}
+
+
+async def resolve_connection(ctx: AppContext, account_id: uuid.UUID, space: Space, provider: str,
+                             named: str | None) -> AiConnection:
+    """The AI connection an invocation uses: the one named, else the space's default for the provider,
+    else the account's first enabled one; always within the space's allow list when it has one."""
+    ai = (space.mounts or {}).get("ai") or {}
+    allowed = set(ai.get("allowConnections") or [])
+    default = ((ai.get("defaults") or {}).get("stagehand" if provider == "stagehand" else "browserUse") or {})
+    wanted = named or default.get("connection")
+    async with ctx.db.transaction() as s:
+        if wanted:
+            cid = ids.parse_uuid(wanted)
+            row = await s.get(AiConnection, cid) if cid else None
+            if row is None or row.account_id != account_id:
+                raise NotFound("AI connection not found", code="ai_credential.not_found",
+                               details={"connection": wanted})
+        else:
+            rows = list((await s.execute(select(AiConnection).where(
+                AiConnection.account_id == account_id, AiConnection.enabled.is_(True)).order_by(AiConnection.id)
+            )).scalars())
+            rows = [r for r in rows if not allowed or str(r.id) in allowed]
+            if not rows:
+                raise InvalidRequest("No AI connection to run this on: create one (POST /v1/ai-connections) or "
+                                     "name one with `connection`", code="ai_credential.not_configured")
+            row = rows[0]
+    if not row.enabled:
+        raise InvalidRequest("That AI connection is disabled", code="ai_credential.disabled",
+                             details={"connection": str(row.id)})
+    if allowed and str(row.id) not in allowed:
+        raise InvalidRequest("The space does not allow that AI connection", code="ai_credential.not_allowed",
+                             details={"connection": str(row.id)})
+    return row
+
+
+async def create(ctx: AppContext, p: Principal, runtime: Runtime, provider: str, method: str,
+                 request: dict[str, Any]) -> Command:
+    if "outputSchema" in request and (problem := check_schema(request["outputSchema"])):
+        raise InvalidRequest(f"outputSchema is not a valid JSON Schema: {problem}", code="invocation.output_schema_invalid")
+    if runtime.status != RuntimeStatus.ACTIVE or runtime.active_run_id is None:
+        raise Conflict("The runtime is not active", code="runtime.not_active",
+                       details={"runtimeId": str(runtime.id), "status": runtime.status})
+    async with ctx.db.transaction() as s:
+        space = await s.get(Space, runtime.space_id)
+    connection = await resolve_connection(ctx, p.account_id, space, provider, request.get("connection"))
+    model = request.get("model") or (((space.mounts or {}).get("ai") or {}).get("defaults") or {}).get(
+        "stagehand" if provider == "stagehand" else "browserUse", {}).get("model") or connection.default_model
+    if not model:
+        raise InvalidRequest("No model to use: give `model`, or set the connection's defaultModel",
+                             code="ai_credential.model_missing")
+    request = {**request, "connection": str(connection.id), "model": model}
+    invocation_id = ids.new_id()
+    lock_token = await acquire_controller(ctx, runtime.id, Holder("invocation", invocation_id.hex), LOCK_TTL_MS)
+    try:
+        async with ctx.db.transaction() as s:
+            command = await commands.record(s, runtime.active_run_id, f"{provider}.{method}", request=request,
+                                            status="queued")
+            command.id, command.execution_mode, command.finished_at, command.started_at = \
+                invocation_id, "durable", None, None
+            command.provider, command.method, command.lock_token = provider, method, lock_token
+            command.timeout_seconds = request.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS
+            command.progress = {"step": 0, "totalSteps": request.get("maxSteps"), "message": "queued"}
+            await events.append(s, runtime.active_run_id, "invocation.created", "invocation",
+                                {"invocationId": str(invocation_id), "provider": provider, "method": method,
+                                 "model": model})
+    except BaseException:
+        await ctx.lock.release(str(runtime.id), lock_token)
+        raise
+    if ctx.invocations is not None:
+        ctx.invocations.wake()
+    return command
+
+
+async def get(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
+    iid = ids.parse_uuid(invocation_id)
+    if iid is None:
+        raise not_found(invocation_id)
+    async with ctx.db.transaction() as s:
+        row = await s.get(Command, iid)
+    if row is None or row.account_id != p.account_id or row.execution_mode != "durable":
+        raise not_found(invocation_id)
+    return row
+
+
+async def list_for(ctx: AppContext, p: Principal, page: PageParams, *, runtime_id: uuid.UUID | None = None,
+                   run_id: uuid.UUID | None = None) -> tuple[list[Command], str | None]:
+    stmt = select(Command).where(Command.account_id == p.account_id, Command.execution_mode == "durable")
+    if runtime_id is not None:
+        stmt = stmt.where(Command.runtime_id == runtime_id)
+    if run_id is not None:
+        stmt = stmt.where(Command.run_id == run_id)
+    return await fetch_by_id(ctx.db, stmt, Command.id, page)
+
+
+async def wait(ctx: AppContext, p: Principal, invocation_id: str, timeout_ms: int) -> tuple[Command, bool]:
+    row = await get(ctx, p, invocation_id)
+    deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
+    while row.status not in TERMINAL:
+        if asyncio.get_running_loop().time() >= deadline:
+            return row, True
+        await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
+        async with ctx.db.transaction() as s:
+            row = await s.get(Command, row.id, populate_existing=True)
+    return row, False
+
+
+async def cancel(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
+    """Queued: cancelled at once. Running: `cancelling`, and the engine stops before its next step."""
+    row = await get(ctx, p, invocation_id)
+    now = clock.now()
+    async with ctx.db.transaction() as s:
+        queued = (await s.execute(update(Command).where(Command.id == row.id, Command.status == "queued").values(
+            status="cancelled", cancel_requested_at=now, finished_at=now,
+            error={"code": "invocation.cancelled", "message": "Cancelled before it started"}))).rowcount
+        if not queued:
+            await s.execute(update(Command).where(Command.id == row.id, Command.status == "running").values(
+                status="cancelling", cancel_requested_at=now))
+        if queued:
+            await events.append(s, row.run_id, "invocation.cancelled", "invocation", {"invocationId": str(row.id)})
+    if queued and row.lock_token:
+        await ctx.lock.release(str(row.runtime_id), row.lock_token)
+    async with ctx.db.transaction() as s:
+        return await s.get(Command, row.id, populate_existing=True)
+
+
+async def runtime_of(ctx: AppContext, p: Principal, runtime_id: str, space_id: str | None = None) -> Runtime:
+    return await runtimes.get(ctx, p, runtime_id, space_id=space_id)
+
+
+async def run_for(ctx: AppContext, p: Principal, run_id: str) -> Run:
+    return await runs.get(ctx.db, p, run_id)

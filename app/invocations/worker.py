@@ -1,0 +1,202 @@
+"""Runs queued invocations. Every server process has a worker; a row is claimed by a conditional
+update (queued -> running, naming this process), so exactly one process runs it, on PostgreSQL or
+SQLite alike. While it runs, the worker renews the controller lock and a heartbeat, and notices a
+cancel request. Rows left `running` by a process that died are failed by any other's sweep (no
+heartbeat for 30 s); rows still `queued` are simply picked up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import or_, select, update
+
+from app.ai import service as ai_connections
+from app.ai.llm import LlmClient, Reply
+from app.ai.models import AiConnection
+from app.core import clock
+from app.core.context import AppContext
+from app.invocations.engine import Cancelled, Engine, EngineFailure, Reporter
+from app.invocations.service import LOCK_TTL_MS, TERMINAL
+from app.runs import events
+from app.runs.command_models import Command
+from app.runtimes.models import Runtime, RuntimeStatus
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_SECONDS = 5
+DEAD_AFTER = timedelta(seconds=30)
+MAX_CONCURRENT = 4
+
+
+class InvocationWorker:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.instance = uuid.uuid4().hex
+        self._wake = asyncio.Event()
+        self._loop: asyncio.Task | None = None
+        self._running: dict[uuid.UUID, asyncio.Task] = {}
+        self.llm = LlmClient()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        await self.recover()
+        self._loop = asyncio.create_task(self._claim_forever(), name="invocation-worker")
+
+    async def stop(self) -> None:
+        if self._loop:
+            self._loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop
+        # In flight at shutdown: they end `failed` (interrupted) here, not `running` forever.
+        for task in list(self._running.values()):
+            task.cancel()
+        if self._running:
+            await asyncio.wait(list(self._running.values()), timeout=10)
+        await self.llm.close()
+
+    async def _claim_forever(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.5)
+            self._wake.clear()
+            try:
+                await self._claim()
+            except Exception:
+                log.exception("invocation_claim_failed")
+
+    async def _claim(self) -> None:
+        free = MAX_CONCURRENT - len(self._running)
+        if free <= 0:
+            return
+        async with self.ctx.db.transaction() as s:
+            candidates = (await s.execute(select(Command.id).where(
+                Command.execution_mode == "durable", Command.status == "queued")
+                .order_by(Command.id).limit(free))).scalars().all()
+        for invocation_id in candidates:
+            now = clock.now()
+            async with self.ctx.db.transaction() as s:
+                claimed = (await s.execute(update(Command).where(Command.id == invocation_id,
+                                                                 Command.status == "queued")
+                                           .values(status="running", worker=self.instance, started_at=now,
+                                                   heartbeat_at=now))).rowcount
+            if claimed:
+                task = asyncio.create_task(self._run(invocation_id), name=f"invocation-{invocation_id}")
+                self._running[invocation_id] = task
+                task.add_done_callback(lambda _t, i=invocation_id: self._running.pop(i, None))
+
+    async def recover(self) -> None:
+        """Fail invocations whose process stopped sending heartbeats, and free their locks."""
+        cutoff = clock.now() - DEAD_AFTER
+        async with self.ctx.db.transaction() as s:
+            rows = list((await s.execute(select(Command).where(
+                Command.execution_mode == "durable", Command.status.in_(("running", "cancelling")),
+                or_(Command.heartbeat_at.is_(None), Command.heartbeat_at < cutoff)))).scalars())
+        for row in rows:
+            await self._finish(row.id, "failed", error={
+                "code": "invocation.failed", "message": "The server process running it stopped; run it again"})
+
+    # --- one invocation ---
+
+    async def _run(self, invocation_id: uuid.UUID) -> None:
+        async with self.ctx.db.transaction() as s:
+            row = await s.get(Command, invocation_id)
+            runtime = await s.get(Runtime, row.runtime_id)
+            connection = await s.get(AiConnection, uuid.UUID(row.request["connection"]))
+        cancel_seen = asyncio.Event()
+        try:
+            if runtime is None or runtime.status != RuntimeStatus.ACTIVE or runtime.active_run_id != row.run_id:
+                raise EngineFailure("invocation.dispatch_unavailable", "The runtime is no longer active")
+            if not await self._hold_lock(row):
+                raise EngineFailure("runtime.controller_busy", "Another controller took the runtime meanwhile")
+            if connection is None or not connection.enabled:
+                raise EngineFailure("invocation.dispatch_preparation_failed", "The AI connection is gone or disabled")
+            if row.provider == "browserUse":
+                raise EngineFailure("invocation.browser_use_failed",
+                                    "browser-use is not available on this server yet; use provider stagehand")
+            self._emit(row, "invocation.started", {"model": row.request["model"], "method": row.method})
+            endpoint = ai_connections.endpoint(self.ctx, connection, row.request["model"])
+            reporter = Reporter(step=lambda data: self._step(row, data), llm=lambda reply, model: self._llm(row, reply, model),
+                                cancelled=cancel_seen.is_set)
+            beat = asyncio.create_task(self._heartbeat(row, cancel_seen))
+            try:
+                result = await asyncio.wait_for(
+                    Engine(self.llm, endpoint, reporter).run(runtime.driver_state["wsUrl"], row.method, row.request),
+                    row.timeout_seconds or 300)
+            finally:
+                beat.cancel()
+            await self._finish(row.id, "succeeded", result=result)
+        except Cancelled:
+            await self._finish(row.id, "cancelled", error={"code": "invocation.cancelled", "message": "Cancelled"})
+        except TimeoutError:
+            await self._finish(row.id, "timed_out", error={
+                "code": "invocation.timed_out", "message": f"Did not finish within {row.timeout_seconds} s"})
+        except EngineFailure as exc:
+            await self._finish(row.id, "failed", error={"code": exc.code, "message": exc.message,
+                                                        **({"details": exc.details} if exc.details else {})})
+        except asyncio.CancelledError:
+            await asyncio.shield(self._finish(row.id, "failed", error={
+                "code": "invocation.failed", "message": "The server shut down while it ran; run it again"}))
+            raise
+        except Exception as exc:
+            log.exception("invocation_crashed", invocation_id=str(invocation_id))
+            await self._finish(row.id, "failed", error={"code": "invocation.failed",
+                                                        "message": f"Internal error: {type(exc).__name__}"})
+
+    async def _hold_lock(self, row: Command) -> bool:
+        runtime_id = str(row.runtime_id)
+        return bool(row.lock_token) and (await self.ctx.lock.renew(runtime_id, row.lock_token, LOCK_TTL_MS)
+                                         or await self.ctx.lock.restore(runtime_id, row.lock_token, LOCK_TTL_MS))
+
+    async def _heartbeat(self, row: Command, cancel_seen: asyncio.Event) -> None:
+        while True:
+            async with self.ctx.db.transaction() as s:
+                status = (await s.execute(update(Command).where(Command.id == row.id).values(
+                    heartbeat_at=clock.now()).returning(Command.status))).scalar_one()
+            if status == "cancelling":
+                cancel_seen.set()
+            await self.ctx.lock.renew(str(row.runtime_id), row.lock_token, LOCK_TTL_MS)
+            await asyncio.sleep(HEARTBEAT_SECONDS if not cancel_seen.is_set() else 60)
+
+    def _emit(self, row: Command, type: str, data: dict[str, Any]) -> None:
+        self.ctx.events.emit(row.run_id, type, "invocation", {"invocationId": str(row.id), **data}, source="api")
+
+    async def _step(self, row: Command, data: dict[str, Any]) -> None:
+        async with self.ctx.db.transaction() as s:
+            count = (await s.execute(update(Command).where(Command.id == row.id).values(
+                step_count=Command.step_count + 1, heartbeat_at=clock.now()).returning(Command.step_count))).scalar_one()
+            await s.execute(update(Command).where(Command.id == row.id).values(progress={
+                "step": count, "totalSteps": row.request.get("maxSteps"), "currentCall": data.get("action"),
+                "message": data.get("reasoning")}))
+            status = (await s.execute(select(Command.status).where(Command.id == row.id))).scalar_one()
+        self._emit(row, "invocation.step", {"step": count, **{k: v for k, v in data.items() if k != "step"}})
+        if status == "cancelling":
+            raise Cancelled()
+
+    async def _llm(self, row: Command, reply: Reply, model: str) -> None:
+        self._emit(row, "invocation.llm_call", {"model": model, "inputTokens": reply.input_tokens,
+                                                "outputTokens": reply.output_tokens, "latencyMs": reply.latency_ms,
+                                                "toolCalls": [c.name for c in reply.tool_calls]})
+
+    async def _finish(self, invocation_id: uuid.UUID, status: str, *, result: dict | None = None,
+                      error: dict | None = None) -> None:
+        async with self.ctx.db.transaction() as s:
+            row = await s.get(Command, invocation_id)
+            if row is None or row.status in TERMINAL:
+                return
+            done = (await s.execute(update(Command).where(Command.id == invocation_id,
+                                                          Command.status.not_in(TERMINAL)).values(
+                status=status, result=result, error=error, finished_at=clock.now(),
+                progress={**(row.progress or {}), "message": status}))).rowcount
+            if done:
+                await events.append(s, row.run_id, f"invocation.{status}", "invocation",
+                                    {"invocationId": str(invocation_id),
+                                     **({"error": error} if error else {}), "steps": row.step_count})
+        if done and row.lock_token:
+            await self.ctx.lock.release(str(row.runtime_id), row.lock_token)
