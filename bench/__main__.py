@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from bench import events, launch, live, proxy_overhead
+from bench import events, invocations, launch, live, proxy_overhead
 
 launch.main([])
 print()
@@ -9,3 +9,5 @@ print()
 events.main([])
 print()
 live.main([])
+print()
+invocations.main([])

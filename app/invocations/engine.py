@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from playwright.async_api import Error as PlaywrightError, Page, async_playwright
+from playwright.async_api import Browser, Error as PlaywrightError, Page
 
 from app.ai.llm import Endpoint, LlmClient, LlmError, Reply, Tool
 
@@ -124,32 +124,27 @@ class Engine:
         await self.reporter.llm(reply, self.endpoint.model)
         return reply
 
-    async def run(self, ws_url: str, method: str, request: dict[str, Any]) -> dict[str, Any]:
-        async with async_playwright() as pw:
-            try:
-                browser = await pw.chromium.connect_over_cdp(ws_url, timeout=15_000)
-            except PlaywrightError as exc:
-                raise EngineFailure("invocation.dispatch_unavailable",
-                                    f"The runtime's browser cannot be reached: {str(exc)[:200]}") from None
-            try:
-                context = browser.contexts[0] if browser.contexts else await browser.new_context()
-                target = (request.get("target") or {}).get("page", "active")
-                page = await context.new_page() if target == "new" or not context.pages else context.pages[-1]
-                instruction = request["instruction"]
-                if method == "act":
-                    return await self.act(page, instruction)
-                if method == "observe":
-                    return {"elements": await self.observe(page, instruction)}
-                if method == "extract":
-                    return await self.extract(page, instruction, request.get("outputSchema"))
-                return await self.agent(context, page, instruction, int(request.get("maxSteps") or 10),
-                                        request.get("outputSchema"))
-            except PlaywrightError as exc:
-                raise EngineFailure("invocation.stagehand_failed", f"The browser failed: {str(exc)[:300]}") from None
-            finally:
-                # Disconnects only: the runtime's browser stays up for whoever comes next.
-                with contextlib.suppress(Exception):
-                    await browser.close()
+    async def run(self, connect: Callable[[], Awaitable[Browser]], method: str, request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            browser = await connect()
+        except PlaywrightError as exc:
+            raise EngineFailure("invocation.dispatch_unavailable",
+                                f"The runtime's browser cannot be reached: {str(exc)[:200]}") from None
+        try:
+            context = browser.contexts[0] if browser.contexts else await browser.new_context()
+            target = (request.get("target") or {}).get("page", "active")
+            page = await context.new_page() if target == "new" or not context.pages else context.pages[-1]
+            instruction = request["instruction"]
+            if method == "act":
+                return await self.act(page, instruction)
+            if method == "observe":
+                return {"elements": await self.observe(page, instruction)}
+            if method == "extract":
+                return await self.extract(page, instruction, request.get("outputSchema"))
+            return await self.agent(context, page, instruction, int(request.get("maxSteps") or 10),
+                                    request.get("outputSchema"))
+        except PlaywrightError as exc:
+            raise EngineFailure("invocation.stagehand_failed", f"The browser failed: {str(exc)[:300]}") from None
 
     # --- act / observe / extract ---
 

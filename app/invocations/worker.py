@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
+from playwright.async_api import async_playwright
 from sqlalchemy import or_, select, update
 
 from app.ai import service as ai_connections
@@ -41,6 +42,13 @@ class InvocationWorker:
         self._loop: asyncio.Task | None = None
         self._running: dict[uuid.UUID, asyncio.Task] = {}
         self.llm = LlmClient()
+        # One Playwright driver for the process (starting one costs hundreds of milliseconds), each
+        # invocation its own CDP connection to its runtime's browser.
+        self._pw = None
+        self._pw_lock = asyncio.Lock()
+        # CDP connections kept per browser between invocations (connecting costs tens of milliseconds);
+        # a runtime runs one invocation at a time, so they are never shared by two at once.
+        self._browsers: dict[str, Any] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -60,6 +68,22 @@ class InvocationWorker:
         if self._running:
             await asyncio.wait(list(self._running.values()), timeout=10)
         await self.llm.close()
+        if self._pw is not None:
+            with contextlib.suppress(Exception):
+                await self._pw.stop()
+
+    async def browser(self, ws_url: str):
+        async with self._pw_lock:
+            if self._pw is None:
+                self._pw = await async_playwright().start()
+            for url, known in list(self._browsers.items()):
+                if not known.is_connected():
+                    del self._browsers[url]  # its runtime stopped
+            browser = self._browsers.get(ws_url)
+            if browser is None:
+                browser = await self._pw.chromium.connect_over_cdp(ws_url, timeout=15_000)
+                self._browsers[ws_url] = browser
+            return browser
 
     async def _claim_forever(self) -> None:
         while True:
@@ -127,7 +151,8 @@ class InvocationWorker:
             beat = asyncio.create_task(self._heartbeat(row, cancel_seen))
             try:
                 result = await asyncio.wait_for(
-                    Engine(self.llm, endpoint, reporter).run(runtime.driver_state["wsUrl"], row.method, row.request),
+                    Engine(self.llm, endpoint, reporter).run(
+                        lambda: self.browser(runtime.driver_state["wsUrl"]), row.method, row.request),
                     row.timeout_seconds or 300)
             finally:
                 beat.cancel()
