@@ -12,6 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	@$(BIN)/bctrl-server agents install || echo "browser-use could not be installed (browserUse invocations will say so); retry: $(BIN)/bctrl-server agents install" >&2
 	@touch $@
 
 run: install

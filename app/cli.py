@@ -12,6 +12,8 @@ from app.core.logging import configure
 cli = typer.Typer(no_args_is_help=True, help="Self-hosted BCTRL control plane")
 keys = typer.Typer(no_args_is_help=True, help="API keys")
 cli.add_typer(keys, name="keys")
+agents = typer.Typer(no_args_is_help=True, help="Optional agent engines")
+cli.add_typer(agents, name="agents")
 
 
 @cli.command()
@@ -82,6 +84,16 @@ def keys_create(account: str = typer.Option("default", help="Account name (creat
             await db.dispose()
 
     typer.echo(asyncio.run(run()))
+
+
+@agents.command("install")
+def agents_install() -> None:
+    """Install browser-use into its own virtualenv (BCTRL_BROWSER_USE_VENV); does nothing when it is there."""
+    from app.invocations import agents as engines
+
+    venv = Settings().resolved_browser_use_venv
+    typer.echo(f"browser-use installed in {venv}" if engines.install(venv, typer.echo)
+               else f"browser-use is already installed in {venv}")
 
 
 def main() -> None:

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     recording_fps: float = Field(default=5.0, gt=0, le=30)
     # ffmpeg turns recordings into WebM; auto-detected on PATH. "none": keep the frames as a ZIP instead.
     ffmpeg_path: str | None = None
+    # The browser-use engine's virtualenv (`bctrl-server agents install`); default under the data dir.
+    browser_use_venv: Path | None = None
     log_level: str = "info"
     log_json: bool = False
 
@@ -90,6 +92,10 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_public_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
+
+    @property
+    def resolved_browser_use_venv(self) -> Path:
+        return (self.browser_use_venv or self.data_dir / "agents" / "browser-use").resolve()
 
     @cached_property
     def resolved_ffmpeg_path(self) -> str | None:

@@ -21,6 +21,7 @@ from app.ai.llm import LlmClient, Reply
 from app.ai.models import AiConnection
 from app.core import clock
 from app.core.context import AppContext
+from app.invocations import browser_use_provider
 from app.invocations.engine import Cancelled, Engine, EngineFailure, Reporter
 from app.invocations.service import LOCK_TTL_MS, TERMINAL
 from app.runs import events
@@ -141,19 +142,18 @@ class InvocationWorker:
                 raise EngineFailure("runtime.controller_busy", "Another controller took the runtime meanwhile")
             if connection is None or not connection.enabled:
                 raise EngineFailure("invocation.dispatch_preparation_failed", "The AI connection is gone or disabled")
-            if row.provider == "browserUse":
-                raise EngineFailure("invocation.browser_use_failed",
-                                    "browser-use is not available on this server yet; use provider stagehand")
             self._emit(row, "invocation.started", {"model": row.request["model"], "method": row.method})
             endpoint = ai_connections.endpoint(self.ctx, connection, row.request["model"])
             reporter = Reporter(step=lambda data: self._step(row, data), llm=lambda reply, model: self._llm(row, reply, model),
                                 cancelled=cancel_seen.is_set)
+            if row.provider == "browserUse":
+                work = browser_use_provider.run(self.ctx, runtime, row, endpoint, reporter)
+            else:
+                work = Engine(self.llm, endpoint, reporter).run(
+                    lambda: self.browser(runtime.driver_state["wsUrl"]), row.method, row.request)
             beat = asyncio.create_task(self._heartbeat(row, cancel_seen))
             try:
-                result = await asyncio.wait_for(
-                    Engine(self.llm, endpoint, reporter).run(
-                        lambda: self.browser(runtime.driver_state["wsUrl"]), row.method, row.request),
-                    row.timeout_seconds or 300)
+                result = await asyncio.wait_for(work, row.timeout_seconds or 300)
             finally:
                 beat.cancel()
             await self._finish(row.id, "succeeded", result=result)

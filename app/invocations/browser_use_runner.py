@@ -1,0 +1,90 @@
+"""Runs one browser-use task; executed by the python of the browser-use virtualenv
+(`bctrl-server agents install`), never imported by the server.
+
+Protocol: the job arrives as one JSON line on stdin (the API key with it, so it is in no command
+line or environment); events leave as JSON lines on stdout: {"type": "step", ...}, then one
+{"type": "result", ...} or {"type": "error", ...}. A line "stop" on stdin asks the agent to stop
+before its next step. Telemetry, cloud sync, version checks and the judge are off (see
+INVOCATIONS.md); nothing leaves for the hosted services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import threading
+
+OFFLINE = {"ANONYMIZED_TELEMETRY": "false", "BROWSER_USE_CLOUD_SYNC": "false", "BROWSER_USE_VERSION_CHECK": "false",
+           "BROWSER_USE_CLOUD_HINTS": "false", "BROWSER_USE_DISABLE_EXTENSIONS": "1",
+           "BROWSER_USE_SETUP_LOGGING": "false"}
+
+
+def emit(message: dict) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
+
+
+async def run(job: dict, stop: threading.Event) -> None:
+    from browser_use import Agent, BrowserSession
+    from browser_use.llm.anthropic.chat import ChatAnthropic
+    from browser_use.llm.openai.chat import ChatOpenAI
+
+    llm_conf = job["llm"]
+    if llm_conf["provider"] == "anthropic":
+        llm = ChatAnthropic(model=llm_conf["model"], api_key=llm_conf["apiKey"], base_url=llm_conf["baseUrl"])
+    else:
+        llm = ChatOpenAI(model=llm_conf["model"], api_key=llm_conf["apiKey"] or "none", base_url=llm_conf["baseUrl"],
+                         max_retries=0, frequency_penalty=None)
+    session = BrowserSession(cdp_url=job["cdpUrl"], keep_alive=True, downloads_path=job.get("downloadsPath"))
+
+    async def should_stop() -> bool:
+        return stop.is_set()
+
+    agent = Agent(task=job["task"], llm=llm, browser_session=session, use_judge=False, enable_planning=False,
+                  use_vision=False, enable_signal_handler=False, calculate_cost=False,
+                  register_should_stop_callback=should_stop)
+
+    async def on_step_end(a) -> None:
+        last = a.history.history[-1] if a.history.history else None
+        actions = []
+        if last is not None and last.model_output is not None:
+            actions = [next(iter(action.model_dump(exclude_none=True)), "?") for action in last.model_output.action]
+        emit({"type": "step", "step": a.state.n_steps - 1, "action": ",".join(actions) or None,
+              "url": last.state.url if last is not None else None,
+              "reasoning": (last.model_output.next_goal if last is not None and last.model_output else None)})
+
+    history = await agent.run(max_steps=job.get("maxSteps") or 10, on_step_end=on_step_end)
+    if stop.is_set() and not history.is_done():
+        emit({"type": "error", "code": "invocation.browser_use_interrupted", "message": "Stopped on request"})
+    elif not history.is_done():
+        emit({"type": "error", "code": "invocation.browser_use_incomplete",
+              "message": f"The agent did not finish within {job.get('maxSteps') or 10} steps"})
+    else:
+        emit({"type": "result", "success": bool(history.is_successful()), "result": history.final_result(),
+              "steps": len(history.history), "urls": [u for u in history.urls() if u]})
+
+
+def main() -> None:
+    # Run as a script, this file's directory would come first on sys.path, where the server's own
+    # modules could shadow the library's: drop it.
+    here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    os.environ.update(OFFLINE)
+    job = json.loads(sys.stdin.readline())
+    stop = threading.Event()
+
+    def watch_stdin() -> None:
+        for line in sys.stdin:
+            if line.strip() == "stop":
+                stop.set()
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    try:
+        asyncio.run(run(job, stop))
+    except Exception as exc:  # reported to the server, which fails the invocation with it
+        emit({"type": "error", "code": "invocation.browser_use_failed", "message": f"{type(exc).__name__}: {exc}"[:500]})
+
+
+if __name__ == "__main__":
+    main()

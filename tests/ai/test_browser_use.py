@@ -1,0 +1,60 @@
+"""The browserUse provider end to end: browser-use (its own virtualenv, one subprocess per invocation)
+drives the runtime's real Chromium with the stand-in LLM answering in browser-use's own structured
+format. Runs when the engine is installed (`.ci/run` installs it; BCTRL_BROWSER_USE_VENV says where)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from app.invocations import agents
+from tests.ai.test_invocations import PAGES, connection, finished, invoke, page_state, runtime_on, shop  # noqa: F401
+from tests.support import PageServer  # noqa: F401
+
+VENV = Path(os.environ.get("BCTRL_BROWSER_USE_VENV", "/var/cache/bctrl/browser-use-venv"))
+pytestmark = pytest.mark.skipif(not agents.installed(VENV), reason=f"browser-use is not installed in {VENV}")
+
+
+def step(goal: str, action: dict) -> dict:
+    return {"text": json.dumps({"evaluation_previous_goal": "ok", "memory": "", "next_goal": goal,
+                                "action": [action]})}
+
+
+@pytest.fixture
+async def bu_server(make_server):
+    async with make_server("sqlite", browser_use_venv=VENV) as srv, await srv.client() as api:
+        yield srv, api
+
+
+async def test_browser_use_completes_a_task(bu_server, llm, shop):  # noqa: F811
+    server, api = bu_server
+    await connection(api, llm)
+    async with runtime_on(server, api, f"{shop.url}/checkout.html") as runtime:
+        llm.then(step("open the shop", {"navigate": {"url": f"{shop.url}/shop.html", "new_tab": False}}),
+                 step("report the price", {"done": {"text": "The mug costs $42", "success": True}}))
+        done = await finished(api, await invoke(api, runtime, action="browserUse", instruction="what does the mug cost?",
+                                                maxSteps=4), timeout_ms=60_000)
+        assert done["status"] == "succeeded", done["error"]
+        assert done["result"]["result"] == "The mug costs $42" and done["result"]["success"] is True
+        assert done["stepCount"] == 2
+        assert (await page_state(runtime, "location.pathname")).endswith("/shop.html")
+        # browser-use asked in its structured format, with our key, and nothing reached the hosted services.
+        sent = llm.requests[-1]
+        assert sent["headers"]["authorization"] == "Bearer sk-test"
+        assert sent["body"]["response_format"]["type"] == "json_schema"
+        events = (await api.get(f"/v1/runs/{runtime['connection']['runId']}/events",
+                                params={"type": "invocation.step"})).json()["data"]
+        assert [e["data"]["action"] for e in events] == ["navigate", "done"]
+
+
+async def test_browser_use_that_never_finishes(bu_server, llm, shop):  # noqa: F811
+    server, api = bu_server
+    await connection(api, llm)
+    async with runtime_on(server, api, f"{shop.url}/shop.html") as runtime:
+        llm.then(*[step("scroll", {"scroll": {"down": True, "pages": 1}})] * 3)
+        done = await finished(api, await invoke(api, runtime, action="browserUse", instruction="scroll", maxSteps=2),
+                              timeout_ms=60_000)
+        assert done["status"] == "failed" and done["error"]["code"] == "invocation.browser_use_incomplete", done["error"]
