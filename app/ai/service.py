@@ -13,6 +13,7 @@ from app.ai.schemas import AiConnectionCreate, AiConnectionUpdate
 from app.ai.secrets import SecretBox
 from app.core import clock, ids
 from app.core.context import AppContext
+from app.core.db import get_owned
 from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, fetch_by_id
 
@@ -41,12 +42,8 @@ async def create(ctx: AppContext, p: Principal, body: AiConnectionCreate) -> AiC
 
 
 async def get(ctx: AppContext, p: Principal, connection_id: str) -> AiConnection:
-    cid = ids.parse_uuid(connection_id)
-    if cid is None:
-        raise not_found(connection_id)
-    async with ctx.db.transaction() as s:
-        row = await s.get(AiConnection, cid)
-    if row is None or row.account_id != p.account_id:
+    row = await get_owned(ctx.db, AiConnection, connection_id, p.account_id)
+    if row is None:
         raise not_found(connection_id)
     return row
 

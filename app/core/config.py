@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     recording_fps: float = Field(default=5.0, gt=0, le=30)
     # ffmpeg turns recordings into WebM; auto-detected on PATH. "none": keep the frames as a ZIP instead.
     ffmpeg_path: str | None = None
+    # An invocation whose server process sent no heartbeat for this long is failed by another's sweep.
+    invocation_dead_after_seconds: float = Field(default=30.0, ge=1)
     # The browser-use engine's virtualenv (`bctrl-server agents install`); default under the data dir.
     browser_use_venv: Path | None = None
     log_level: str = "info"

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
+from app.core import ids
 
 
 log = structlog.get_logger(__name__)
@@ -116,3 +117,14 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+async def get_owned(db: Database, model: type, raw_id: str, account_id: uuid.UUID):
+    """The row of `model` with id `raw_id` if it belongs to the account, else None (a malformed id too):
+    callers answer 404 either way, so other accounts' ids cannot be probed."""
+    row_id = ids.parse_uuid(raw_id)
+    if row_id is None:
+        return None
+    async with db.transaction() as s:
+        row = await s.get(model, row_id)
+    return row if row is not None and row.account_id == account_id else None

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from app.ai.llm import Endpoint
+from app.ai.llm import Endpoint, Reply
 from app.invocations import agents
 from app.invocations.browser_use_runner import OFFLINE
 from app.invocations.engine import Cancelled, EngineFailure, Reporter
@@ -48,7 +48,11 @@ async def run(ctx, runtime, row, endpoint: Endpoint, reporter: Reporter) -> dict
                 message = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue  # a library printing to stdout
-            if message.get("type") == "step":
+            if message.get("type") == "llm":
+                await reporter.llm(Reply(text="", tool_calls=[], input_tokens=int(message.get("inputTokens") or 0),
+                                         output_tokens=int(message.get("outputTokens") or 0), latency_ms=0),
+                                   message.get("model") or endpoint.model)
+            elif message.get("type") == "step":
                 with contextlib.suppress(Cancelled):
                     await reporter.step({k: message.get(k) for k in ("action", "url", "reasoning")})
                 if reporter.cancelled() and not stopping:

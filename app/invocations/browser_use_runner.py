@@ -46,7 +46,14 @@ async def run(job: dict, stop: threading.Event) -> None:
                   use_vision=False, enable_signal_handler=False, calculate_cost=False,
                   register_should_stop_callback=should_stop)
 
+    seen_calls = 0
+
     async def on_step_end(a) -> None:
+        nonlocal seen_calls
+        for entry in a.token_cost_service.usage_history[seen_calls:]:
+            emit({"type": "llm", "model": entry.model, "inputTokens": entry.usage.prompt_tokens,
+                  "outputTokens": entry.usage.completion_tokens})
+        seen_calls = len(a.token_cost_service.usage_history)
         last = a.history.history[-1] if a.history.history else None
         actions = []
         if last is not None and last.model_output is not None:

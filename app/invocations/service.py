@@ -14,6 +14,7 @@ from app.ai.models import AiConnection
 from app.connections.service import acquire_controller
 from app.core import clock, ids
 from app.core.context import AppContext
+from app.core.db import get_owned
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.invocations.engine import check_schema
@@ -113,12 +114,8 @@ async def create(ctx: AppContext, p: Principal, runtime: Runtime, provider: str,
 
 
 async def get(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
-    iid = ids.parse_uuid(invocation_id)
-    if iid is None:
-        raise not_found(invocation_id)
-    async with ctx.db.transaction() as s:
-        row = await s.get(Command, iid)
-    if row is None or row.account_id != p.account_id or row.execution_mode != "durable":
+    row = await get_owned(ctx.db, Command, invocation_id, p.account_id)
+    if row is None or row.execution_mode != "durable":
         raise not_found(invocation_id)
     return row
 

@@ -31,7 +31,6 @@ from app.runtimes.models import Runtime, RuntimeStatus
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_SECONDS = 5
-DEAD_AFTER = timedelta(seconds=30)
 MAX_CONCURRENT = 4
 
 
@@ -118,7 +117,7 @@ class InvocationWorker:
 
     async def recover(self) -> None:
         """Fail invocations whose process stopped sending heartbeats, and free their locks."""
-        cutoff = clock.now() - DEAD_AFTER
+        cutoff = clock.now() - timedelta(seconds=self.ctx.settings.invocation_dead_after_seconds)
         async with self.ctx.db.transaction() as s:
             rows = list((await s.execute(select(Command).where(
                 Command.execution_mode == "durable", Command.status.in_(("running", "cancelling")),
@@ -187,7 +186,8 @@ class InvocationWorker:
             if status == "cancelling":
                 cancel_seen.set()
             await self.ctx.lock.renew(str(row.runtime_id), row.lock_token, LOCK_TTL_MS)
-            await asyncio.sleep(HEARTBEAT_SECONDS if not cancel_seen.is_set() else 60)
+            beat = min(HEARTBEAT_SECONDS, self.ctx.settings.invocation_dead_after_seconds / 3)
+            await asyncio.sleep(beat if not cancel_seen.is_set() else 60)
 
     def _emit(self, row: Command, type: str, data: dict[str, Any]) -> None:
         self.ctx.events.emit(row.run_id, type, "invocation", {"invocationId": str(row.id), **data}, source="api")

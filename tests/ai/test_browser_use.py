@@ -48,6 +48,10 @@ async def test_browser_use_completes_a_task(bu_server, llm, shop):  # noqa: F811
         events = (await api.get(f"/v1/runs/{runtime['connection']['runId']}/events",
                                 params={"type": "invocation.step"})).json()["data"]
         assert [e["data"]["action"] for e in events] == ["navigate", "done"]
+        calls = (await api.get(f"/v1/runs/{runtime['connection']['runId']}/events",
+                               params={"type": "invocation.llm_call"})).json()["data"]
+        assert [(c["data"]["inputTokens"], c["data"]["outputTokens"]) for c in calls] == [(100, 20), (100, 20)]
+        assert "sk-test" not in str(calls)
 
 
 async def test_browser_use_that_never_finishes(bu_server, llm, shop):  # noqa: F811

@@ -53,9 +53,9 @@ async def browser_url(server, runtime: dict) -> str:
 
 
 @asynccontextmanager
-async def runtime_on(server, api, page_url: str):
+async def runtime_on(server, api, page_url: str, **body):
     """An active flat runtime showing `page_url`."""
-    created = await api.post("/v1/runtimes", json={"start": True})
+    created = await api.post("/v1/runtimes", json={"start": True, **body})
     assert created.status_code == 201, created.text
     runtime = created.json()
     runtime["browserUrl"] = await browser_url(server, runtime)
@@ -317,3 +317,20 @@ async def test_a_dead_workers_invocation_is_failed_and_its_lock_freed(server, ap
         after = (await api.get(f"/v1/invocations/{invocation['id']}")).json()
         assert after["status"] == "failed" and "stopped" in after["error"]["message"]
         assert await server.ctx.lock.current(runtime["id"]) is None
+
+
+async def test_the_space_chooses_connection_and_model(server, api, llm, shop):
+    allowed = await connection(api, llm)
+    other = (await api.post("/v1/ai-connections", json={
+        "label": "other", "provider": "openai-compatible", "baseUrl": f"{llm.base}/v1", "apiKey": "sk-test",
+        "defaultModel": "m2"})).json()["id"]
+    space = (await api.post("/v1/spaces", json={"name": "ai-space", "mounts": {"ai": {
+        "allowConnections": [allowed], "defaults": {"stagehand": {"connection": allowed, "model": "special"}}}}})).json()
+    async with runtime_on(server, api, f"{shop.url}/shop.html", spaceId=space["id"]) as runtime:
+        llm.then({"tool": "no_match", "args": {"reason": "-"}})
+        done = await finished(api, await invoke(api, runtime, action="act", instruction="x"))
+        assert done["request"]["connection"] == allowed and done["request"]["model"] == "special"
+        assert llm.requests[-1]["body"]["model"] == "special"
+        refused = await api.post(f"/v1/runtimes/{runtime['id']}/invocations",
+                                 json={"action": "act", "instruction": "x", "connection": other})
+        assert refused.status_code == 400 and refused.json()["code"] == "ai_credential.not_allowed"
