@@ -124,15 +124,15 @@ async def acquire_controller(ctx: AppContext, runtime_id: uuid.UUID, holder: Hol
         try:
             return await ctx.lock.acquire(str(runtime_id), holder, ttl_ms)
         except LockBusy as busy:
-            if not await _is_stale(ctx, busy):
+            if not await _is_stale(ctx, busy, holder):
                 raise controller_busy(runtime_id, busy.holder) from None
             log.warning("stale_lock_released", runtime_id=str(runtime_id), holder=busy.holder.id)
             await ctx.lock.release(str(runtime_id), busy.token)
     raise controller_busy(runtime_id, Holder.of_token(await ctx.lock.current(str(runtime_id)) or "none::0"))
 
 
-async def _is_stale(ctx: AppContext, busy: LockBusy) -> bool:
-    """Whether the current holder holds nothing real, so another controller may take its lock."""
+async def _is_stale(ctx: AppContext, busy: LockBusy, taker: Holder) -> bool:
+    """Whether the current holder holds nothing real (or yields to `taker`), so `taker` may take its lock."""
     if busy.holder.kind == "invocation":
         # An invocation that ended whose release was lost (a crash between the two) holds nothing.
         async with ctx.db.transaction() as s:
@@ -144,8 +144,10 @@ async def _is_stale(ctx: AppContext, busy: LockBusy) -> bool:
     async with ctx.db.transaction() as s:
         holder = await s.get(Connection, cid) if cid else None
         if holder is not None and holder.scope == Scope.RUN and holder.status == CS.ACTIVE:
-            # The flat API's run connection controls the browser only while a client is attached to it:
-            # idle, it yields (to an invocation, an input viewer); it takes the lock back afterwards.
+            if taker.kind not in ("invocation", "live_view"):
+                return False  # another CDP lease never takes the run's own connection's place
+            # The flat API's run connection yields to work its owner asks the platform to do (an
+            # invocation, an input viewer) while no client is attached to it; it takes the lock back after.
             attached = (await s.execute(select(func.sum(case(
                 (RunEvent.type == "connection.attached", 1), (RunEvent.type == "connection.detached", -1),
                 else_=0))).where(RunEvent.run_id == holder.run_id, RunEvent.connection_id == holder.id,

@@ -15,7 +15,19 @@ from tests.ai.test_invocations import PAGES, connection, finished, invoke, page_
 from tests.support import PageServer  # noqa: F401
 
 VENV = Path(os.environ.get("BCTRL_BROWSER_USE_VENV", "/var/cache/bctrl/browser-use-venv"))
-pytestmark = pytest.mark.skipif(not agents.installed(VENV), reason=f"browser-use is not installed in {VENV}")
+installed = pytest.mark.skipif(not agents.installed(VENV), reason=f"browser-use is not installed in {VENV}")
+
+
+async def test_without_the_engine_installed_it_says_how_to_install_it(make_server, llm, shop, tmp_path):  # noqa: F811
+    async with make_server("sqlite", browser_use_venv=tmp_path / "nowhere") as server, await server.client() as api:
+        await connection(api, llm)
+        async with runtime_on(server, api, f"{shop.url}/shop.html") as runtime:
+            seed = f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/invocations"
+            created = await api.post(seed, json={"provider": "browser-use", "input": {"instruction": "x"}})
+            assert created.status_code == 202 and created.json()["provider"] == "browserUse"
+            failed = await finished(api, created.json())
+            assert failed["status"] == "failed" and failed["error"]["code"] == "invocation.browser_use_failed"
+            assert "bctrl-server agents install" in failed["error"]["message"]
 
 
 def step(goal: str, action: dict) -> dict:
@@ -29,6 +41,7 @@ async def bu_server(make_server):
         yield srv, api
 
 
+@installed
 async def test_browser_use_completes_a_task(bu_server, llm, shop):  # noqa: F811
     server, api = bu_server
     await connection(api, llm)
@@ -45,15 +58,16 @@ async def test_browser_use_completes_a_task(bu_server, llm, shop):  # noqa: F811
         sent = llm.requests[-1]
         assert sent["headers"]["authorization"] == "Bearer sk-test"
         assert sent["body"]["response_format"]["type"] == "json_schema"
-        events = (await api.get(f"/v1/runs/{runtime['connection']['runId']}/events",
+        events = (await api.get(f"/v1/runs/{runtime['activeRunId']}/events",
                                 params={"type": "invocation.step"})).json()["data"]
         assert [e["data"]["action"] for e in events] == ["navigate", "done"]
-        calls = (await api.get(f"/v1/runs/{runtime['connection']['runId']}/events",
+        calls = (await api.get(f"/v1/runs/{runtime['activeRunId']}/events",
                                params={"type": "invocation.llm_call"})).json()["data"]
         assert [(c["data"]["inputTokens"], c["data"]["outputTokens"]) for c in calls] == [(100, 20), (100, 20)]
         assert "sk-test" not in str(calls)
 
 
+@installed
 async def test_browser_use_that_never_finishes(bu_server, llm, shop):  # noqa: F811
     server, api = bu_server
     await connection(api, llm)

@@ -172,9 +172,11 @@ def test_input_mode_clicks_and_types_and_holds_the_controller_lock(live, runtime
         viewer.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.67)
         viewer.keyboard.type("hello live")
         viewer.keyboard.press("Backspace")
-        time.sleep(0.5)
+        # The server applies a viewer's messages in order: once the hand-back is through, so is the input.
+        viewer.click("#handback")
+        viewer.wait_for_function("window.__viewer.control === 'available'")
         viewer.screenshot(path=str(tmp_path / "viewer-input.png"))
-        viewer.close()  # closing the viewer hands control back
+        viewer.close()
 
         state = wait_for(lambda: _try_state(pw, client, runtime), timeout=15)
         assert state == {"clicks": 1, "field": "hello liv"}
