@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update as sa_update
 
 from app.accounts.service import Principal
 from app.ai.llm import Endpoint, LlmClient, base_url
@@ -56,23 +56,24 @@ async def list_connections(ctx: AppContext, p: Principal, page: PageParams) -> t
 async def update(ctx: AppContext, p: Principal, connection_id: str, body: AiConnectionUpdate) -> AiConnection:
     row = await get(ctx, p, connection_id)
     given = body.model_fields_set
+    changes: dict = {"updated_at": clock.now()}
+    if "label" in given and body.label is not None:
+        changes["label"] = body.label
+    if "base_url" in given:
+        if body.base_url is None and row.provider == "openai-compatible":
+            raise InvalidRequest("An openai-compatible connection needs its baseUrl",
+                                 details={"fields": [{"field": "baseUrl", "message": "cannot be removed"}]})
+        changes["base_url"] = body.base_url
+    if "api_key" in given:
+        changes["api_key_encrypted"] = _box(ctx).seal(body.api_key) if body.api_key else None
+    if "default_model" in given:
+        changes["default_model"] = body.default_model
+    if "enabled" in given and body.enabled is not None:
+        changes["enabled"] = body.enabled
+    # One write-first statement (on SQLite a read-then-write transaction can be refused its write).
     async with ctx.db.transaction() as s:
-        row = await s.get(AiConnection, row.id, with_for_update=True)
-        if "label" in given and body.label is not None:
-            row.label = body.label
-        if "base_url" in given:
-            if body.base_url is None and row.provider == "openai-compatible":
-                raise InvalidRequest("An openai-compatible connection needs its baseUrl",
-                                     details={"fields": [{"field": "baseUrl", "message": "cannot be removed"}]})
-            row.base_url = body.base_url
-        if "api_key" in given:
-            row.api_key_encrypted = _box(ctx).seal(body.api_key) if body.api_key else None
-        if "default_model" in given:
-            row.default_model = body.default_model
-        if "enabled" in given and body.enabled is not None:
-            row.enabled = body.enabled
-        row.updated_at = clock.now()
-    return row
+        await s.execute(sa_update(AiConnection).where(AiConnection.id == row.id).values(**changes))
+        return await s.get(AiConnection, row.id, populate_existing=True)
 
 
 async def delete(ctx: AppContext, p: Principal, connection_id: str) -> uuid.UUID:

@@ -211,15 +211,15 @@ class InvocationWorker:
 
     async def _finish(self, invocation_id: uuid.UUID, status: str, *, result: dict | None = None,
                       error: dict | None = None) -> None:
+        # The conditional update comes first: on SQLite a transaction that read before writing can be
+        # refused its write when another connection committed meanwhile.
         async with self.ctx.db.transaction() as s:
-            row = await s.get(Command, invocation_id)
-            if row is None or row.status in TERMINAL:
-                return
             done = (await s.execute(update(Command).where(Command.id == invocation_id,
                                                           Command.status.not_in(TERMINAL)).values(
-                status=status, result=result, error=error, finished_at=clock.now(),
-                progress={**(row.progress or {}), "message": status}))).rowcount
+                status=status, result=result, error=error, finished_at=clock.now()))).rowcount
             if done:
+                row = await s.get(Command, invocation_id)
+                row.progress = {**(row.progress or {}), "message": status}
                 await events.append(s, row.run_id, f"invocation.{status}", "invocation",
                                     {"invocationId": str(invocation_id),
                                      **({"error": error} if error else {}), "steps": row.step_count})

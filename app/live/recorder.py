@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 import structlog
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from app.core import clock
 from app.live.models import Recording, RecordingStatus as RS
@@ -73,18 +74,23 @@ class Recorder:
     async def _run(self) -> None:
         async with self.ctx.db.transaction() as s:
             run = await s.get(Run, self.run_id)
-            if run is None or not run.recording:
-                return
             row = await s.get(Recording, self.run_id)
+        if run is None or not run.recording:
+            return
+        self.started_epoch = run.started_at.timestamp()
+        if row is None:
+            # Its own write-only transaction (on SQLite a read-then-write one can be refused its write).
             now = clock.now()
-            if row is None:
-                s.add(Recording(run_id=self.run_id, status=RS.PREPARING, frames=0, bytes=0, last_frame_ms=0,
-                                created_at=now, updated_at=now))
-            elif row.status != RS.PREPARING:
-                return  # finished or failed already (adopted after the end)
-            else:
-                self.bytes = row.bytes
-            self.started_epoch = run.started_at.timestamp()
+            try:
+                async with self.ctx.db.transaction() as s:
+                    s.add(Recording(run_id=self.run_id, status=RS.PREPARING, frames=0, bytes=0, last_frame_ms=0,
+                                    created_at=now, updated_at=now))
+            except IntegrityError:
+                return  # another process records this run
+        elif row.status != RS.PREPARING:
+            return  # finished or failed already (adopted after the end)
+        else:
+            self.bytes = row.bytes
         # Adopted from another process: carry on after its frames.
         existing = read_index(self.dir)
         if existing:
