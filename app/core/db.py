@@ -60,11 +60,20 @@ class Base(DeclarativeBase):
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # Transactions are begun by _sqlite_begin below, not by the driver.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(conn) -> None:
+    """Take SQLite's write lock when a transaction begins (waiting up to busy_timeout): a transaction
+    that read first and writes later would otherwise be refused the write, at once, whenever another
+    connection committed in between. Transactions here are short, and SQLite has one writer anyway."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _json(value: Any) -> str:
@@ -75,6 +84,7 @@ def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=_json)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=_json)
 

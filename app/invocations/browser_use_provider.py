@@ -53,9 +53,12 @@ async def run(ctx, runtime, row, endpoint: Endpoint, reporter: Reporter) -> dict
                                          output_tokens=int(message.get("outputTokens") or 0), latency_ms=0),
                                    message.get("model") or endpoint.model)
             elif message.get("type") == "step":
-                with contextlib.suppress(Cancelled):
+                asked_to_stop = False
+                try:
                     await reporter.step({k: message.get(k) for k in ("action", "url", "reasoning")})
-                if reporter.cancelled() and not stopping:
+                except Cancelled:
+                    asked_to_stop = True
+                if (asked_to_stop or reporter.cancelled()) and not stopping:
                     stopping = True  # between steps: ask the agent to stop before the next one
                     proc.stdin.write(b"stop\n")
                     await proc.stdin.drain()

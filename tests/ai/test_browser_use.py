@@ -4,6 +4,7 @@ format. Runs when the engine is installed (`.ci/run` installs it; BCTRL_BROWSER_
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -76,3 +77,19 @@ async def test_browser_use_that_never_finishes(bu_server, llm, shop):  # noqa: F
         done = await finished(api, await invoke(api, runtime, action="browserUse", instruction="scroll", maxSteps=2),
                               timeout_ms=60_000)
         assert done["status"] == "failed" and done["error"]["code"] == "invocation.browser_use_incomplete", done["error"]
+
+
+@installed
+async def test_browser_use_cancelled_between_steps(bu_server, llm, shop):  # noqa: F811
+    server, api = bu_server
+    await connection(api, llm)
+    async with runtime_on(server, api, f"{shop.url}/shop.html") as runtime:
+        llm.then(*[{"delay": 0.7, **step("scroll", {"scroll": {"down": True, "pages": 1}})}] * 10)
+        invocation = await invoke(api, runtime, action="browserUse", instruction="scroll", maxSteps=10)
+        for _ in range(100):
+            if (await api.get(f"/v1/invocations/{invocation['id']}")).json()["stepCount"] >= 1:
+                break
+            await asyncio.sleep(0.1)
+        await api.post(f"/v1/invocations/{invocation['id']}/cancel")
+        done = await finished(api, invocation, timeout_ms=30_000)
+        assert done["status"] == "cancelled" and done["stepCount"] < 10, done["error"]
