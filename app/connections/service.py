@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import structlog
-from sqlalchemy import case, func, select, update
+from sqlalchemy import select, update
 
 from app.accounts.service import Principal
 from app.connections.models import Connection, ConnectionScope as Scope, ConnectionStatus as CS
@@ -25,7 +25,7 @@ from app.core.paging import PageParams, fetch_by_id
 from app.locks import Holder, LockBusy
 from app.runs import commands, events
 from app.runs.command_models import TERMINAL_STATUSES, Command
-from app.runs.models import Run, RunEvent, RunStatus
+from app.runs.models import Run, RunStatus
 from app.runs.schemas import RecordingFlag
 from app.runtimes import service as runtimes
 from app.runtimes.models import Runtime, RuntimeStatus as RS
@@ -148,11 +148,7 @@ async def _is_stale(ctx: AppContext, busy: LockBusy, taker: Holder) -> bool:
                 return False  # another CDP lease never takes the run's own connection's place
             # The flat API's run connection yields to work its owner asks the platform to do (an
             # invocation, an input viewer) while no client is attached to it; it takes the lock back after.
-            attached = (await s.execute(select(func.sum(case(
-                (RunEvent.type == "connection.attached", 1), (RunEvent.type == "connection.detached", -1),
-                else_=0))).where(RunEvent.run_id == holder.run_id, RunEvent.connection_id == holder.id,
-                                 RunEvent.category == "connection"))).scalar()
-            return (attached or 0) <= 0
+            return await events.attached_clients(s, holder.run_id, holder.id) == 0
     # No row yet is not stale: that lease is being recorded right now (its lock expires by TTL if it never is).
     return holder is not None and (holder.status != CS.ACTIVE or holder.lock_token != busy.token)
 

@@ -27,7 +27,6 @@ from app.runtimes import service as runtimes
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.spaces.models import Space
 
-TERMINAL = TERMINAL_STATUSES
 # Held from creation; the worker renews it while the invocation runs, so a dead server frees it soon.
 LOCK_TTL_MS = 60_000
 DEFAULT_TIMEOUT_SECONDS = 300
@@ -42,13 +41,18 @@ def wire(c: Command) -> dict[str, Any]:
     return {**body, "provider": c.provider, "method": c.method, "output": c.result}
 
 
+def space_default(space: Space, provider: str) -> dict[str, Any]:
+    """The space's `mounts.ai.defaults` entry for a provider (its keys are the provider names)."""
+    return (((space.mounts or {}).get("ai") or {}).get("defaults") or {}).get(provider) or {}
+
+
 async def resolve_connection(ctx: AppContext, account_id: uuid.UUID, space: Space, provider: str,
                              named: str | None) -> AiConnection:
     """The AI connection an invocation uses: the one named, else the space's default for the provider,
     else the account's first enabled one; always within the space's allow list when it has one."""
     ai = (space.mounts or {}).get("ai") or {}
     allowed = set(ai.get("allowConnections") or [])
-    default = ((ai.get("defaults") or {}).get("stagehand" if provider == "stagehand" else "browserUse") or {})
+    default = space_default(space, provider)
     wanted = named or default.get("connection")
     async with ctx.db.transaction() as s:
         if wanted:
@@ -85,8 +89,7 @@ async def create(ctx: AppContext, p: Principal, runtime: Runtime, provider: str,
     async with ctx.db.transaction() as s:
         space = await s.get(Space, runtime.space_id)
     connection = await resolve_connection(ctx, p.account_id, space, provider, request.get("connection"))
-    model = request.get("model") or (((space.mounts or {}).get("ai") or {}).get("defaults") or {}).get(
-        "stagehand" if provider == "stagehand" else "browserUse", {}).get("model") or connection.default_model
+    model = request.get("model") or space_default(space, provider).get("model") or connection.default_model
     if not model:
         raise InvalidRequest("No model to use: give `model`, or set the connection's defaultModel",
                              code="ai_credential.model_missing")
@@ -133,7 +136,7 @@ async def list_for(ctx: AppContext, p: Principal, page: PageParams, *, runtime_i
 async def wait(ctx: AppContext, p: Principal, invocation_id: str, timeout_ms: int) -> tuple[Command, bool]:
     row = await get(ctx, p, invocation_id)
     deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
-    while row.status not in TERMINAL:
+    while row.status not in TERMINAL_STATUSES:
         if asyncio.get_running_loop().time() >= deadline:
             return row, True
         await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))

@@ -23,9 +23,9 @@ from app.core import clock
 from app.core.context import AppContext
 from app.invocations import browser_use_provider
 from app.invocations.engine import Cancelled, Engine, EngineFailure, Reporter
-from app.invocations.service import LOCK_TTL_MS, TERMINAL
+from app.invocations.service import LOCK_TTL_MS
 from app.runs import events
-from app.runs.command_models import Command
+from app.runs.command_models import TERMINAL_STATUSES as TERMINAL, Command
 from app.runtimes.models import Runtime, RuntimeStatus
 
 log = structlog.get_logger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock, ids
@@ -27,3 +27,14 @@ async def append(session: AsyncSession, run_id: uuid.UUID, type: str, category: 
     session.add(event)
     session.info.setdefault(TOUCHED_RUNS, set()).add(run_id)
     return event
+
+
+async def attached_clients(session: AsyncSession, run_id: uuid.UUID, connection_id: uuid.UUID | None = None) -> int:
+    """CDP sockets attached now (to one connection, or to any of the run's), from the run's
+    connection.attached / connection.detached events, so every server process sees the same count."""
+    stmt = select(func.sum(case((RunEvent.type == "connection.attached", 1),
+                                (RunEvent.type == "connection.detached", -1), else_=0))).where(
+        RunEvent.run_id == run_id, RunEvent.category == "connection")
+    if connection_id is not None:
+        stmt = stmt.where(RunEvent.connection_id == connection_id)
+    return max(0, (await session.execute(stmt)).scalar() or 0)

@@ -14,13 +14,13 @@ import uuid
 from datetime import timedelta
 
 import structlog
-from sqlalchemy import case, func, select, update
+from sqlalchemy import select, update
 
 from app.cdp.observer import RunObserver
 from app.live.recorder import Recorder, finalize_abandoned
 from app.core import clock
 from app.core.context import AppContext
-from app.runs import service as runs
+from app.runs import events, service as runs
 from app.runs.models import RunEvent
 from app.runtimes import lifecycle
 from app.runtimes.models import Runtime, RuntimeStatus as RS
@@ -189,10 +189,8 @@ class Supervisor:
                 async with self.ctx.db.transaction() as s:
                     last = (await s.execute(select(RunEvent.time).where(RunEvent.run_id == run_id)
                                             .order_by(RunEvent.seq.desc()).limit(1))).scalar_one_or_none()
-                    opened = (await s.execute(select(func.sum(case(
-                        (RunEvent.type == "connection.attached", 1), (RunEvent.type == "connection.detached", -1),
-                        else_=0))).where(RunEvent.run_id == run_id, RunEvent.category == "connection"))).scalar()
-                if (opened or 0) <= 0 and last is not None and (now - last).total_seconds() > idle_seconds:
+                    opened = await events.attached_clients(s, run_id)
+                if opened == 0 and last is not None and (now - last).total_seconds() > idle_seconds:
                     log.info("runtime_idle_stop", runtime_id=str(runtime_id), idle_seconds=idle_seconds)
                     await lifecycle.stop(self.ctx, runtime_id, reason=f"idle for {idle_seconds} s", run_id=run_id)
             except Exception:
