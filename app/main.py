@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from app import health
 from app.accounts import router as accounts
 from app.ai import router as ai
+from app.accounts.keys import StretchedKeys
 from app.accounts.service import ensure_bootstrap_key
 from app.artifacts import router as artifacts
 from app.cdp import discovery, proxy
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = AppContext(settings=settings, db=db, driver=make_driver(settings, signing_key), lock=lock, hub=Hub(),
                          notifier=notifier, events=EventWriter(db), signing_key=signing_key)
         ctx.screencasts = ScreencastHub()
+        ctx.api_keys = StretchedKeys(signing_key)
         await notifier.start()
         await ctx.events.start()
         if settings.redis_url:
@@ -79,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx.run_end_hooks.append(lambda runtime_id, run_id: connection_service.on_run_end(ctx, runtime_id, run_id))
         reaper = Reaper(ctx)
         if settings.api_key:
-            await ensure_bootstrap_key(db, settings.api_key)
+            await ensure_bootstrap_key(db, settings.api_key, ctx.api_keys)
         await ctx.supervisor.start()
         ctx.invocations = InvocationWorker(ctx)
         await ctx.invocations.start()

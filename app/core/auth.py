@@ -18,7 +18,7 @@ async def current_principal(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ctx: Annotated[AppContext, Depends(get_ctx)],
 ) -> Principal:
-    return await authenticate(ctx.db, credentials.credentials if credentials else None)
+    return await authenticate(ctx.db, credentials.credentials if credentials else None, ctx.api_keys)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -11,6 +11,7 @@ from fastapi import Request
 
 if TYPE_CHECKING:
 
+    from app.accounts.keys import StretchedKeys
     from app.cdp.hub import Hub
     from app.core.config import Settings
     from app.core.db import Database
@@ -36,6 +37,8 @@ class AppContext:
     notifier: RunNotifier
     events: EventWriter
     signing_key: bytes = b""
+    # How a human-chosen API key is stored and recognised (app/accounts/keys.py).
+    api_keys: StretchedKeys | None = None
     supervisor: Supervisor | None = None
     screencasts: ScreencastHub | None = None
     invocations: InvocationWorker | None = None
