@@ -8,10 +8,10 @@ from app.core.db import Base
 from app.core.idempotency import IdempotencyRecord
 from app.core.server_key import ServerKey
 from app.files.models import StorageFile
-from app.live.models import Recording
+from app.live.models import Recording, Viewer
 from app.runs.command_models import Command
 from app.runs.models import Run, RunEvent
 from app.runtimes.models import Runtime
 from app.spaces.models import Space
 
-__all__ = ["Account", "AiConnection", "ApiKey", "Artifact", "Base", "Command", "Connection", "IdempotencyRecord", "Recording", "Run", "RunEvent", "Runtime", "ServerKey", "Space", "StorageFile"]
+__all__ = ["Account", "AiConnection", "ApiKey", "Artifact", "Base", "Command", "Connection", "IdempotencyRecord", "Recording", "Run", "RunEvent", "Runtime", "ServerKey", "Space", "StorageFile", "Viewer"]

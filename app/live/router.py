@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Query, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import Field
 
+from app.core import clock
 from app.core.auth import CtxDep, PrincipalDep
 from app.core.errors import NotFound
 from app.core.schemas import RequestModel, WireModel, errors
@@ -51,6 +52,19 @@ class RecordingOut(WireModel):
     duration_seconds: float
     artifact_id: str | None = None
     failure: dict | None = None
+    viewer_id: str = Field(description="Revoke the link early with DELETE /v1/runs/{runId}/viewers/{viewerId}")
+
+
+class ViewerOut(WireModel):
+    viewer_id: str
+    kind: Literal["live", "replay"]
+    control: str
+    expires_at: str
+    revoked_at: str | None
+
+
+class RevokedViewers(WireModel):
+    data: list[ViewerOut]
 
 
 @api.post("/runs/{run_id}/live", response_model=LiveOut, responses=errors(400, 404, 409))
@@ -70,9 +84,29 @@ async def create_recording(ctx: CtxDep, p: PrincipalDep, run_id: str, body: Reco
     body = body or RecordingIn()
     minted, info = await service.mint_recording(ctx, p, run_id, body.expires_in_seconds)
     return RecordingOut(iframe_url=minted.url, url=minted.url, expires_at=service.iso_epoch(minted.expires_at),
-                        duration_seconds=round(info["durationMs"] / 1000, 3), **{
+                        duration_seconds=round(info["durationMs"] / 1000, 3),
+                        viewer_id=str(minted.token.viewer_id), **{
                             "status": info["status"], "duration_ms": info["durationMs"],
                             "artifact_id": info["artifactId"], "failure": info["failure"]})
+
+
+def _viewer_out(row) -> ViewerOut:
+    return ViewerOut(viewer_id=str(row.id), kind=row.kind, control=row.control, expires_at=clock.iso(row.expires_at),
+                     revoked_at=clock.iso(row.revoked_at) if row.revoked_at else None)
+
+
+@api.delete("/runs/{run_id}/viewers/{viewer_id}", response_model=ViewerOut, responses=errors(404))
+async def revoke_viewer(ctx: CtxDep, p: PrincipalDep, run_id: str, viewer_id: str):
+    """Revoke one live or replay link before it expires: its URL stops working and open pages close
+    (at once on this server, within seconds on the others). An input viewer gives control back."""
+    [row] = await service.revoke_viewers(ctx, p, run_id, viewer_id)
+    return _viewer_out(row)
+
+
+@api.delete("/runs/{run_id}/viewers", response_model=RevokedViewers, responses=errors(404))
+async def revoke_all_viewers(ctx: CtxDep, p: PrincipalDep, run_id: str):
+    """Revoke every live and replay link of the run."""
+    return RevokedViewers(data=[_viewer_out(row) for row in await service.revoke_viewers(ctx, p, run_id)])
 
 
 @api.websocket("/live/socket")

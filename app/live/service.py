@@ -11,17 +11,17 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.connections.service import acquire_controller
 from app.core import clock, ids
 from app.core.auth import Principal
 from app.core.context import AppContext
-from app.core.errors import Conflict, DomainError
+from app.core.errors import Conflict, DomainError, NotFound
 from app.live import input as viewer_input
 from app.live import tokens
-from app.live.models import Recording, RecordingStatus as RS
+from app.live.models import Recording, RecordingStatus as RS, Viewer
 from app.live.recorder import frame_path, frames_dir, read_index, recording_duration_ms
 from app.live.screencast import Frame, Subscriber
 from app.locks import Holder
@@ -73,12 +73,17 @@ async def mint_live(ctx: AppContext, p: Principal, run_id: str, control: str, ex
     run = await runs.get(ctx.db, p, run_id)
     runtime = await _active_runtime(ctx, run)
     viewer_id = ids.new_id()
+    token = tokens.ViewerToken(kind="live", viewer_id=viewer_id, run_id=run.id, account_id=run.account_id,
+                               control=control, expires_at=_expiry(expires_in))
+    await _record_viewer(ctx, token)
     if control == "input":
         # Fails with runtime.controller_busy while a CDP lease (or an invocation) controls the browser;
         # held for the page to connect, which then keeps it while it is open.
-        await acquire_controller(ctx, runtime.id, Holder("live_view", viewer_id.hex), OPEN_GRACE_MS)
-    token = tokens.ViewerToken(kind="live", viewer_id=viewer_id, run_id=run.id, account_id=run.account_id,
-                               control=control, expires_at=_expiry(expires_in))
+        try:
+            await acquire_controller(ctx, runtime.id, Holder("live_view", viewer_id.hex), OPEN_GRACE_MS)
+        except BaseException:
+            await _forget_viewer(ctx, viewer_id)
+            raise
     ctx.events.emit(run.id, "live.created", "live", {"viewerId": str(viewer_id), "control": control,
                                                      "expiresAt": iso_epoch(token.expires_at)}, source="api")
     return Minted(_view_url(ctx, "live", tokens.mint(ctx.signing_key, token)), token.expires_at, token)
@@ -101,6 +106,7 @@ async def mint_recording(ctx: AppContext, p: Principal, run_id: str, expires_in:
     status, duration_ms, row = await recording_of(ctx, run)
     token = tokens.ViewerToken(kind="replay", viewer_id=ids.new_id(), run_id=run.id, account_id=run.account_id,
                                control="none", expires_at=_expiry(expires_in))
+    await _record_viewer(ctx, token)
     info: dict[str, Any] = {"status": status, "durationMs": duration_ms,
                             "artifactId": str(row.artifact_id) if row and row.artifact_id else None,
                             "failure": row.failure if row else None}
@@ -108,11 +114,72 @@ async def mint_recording(ctx: AppContext, p: Principal, run_id: str, expires_in:
 
 
 async def _run_of(ctx: AppContext, token: tokens.ViewerToken) -> Run:
+    """The run a checked token names, unless its link was revoked (or never recorded)."""
     async with ctx.db.transaction() as s:
         run = await s.get(Run, token.run_id)
-    if run is None or run.account_id != token.account_id:
+        viewer = await s.get(Viewer, token.viewer_id)
+    if (run is None or run.account_id != token.account_id or viewer is None or viewer.run_id != run.id
+            or viewer.revoked_at is not None):
         raise tokens.invalid()
     return run
+
+
+# --- viewer links: recorded when minted, revocable until they expire ---
+
+
+async def _record_viewer(ctx: AppContext, token: tokens.ViewerToken) -> None:
+    async with ctx.db.transaction() as s:
+        s.add(Viewer(id=token.viewer_id, run_id=token.run_id, account_id=token.account_id, kind=token.kind,
+                     control=token.control, created_at=clock.now(),
+                     expires_at=datetime.fromtimestamp(token.expires_at, UTC), revoked_at=None))
+
+
+async def _forget_viewer(ctx: AppContext, viewer_id: Any) -> None:
+    async with ctx.db.transaction() as s:
+        row = await s.get(Viewer, viewer_id)
+        if row is not None:
+            await s.delete(row)
+
+
+def viewer_not_found(viewer_id: object) -> NotFound:
+    return NotFound("Viewer link not found", code="viewer.not_found", details={"viewerId": str(viewer_id)})
+
+
+async def revoke_viewers(ctx: AppContext, p: Principal, run_id: str, viewer_id: str | None = None) -> list[Viewer]:
+    """Revoke one link of the run (or all of them): pages open on it close, its URL stops working.
+    Revoking a revoked link returns it unchanged."""
+    run = await runs.get(ctx.db, p, run_id)
+    wanted = ids.parse_uuid(viewer_id) if viewer_id is not None else None
+    if viewer_id is not None and wanted is None:
+        raise viewer_not_found(viewer_id)
+    now = clock.now()
+    async with ctx.db.transaction() as s:
+        query = select(Viewer).where(Viewer.run_id == run.id)
+        if wanted is not None:
+            query = query.where(Viewer.id == wanted)
+        rows = list((await s.execute(query.with_for_update())).scalars())
+        if wanted is not None and not rows:
+            raise viewer_not_found(viewer_id)
+        revoked = [row for row in rows if row.revoked_at is None]
+        for row in revoked:
+            row.revoked_at = now
+    for row in revoked:
+        ctx.events.emit(run.id, "live.revoked", "live", {"viewerId": str(row.id), "kind": row.kind}, source="api")
+        for session in list(_OPEN.get(row.id, ())):
+            session.revoke()
+    return rows
+
+
+async def viewer_revoked(ctx: AppContext, viewer_id: Any) -> bool:
+    async with ctx.db.transaction() as s:
+        row = await s.get(Viewer, viewer_id)
+    return row is None or row.revoked_at is not None
+
+
+# Open viewer sessions of this process by viewer id, so a revocation closes them at once (other
+# processes notice within REVOCATION_CHECK_SECONDS).
+_OPEN: dict[Any, set[ViewerSession]] = {}
+REVOCATION_CHECK_SECONDS = 5
 
 
 async def replay_data(ctx: AppContext, raw: str | None) -> dict[str, Any]:
@@ -167,6 +234,17 @@ class ViewerSession:
         self.states: list[dict[str, Any]] = []
         self.wake = asyncio.Event()
         self.cast = None
+        self.revoked = asyncio.Event()
+
+    def revoke(self) -> None:
+        self.revoked.set()
+
+    async def _watch_revocation(self) -> None:
+        while not self.revoked.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.revoked.wait(), REVOCATION_CHECK_SECONDS)
+            if not self.revoked.is_set() and await viewer_revoked(self.ctx, self.token.viewer_id):
+                self.revoked.set()
 
     def _on_frame(self, frame: Frame) -> None:
         self.frame = frame
@@ -183,6 +261,7 @@ class ViewerSession:
         subscriber = Subscriber(self._on_frame, self._on_state)
         self.cast = await self.ctx.screencasts.subscribe(self.run.id, self.runtime.driver_state["wsUrl"], subscriber)
         tasks: list[asyncio.Task] = []
+        _OPEN.setdefault(self.token.viewer_id, set()).add(self)
         try:
             self._emit("live.opened", control=self.token.control)
             if self.token.control == "input":
@@ -190,12 +269,20 @@ class ViewerSession:
             tasks = [asyncio.create_task(self._send_loop()), asyncio.create_task(self._receive_loop())]
             if self.token.control == "input":
                 tasks.append(asyncio.create_task(self._renew_loop()))
+            revocation = asyncio.create_task(self._watch_revocation())
+            tasks.append(revocation)
             tasks.append(asyncio.create_task(asyncio.sleep(max(0.0, self.token.expires_at - time.time()))))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if tasks[-1] in done:
                 await self._send({"type": "state", "state": "expired",
                                   "message": "This viewer link has expired; ask for a new one"})
+            elif revocation in done:
+                await self._send({"type": "state", "state": "revoked",
+                                  "message": "This viewer link was revoked"})
         finally:
+            _OPEN.get(self.token.viewer_id, set()).discard(self)
+            if not _OPEN.get(self.token.viewer_id):
+                _OPEN.pop(self.token.viewer_id, None)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

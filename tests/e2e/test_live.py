@@ -298,3 +298,22 @@ def test_viewer_page_says_when_its_link_is_invalid(live, viewer_browser):
     page.wait_for_function("window.__viewer.state === 'invalid'", timeout=10_000)
     assert "invalid or has expired" in page.text_content("#empty")
     page.close()
+
+
+def test_revoking_an_open_input_link_closes_the_page_and_frees_the_browser(live, runtime, pages, pw,
+                                                                           viewer_browser):
+    with live.client() as client:
+        _prepare_controls(pw, client, runtime, pages)
+        minted = mint(client, runtime["activeRunId"], control="input", expiresInSeconds=600).json()
+        viewer = open_viewer(viewer_browser, minted["iframeUrl"])
+        viewer.wait_for_function("window.__viewer.control === 'controlling'")
+        assert lease(client, runtime).status_code == 409
+
+        revoked = client.delete(f"/v1/runs/{runtime['activeRunId']}/viewers/{minted['viewerId']}")
+        assert revoked.status_code == 200, revoked.text
+        viewer.wait_for_function("window.__viewer.state === 'revoked'", timeout=10_000)
+        assert "revoked" in viewer.text_content("#empty")
+        # The page gave control back: a CDP lease can be taken at once.
+        taken = wait_for(lambda: (r := lease(client, runtime)).status_code == 201 and r, timeout=10)
+        revoke(client, runtime, taken.json()["id"])
+        viewer.close()

@@ -81,3 +81,37 @@ async def test_viewer_pages_are_served_without_credentials(server):
         response = await anonymous.get(path, params={"token": "whatever"})
         assert response.status_code == 200 and marker in response.text
         assert response.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_links_can_be_revoked_before_they_expire(server, api):
+    async with started_runtime(api) as runtime:
+        run_id = runtime["connection"]["runId"]
+        replay = (await api.post(f"/v1/runs/{run_id}/recording", json={})).json()
+        live = (await api.post(f"/v1/runs/{run_id}/live", json={})).json()
+        anonymous = server.anonymous()
+        replay_token = replay["url"].split("token=", 1)[1]
+        assert (await anonymous.get("/v1/replay/data", params={"token": replay_token})).status_code == 200
+
+        revoked = await api.delete(f"/v1/runs/{run_id}/viewers/{replay['viewerId']}")
+        assert revoked.status_code == 200, revoked.text
+        assert revoked.json()["kind"] == "replay" and revoked.json()["revokedAt"]
+        refused = await anonymous.get("/v1/replay/data", params={"token": replay_token})
+        assert refused.status_code == 401 and refused.json()["code"] == "viewer.token_invalid"
+        # Revoking again answers the same link, unchanged.
+        again = await api.delete(f"/v1/runs/{run_id}/viewers/{replay['viewerId']}")
+        assert again.status_code == 200 and again.json()["revokedAt"] == revoked.json()["revokedAt"]
+
+        # Another account cannot revoke (or learn of) this run's links; unknown ids are 404.
+        async with await server.client("someone-else") as other:
+            response = await other.delete(f"/v1/runs/{run_id}/viewers/{live['viewerId']}")
+            assert response.status_code == 404 and response.json()["code"] == "run.not_found"
+        for viewer_id in (str(uuid.uuid4()), "nope"):
+            response = await api.delete(f"/v1/runs/{run_id}/viewers/{viewer_id}")
+            assert response.status_code == 404 and response.json()["code"] == "viewer.not_found"
+
+        everything = await api.delete(f"/v1/runs/{run_id}/viewers")
+        assert everything.status_code == 200
+        assert {v["viewerId"] for v in everything.json()["data"]} == {live["viewerId"], replay["viewerId"]}
+        assert all(v["revokedAt"] for v in everything.json()["data"])
+        types = [e["type"] for e in (await api.get(f"/v1/runs/{run_id}/events", params={"category": "live"})).json()["data"]]
+        assert types.count("live.revoked") == 2
