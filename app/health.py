@@ -16,7 +16,14 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+_NOT_READY = {503: {"description": "Something the server needs does not answer; `checks` names it",
+                    "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["status", "checks"],
+                        "properties": {"status": {"const": "unavailable"},
+                                       "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}}}}}
+
+
+@router.get("/readyz", responses=_NOT_READY)
 async def readyz(ctx: CtxDep) -> JSONResponse:
     """The database and the lock backend answer; 503 names what does not."""
     checks: dict[str, str] = {}

@@ -18,10 +18,11 @@ from app.cdp.hub import Hub
 from app.connections import router as connections
 from app.connections import service as connection_service
 from app.connections.reaper import Reaper
-from app.core import errors, server_key
+from app.core import errors, openapi, server_key
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import Database
+from app.core.methods import AllowedMethodsMiddleware
 from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.drivers.local import LocalDriver
 from app.files import router as files
@@ -112,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    openapi.install(app)
+    app.add_middleware(AllowedMethodsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt_paths=files.UPLOAD_PATHS)
     app.add_middleware(RequestIdMiddleware)
     return app

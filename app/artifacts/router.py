@@ -9,6 +9,7 @@ from starlette.responses import StreamingResponse
 
 from app.artifacts import service
 from app.artifacts.schemas import ArtifactList, ArtifactOut
+from app.core import openapi
 from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
@@ -22,11 +23,6 @@ RangeHeader = Annotated[str | None, Header(alias="Range")]
 IfRangeHeader = Annotated[str | None, Header(alias="If-Range")]
 
 router = APIRouter(tags=["artifacts"])
-
-BYTES = {200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},
-         206: {"description": "The requested byte range"},
-         416: {"description": "Range outside the content (`request.range_not_satisfiable`)"}}
-
 
 @router.get("/v1/runs/{run_id}/artifacts", response_model=ArtifactList, responses=errors(400, 404))
 async def list_run_artifacts(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page,
@@ -42,7 +38,7 @@ async def get_artifact(ctx: CtxDep, p: PrincipalDep, run_id: str, artifact_id: s
 
 
 @router.get("/v1/runs/{run_id}/artifacts/{artifact_id}/content", response_class=StreamingResponse,
-            responses={**errors(404, 503), **BYTES})
+            responses={**errors(404, 503), **openapi.download()})
 async def artifact_content(ctx: CtxDep, p: PrincipalDep, run_id: str, artifact_id: str,
                            range_: RangeHeader = None, if_range: IfRangeHeader = None) -> StreamingResponse:
     """The artifact's bytes as an attachment; a single `Range: bytes=...` gets 206."""

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import StreamingResponse
 
 from app.artifacts.schemas import ArtifactOut
-from app.core import idempotency
+from app.core import idempotency, openapi
 from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.schemas import Deleted, IdempotencyKey, errors
@@ -48,11 +48,6 @@ runtime_seed = APIRouter(prefix="/v1/spaces/{space_id}/runtimes/{runtime_id}/fil
 runtime_flat = APIRouter(prefix="/v1/runtimes/{runtime_id}/files", tags=["runtime files"])
 runs = APIRouter(prefix="/v1/runs/{run_id}/files", tags=["files"])
 routers = (storage, flat, runtime_seed, runtime_flat, runs)
-
-BYTES = {200: {"content": {"application/octet-stream": {}}, "description": "The bytes"},
-         206: {"description": "The requested byte range"},
-         416: {"description": "Range outside the content (`request.range_not_satisfiable`)"}}
-
 
 def _multipart(**fields: str) -> dict[str, Any]:
     properties = {"file": {"type": "string", "format": "binary", "description": "The bytes"}}
@@ -132,7 +127,7 @@ async def delete_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, file_id: str)
     return Deleted(id=str(await service.delete_file(ctx, p, file_id, space_id=space_id)))
 
 
-@storage.get("/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **BYTES})
+@storage.get("/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **openapi.download()})
 async def content_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, file_id: str, range_: RangeHeader = None,
                        if_range: IfRangeHeader = None) -> StreamingResponse:
     """The file's bytes as an attachment; a single `Range: bytes=...` gets 206."""
@@ -176,7 +171,7 @@ async def delete_flat(ctx: CtxDep, p: PrincipalDep, file_id: str) -> Deleted:
     return Deleted(id=str(await service.delete_file(ctx, p, file_id)))
 
 
-@flat.get("/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **BYTES})
+@flat.get("/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **openapi.download()})
 async def content_flat(ctx: CtxDep, p: PrincipalDep, file_id: str, range_: RangeHeader = None,
                        if_range: IfRangeHeader = None) -> StreamingResponse:
     download = await service.content(ctx.db, p, file_id)

@@ -1,0 +1,130 @@
+"""The published API description (/openapi.json), made to say what the server really does.
+
+FastAPI's generator documents a 422 that this server never sends (validation failures are 400 in the
+error envelope, core/errors.py) and knows nothing of the statuses every route shares: 401 without a
+valid key, 400 for bad input, 404 for an id that is unknown or another account's, 503 when a backend
+is down, or of the `x-request-id` header on every response. Routes declare what is particular to
+them (409, 429, media types, headers) with `responses=`; the rules common to all are applied here,
+once, so a new route is described correctly without repeating them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from app.core.schemas import ErrorOut
+
+ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+BINARY = {"type": "string", "format": "binary"}
+
+_REQUEST_ID = {"description": "The request's id, also in the error envelope's `requestId`; an incoming valid "
+                              "`X-Request-Id` is echoed", "required": True, "schema": {"type": "string"}}
+_RETRY_AFTER = {"description": "Seconds after which a retry may succeed", "required": False,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+
+_DESCRIBED = {400: "Invalid request (`request.invalid` or a more precise code); `details.fields` names the bad "
+                   "fields",
+              401: "Missing or invalid credentials (`auth.required`)",
+              404: "Not found, or owned by another account (the two are indistinguishable)",
+              413: "Body too large (`request.too_large`)",
+              503: "A backend (database, lock, object store or browser host) is unavailable (`*.unavailable`); "
+                   "see Retry-After"}
+
+
+def download(description: str = "The stored bytes") -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a route that serves stored bytes (core/../storage/http.py serve()).
+
+    The body is sent with the media type recorded when it was stored, `application/octet-stream` when
+    none was, so any media type may come; a single `Range` gets 206 with `Content-Range`.
+    """
+    headers = {
+        "Content-Disposition": {"description": "`attachment` with the stored name (RFC 6266)", "required": True,
+                                "schema": {"type": "string"}},
+        "ETag": {"description": "The content's SHA-256, quoted; send it as `If-Range`", "required": True,
+                 "schema": {"type": "string"}},
+        "Accept-Ranges": {"description": "`bytes`", "required": True, "schema": {"type": "string",
+                                                                                "enum": ["bytes"]}},
+        "Content-Length": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    }
+    content = {"application/octet-stream": {"schema": BINARY}, "*/*": {"schema": BINARY}}
+    content_range = {"description": "`bytes START-END/SIZE`", "required": True,
+                     "schema": {"type": "string", "pattern": "^bytes [0-9]+-[0-9]+/[0-9]+$"}}
+    return {
+        200: {"description": f"{description}, in the media type they were stored with "
+                             "(`application/octet-stream` when unknown)", "content": content, "headers": headers},
+        206: {"description": "The requested byte range (a single `Range: bytes=...`)", "content": content,
+              "headers": {**headers, "Content-Range": content_range}},
+        416: {"description": "Range outside the content (`request.range_not_satisfiable`); `Content-Range: "
+                             "bytes */SIZE`",
+              "content": {"application/json": {"schema": ERROR_REF}},
+              "headers": {"Content-Range": {"required": True, "schema": {"type": "string"}}}},
+    }
+
+
+def install(app: FastAPI) -> None:
+    """Serve the corrected description (built once, on first request) as /openapi.json."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                                 description=app.description, routes=app.routes, openapi_version=app.openapi_version)
+            app.openapi_schema = describe(schema)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def describe(schema: dict[str, Any]) -> dict[str, Any]:
+    schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    if "ErrorOut" not in schemas:
+        schemas["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            _statuses(path, method, operation)
+    # Only the never-sent 422 used these.
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    schema["info"]["description"] = _INFO
+    return schema
+
+
+def _statuses(path: str, method: str, op: dict[str, Any]) -> None:
+    responses: dict[str, Any] = op.setdefault("responses", {})
+    responses.pop("422", None)
+    params = op.get("parameters", [])
+    # Viewer routes authenticate with the link's `token` instead of an API key.
+    token = any(p["in"] == "query" and p["name"] == "token" for p in params)
+    authenticated = bool(op.get("security")) or token
+    api = path.startswith("/v1/")
+    wanted = set()
+    if api:
+        # Every API route refuses unknown query parameters and malformed input with 400.
+        wanted |= {400, 503}
+    if authenticated:
+        wanted.add(401)
+    if token or any(p["in"] == "path" for p in params):
+        wanted.add(404)
+    if "requestBody" in op:
+        wanted.add(413)
+    for status in sorted(wanted):
+        responses.setdefault(str(status), {"description": _DESCRIBED[status],
+                                           "content": {"application/json": {"schema": ERROR_REF}}})
+    for status, response in responses.items():
+        headers = response.setdefault("headers", {})
+        headers.setdefault("x-request-id", _REQUEST_ID)
+        if status in ("429", "503"):
+            headers.setdefault("Retry-After", _RETRY_AFTER)
+    op["responses"] = dict(sorted(responses.items()))
+
+
+_INFO = """\
+Errors are a JSON envelope `{error, code, requestId, details}` (`ErrorOut`) with a stable `code`; input
+that fails validation is 400 (never 422) and `details.fields` names each bad field. Every response
+carries `x-request-id`.
+
+Methods: `OPTIONS` on any route answers `204 No Content` with an `Allow` header listing the route's
+methods; a method the route does not serve answers `405` in the envelope, with the same `Allow` header.
+"""
