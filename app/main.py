@@ -18,7 +18,8 @@ from app.cdp.hub import Hub
 from app.connections import router as connections
 from app.connections import service as connection_service
 from app.connections.reaper import Reaper
-from app.core import errors, openapi, server_key
+from app.core import datadir, errors, openapi, server_key
+from app.egress import service as egress
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import Database
@@ -56,7 +57,8 @@ def make_driver(settings: Settings, signing_key: bytes):
                             pids_limit=settings.docker_pids_limit, shm_size=settings.docker_shm_size,
                             scratch_dir=settings.data_dir.resolve(),
                             stop_timeout=settings.stop_timeout_seconds)
-    return LocalDriver(settings.resolved_chromium_path, settings.data_dir, settings.stop_timeout_seconds)
+    return LocalDriver(settings.resolved_chromium_path, settings.data_dir, settings.stop_timeout_seconds,
+                       browser_root=settings.resolved_browser_root, isolation=settings.browser_isolation)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,7 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        datadir.secure(settings.data_dir, None if settings.database_url else
+                       settings.data_dir.resolve() / "bctrl.sqlite3")
         db = Database(settings.resolved_database_url)
         lock = make_lock(settings.redis_url, settings.redis_prefix)
         notifier = RunNotifier(settings.redis_url, settings.redis_prefix)
@@ -73,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ctx = AppContext(settings=settings, db=db, driver=make_driver(settings, signing_key), lock=lock, hub=Hub(),
                          notifier=notifier, events=EventWriter(db), signing_key=signing_key)
         ctx.screencasts = ScreencastHub()
+        egress_proxy = await egress.start(settings, ctx.driver)
         ctx.api_keys = StretchedKeys(signing_key)
         await notifier.start()
         await ctx.events.start()
@@ -100,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await ctx.screencasts.close()
             await ctx.events.stop()
             await ctx.driver.close()
+            await egress_proxy.close()
             await notifier.close()
             await lock.close()
             await db.dispose()

@@ -28,8 +28,15 @@ def chromium_pids(fragment: str) -> list[int]:
     return pids
 
 
+def browser_root(data_dir: Path) -> Path:
+    """Where a server with this data directory keeps its local browsers (profiles, downloads, files)."""
+    from app.core.config import Settings
+
+    return Settings(data_dir=data_dir).resolved_browser_root
+
+
 def profile_fragment(data_dir: Path, runtime_id: str | None = None) -> str:
-    base = f"--user-data-dir={data_dir.resolve() / 'profiles'}"
+    base = f"--user-data-dir={browser_root(data_dir) / 'profiles'}"
     return f"{base}/{runtime_id}" if runtime_id else base
 
 

@@ -124,3 +124,42 @@ def close_frame(code: int, reason: str) -> bytes:
     """An unmasked (server-to-client) close frame."""
     payload = code.to_bytes(2, "big") + reason.encode()[:123]
     return bytes([0x80 | CLOSE, len(payload)]) + payload
+
+
+def frame_length(buf: bytes | bytearray) -> tuple[int, int] | None:
+    """(header length, payload length) of the frame at the start of `buf`, once its header is complete."""
+    if len(buf) < 2:
+        return None
+    size, pos = buf[1] & 0x7F, 2
+    if size == 126:
+        if len(buf) < 4:
+            return None
+        size, pos = int.from_bytes(buf[2:4], "big"), 4
+    elif size == 127:
+        if len(buf) < 10:
+            return None
+        size, pos = int.from_bytes(buf[2:10], "big"), 10
+    if buf[1] & 0x80:
+        pos += 4
+    return (pos, size) if len(buf) >= pos else None
+
+
+def parse_frame(raw: bytes) -> tuple[bool, int, bytes]:
+    """(fin, opcode, unmasked payload) of one whole frame."""
+    header, size = frame_length(raw)
+    payload = raw[header:header + size]
+    if raw[1] & 0x80:
+        payload = _unmask(payload, raw[header - 4:header], 0)
+    return bool(raw[0] & 0x80), raw[0] & 0x0F, payload
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unmasked (server-to-client) text frame."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | TEXT, n])
+    elif n < 65536:
+        head = bytes([0x80 | TEXT, 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | TEXT, 127]) + n.to_bytes(8, "big")
+    return head + payload

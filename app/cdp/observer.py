@@ -307,6 +307,14 @@ class RunObserver:
         data = {"guid": guid, "url": _url(download["url"]), "name": download["name"]}
         candidates = ([file_path] if file_path else
                       [str(PurePosixPath(d) / guid) for d in await self._download_dirs(download.get("contextId"))])
+        # Only files in the run's own download area become artifacts (the driver reads nothing else).
+        areas = self.ctx.driver.download_areas(self.state)
+        candidates = [c for c in candidates if _inside_any(c, areas)]
+        if not candidates:
+            self.emit("download.completed", "browser", {**data, "captured": False,
+                                                        "reason": "the file is outside the run's download area"},
+                      download["pageId"])
+            return
         fetched = None
         for _ in range(50):  # the file is renamed into place just after the event
             for candidate in candidates:
@@ -331,6 +339,12 @@ class RunObserver:
                 source.unlink(missing_ok=True)
         self.emit("download.completed", "browser", {**data, "captured": True, "artifactId": str(artifact.id),
                                                     "sizeBytes": artifact.size_bytes}, download["pageId"])
+
+
+def _inside_any(path: str, areas: list[str]) -> bool:
+    clean = PurePosixPath(path)
+    return ".." not in clean.parts and any(clean.is_relative_to(PurePosixPath(a)) and clean != PurePosixPath(a)
+                                           for a in areas)
 
 
 def _guess_type(name: str) -> str:

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Query, WebSocket
 from starlette.websockets import WebSocketState
 from websockets.asyncio.client import connect as ws_connect
 
+from app.cdp import guard
 from app.cdp.session import ProxySession
 from app.connections import service as connections
 from app.connections.service import AttachTicket
@@ -45,6 +46,7 @@ class AsgiRelay(ProxySession):
         super().__init__(ctx, ticket, websocket.url.path, websocket.headers.get("user-agent"))
         self.websocket = websocket
         self.upstream = upstream
+        self._upload_dirs = guard.upload_dirs(ctx, ticket.runtime_id, ticket.run_id)
         self._closing = asyncio.Event()
         self._close_with: tuple[int, str] | None = None
         self._client_code: int | None = None
@@ -102,6 +104,9 @@ class AsgiRelay(ProxySession):
                 text = message.get("text")
                 if text is not None:
                     on_client(text)
+                    if (refused := guard.check(text.encode(), self._upload_dirs)) is not None:
+                        await self.websocket.send({"type": "websocket.send", "text": guard.error_reply(*refused).decode()})
+                        continue
                     await upstream.send(text)
                 elif message.get("bytes") is not None:
                     await upstream.send(message["bytes"])

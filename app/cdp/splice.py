@@ -22,7 +22,8 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 import structlog
 
-from app.cdp.frames import CLOSE, TEXT, FrameScanner, close_frame
+from app.cdp import guard
+from app.cdp.frames import CLOSE, TEXT, FrameScanner, close_frame, frame_length, parse_frame, text_frame
 from app.cdp.proxy import upstream_url, valid_target
 from app.cdp.session import ProxySession
 from app.connections import service as connections
@@ -35,6 +36,8 @@ log = structlog.get_logger(__name__)
 PREFIX = "/v1/cdp/"
 HANDSHAKE_TIMEOUT = 10.0
 CLOSE_GRACE_SECONDS = 2.0
+# A client frame is held until whole (the guard reads it); larger ones are refused with 1009.
+CLIENT_FRAME_LIMIT = 64 * 1024 * 1024
 
 
 def _http_response(status: int, body: dict) -> bytes:
@@ -97,7 +100,8 @@ class Splice(ProxySession):
         self.browser: asyncio.Transport | None = None
         self.pending_from_browser: list[bytes] = []
         # Client frames are small and some carry settings worth reading whole (download paths).
-        self.client_frames = FrameScanner(self._client_frame, prefix_bytes=4096)
+        self._client_buf = bytearray()
+        self._upload_dirs = guard.upload_dirs(ctx, ticket.runtime_id, ticket.run_id)
         self.browser_frames = FrameScanner(self._browser_frame)
         self._client_code: int | None = None
         self._close_with: tuple[int, str] | None = None
@@ -150,8 +154,32 @@ class Splice(ProxySession):
         # Once a close is pending (expiry, stop), the client no longer drives the browser.
         if self._closed or self.browser is None or self._close_with is not None:
             return
-        self.client_frames.feed(data)
-        self.browser.write(data)
+        # Client frames go on whole, after the guard read them (they are requests, mostly small).
+        buf = self._client_buf
+        buf += data
+        while (lengths := frame_length(buf)) is not None:
+            header, size = lengths
+            if size > CLIENT_FRAME_LIMIT:
+                self.client.write(close_frame(1009, "message too big"))
+                self._shutdown("server", 1009, "message too big")
+                return
+            if len(buf) < header + size:
+                return
+            raw = bytes(buf[:header + size])
+            del buf[:header + size]
+            fin, opcode, payload = parse_frame(raw)
+            if opcode == 0 or (opcode == TEXT and not fin):
+                # Fragmented messages would hide a command from the guard (Chromium takes none either).
+                self.client.write(close_frame(1003, "fragmented messages are not accepted"))
+                self._shutdown("server", 1003, "fragmented messages are not accepted")
+                return
+            self._client_frame(opcode, payload[:4096])
+            if opcode == TEXT and (refused := guard.check(payload, self._upload_dirs)) is not None:
+                log.info("cdp_command_refused", connection_id=str(self.connection_id),
+                         method=str(refused[0].get("method"))[:64])
+                self.client.write(text_frame(guard.error_reply(*refused)))
+                continue
+            self.browser.write(raw)
 
     def from_browser(self, data: bytes) -> None:
         if self._closed:

@@ -74,6 +74,20 @@ class Settings(BaseSettings):
     browser_use_venv: Path | None = None
     log_level: str = "info"
     log_json: bool = False
+    # --- Browser isolation and egress ---
+    # Local browsers' profiles, downloads and runtime files, outside the data directory; default
+    # /var/lib/bctrl-browsers/<hash of the data dir> (one per deployment, traversable by browser uids).
+    browser_root: Path | None = None
+    # `auto`: a root server runs each runtime's Chromium as a uid of its own, in a private mount
+    # namespace with the managed policy and the data directory hidden; a non-root server refuses to
+    # launch. `none`: the explicit opt-out, Chromium runs as the server's own user (trusted clients only).
+    browser_isolation: Literal["auto", "none"] = "auto"
+    # What browsers may reach besides the web: `private` (intranet and loopback pages, not the control
+    # plane) or `public` (globally routable addresses only). Link-local and metadata: never.
+    browser_egress: Literal["private", "public"] = "private"
+    # The egress proxy every browser goes through: its address and port (0: the last one, else any).
+    egress_host: str = "127.0.0.1"
+    egress_port: int = Field(default=0, ge=0, le=65535)
 
     @field_validator("public_url")
     @classmethod
@@ -104,6 +118,19 @@ class Settings(BaseSettings):
         if self.ffmpeg_path == "none":
             return None
         return self.ffmpeg_path or shutil.which("ffmpeg")
+
+    @cached_property
+    def resolved_browser_root(self) -> Path:
+        if self.browser_root:
+            return self.browser_root.resolve()
+        import hashlib
+        import os
+
+        if os.geteuid() != 0:
+            return (self.data_dir / "browsers").resolve()  # no isolation without root: see browser_isolation
+
+        tag = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+        return Path("/var/lib/bctrl-browsers") / tag
 
     @cached_property
     def resolved_chromium_path(self) -> str | None:

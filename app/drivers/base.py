@@ -60,8 +60,8 @@ class Driver(Protocol):
     async def launch(self, spec: LaunchSpec, timeout: float, on_started: StateCallback | None = None) -> BrowserHandle:
         """Start a browser and return once its CDP endpoint answers; raise DriverError otherwise.
 
-        `on_started` gets the state as soon as a browser exists, before it is ready, so that a server
-        that dies mid-launch leaves enough behind for another process to clean up."""
+        `on_started` gets the state before the browser is started (a profile dir, a container name), so
+        that a server that dies mid-launch leaves enough behind for another process to find and end it."""
 
     async def stop(self, state: dict[str, Any]) -> None:
         """Stop the browser and remove what it left on disk. Stopping a gone browser is not an error."""
@@ -91,6 +91,9 @@ class Driver(Protocol):
 
     def downloads_dir(self, run_id: uuid.UUID) -> str:
         """Where, in the browser's view, downloads of a run go unless a client says otherwise."""
+
+    def download_areas(self, state: dict[str, Any]) -> list[str]:
+        """The directories (browser's view) whose files may become the run's artifacts: its own only."""
 
     async def close(self) -> None:
         """Release driver resources at server shutdown (browsers are stopped by their owner first)."""

@@ -77,6 +77,8 @@ class DockerDriver:
         self.instance = uuid.uuid4().hex
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker")
         self._client: docker.DockerClient | None = None
+        # Set by the server once its egress proxy listens; reachable from containers on host networking.
+        self.proxy_url: str | None = None
 
     # --- plumbing ---
 
@@ -117,7 +119,9 @@ class DockerDriver:
         options: dict[str, Any] = dict(
             image=self.image, name=name, detach=True, labels=self._labels(spec),
             environment={"BCTRL_CDP_PORT": str(port), "BCTRL_CDP_BIND": "127.0.0.1" if host_mode else "0.0.0.0",
-                         "BCTRL_CHROMIUM_FLAGS": " ".join(flags)},
+                         "BCTRL_CHROMIUM_FLAGS": " ".join(flags),
+                         # On a named network the proxy's loopback address is not the container's.
+                         "BCTRL_PROXY_SERVER": (self.proxy_url or "") if host_mode else ""},
             mem_limit=self.memory, memswap_limit=self.memory, nano_cpus=int(self.cpus * 1e9),
             pids_limit=self.pids_limit, shm_size=self.shm_size,
             cap_drop=["ALL"], security_opt=["no-new-privileges:true"], read_only=True, tmpfs=TMPFS,
@@ -248,6 +252,10 @@ class DockerDriver:
 
     def downloads_dir(self, run_id: uuid.UUID) -> str:
         return DOWNLOADS_DIR  # the container's own tmpfs: one run per container
+
+    def download_areas(self, state: dict[str, Any]) -> list[str]:
+        # The container's writable places are its own tmpfs mounts: nothing of the host is in its view.
+        return [DOWNLOADS_DIR, "/tmp", "/home/chrome"]
 
     async def fetch_file(self, state: dict[str, Any], path: str) -> tuple[Path, bool] | None:
         # Read through `exec` (it sees the container's tmpfs mounts; the archive API does not).

@@ -1,13 +1,29 @@
-"""Local driver: one headless Chromium process per runtime on this machine, bound to loopback."""
+"""Local driver: one headless Chromium process per runtime on this machine, bound to loopback.
+
+Isolation (a root server, `BCTRL_BROWSER_ISOLATION=auto`): each runtime's Chromium runs as a uid of
+its own (derived from the runtime id, no passwd entry needed), with Chromium's own sandbox, in a
+private mount namespace where
+- /etc/chromium (and /etc/opt/chrome) show this server's managed policy (app/drivers/policy.py),
+  bind-mounted there, so the host's /etc is never changed;
+- the data directory is covered by an empty tmpfs (it is also 0700 root on the host);
+- /tmp is a private tmpfs (downloads a client points at /tmp land there, in the browser's own view).
+Everything a browser may write lives in the browser root (`BCTRL_BROWSER_ROOT`, 0711 root), outside
+the data directory:  <root>/profiles/<runtime>.<launch>/ (profile and HOME), <root>/downloads/<run>/,
+<root>/files/<runtime>/ (runtime files), each 0700 and owned by that runtime's uid.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import signal
 import socket
+import stat
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +32,8 @@ from typing import Any
 import httpx
 import structlog
 
-from app.drivers.base import BrowserHandle, DriverError, LaunchSpec, StateCallback
+from app.drivers.base import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
+from app.drivers.policy import managed_policy
 
 log = structlog.get_logger(__name__)
 
@@ -49,10 +66,40 @@ BASE_FLAGS = (
 )
 
 
-def chromium_args(profile_dir: Path, spec: LaunchSpec, as_root: bool) -> list[str]:
+# Browser uids: one per runtime, from a range no distribution hands out to users (below 2**31).
+UID_BASE, UID_SPAN = 1_000_000_000, 1_000_000_000
+# The policy directories Chromium builds read (Debian's chromium, Google Chrome).
+POLICY_HOMES = ("/etc/chromium", "/etc/opt/chrome")
+# Runs in the new mount namespace as root, then becomes the browser's uid for good. Arguments:
+# uid, the data dir to hide, then pairs of (prepared dir, policy home) up to "--", then the command.
+SANDBOX_SCRIPT = r"""set -e
+uid=$1; hide=$2; shift 2
+mount -t tmpfs -o mode=0000,size=4k,ro bctrl-hidden "$hide"
+mount -t tmpfs -o mode=1777,nosuid,nodev,size=1g bctrl-tmp /tmp
+while [ "$1" != "--" ]; do mount --bind -o ro "$1" "$2"; shift 2; done
+shift
+exec setpriv --reuid="$uid" --regid="$uid" --clear-groups --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@"
+"""
+
+
+def browser_uid(runtime_id: uuid.UUID) -> int:
+    return UID_BASE + int.from_bytes(hashlib.sha256(runtime_id.bytes).digest()[:8], "big") % UID_SPAN
+
+
+def _userns_available() -> bool:
+    try:
+        return int(Path("/proc/sys/user/max_user_namespaces").read_text()) > 0
+    except (OSError, ValueError):
+        return False
+
+
+def chromium_args(profile_dir: Path, spec: LaunchSpec, as_root: bool, proxy_url: str | None = None,
+                  sandbox: bool = False) -> list[str]:
     args = [*BASE_FLAGS, *QUIET_FLAGS, f"--user-data-dir={profile_dir}"]
-    if as_root:
+    if as_root and not sandbox:
         args.append("--no-sandbox")
+    if proxy_url:
+        args += [f"--proxy-server={proxy_url}", "--proxy-bypass-list=<-loopback>"]
     if spec.window_size:
         args.append(f"--window-size={spec.window_size[0]},{spec.window_size[1]}")
     if spec.locale:
@@ -78,16 +125,95 @@ class LocalDriver:
     name = "local"
     browsers_outlive_server = False
 
-    def __init__(self, chromium_path: str | None, data_dir: Path, stop_timeout: float = 5.0) -> None:
+    def __init__(self, chromium_path: str | None, data_dir: Path, stop_timeout: float = 5.0, *,
+                 browser_root: Path | None = None, isolation: str = "auto") -> None:
         self.chromium_path = chromium_path
         self.data_dir = data_dir.resolve()
-        self.profiles_dir = self.data_dir / "profiles"
+        self.root = (browser_root or self.data_dir / "browsers").resolve()
+        self.profiles_dir = self.root / "profiles"
         self.stop_timeout = stop_timeout
         self.hostname = socket.gethostname()
+        self.isolation = isolation
+        self.isolated = isolation == "auto" and os.geteuid() == 0
+        self.sandbox = self.isolated and _userns_available()
+        # Set by the server once its egress proxy listens (app/egress); None: no proxy.
+        self.proxy_url: str | None = None
+        self._policy_dirs: list[tuple[str, str]] | None = None
         self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._ports: dict[str, int] = {}  # profile dir -> DevTools port of browsers this process launched
         self._client: httpx.AsyncClient | None = None
         # Tells this driver's browsers from those of another server in the same process (tests do that).
         self.instance = uuid.uuid4().hex
+
+    # --- the browser root ---
+
+    def _refusal(self) -> str | None:
+        if self.isolation == "auto" and os.geteuid() != 0:
+            return ("Browser isolation needs a root server (each browser runs as a uid of its own); run the "
+                    "server as root, use the Docker driver, or set BCTRL_BROWSER_ISOLATION=none if every API "
+                    "key holder may read this host's files")
+        if self.isolated and (self.root.is_relative_to(self.data_dir) or self.root.is_relative_to("/tmp")):
+            return (f"BCTRL_BROWSER_ROOT ({self.root}) must be outside the data directory and /tmp "
+                    "(both are hidden from browsers)")
+        if self.isolated and not (shutil.which("unshare") and shutil.which("setpriv")):
+            return "Browser isolation needs util-linux's unshare and setpriv (apt-get install util-linux)"
+        return None
+
+    def _prepare_root(self) -> None:
+        """The browser root and its shared directories: 0711 root, so a browser reaches only its own."""
+        for path in (self.root, self.profiles_dir, self.root / "downloads", self.root / "files"):
+            path.mkdir(parents=True, exist_ok=True)
+            if self.isolated:
+                os.chown(path, 0, 0)
+                path.chmod(0o711)
+        # Every ancestor must be traversable by browser uids.
+        if self.isolated:
+            for parent in self.root.parents:
+                if not os.stat(parent).st_mode & stat.S_IXOTH:
+                    raise DriverError(f"Browsers cannot reach BCTRL_BROWSER_ROOT: {parent} is not traversable "
+                                      "by other users (chmod o+x it, or choose another browser root)")
+
+    def _policy_mounts(self) -> list[tuple[str, str]]:
+        """(prepared copy, policy home) pairs: each home's own files plus our managed policy, read-only."""
+        if self._policy_dirs is not None:
+            return self._policy_dirs
+        base = self.root / f"etc-{self.instance[:8]}"
+        shutil.rmtree(base, ignore_errors=True)
+        pairs = []
+        homes = [h for h in POLICY_HOMES if os.path.isdir(h)]
+        if not homes:
+            Path(POLICY_HOMES[0]).mkdir(parents=True, exist_ok=True)  # an empty mount point, nothing else
+            homes = [POLICY_HOMES[0]]
+        for home in homes:
+            copy = base / home.strip("/").replace("/", "-")
+            shutil.copytree(home, copy, symlinks=True)
+            managed = copy / "policies" / "managed"
+            managed.mkdir(parents=True, exist_ok=True)
+            (managed / "bctrl.json").write_text(json.dumps(managed_policy(self.proxy_url), indent=2))
+            for path in [copy, *copy.rglob("*")]:
+                os.chown(path, 0, 0, follow_symlinks=False)
+                if not path.is_symlink():
+                    path.chmod(0o755 if path.is_dir() else 0o644)
+            pairs.append((str(copy), home))
+        base.chmod(0o755)
+        self._policy_dirs = pairs
+        return pairs
+
+    def _own_dir(self, path: Path, uid: int | None) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        if uid is not None:
+            os.chown(path, uid, uid)
+        path.chmod(0o700)
+
+    def files_dir(self, runtime_id: uuid.UUID) -> Path:
+        """The runtime's file area (staged uploads, files the browser leaves): readable by its browser only."""
+        return self.root / "files" / str(runtime_id)
+
+    def devtools_ports(self) -> list[int]:
+        """DevTools ports of the browsers this process runs: a page may not reach another browser's."""
+        return list(self._ports.values())
+
+    # --- launch ---
 
     async def launch(self, spec: LaunchSpec, timeout: float, on_started: StateCallback | None = None) -> BrowserHandle:
         binary = self.chromium_path
@@ -95,32 +221,52 @@ class LocalDriver:
             raise DriverError(
                 "Chromium is not installed on this host: run `apt-get install chromium` "
                 "or set BCTRL_CHROMIUM_PATH to a Chromium or Chrome binary")
+        refusal = self._refusal()
+        if refusal:
+            raise DriverError(refusal, code="runtime.isolation_unavailable")
+        uid = browser_uid(spec.runtime_id) if self.isolated else None
         # A directory per launch: a late cleanup of an earlier launch can never touch this one.
         profile_dir = self.profiles_dir / f"{spec.runtime_id}.{uuid.uuid4().hex[:8]}"
+        downloads = self.root / "downloads" / str(spec.run_id or spec.runtime_id)
         try:
-            profile_dir.mkdir(parents=True)
+            await asyncio.to_thread(self._prepare_root)
+            mounts = await asyncio.to_thread(self._policy_mounts) if self.isolated else []
+            for path in (profile_dir, downloads, self.files_dir(spec.runtime_id)):
+                self._own_dir(path, uid)
             log_file = open(f"{profile_dir}.log", "wb")  # noqa: SIM115
         except OSError as exc:
+            shutil.rmtree(profile_dir, ignore_errors=True)
             raise DriverError(f"Cannot create the browser profile under {self.profiles_dir}: {exc}") from exc
+        state = {"profileDir": str(profile_dir), "downloadsDir": str(downloads), "host": self.hostname,
+                 "serverPid": os.getpid(), "serverInstance": self.instance, "uid": uid}
         try:
+            # Recorded before the process exists: a server killed from here on leaves a trace to clean up.
+            if on_started is not None:
+                await on_started(dict(state))
+            args = chromium_args(profile_dir, spec, os.geteuid() == 0, self.proxy_url, self.sandbox)
+            if self.isolated:
+                command = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", SANDBOX_SCRIPT,
+                           "bctrl-browser", str(uid), str(self.data_dir), *[p for pair in mounts for p in pair], "--",
+                           binary, *args]
+            else:
+                command = [binary, *args]
             proc = await asyncio.create_subprocess_exec(
-                binary, *chromium_args(profile_dir, spec, os.geteuid() == 0),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                *command, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                env=self._browser_env(profile_dir),
                 start_new_session=True,  # its own process group, so stop kills renderers too
             )
         except OSError as exc:
-            log_file.close()
-            shutil.rmtree(profile_dir, ignore_errors=True)
+            await self.stop(state)
             raise DriverError(f"Chromium could not be started ({binary}): {exc}") from exc
+        except BaseException:
+            await self.stop(state)
+            raise
         finally:
             if not log_file.closed:
                 log_file.close()
-        state = {"pid": proc.pid, "profileDir": str(profile_dir), "host": self.hostname, "serverPid": os.getpid(),
-                 "serverInstance": self.instance}
+        state["pid"] = proc.pid
         self._procs[proc.pid] = proc
         try:
-            if on_started is not None:
-                await on_started(dict(state))
             http_url, ws_url = await asyncio.wait_for(self._wait_ready(proc, profile_dir), timeout)
         except (TimeoutError, DriverError) as exc:
             await self.stop(state)
@@ -130,8 +276,20 @@ class LocalDriver:
         except BaseException:
             await self.stop(state)
             raise
-        state.update(port=int(http_url.rsplit(":", 1)[1]), wsUrl=ws_url)
+        port = int(http_url.rsplit(":", 1)[1])
+        self._ports[str(profile_dir)] = port
+        state.update(port=port, wsUrl=ws_url)
         return BrowserHandle(runtime_id=spec.runtime_id, http_url=http_url, ws_url=ws_url, state=state)
+
+    def _browser_env(self, profile_dir: Path) -> dict[str, str]:
+        """Only what Chromium needs: never the server's own environment (keys, database URLs)."""
+        env = {"HOME": str(profile_dir), "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+               "XDG_CONFIG_HOME": str(profile_dir / ".config"), "XDG_CACHE_HOME": str(profile_dir / ".cache"),
+               "TMPDIR": "/tmp"}
+        for name in ("LANG", "LC_ALL", "TZ", "FONTCONFIG_PATH", "DISPLAY"):
+            if name in os.environ:
+                env[name] = os.environ[name]
+        return env
 
     def _http(self) -> httpx.AsyncClient:
         # One client for every launch: building one loads the TLS trust store, tens of milliseconds of
@@ -175,7 +333,12 @@ class LocalDriver:
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), self.stop_timeout)
+        self._ports.pop(profile_dir, None)
         await asyncio.to_thread(shutil.rmtree, profile_dir, True)
+        # The run's downloads were copied out by the observer before the stop (lifecycle waits for it).
+        downloads = state.get("downloadsDir")
+        if downloads and Path(downloads).parent == self.root / "downloads":
+            await asyncio.to_thread(shutil.rmtree, downloads, True)
         with contextlib.suppress(OSError):
             os.unlink(f"{profile_dir}.log")
 
@@ -221,15 +384,97 @@ class LocalDriver:
         return state.get("profileDir")
 
     def downloads_dir(self, run_id: uuid.UUID) -> str:
-        path = self.data_dir / "downloads" / str(run_id)
-        path.mkdir(parents=True, exist_ok=True)
-        return str(path)
+        return str(self.root / "downloads" / str(run_id))  # made at launch, owned by the browser's uid
+
+    def download_areas(self, state: dict[str, Any]) -> list[str]:
+        """Where, in the browser's view, files may be turned into artifacts: its run's downloads
+        directory and, when isolated, its private /tmp (where clients such as Playwright point downloads)."""
+        areas = [state["downloadsDir"]] if state.get("downloadsDir") else []
+        if self.isolated and state.get("uid"):
+            areas.append("/tmp")
+        return areas
 
     async def fetch_file(self, state: dict[str, Any], path: str) -> tuple[Path, bool] | None:
-        return (Path(path), False) if Path(path).is_file() else None
+        """A copy of a regular file the browser wrote inside one of its download areas, read without
+        following any symbolic link (a browser could plant one pointing at the server's own files)."""
+        if state.get("host") not in (None, self.hostname):
+            return None
+        return await asyncio.to_thread(self._copy_out, state, path)
 
-    async def list_browsers(self) -> list:
-        return []  # not tracked: local browsers are found through the database's runtime rows only
+    def _copy_out(self, state: dict[str, Any], path: str) -> tuple[Path, bool] | None:
+        clean = os.path.normpath(path)
+        area = next((a for a in self.download_areas(state)
+                     if clean.startswith(a.rstrip("/") + "/") and ".." not in clean.split("/")), None)
+        if area is None:
+            return None
+        pid = state.get("pid")
+        if area == "/tmp":
+            # The browser's private /tmp exists only in its own mount namespace.
+            if not pid or not _pid_matches(pid, state.get("profileDir") or "\0"):
+                return None
+            start = f"/proc/{pid}/root"
+        else:
+            start = "/"
+        try:
+            fd = os.open(start, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return None
+        try:
+            for part in [p for p in clean.split("/") if p][:-1]:
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            src = os.open(clean.rsplit("/", 1)[1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=fd)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        with os.fdopen(src, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
+            out_fd, temp = tempfile.mkstemp(prefix="bctrl-fetch-", dir=self.root)
+            with os.fdopen(out_fd, "wb") as out:
+                shutil.copyfileobj(f, out, 1024 * 1024)
+        return Path(temp), True
+
+    async def list_browsers(self) -> list[ManagedBrowser]:
+        """Every Chromium on this host whose profile is in this deployment's browser root, whoever launched
+        it: a browser left by a server killed mid-launch is found here and ended by the sweep."""
+        return await asyncio.to_thread(self._scan)
+
+    def _scan(self) -> list[ManagedBrowser]:
+        marker = f"--user-data-dir={self.profiles_dir}/".encode()
+        leaders: dict[str, tuple[int, bool]] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes()
+                if marker not in cmdline:
+                    continue
+                fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+            except OSError:
+                continue
+            if fields[0] == "Z":
+                continue
+            arg = next((a for a in cmdline.split(b"\0") if a.startswith(marker)), None)
+            if arg is None:
+                continue
+            profile = arg.split(b"=", 1)[1].decode(errors="replace")
+            pid = int(entry.name)
+            leader = int(fields[2]) == pid  # the process group's leader is the browser itself
+            known = leaders.get(profile)
+            if known is None or (leader and not known[1]) or (leader == known[1] and pid < known[0]):
+                leaders[profile] = (pid, leader)
+        found = []
+        for profile, (pid, _) in leaders.items():
+            try:
+                runtime_id = uuid.UUID(Path(profile).name.split(".", 1)[0])
+            except ValueError:
+                continue
+            found.append(ManagedBrowser(runtime_id=runtime_id, browser_id=profile,
+                                        state={"pid": pid, "profileDir": profile, "host": self.hostname}))
+        return found
 
     async def wait_exit(self, state: dict[str, Any]) -> str:
         pid = state.get("pid")

@@ -1,7 +1,7 @@
 """Runtime files: a directory per runtime that its browser can read from and write to.
 
 The local driver runs Chromium on this machine, so a file staged into
-`<data dir>/runtime-files/<runtime id>/` is reachable by the browser at its absolute path (for example
+`<browser root>/files/<runtime id>/` is reachable by the browser at its absolute path (for example
 through `DOM.setFileInputFiles`), and files the browser or a script leaves there can be collected into
 space storage. Every path is relative to that directory and must stay inside it: absolute paths,
 `..` segments and symbolic links that lead outside are refused with 400 `runtime_file.path_invalid`.
@@ -67,7 +67,8 @@ class RuntimeFile:
 
 
 def area(settings: Settings, runtime_id: uuid.UUID) -> Path:
-    return (settings.data_dir / AREA_DIR / str(runtime_id)).resolve()
+    # In the browser root (app/drivers/local.py), outside the data directory its browser cannot read.
+    return (settings.resolved_browser_root / "files" / str(runtime_id)).resolve()
 
 
 def path_invalid(field: str, raw: str, reason: str) -> InvalidRequest:

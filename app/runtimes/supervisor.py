@@ -133,7 +133,7 @@ class Supervisor:
                 elif await self._owned_here(state):
                     await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.browser_exited",
                                          "The browser is no longer running")
-            elif now - rt.status_changed_at > stuck_after:
+            elif now - rt.status_changed_at > stuck_after or await self._launcher_gone(rt.status, state):
                 await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.transition_timeout",
                                      f"Runtime was stuck '{rt.status}'; its server process probably died",
                                      from_statuses=RS.LIVE)
@@ -153,6 +153,13 @@ class Supervisor:
         if result.rowcount == 1:
             self.watch(runtime_id, run_id, state)
             log.info("runtime_adopted", runtime_id=str(runtime_id))
+
+    async def _launcher_gone(self, status: str, state: dict) -> bool:
+        """A launch whose server process died: no need to wait out the transition timeout."""
+        driver = self.ctx.driver
+        return (status == RS.STARTING and bool(state.get("serverInstance"))
+                and state.get("serverInstance") != getattr(driver, "instance", None)
+                and await self._owned_here(state) and not await driver.has_owner(state))
 
     async def _remove_orphans(self) -> None:
         """Remove browsers the driver can see whose runtime is no longer live (or was relaunched since)."""

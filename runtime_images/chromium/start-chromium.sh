@@ -13,6 +13,12 @@ if [ "$bind" != "127.0.0.1" ] && [ "$bind" != "localhost" ]; then
   socat "TCP-LISTEN:${port},bind=${bind},fork,reuseaddr" "TCP:127.0.0.1:${chrome_port}" &
 fi
 
+# The server's egress proxy for every destination, loopback included (BCTRL_BROWSER_EGRESS).
+set --
+if [ -n "${BCTRL_PROXY_SERVER:-}" ]; then
+  set -- "--proxy-server=${BCTRL_PROXY_SERVER}" "--proxy-bypass-list=<-loopback>"
+fi
+
 # The same quiet flags as the local driver (app/drivers/local.py): no background traffic.
 # --no-sandbox: the container is the sandbox; Chromium's own needs user namespaces or a setuid
 # helper, which cap_drop=ALL and no-new-privileges (rightly) take away.
@@ -27,5 +33,6 @@ exec chromium \
   --disable-client-side-phishing-detection --disable-breakpad --metrics-recording-only \
   --disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider \
   --password-store=basic --use-mock-keychain \
+  "$@" \
   ${BCTRL_CHROMIUM_FLAGS:-} \
   about:blank

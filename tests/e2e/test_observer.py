@@ -21,14 +21,15 @@ def test_observer_records_navigation_console_errors_network_and_downloads(live, 
             with page.expect_download() as info:
                 page.click("#dl")
             download = info.value
-            saved = tmp_path / "mine.csv"
-            download.save_as(saved)  # the client still gets its download
+            # The browser is isolated (its own uid and /tmp): like any remote client, this one gets the
+            # file from the run's artifact, not from a path on the browser's host.
+            assert download.suggested_filename == "report.csv"
             page.click("#next")
             page.wait_for_url("**/two.html")
             page.wait_for_load_state("load")
             page.close()
             browser.close()
-        assert saved.read_text() == "id,amount\n1,10\n2,32\n"
+        expected = b"id,amount\n1,10\n2,32\n"
 
         events = wait_for(lambda: (e := events_of(client, run_id)) and
                           any(x["type"] == "download.completed" for x in e) and
@@ -69,8 +70,8 @@ def test_observer_records_navigation_console_errors_network_and_downloads(live, 
 
         artifacts = client.get(f"/v1/runs/{run_id}/artifacts").json()["data"]
         report = next(a for a in artifacts if a["kind"] == "download")
-        assert report["name"] == "report.csv" and report["sizeBytes"] == len(saved.read_bytes())
-        assert client.get(report["downloadUrl"]).content == saved.read_bytes()
+        assert report["name"] == "report.csv" and report["sizeBytes"] == len(expected)
+        assert client.get(report["downloadUrl"]).content == expected
         # Filters by page and by connection.
         on_page = events_of(client, run_id, pageId=page_id)
         assert on_page and all(e["pageId"] == page_id for e in on_page)

@@ -25,7 +25,7 @@ def stored_objects(server) -> set[str]:
 
 
 def runtime_area(server, runtime_id: str) -> Path:
-    return (server.settings.data_dir / "runtime-files" / runtime_id).resolve()
+    return (server.settings.resolved_browser_root / "files" / runtime_id).resolve()
 
 
 

@@ -156,7 +156,7 @@ async def test_traversal_is_refused_in_every_path_field(server, api, objects, tm
         assert objects() == before
         assert sorted(p.name for p in runtime_area(server, rid).rglob("*")) == ["ok.txt"]
         assert list(outside.iterdir()) == []
-        assert not (server.settings.data_dir / "runtime-files" / "x").exists()
+        assert not (server.settings.resolved_browser_root / "files" / "x").exists()
 
 
 async def test_symlinks_cannot_lead_outside(server, api, objects, tmp_path):

@@ -53,7 +53,7 @@ async def test_seed_create_launches_and_stop_cleans_up(server, api):
     assert stopped.status_code == 200
     assert stopped.json()["status"] == "stopped" and stopped.json()["activeRunId"] is None
     assert browser_pids(server, runtime["id"]) == []
-    assert not (server.settings.data_dir / "profiles" / runtime["id"]).exists()
+    assert not list((server.settings.resolved_browser_root / "profiles").glob(f"{runtime['id']}.*"))
 
     run = (await api.get(f"/v1/runs/{runtime['activeRunId']}")).json()
     assert run["status"] == "completed" and run["finishedAt"] and run["durationSeconds"] >= 0
