@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    openapi.install(app)
+    openapi.install(app, settings)
     app.add_middleware(AllowedMethodsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, exempt_paths=files.UPLOAD_PATHS)
     app.add_middleware(RequestIdMiddleware)

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.core.config import Settings
 from app.core.schemas import ErrorOut
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
@@ -64,21 +65,22 @@ def download(description: str = "The stored bytes") -> dict[int | str, dict[str,
     }
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, settings: Settings) -> None:
     """Serve the corrected description (built once, on first request) as /openapi.json."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
                                  description=app.description, routes=app.routes, openapi_version=app.openapi_version)
-            app.openapi_schema = describe(schema)
+            app.openapi_schema = describe(schema, settings)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def describe(schema: dict[str, Any]) -> dict[str, Any]:
+def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+    _deployment_limits(schemas, settings)
     if "ErrorOut" not in schemas:
         schemas["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
     for path, item in schema.get("paths", {}).items():
@@ -89,6 +91,14 @@ def describe(schema: dict[str, Any]) -> dict[str, Any]:
         schemas.pop(name, None)
     schema["info"]["description"] = _INFO
     return schema
+
+
+def _deployment_limits(schemas: dict[str, Any], settings: Settings) -> None:
+    """Limits this server was configured with, where the model can only state the universal bounds."""
+    ttl = schemas.get("ConnectionCreate", {}).get("properties", {}).get("ttlSeconds")
+    if ttl is not None:
+        ttl["minimum"] = settings.min_lease_ttl_seconds
+        ttl["description"] = f"{settings.min_lease_ttl_seconds} to {ttl['maximum']:g} seconds"
 
 
 def _statuses(path: str, method: str, op: dict[str, Any]) -> None:

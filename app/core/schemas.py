@@ -14,7 +14,9 @@ from app.core.clock import iso
 Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 JsonObject = dict[str, Any]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+# HTTP strips a header value's surrounding spaces, so the pattern says a key has none (1..200 characters).
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                              pattern=r"^[^ \t](.*[^ \t])?$",
                                               description="Replays the first successful response")]
 
 

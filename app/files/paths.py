@@ -5,6 +5,13 @@ from __future__ import annotations
 from app.core.errors import InvalidRequest
 
 MAX_PATH = 4096
+# The rules of check_relative() as a JSON Schema pattern, for the API description: segments of
+# characters other than `/`, `\\` and controls, none empty, `.` or `..`.
+_CH = r"[^/\\\x00-\x1f\x7f]"
+_SEGMENT = rf"(?:{_CH}*[^./\\\x00-\x1f\x7f]{_CH}*|\.{{3,}})"
+PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+# A display name (files/service.py check_name): no control characters, not only spaces.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
 
 
 def check_relative(raw: object, *, field: str, code: str) -> str:

@@ -14,6 +14,7 @@ from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.schemas import Deleted, IdempotencyKey, errors
 from app.files import runtime_files, service
+from app.files.paths import MAX_PATH, NAME_PATTERN, PATH_PATTERN
 from app.files.schemas import (
     CollectOut,
     CollectRequest,
@@ -51,9 +52,16 @@ routers = (storage, flat, runtime_seed, runtime_flat, runs)
 
 def _multipart(**fields: str) -> dict[str, Any]:
     properties = {"file": {"type": "string", "format": "binary", "description": "The bytes"}}
-    properties.update({name: {"type": "string", "description": text} for name, text in fields.items()})
+    properties.update({name: {"type": "string", "description": text, **_FORM_RULES.get(name, {})}
+                       for name, text in fields.items()})
+    # Other form fields are refused (400 naming them), as JSON bodies refuse unknown fields.
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"], "properties": properties}}}}}
+        "type": "object", "required": ["file"], "properties": properties, "additionalProperties": False}}}}}
+
+
+_PATH_RULE = {"maxLength": MAX_PATH, "pattern": PATH_PATTERN}
+_FORM_RULES = {"path": _PATH_RULE, "runtimePath": _PATH_RULE, "destinationPath": _PATH_RULE,
+               "name": {"maxLength": 255, "pattern": NAME_PATTERN}}
 
 
 STORAGE_FORM = dict(path="Relative path in the space (defaults to the file name); no `.`/`..` segments",

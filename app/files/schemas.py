@@ -7,9 +7,12 @@ from pydantic import AliasChoices, Field, StringConstraints, model_validator
 from app.artifacts.schemas import ArtifactOut
 from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel, list_model
 from app.files.models import StorageFile
+from app.files.paths import NAME_PATTERN, PATH_PATTERN
 
-FileName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
-RawPath = Annotated[str, StringConstraints(max_length=4096)]
+# The patterns describe what check_name()/check_relative() enforce (with the route's own error code).
+FileName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+                     Field(json_schema_extra={"pattern": NAME_PATTERN})]
+RawPath = Annotated[str, StringConstraints(max_length=4096), Field(json_schema_extra={"pattern": PATH_PATTERN})]
 ArtifactKindLiteral = Literal["download", "screenshot", "recording", "collected", "export", "report"]
 
 

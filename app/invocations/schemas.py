@@ -37,7 +37,11 @@ class SeedInput(RequestModel):
 class SeedInvocation(Knobs):
     """Both seed shapes: {provider, operation: "agent.execute", input} and {provider, method, target, input,
     files, outputSchema}."""
-    provider: str
+    # What _seed() needs to pick a method, for the API description.
+    model_config = {**Knobs.model_config, "json_schema_extra": {"anyOf": [
+        {"required": ["method"]}, {"required": ["operation"]},
+        {"properties": {"provider": {"enum": [k for k, v in PROVIDERS.items() if v == "browserUse"]}}}]}}
+    provider: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
     operation: Literal["agent.execute"] | None = None
     method: Literal["act", "observe", "extract", "agent"] | None = None
     target: Target | None = None
