@@ -5,11 +5,13 @@ from typing import Annotated, Literal
 from pydantic import Field, StringConstraints, field_validator
 
 from app.ai.models import AiConnection
-from app.core.schemas import RequestModel, Timestamp, WireModel, list_model
+from app.core.schemas import NOT_BLANK, RequestModel, Timestamp, WireModel, list_model
 
 Provider = Literal["openai", "openai-compatible", "anthropic"]
-Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Model = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NOT_BLANK]
+Model = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), NOT_BLANK]
+# What _check_url() accepts, for the API description.
+BaseUrl = Annotated[str, Field(json_schema_extra={"pattern": r"^https?://[^ /][^ ]*$", "maxLength": 2048})]
 ApiKey = Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 
@@ -23,9 +25,13 @@ def _check_url(value: str | None) -> str | None:
 
 
 class AiConnectionCreate(RequestModel):
+    # The service refuses an openai-compatible connection without its baseUrl; the description says so.
+    model_config = {**RequestModel.model_config, "json_schema_extra": {
+        "if": {"properties": {"provider": {"const": "openai-compatible"}}, "required": ["provider"]},
+        "then": {"required": ["baseUrl"], "properties": {"baseUrl": {"type": "string"}}}}}
     label: Label
     provider: Provider
-    base_url: str | None = Field(default=None, description="Required for openai-compatible; defaults otherwise")
+    base_url: BaseUrl | None = Field(default=None, description="Required for openai-compatible; defaults otherwise")
     api_key: ApiKey | None = Field(default=None, description="Write-only; stored encrypted, never returned")
     default_model: Model | None = None
     enabled: bool = True
@@ -35,7 +41,7 @@ class AiConnectionCreate(RequestModel):
 
 class AiConnectionUpdate(RequestModel):
     label: Label | None = None
-    base_url: str | None = None
+    base_url: BaseUrl | None = None
     api_key: ApiKey | None = Field(default=None, description="A new key; null removes the stored one")
     default_model: Model | None = None
     enabled: bool | None = None

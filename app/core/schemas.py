@@ -12,7 +12,9 @@ from pydantic.alias_generators import to_camel
 from app.core.clock import iso
 
 Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+# Surrounding whitespace is stripped, so a name must hold something else (`\S`, for the description).
+NOT_BLANK = Field(json_schema_extra={"pattern": r"\S"})
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), NOT_BLANK]
 JsonObject = dict[str, Any]
 # HTTP strips a header value's surrounding spaces, so the pattern says a key has none (1..200 characters).
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,

@@ -56,17 +56,19 @@ def _multipart(**fields: str) -> dict[str, Any]:
                        for name, text in fields.items()})
     # Other form fields are refused (400 naming them), as JSON bodies refuse unknown fields.
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"], "properties": properties, "additionalProperties": False}}}}}
+        "type": "object", "required": ["file"], "properties": properties, "additionalProperties": False},
+        "encoding": {"metadata": {"contentType": "application/json"}}}}}}
 
 
 _PATH_RULE = {"maxLength": MAX_PATH, "pattern": PATH_PATTERN}
 _FORM_RULES = {"path": _PATH_RULE, "runtimePath": _PATH_RULE, "destinationPath": _PATH_RULE,
-               "name": {"maxLength": 255, "pattern": NAME_PATTERN}}
+               "name": {"maxLength": 255, "pattern": NAME_PATTERN},
+               "metadata": {"type": "object"}}
 
 
 STORAGE_FORM = dict(path="Relative path in the space (defaults to the file name); no `.`/`..` segments",
                     name="Display name, up to 255 characters (defaults to the path's last segment)",
-                    metadata="A JSON object, as a string")
+                    metadata="A JSON object (the part's text is its JSON)")
 RUNTIME_FORM = dict(runtimePath="Where in the runtime's file area (defaults to the file name)",
                     destinationPath="Path in space storage (defaults to the file name)",
                     name=STORAGE_FORM["name"], metadata=STORAGE_FORM["metadata"])

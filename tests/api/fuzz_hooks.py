@@ -1,0 +1,38 @@
+"""Schemathesis hooks for the fuzz run (loaded through SCHEMATHESIS_HOOKS by test_schema_fuzz.py).
+
+A cursor is opaque: only a value the server minted as `nextCursor` (or an event id) is valid, and no
+schema can describe which. Positive cases therefore never invent one; negative cases still send
+cursors that break the declared shape (length, alphabet), which the server must refuse with 400.
+
+Long polls (`timeoutMs`, up to 120 s, 30 s when absent) wait at most one second, so the budget goes to
+breadth rather than to waiting; values out of bounds or of the wrong type are still sent as generated.
+"""
+
+from __future__ import annotations
+
+import schemathesis
+
+OPAQUE_QUERY = ("cursor", "after")
+OPAQUE_HEADERS = ("Last-Event-ID",)
+MAX_POLL_MS = 1000
+
+
+@schemathesis.hook
+def map_case(context, case):
+    meta = case.meta
+    positive = meta is not None and meta.generation.mode.is_positive
+    if positive:
+        for name in OPAQUE_QUERY:
+            if case.query:
+                case.query.pop(name, None)
+        for name in OPAQUE_HEADERS:
+            if case.headers:
+                case.headers.pop(name, None)
+    body = case.body
+    if case.operation.path.endswith("/wait") and isinstance(body, dict):
+        # Absent, the poll would wait its default (30 s); a negative case's value is sent as generated.
+        poll = body.get("timeoutMs", MAX_POLL_MS)
+        if positive and isinstance(poll, int) and not isinstance(poll, bool):
+            poll = min(poll, MAX_POLL_MS)
+        body["timeoutMs"] = poll
+    return case
