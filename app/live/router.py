@@ -7,9 +7,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Header, Query, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
+from starlette.responses import StreamingResponse
 from pydantic import Field
 
-from app.core import clock
+from app.core import clock, openapi
 from app.core.auth import CtxDep, PrincipalDep
 from app.core.errors import NotFound
 from app.core.schemas import RequestModel, WireModel, errors
@@ -120,7 +121,8 @@ async def replay_data(ctx: CtxDep, token: str | None = None):
     return await service.replay_data(ctx, token)
 
 
-@api.get("/replay/frames/{seq}")
+@api.get("/replay/frames/{seq}", response_class=FileResponse, responses={200: {
+    "description": "The frame, a JPEG", "content": {"image/jpeg": {"schema": openapi.BINARY}}}})
 async def replay_frame(ctx: CtxDep, seq: int, token: str | None = None):
     path = await service.replay_frame(ctx, token, seq)
     if path is None:
@@ -128,7 +130,7 @@ async def replay_frame(ctx: CtxDep, seq: int, token: str | None = None):
     return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
 
 
-@api.get("/replay/video")
+@api.get("/replay/video", response_class=StreamingResponse, responses=openapi.download("The recording's video"))
 async def replay_video(ctx: CtxDep, token: str | None = None, range: str | None = Header(default=None)):
     artifact = await service.replay_video(ctx, token)
     if artifact is None:

@@ -47,3 +47,12 @@ async def test_description_lists_only_statuses_the_server_sends(server):
     content = schema["paths"]["/v1/files/{file_id}/content"]["get"]["responses"]
     assert {"*/*", "application/octet-stream"} <= set(content["200"]["content"])
     assert "Content-Range" in content["206"]["headers"]
+    # Success bodies are described in their real media type only.
+    paths = schema["paths"]
+    assert list(paths["/v1/runs/{run_id}/stream"]["get"]["responses"]["200"]["content"]) == ["text/event-stream"]
+    assert list(paths["/v1/replay/frames/{seq}"]["get"]["responses"]["200"]["content"]) == ["image/jpeg"]
+    assert "*/*" in paths["/v1/replay/video"]["get"]["responses"]["200"]["content"]
+    ttl = schema["components"]["schemas"]["ConnectionCreate"]["properties"]["ttlSeconds"]
+    assert (ttl["minimum"], ttl["maximum"]) == (server.settings.min_lease_ttl_seconds, 7200)
+    key = next(p for p in paths["/v1/spaces"]["post"]["parameters"] if p["name"] == "Idempotency-Key")
+    assert key["in"] == "header" and key["schema"]["anyOf"][0]["maxLength"] == 200
