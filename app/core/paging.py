@@ -14,6 +14,9 @@ from app.core.errors import InvalidRequest
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+# What encode_cursor() makes (unpadded base64url), declared on every cursor parameter and enforced.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+MAX_CURSOR = 512
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,8 @@ def decode_cursor(cursor: str) -> Any:
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=512, description="nextCursor of the previous page")] = None,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN,
+                                        description="nextCursor of the previous page")] = None,
 ) -> PageParams:
     return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
 

@@ -9,7 +9,7 @@ from sse_starlette import EventSourceResponse
 
 from app.core.auth import CtxDep, PrincipalDep
 from app.core.ids import parse_uuid
-from app.core.paging import PageParams, page_params
+from app.core.paging import CURSOR_PATTERN, MAX_CURSOR, PageParams, page_params
 from app.core.query import multi
 from app.core.responses import JSONResponse
 from app.core.schemas import errors
@@ -106,7 +106,7 @@ async def wait_event(ctx: CtxDep, p: PrincipalDep, run_id: str, body: EventWaitR
                                                         "description": "SSE: run.event, heartbeat, run.ended"},
                                                    **errors(400, 404)})
 async def stream_events(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
-                        cursor: Annotated[str | None, Query(max_length=512)] = None,
+                        cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
                         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None):
     """Server-sent events: `run.event` frames whose `id` is the resume cursor, a `heartbeat` every
     15 s while idle, and a final `run.ended`. `Last-Event-ID` (or `cursor`) resumes without gaps."""
@@ -116,8 +116,9 @@ async def stream_events(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
 
 @router.get("/{run_id}/stream", responses={200: {"content": {"text/event-stream": {}}}, **errors(400, 404)})
 async def stream_run(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
-                     cursor: Annotated[str | None, Query(max_length=512)] = None,
-                     after: Annotated[str | None, Query(max_length=512, description="Alias of cursor")] = None,
+                     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
+                     after: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN,
+                                                       description="Alias of cursor")] = None,
                      include: Annotated[list[str] | None, Query(description="`events` (trace is not served)")] = None,
                      last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None):
     """The flat API's run stream (Python SDK `runs.stream`): the same frames as /events/stream."""

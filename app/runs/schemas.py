@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from app.core.paging import CURSOR_PATTERN, MAX_CURSOR
 from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel, list_model
 from app.runs.models import Run, RunEvent
 
@@ -79,7 +80,8 @@ EventList = list_model(EventOut, "events")
 
 
 class EventWaitRequest(RequestModel):
-    cursor: str | None = Field(default=None, max_length=512, description="Wait for an event after this one")
+    cursor: str | None = Field(default=None, max_length=MAX_CURSOR, pattern=CURSOR_PATTERN,
+                               description="Wait for an event after this one")
     type: list[str] | None = Field(default=None, max_length=50)
     kind: list[str] | None = Field(default=None, max_length=50, description="Alias of type")
     category: list[EventCategory] | None = None
