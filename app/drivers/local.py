@@ -233,7 +233,8 @@ class LocalDriver:
             mounts = await asyncio.to_thread(self._policy_mounts) if self.isolated else []
             for path in (profile_dir, downloads, self.files_dir(spec.runtime_id)):
                 self._own_dir(path, uid)
-            log_file = open(f"{profile_dir}.log", "wb")  # noqa: SIM115
+            # Root's alone: other browsers' uids may traverse the profiles directory.
+            log_file = os.fdopen(os.open(f"{profile_dir}.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         except OSError as exc:
             shutil.rmtree(profile_dir, ignore_errors=True)
             raise DriverError(f"Cannot create the browser profile under {self.profiles_dir}: {exc}") from exc
