@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter
 from app.core.responses import JSONResponse
 
 from app.core.auth import CtxDep
+from app.core.errors import RETRY_AFTER_SECONDS
+
+PROBE_TIMEOUT_SECONDS = 3.0
 
 router = APIRouter(tags=["health"])
 
@@ -20,24 +25,24 @@ _NOT_READY = {503: {"description": "Something the server needs does not answer; 
                     "content": {"application/json": {"schema": {
                         "type": "object", "required": ["status", "checks"],
                         "properties": {"status": {"const": "unavailable"},
-                                       "checks": {"type": "object", "additionalProperties": {"type": "string"}}}}}}}}
+                                       "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                                       "unavailable": {"type": "array", "items": {"type": "string"}}}}}}}}
 
 
 @router.get("/readyz", responses=_NOT_READY)
 async def readyz(ctx: CtxDep) -> JSONResponse:
-    """The database and the lock backend answer; 503 names what does not."""
+    """The database and the lock backend answer; 503 (with Retry-After) names what does not."""
+    probes = {"database": ctx.db.ping, **ctx.readiness_probes}
     checks: dict[str, str] = {}
-    try:
-        await ctx.db.ping()
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"unreachable: {type(exc).__name__}"
-    for name, probe in ctx.readiness_probes.items():
+    for name, probe in probes.items():
         try:
-            await probe()
+            # Bounded: a backend that hangs is as unready as one that refuses.
+            await asyncio.wait_for(probe(), PROBE_TIMEOUT_SECONDS)
             checks[name] = "ok"
         except Exception as exc:
             checks[name] = f"unreachable: {type(exc).__name__}"
-    ready = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ready" if ready else "unavailable", "checks": checks},
-                          status_code=200 if ready else 503)
+    down = [name for name, state in checks.items() if state != "ok"]
+    if not down:
+        return JSONResponse({"status": "ready", "checks": checks})
+    return JSONResponse({"status": "unavailable", "checks": checks, "unavailable": down},
+                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})

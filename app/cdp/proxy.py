@@ -21,7 +21,7 @@ from app.cdp.session import ProxySession
 from app.connections import service as connections
 from app.connections.service import AttachTicket
 from app.core.context import AppContext
-from app.core.errors import DomainError
+from app.core.errors import DomainError, backend_unavailable
 from app.core.responses import JSONResponse
 
 log = structlog.get_logger(__name__)
@@ -134,9 +134,10 @@ async def _refuse(websocket: WebSocket, error: DomainError) -> None:
     """Refuse before the upgrade: an HTTP error in the envelope where the server can send one."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         body = {"error": error.message, "code": error.code, "requestId": None, "details": error.details}
-        await websocket.send_denial_response(JSONResponse(body, status_code=error.status))
+        await websocket.send_denial_response(JSONResponse(body, status_code=error.status, headers=error.headers))
     else:
-        await websocket.close(1008, f"{error.code}: {error.message}"[:120])
+        # 1013 "try again later" for an outage, 1008 for a refusal.
+        await websocket.close(1013 if error.status == 503 else 1008, f"{error.code}: {error.message}"[:120])
 
 
 async def _attach(websocket: WebSocket, connection_id: str, token: str | None, target_path: str | None) -> None:
@@ -145,6 +146,12 @@ async def _attach(websocket: WebSocket, connection_id: str, token: str | None, t
         ticket = await connections.authorize_attach(ctx, connection_id, token)
     except DomainError as error:
         await _refuse(websocket, error)
+        return
+    except Exception as exc:
+        # An outage is refused with its code (503 database.unavailable, ...), never an abrupt close.
+        if (unavailable := backend_unavailable(exc)) is None:
+            raise
+        await _refuse(websocket, unavailable)
         return
     await websocket.accept()
     await AsgiRelay(ctx, websocket, ticket, upstream_url(ticket, target_path)).run()

@@ -29,7 +29,7 @@ from app.cdp.session import ProxySession
 from app.connections import service as connections
 from app.connections.service import AttachTicket
 from app.core.context import AppContext
-from app.core.errors import DomainError
+from app.core.errors import DomainError, backend_unavailable
 
 log = structlog.get_logger(__name__)
 
@@ -40,10 +40,11 @@ CLOSE_GRACE_SECONDS = 2.0
 CLIENT_FRAME_LIMIT = 64 * 1024 * 1024
 
 
-def _http_response(status: int, body: dict) -> bytes:
+def _http_response(status: int, body: dict, headers: dict[str, str] | None = None) -> bytes:
     payload = orjson.dumps(body)
     phrase = HTTPStatus(status).phrase
-    return (f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n"
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+    return (f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n{extra}"
             f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n").encode() + payload
 
 
@@ -302,17 +303,24 @@ def websocket_protocol(app, fallback: type[asyncio.Protocol]) -> type[asyncio.Pr
                 if not await self._splice.open():
                     self._splice = None
             except DomainError as error:
-                self._refuse(error.status, error.code, error.message, error.details)
-            except Exception:
-                log.exception("cdp_attach_failed")
+                self._refuse(error.status, error.code, error.message, error.details, error.headers)
+            except Exception as exc:
                 if self._splice is not None:
                     self._splice.client_lost(None)
+                if (unavailable := backend_unavailable(exc)) is not None:
+                    # An outage: refused like the REST API refuses (503, code, Retry-After), not a 500.
+                    log.warning("cdp_attach_backend_unavailable", code=unavailable.code)
+                    self._refuse(503, unavailable.code, unavailable.message, unavailable.details,
+                                 unavailable.headers)
+                    return
+                log.exception("cdp_attach_failed")
                 self._refuse(500, "server.error", "Internal server error")
 
-        def _refuse(self, status: int, code: str, message: str, details: dict | None = None) -> None:
+        def _refuse(self, status: int, code: str, message: str, details: dict | None = None,
+                    headers: dict[str, str] | None = None) -> None:
             if not self._transport.is_closing():
                 self._transport.write(_http_response(status, {"error": message, "code": code, "requestId": None,
-                                                              "details": details or {}}))
+                                                              "details": details or {}}, headers))
                 self._transport.close()
 
         def connection_lost(self, exc) -> None:

@@ -86,7 +86,11 @@ def make_engine(url: str) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, json_serializer=_json)
+    # An outage must answer quickly (503 database.unavailable), not hang: connects give up after 5 s
+    # (asyncpg waits 60 s), a request waits at most 10 s for a pooled connection. Pre-ping replaces
+    # connections a restart killed, so the server recovers by itself on the first request after.
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10,
+                               connect_args={"timeout": 5}, json_serializer=_json)
 
 
 # session.info key under which event writers list the runs they appended to.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -66,8 +67,92 @@ class TooManyRequests(DomainError):
     code = "rate_limited"
 
 
+# What a 503 tells clients to wait before retrying, when the refusal names no better figure. Backends
+# that went away come back in about a second here once they answer again (the pool re-connects).
+RETRY_AFTER_SECONDS = 2
+
+# SQLSTATE classes that mean "the database is not reachable or not accepting work now", not "this
+# request is wrong": connection exceptions, operator intervention (shutdown, starting up, statement
+# timeout), too many connections.
+_UNAVAILABLE_SQLSTATES = ("08", "57", "53300")
+# SQLite's own words for "another writer held the file too long" and "the file cannot be used".
+_SQLITE_UNAVAILABLE = ("database is locked", "unable to open database", "disk i/o error")
+# Which Redis user failed, by the innermost of our modules on the stack, so the code names it.
+_STDLIB_NET = ("asyncio", "uvloop", "socket", "ssl", "selectors", "concurrent")
+_REDIS_ROLES = (("app.runs.notifier", "events"), ("app.locks", "lock"))
+
+
+def _causes(exc: BaseException):
+    """The exception, what it was raised from or during, and members of exception groups."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, BaseExceptionGroup):
+            todo.extend(current.exceptions)
+        todo.extend((current.__cause__, current.__context__))
+
+
+def _modules(exc: BaseException) -> list[str]:
+    """Module names of the frames `exc` travelled through, outermost first."""
+    names, tb = [], exc.__traceback__
+    while tb is not None:
+        names.append(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return names
+
+
+def _database_trouble(exc: BaseException, modules: list[str]) -> bool:
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, sa.TimeoutError | sa.DisconnectionError):  # pool exhausted, connection lost
+        return True
+    if isinstance(exc, sa.DBAPIError) and exc.connection_invalidated:
+        return True
+    state = getattr(exc, "sqlstate", None) or getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if isinstance(state, str) and state.startswith(_UNAVAILABLE_SQLSTATES):
+        return True
+    if type(exc).__module__.startswith("sqlite3") or "aiosqlite" in type(exc).__module__:
+        return any(words in str(exc).lower() for words in _SQLITE_UNAVAILABLE)
+    if isinstance(exc, OSError | TimeoutError | asyncio.TimeoutError):
+        # Connect refused, reset, unreachable, connect timeout: only when raised inside a database driver
+        # (below it only the standard library's networking), so a file error of ours stays a 500.
+        ours = [m for m in modules if not m.startswith(_STDLIB_NET)]
+        return bool(ours) and ours[-1].startswith(("sqlalchemy", "asyncpg", "aiosqlite"))
+    return False
+
+
+def backend_unavailable(exc: BaseException) -> Unavailable | None:
+    """The one place that recognises a backend outage in an exception (or what caused it): the database
+    (PostgreSQL or SQLite) not answering -> `database.unavailable`; Redis not answering -> `lock.unavailable`
+    or `events.unavailable` by which part of ours was using it. None for anything else (a bug stays a 500)."""
+    from redis import exceptions as redis_errors
+
+    for cause in _causes(exc):
+        modules = _modules(cause)
+        if isinstance(cause, redis_errors.ConnectionError | redis_errors.TimeoutError):
+            ours = [m for m in modules if m.startswith("app.")]
+            role = next((r for m in reversed(ours) for prefix, r in _REDIS_ROLES if m.startswith(prefix)), "lock")
+            return Unavailable(f"The {'lock' if role == 'lock' else 'event'} service (Redis) is not answering; "
+                               "retry shortly", code=f"{role}.unavailable",
+                               details={"backend": "redis", "retryAfterSeconds": RETRY_AFTER_SECONDS},
+                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+        if _database_trouble(cause, modules):
+            return Unavailable("The database is not answering; retry shortly", code="database.unavailable",
+                               details={"backend": "database", "retryAfterSeconds": RETRY_AFTER_SECONDS},
+                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return None
+
+
 def envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None,
              headers: dict[str, str] | None = None) -> JSONResponse:
+    if status == 503 and not any(k.lower() == "retry-after" for k in headers or {}):
+        # Every 503 says when to come back.
+        headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_SECONDS)}
     return JSONResponse(
         {"error": message, "code": code, "requestId": current_request_id(), "details": details or {}},
         status_code=status,
@@ -108,4 +193,5 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, message = _HTTP_CODES.get(exc.status_code, ("request.invalid", str(exc.detail)))
         return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
-    # Unexpected exceptions become 500 `server.error` in core/middleware.py, where the request id is known.
+    # Unexpected exceptions become 503 `*.unavailable` (backend_unavailable) or 500 `server.error` in
+    # core/middleware.py, where the request id is known.

@@ -10,6 +10,7 @@ import orjson
 import structlog
 from starlette.exceptions import HTTPException
 
+from app.core.errors import backend_unavailable
 from app.core.requestctx import current_request_id, reset_request_id, set_request_id
 
 _access = structlog.get_logger("bctrl.access")
@@ -48,15 +49,24 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_logged)
-        except Exception:
-            # Here rather than in Starlette's outermost handler, so the 500 still carries the request id.
-            _errors.exception("unhandled_error", path=scope.get("path"), method=scope.get("method"))
+        except Exception as exc:
+            # Here rather than in Starlette's outermost handler, so the answer still carries the request id.
+            unavailable = backend_unavailable(exc)
+            if unavailable is not None:
+                # An outage, not a bug: 503 with the backend's code and when to retry (no traceback spam).
+                _errors.warning("backend_unavailable", code=unavailable.code, path=scope.get("path"),
+                                method=scope.get("method"), error=type(exc).__name__)  # not str(exc): SQL parameters
+                status_code, code, message = 503, unavailable.code, unavailable.message
+                details, extra = unavailable.details, [(k.lower().encode(), v.encode())
+                                                       for k, v in unavailable.headers.items()]
+            else:
+                _errors.exception("unhandled_error", path=scope.get("path"), method=scope.get("method"))
+                status_code, code, message, details, extra = 500, "server.error", "Internal server error", {}, []
             if scope["type"] == "http" and not status:
-                body = orjson.dumps({"error": "Internal server error", "code": "server.error",
-                                     "requestId": request_id, "details": {}})
-                await send_logged({"type": "http.response.start", "status": 500,
+                body = orjson.dumps({"error": message, "code": code, "requestId": request_id, "details": details})
+                await send_logged({"type": "http.response.start", "status": status_code,
                                    "headers": [(b"content-type", b"application/json"),
-                                               (b"content-length", str(len(body)).encode())]})
+                                               (b"content-length", str(len(body)).encode()), *extra]})
                 await send_logged({"type": "http.response.body", "body": body})
         finally:
             if scope["type"] == "http":

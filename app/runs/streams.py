@@ -14,13 +14,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import orjson
+import structlog
 from sqlalchemy import select
 
 from app.core import clock
 from app.core.context import AppContext
+from app.core.errors import RETRY_AFTER_SECONDS, backend_unavailable
 from app.core.paging import decode_cursor, encode_cursor
 from app.runs.models import Run, RunEvent, RunStatus
 from app.runs.schemas import EventOut
+
+log = structlog.get_logger(__name__)
 
 PAGE = 500
 # After a run ends, events still being written (a socket's detach, a last batch) get this long.
@@ -99,7 +103,27 @@ def _frame(event: str, data: dict, id_: str | None = None) -> dict:
 
 
 async def follow(ctx: AppContext, run: Run, flt: EventFilter, after: int) -> AsyncIterator[dict]:
-    """SSE frames: `run.event` (id = cursor), `heartbeat` when idle, and a final `run.ended`.
+    """SSE frames: `run.event` (id = cursor), `heartbeat` when idle, and a final `run.ended`, or a final
+    `error` {code, message, retryAfter} when the stream cannot go on (the database went away): a client
+    then knows why it ended and resumes from its last `run.event` id after `retry` milliseconds."""
+    try:
+        async for frame in _follow(ctx, run, flt, after):
+            yield frame
+    except Exception as exc:
+        unavailable = backend_unavailable(exc)
+        if unavailable is None:
+            log.exception("stream_failed", run_id=str(run.id))
+            code, message, retry_after = "server.error", "Internal server error", None
+        else:
+            log.warning("stream_backend_unavailable", run_id=str(run.id), code=unavailable.code)
+            code, message, retry_after = unavailable.code, unavailable.message, RETRY_AFTER_SECONDS
+        frame = _frame("error", {"code": code, "message": message, "retryAfter": retry_after})
+        frame["retry"] = (retry_after or RETRY_AFTER_SECONDS) * 1000
+        yield frame
+
+
+async def _follow(ctx: AppContext, run: Run, flt: EventFilter, after: int) -> AsyncIterator[dict]:
+    """The frames of `follow` until the run ends.
 
     The run's head sequence number is read before the events, so when nothing up to the head matches
     the filter the cursor moves to the head: a narrow filter does not rescan a busy run on every wake.
