@@ -63,7 +63,9 @@ class ProxySession:
             delay = max(0.0, (self.ticket.expires_at - clock.now()).total_seconds())
             self._expiry = asyncio.get_running_loop().call_later(delay, self.close, 1000, "lease expired")
         self._flusher = asyncio.create_task(self._flush_forever())
-        await self.event("connection.attached", {"path": self.path, "userAgent": self.user_agent})
+        # The process it is attached through: if that process dies, another one's sweep writes the detach.
+        await self.event("connection.attached", {"path": self.path, "userAgent": self.user_agent,
+                                                 "serverInstance": self.ctx.driver.instance})
 
     async def ended(self, ended_by: str, code: int, reason: str) -> None:
         if self._ended:
@@ -79,7 +81,8 @@ class ProxySession:
         await self.flush_stats()
         await self.event("connection.detached", {
             "endedBy": ended_by, "code": code, "reason": reason,
-            "durationMs": round((time.monotonic() - self._started) * 1000)})
+            "durationMs": round((time.monotonic() - self._started) * 1000),
+            "serverInstance": self.ctx.driver.instance})
 
     async def _flush_forever(self) -> None:
         while True:

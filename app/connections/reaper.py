@@ -1,5 +1,6 @@
 """Background upkeep of leases in every server process: expiry without waiting for a request,
-renewal of run-scoped locks, and closing leases whose run ended behind a dead server."""
+renewal of run-scoped locks, closing leases whose run ended behind a dead server, rebuilding the
+controller cache from the database (a Redis restart empties it) and this process's heartbeat."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import structlog
 
 from app.connections import service
 from app.core.context import AppContext
+from app.runtimes import processes
 
 log = structlog.get_logger(__name__)
 
@@ -23,6 +25,7 @@ class Reaper:
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
+        await processes.heartbeat(self.ctx)
         await service.restore_locks(self.ctx)
         self._task = asyncio.create_task(self._loop(), name="lease-reaper")
 
@@ -34,8 +37,10 @@ class Reaper:
             try:
                 await service.expire_due(self.ctx)
                 if ticks % RENEW_EVERY_TICKS == 0:
+                    await processes.heartbeat(self.ctx)
                     await service.renew_run_locks(self.ctx)
                     await service.close_orphans(self.ctx)
+                    await service.restore_locks(self.ctx)
             except Exception:
                 log.exception("reaper_tick_failed")
 

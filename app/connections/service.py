@@ -1,6 +1,6 @@
 """CDP connection leases: who may drive a runtime's browser, through which URL, until when.
 
-A lease holds the runtime's controller lock for its whole life. Seed leases have a TTL and a
+A lease holds the runtime's controller lock for its whole life (app/runtimes/controller.py decides). Seed leases have a TTL and a
 random secret shown once; the flat API's run-scoped lease lasts as long as its run and its
 secret is derived from the server key, so its owner can read the same URL again.
 """
@@ -22,11 +22,11 @@ from app.core import clock, ids, server_key
 from app.core.context import AppContext
 from app.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from app.core.paging import PageParams, fetch_by_id
-from app.locks import Holder, LockBusy
+from app.locks import Holder
 from app.runs import commands, events
-from app.runs.command_models import TERMINAL_STATUSES, Command
 from app.runs.models import Run, RunStatus
 from app.runs.schemas import RecordingFlag
+from app.runtimes import controller
 from app.runtimes import service as runtimes
 from app.runtimes.models import Runtime, RuntimeStatus as RS
 
@@ -34,7 +34,7 @@ log = structlog.get_logger(__name__)
 
 # The run-scoped lease keeps its lock alive by renewal rather than by one long TTL, so a lock
 # outlives a dead server by at most this long.
-RUN_LOCK_TTL_MS = 120_000
+RUN_LOCK_TTL_MS = controller.RUN_CONNECTION_TTL_MS
 RUN_TOKEN_PURPOSE = "cdp-run-lease"
 
 
@@ -43,9 +43,7 @@ def connection_not_found(connection_id: object) -> NotFound:
                     details={"connectionId": str(connection_id)})
 
 
-def controller_busy(runtime_id: object, holder: Holder) -> Conflict:
-    return Conflict(f"Runtime is controlled by {holder.kind} {holder.id}", code="runtime.controller_busy",
-                    details={"runtimeId": str(runtime_id), "holder": {"kind": holder.kind, "id": holder.id}})
+controller_busy = controller.controller_busy
 
 
 def runtime_not_active(runtime: Runtime) -> Conflict:
@@ -85,72 +83,29 @@ async def create_lease(ctx: AppContext, p: Principal, space_id: str, runtime_id:
 async def _lease(ctx: AppContext, runtime: Runtime, scope: str, token: str, expires_at: datetime | None,
                  lock_ttl_ms: int, *, ttl_seconds: int | None, options: dict,
                  connection_id: uuid.UUID | None = None) -> Connection:
-    """Take the controller lock, then record the lease; a lease that cannot be recorded frees the lock."""
+    """Take the controller and record the lease in one transaction: both happen or neither."""
     connection_id = connection_id or ids.new_id()
-    lock_token = await acquire_controller(ctx, runtime.id, Holder("connection", str(connection_id)), lock_ttl_ms)
-    try:
-        async with ctx.db.transaction() as s:
-            current = (await s.execute(select(Runtime).where(Runtime.id == runtime.id)
-                                       .with_for_update())).scalar_one()
-            if current.status != RS.ACTIVE or current.active_run_id != runtime.active_run_id:
-                raise runtime_not_active(current)
-            connection = Connection(
-                id=connection_id, account_id=runtime.account_id, space_id=runtime.space_id, runtime_id=runtime.id,
-                run_id=current.active_run_id, protocol="cdp", scope=scope, status=CS.ACTIVE,
-                token_hash=ids.hash_secret(token), lock_token=lock_token, ttl_seconds=ttl_seconds,
-                options=options, created_at=clock.now(), expires_at=expires_at, revoked_at=None,
-                closed_at=None, last_attached_at=None)
-            s.add(connection)
-            await s.flush()
-            await events.append(s, connection.run_id, "connection.created", "connection",
-                                {"scope": scope, "ttlSeconds": ttl_seconds,
-                                 "expiresAt": clock.iso(expires_at)}, connection_id=connection.id)
-            await commands.record(s, connection.run_id, "connection.create",
-                                  request={"protocol": "cdp", "ttlSeconds": ttl_seconds, "scope": scope},
-                                  result={"connectionId": str(connection.id), "expiresAt": clock.iso(expires_at)})
-    except BaseException:
-        await ctx.lock.release(str(runtime.id), lock_token)
-        raise
-    return connection
-
-
-async def acquire_controller(ctx: AppContext, runtime_id: uuid.UUID, holder: Holder, ttl_ms: int) -> str:
-    """Take the runtime's controller lock, or raise 409 `runtime.controller_busy` naming the holder.
-
-    A lock whose holder is a lease that is no longer active (its release was lost to a crash or a
-    Redis hiccup) is stale: it is removed, only if it still holds that same token, and taken.
-    """
-    for _ in range(2):
-        try:
-            return await ctx.lock.acquire(str(runtime_id), holder, ttl_ms)
-        except LockBusy as busy:
-            if not await _is_stale(ctx, busy, holder):
-                raise controller_busy(runtime_id, busy.holder) from None
-            log.warning("stale_lock_released", runtime_id=str(runtime_id), holder=busy.holder.id)
-            await ctx.lock.release(str(runtime_id), busy.token)
-    raise controller_busy(runtime_id, Holder.of_token(await ctx.lock.current(str(runtime_id)) or "none::0"))
-
-
-async def _is_stale(ctx: AppContext, busy: LockBusy, taker: Holder) -> bool:
-    """Whether the current holder holds nothing real (or yields to `taker`), so `taker` may take its lock."""
-    if busy.holder.kind == "invocation":
-        # An invocation that ended whose release was lost (a crash between the two) holds nothing.
-        async with ctx.db.transaction() as s:
-            row = await s.get(Command, uuid.UUID(busy.holder.id)) if len(busy.holder.id) == 32 else None
-        return row is not None and row.status in TERMINAL_STATUSES
-    if busy.holder.kind != "connection":
-        return False  # live views vouch for their own locks (renewed while open)
-    cid = ids.parse_uuid(busy.holder.id)
     async with ctx.db.transaction() as s:
-        holder = await s.get(Connection, cid) if cid else None
-        if holder is not None and holder.scope == Scope.RUN and holder.status == CS.ACTIVE:
-            if taker.kind not in ("invocation", "live_view"):
-                return False  # another CDP lease never takes the run's own connection's place
-            # The flat API's run connection yields to work its owner asks the platform to do (an
-            # invocation, an input viewer) while no client is attached to it; it takes the lock back after.
-            return await events.attached_clients(s, holder.run_id, holder.id) == 0
-    # No row yet is not stale: that lease is being recorded right now (its lock expires by TTL if it never is).
-    return holder is not None and (holder.status != CS.ACTIVE or holder.lock_token != busy.token)
+        current = (await s.execute(select(Runtime).where(Runtime.id == runtime.id)
+                                   .with_for_update())).scalar_one()
+        if current.status != RS.ACTIVE or current.active_run_id != runtime.active_run_id:
+            raise runtime_not_active(current)
+        lock_token = await controller.take(ctx, s, runtime.id, Holder("connection", str(connection_id)), lock_ttl_ms)
+        connection = Connection(
+            id=connection_id, account_id=runtime.account_id, space_id=runtime.space_id, runtime_id=runtime.id,
+            run_id=current.active_run_id, protocol="cdp", scope=scope, status=CS.ACTIVE,
+            token_hash=ids.hash_secret(token), lock_token=lock_token, ttl_seconds=ttl_seconds,
+            options=options, created_at=clock.now(), expires_at=expires_at, revoked_at=None,
+            closed_at=None, last_attached_at=None)
+        s.add(connection)
+        await s.flush()
+        await events.append(s, connection.run_id, "connection.created", "connection",
+                            {"scope": scope, "ttlSeconds": ttl_seconds,
+                             "expiresAt": clock.iso(expires_at)}, connection_id=connection.id)
+        await commands.record(s, connection.run_id, "connection.create",
+                              request={"protocol": "cdp", "ttlSeconds": ttl_seconds, "scope": scope},
+                              result={"connectionId": str(connection.id), "expiresAt": clock.iso(expires_at)})
+    return connection
 
 
 async def list_leases(ctx: AppContext, p: Principal, space_id: str, runtime_id: str,
@@ -187,7 +142,8 @@ async def revoke(ctx: AppContext, p: Principal, space_id: str, runtime_id: str, 
             await commands.record(s, connection.run_id, "connection.revoke",
                                   request={"connectionId": str(connection.id)}, result={"status": CS.REVOKED})
         connection = await s.get(Connection, connection.id, populate_existing=True)
-    await ctx.lock.release(str(connection.runtime_id), connection.lock_token)
+        if connection.status != CS.ACTIVE:
+            await controller.release(ctx, s, connection.runtime_id, connection.lock_token)
     return connection
 
 
@@ -267,10 +223,9 @@ async def authorize_attach(ctx: AppContext, connection_id: str, token: str | Non
         if runtime is None or runtime.status != RS.ACTIVE or runtime.active_run_id != connection.run_id:
             raise Conflict("The runtime is not active", code="runtime.not_active",
                            details={"runtimeId": str(connection.runtime_id)})
-        held = await ctx.lock.current(str(runtime.id))
-        if held != connection.lock_token:
-            holder = Holder.of_token(held) if held else Holder("none", "")
-            raise controller_busy(runtime.id, holder)
+        # The runtime row is the truth of who controls it (a lock cache lost to a Redis restart changes nothing).
+        if not await controller.holds(s, runtime, connection.lock_token):
+            raise controller_busy(runtime.id, controller.holder_of(runtime) or Holder("none", ""))
         state = runtime.driver_state or {}
         if attaching:
             connection.last_attached_at = now
@@ -289,12 +244,8 @@ async def on_run_end(ctx: AppContext, runtime_id: uuid.UUID, run_id: uuid.UUID) 
         now = clock.now()
         for connection in rows:
             connection.status, connection.closed_at = CS.CLOSED, now
-    for connection in rows:
-        await ctx.lock.release(str(runtime_id), connection.lock_token)
-    # A live viewer's control ends with the run too (its page sees the run end).
-    current = await ctx.lock.current(str(runtime_id))
-    if current and Holder.of_token(current).kind == "live_view":
-        await ctx.lock.release(str(runtime_id), current)
+        # Whoever controlled the runtime for this run (a lease, a live viewer, an invocation) lets go.
+        await controller.end_run(ctx, s, runtime_id, run_id)
     await ctx.hub.close_run(run_id, 1000, "runtime stopped")
 
 
@@ -313,9 +264,9 @@ async def expire_due(ctx: AppContext, limit: int = 200) -> int:
             if result.rowcount == 1:
                 await events.append(s, connection.run_id, "connection.expired", "connection",
                                     {"expiresAt": clock.iso(connection.expires_at)}, connection_id=connection.id)
+                await controller.release(ctx, s, connection.runtime_id, connection.lock_token)
         if result.rowcount == 1:
             expired += 1
-            await ctx.lock.release(str(connection.runtime_id), connection.lock_token)
         await ctx.hub.close_connection(connection.id, 1000, "lease expired")
     return expired
 
@@ -331,24 +282,9 @@ async def close_orphans(ctx: AppContext) -> None:
 
 
 async def renew_run_locks(ctx: AppContext) -> None:
-    async with ctx.db.transaction() as s:
-        rows = list((await s.execute(select(Connection.runtime_id, Connection.lock_token).where(
-            Connection.status == CS.ACTIVE, Connection.scope == Scope.RUN))).all())
-    for runtime_id, lock_token in rows:
-        if not await ctx.lock.renew(str(runtime_id), lock_token, RUN_LOCK_TTL_MS):
-            # The lock was lost (a Redis restart): take it back unless another holder has it.
-            if not await ctx.lock.restore(str(runtime_id), lock_token, RUN_LOCK_TTL_MS):
-                log.warning("run_lease_lost_its_lock", runtime_id=str(runtime_id))
+    await controller.keep_run_connections(ctx)
 
 
 async def restore_locks(ctx: AppContext) -> None:
-    """After a restart with the in-process lock, active leases take their locks back."""
-    now = clock.now()
-    async with ctx.db.transaction() as s:
-        rows = list((await s.execute(select(Connection).where(Connection.status == CS.ACTIVE))).scalars())
-    for connection in rows:
-        if connection.expires_at is not None and connection.expires_at <= now:
-            continue
-        ttl_ms = (int((connection.expires_at - now).total_seconds() * 1000) if connection.expires_at
-                  else RUN_LOCK_TTL_MS)
-        await ctx.lock.restore(str(connection.runtime_id), connection.lock_token, ttl_ms)
+    """The lock cache is rebuilt from the runtime rows (after a restart, or a Redis that lost it)."""
+    await controller.rebuild_cache(ctx)

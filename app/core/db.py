@@ -95,6 +95,9 @@ def make_engine(url: str) -> AsyncEngine:
 
 # session.info key under which event writers list the runs they appended to.
 TOUCHED_RUNS = "touched_runs"
+# session.info key of coroutine functions to run once the transaction has committed (cache writes):
+# their failures are logged, never raised, since the committed work stands.
+AFTER_COMMIT = "after_commit"
 
 
 class Database:
@@ -118,6 +121,12 @@ class Database:
             async with session.begin():
                 yield session
             touched = session.info.pop(TOUCHED_RUNS, None)
+            after = session.info.pop(AFTER_COMMIT, None)
+        for callback in after or ():
+            try:
+                await callback()
+            except Exception:
+                log.warning("after_commit_failed", exc_info=True)
         if touched and self.on_events_committed is not None:
             # Only a wake-up for readers (who also poll): it must never fail or delay the committed work.
             try:

@@ -11,7 +11,6 @@ from sqlalchemy import select, update
 
 from app.accounts.service import Principal
 from app.ai.models import AiConnection
-from app.connections.service import acquire_controller
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import get_owned
@@ -23,6 +22,7 @@ from app.runs import commands, events
 from app.runs import service as runs
 from app.runs.command_models import TERMINAL_STATUSES, Command
 from app.runs.models import Run
+from app.runtimes import controller
 from app.runtimes import service as runtimes
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.spaces.models import Space
@@ -95,22 +95,19 @@ async def create(ctx: AppContext, p: Principal, runtime: Runtime, provider: str,
                              code="ai_credential.model_missing")
     request = {**request, "connection": str(connection.id), "model": model}
     invocation_id = ids.new_id()
-    lock_token = await acquire_controller(ctx, runtime.id, Holder("invocation", invocation_id.hex), LOCK_TTL_MS)
-    try:
-        async with ctx.db.transaction() as s:
-            command = await commands.record(s, runtime.active_run_id, f"{provider}.{method}", request=request,
-                                            status="queued")
-            command.id, command.execution_mode, command.finished_at, command.started_at = \
-                invocation_id, "durable", None, None
-            command.provider, command.method, command.lock_token = provider, method, lock_token
-            command.timeout_seconds = request.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS
-            command.progress = {"step": 0, "totalSteps": request.get("maxSteps"), "message": "queued"}
-            await events.append(s, runtime.active_run_id, "invocation.created", "invocation",
-                                {"invocationId": str(invocation_id), "provider": provider, "method": method,
-                                 "model": model})
-    except BaseException:
-        await ctx.lock.release(str(runtime.id), lock_token)
-        raise
+    # The controller is taken in the transaction that records the invocation: both happen or neither.
+    async with ctx.db.transaction() as s:
+        lock_token = await controller.take(ctx, s, runtime.id, Holder("invocation", invocation_id.hex), LOCK_TTL_MS)
+        command = await commands.record(s, runtime.active_run_id, f"{provider}.{method}", request=request,
+                                        status="queued")
+        command.id, command.execution_mode, command.finished_at, command.started_at = \
+            invocation_id, "durable", None, None
+        command.provider, command.method, command.lock_token = provider, method, lock_token
+        command.timeout_seconds = request.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS
+        command.progress = {"step": 0, "totalSteps": request.get("maxSteps"), "message": "queued"}
+        await events.append(s, runtime.active_run_id, "invocation.created", "invocation",
+                            {"invocationId": str(invocation_id), "provider": provider, "method": method,
+                             "model": model})
     if ctx.invocations is not None:
         ctx.invocations.wake()
     return command
@@ -158,8 +155,7 @@ async def cancel(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
                 status="cancelling", cancel_requested_at=now))
         if queued:
             await events.append(s, row.run_id, "invocation.cancelled", "invocation", {"invocationId": str(row.id)})
-    if queued and row.lock_token:
-        await ctx.lock.release(str(row.runtime_id), row.lock_token)
+            await controller.release(ctx, s, row.runtime_id, row.lock_token)
     async with ctx.db.transaction() as s:
         return await s.get(Command, row.id, populate_existing=True)
 

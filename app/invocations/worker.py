@@ -26,6 +26,7 @@ from app.invocations.engine import Cancelled, Engine, EngineFailure, Reporter
 from app.invocations.service import LOCK_TTL_MS
 from app.runs import events
 from app.runs.command_models import TERMINAL_STATUSES as TERMINAL, Command
+from app.runtimes import controller
 from app.runtimes.models import Runtime, RuntimeStatus
 
 log = structlog.get_logger(__name__)
@@ -174,18 +175,20 @@ class InvocationWorker:
                                                         "message": f"Internal error: {type(exc).__name__}"})
 
     async def _hold_lock(self, row: Command) -> bool:
-        runtime_id = str(row.runtime_id)
-        return bool(row.lock_token) and (await self.ctx.lock.renew(runtime_id, row.lock_token, LOCK_TTL_MS)
-                                         or await self.ctx.lock.restore(runtime_id, row.lock_token, LOCK_TTL_MS))
+        """Whether the invocation still controls its runtime (the runtime row says; a lost cache does not matter)."""
+        if not row.lock_token:
+            return False
+        async with self.ctx.db.transaction() as s:
+            return await controller.renew(self.ctx, s, row.runtime_id, row.lock_token, LOCK_TTL_MS)
 
     async def _heartbeat(self, row: Command, cancel_seen: asyncio.Event) -> None:
         while True:
             async with self.ctx.db.transaction() as s:
                 status = (await s.execute(update(Command).where(Command.id == row.id).values(
                     heartbeat_at=clock.now()).returning(Command.status))).scalar_one()
+                await controller.renew(self.ctx, s, row.runtime_id, row.lock_token, LOCK_TTL_MS)
             if status == "cancelling":
                 cancel_seen.set()
-            await self.ctx.lock.renew(str(row.runtime_id), row.lock_token, LOCK_TTL_MS)
             beat = min(HEARTBEAT_SECONDS, self.ctx.settings.invocation_dead_after_seconds / 3)
             await asyncio.sleep(beat if not cancel_seen.is_set() else 60)
 
@@ -223,5 +226,5 @@ class InvocationWorker:
                 await events.append(s, row.run_id, f"invocation.{status}", "invocation",
                                     {"invocationId": str(invocation_id),
                                      **({"error": error} if error else {}), "steps": row.step_count})
-        if done and row.lock_token:
-            await self.ctx.lock.release(str(row.runtime_id), row.lock_token)
+                # Let go in the same transaction: a run connection it took the runtime from gets it back.
+                await controller.release(self.ctx, s, row.runtime_id, row.lock_token)

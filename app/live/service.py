@@ -14,7 +14,6 @@ import structlog
 from sqlalchemy import select, update
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from app.connections.service import acquire_controller
 from app.core import clock, ids
 from app.core.auth import Principal
 from app.core.context import AppContext
@@ -28,6 +27,7 @@ from app.locks import Holder
 from app.runs import activity as activity_items
 from app.runs import service as runs
 from app.runs.models import Run, RunEvent, RunStatus
+from app.runtimes import controller
 from app.runtimes.models import Runtime, RuntimeStatus
 
 log = structlog.get_logger(__name__)
@@ -75,15 +75,10 @@ async def mint_live(ctx: AppContext, p: Principal, run_id: str, control: str, ex
     viewer_id = ids.new_id()
     token = tokens.ViewerToken(kind="live", viewer_id=viewer_id, run_id=run.id, account_id=run.account_id,
                                control=control, expires_at=_expiry(expires_in))
-    await _record_viewer(ctx, token)
-    if control == "input":
-        # Fails with runtime.controller_busy while a CDP lease (or an invocation) controls the browser;
-        # held for the page to connect, which then keeps it while it is open.
-        try:
-            await acquire_controller(ctx, runtime.id, Holder("live_view", viewer_id.hex), OPEN_GRACE_MS)
-        except BaseException:
-            await _forget_viewer(ctx, viewer_id)
-            raise
+    # An input link takes the controller in the transaction that records it: it fails with
+    # runtime.controller_busy while a CDP lease (or an invocation) controls the browser, and is held
+    # for the page to connect, which then keeps it while it is open.
+    await _record_viewer(ctx, token, take_control=runtime.id if control == "input" else None)
     ctx.events.emit(run.id, "live.created", "live", {"viewerId": str(viewer_id), "control": control,
                                                      "expiresAt": iso_epoch(token.expires_at)}, source="api")
     return Minted(_view_url(ctx, "live", tokens.mint(ctx.signing_key, token)), token.expires_at, token)
@@ -127,18 +122,14 @@ async def _run_of(ctx: AppContext, token: tokens.ViewerToken) -> Run:
 # --- viewer links: recorded when minted, revocable until they expire ---
 
 
-async def _record_viewer(ctx: AppContext, token: tokens.ViewerToken) -> None:
+async def _record_viewer(ctx: AppContext, token: tokens.ViewerToken, take_control: Any = None) -> None:
     async with ctx.db.transaction() as s:
         s.add(Viewer(id=token.viewer_id, run_id=token.run_id, account_id=token.account_id, kind=token.kind,
                      control=token.control, created_at=clock.now(),
                      expires_at=datetime.fromtimestamp(token.expires_at, UTC), revoked_at=None))
-
-
-async def _forget_viewer(ctx: AppContext, viewer_id: Any) -> None:
-    async with ctx.db.transaction() as s:
-        row = await s.get(Viewer, viewer_id)
-        if row is not None:
-            await s.delete(row)
+        if take_control is not None:
+            await s.flush()
+            await controller.take(ctx, s, take_control, Holder("live_view", token.viewer_id.hex), OPEN_GRACE_MS)
 
 
 def viewer_not_found(viewer_id: object) -> NotFound:
@@ -340,15 +331,11 @@ class ViewerSession:
                     await self.cast.send_input(method, params)
 
     async def _take_control(self) -> None:
-        runtime_id = str(self.runtime.id)
-        current = await self.ctx.lock.current(runtime_id)
-        if current and Holder.of_token(current) == self.holder:
-            # The lock taken when the link was minted: keep it.
-            if await self.ctx.lock.renew(runtime_id, current, CONTROL_TTL_MS):
-                self.lock_token = current
         if self.lock_token is None:
             try:
-                self.lock_token = await acquire_controller(self.ctx, self.runtime.id, self.holder, CONTROL_TTL_MS)
+                # Taken anew (or kept, when the link's own hold from minting is still there), with a new epoch.
+                async with self.ctx.db.transaction() as s:
+                    self.lock_token = await controller.take(self.ctx, s, self.runtime.id, self.holder, CONTROL_TTL_MS)
             except DomainError as busy:
                 self._on_state({"type": "state", "state": self.cast.state["state"],
                                 "url": self.cast.state.get("url"), "title": self.cast.state.get("title"),
@@ -362,16 +349,21 @@ class ViewerSession:
             return
         token, self.lock_token = self.lock_token, None
         with contextlib.suppress(Exception):
-            await self.ctx.lock.release(str(self.runtime.id), token)
+            async with self.ctx.db.transaction() as s:
+                # A run connection this viewer took the runtime from gets it back here.
+                await controller.release(self.ctx, s, self.runtime.id, token)
         self._emit("live.handback")
         if not closing:
             self._on_state({**self.cast.state})
 
+    async def _renew(self) -> bool:
+        async with self.ctx.db.transaction() as s:
+            return await controller.renew(self.ctx, s, self.runtime.id, self.lock_token, CONTROL_TTL_MS)
+
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(CONTROL_RENEW_SECONDS)
-            if self.lock_token and not await self.ctx.lock.renew(str(self.runtime.id), self.lock_token,
-                                                                  CONTROL_TTL_MS):
+            if self.lock_token and not await self._renew():
                 self.lock_token = None
                 self._on_state({**self.cast.state, "message": "Control was lost"})
 

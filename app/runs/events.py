@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock, ids
 from app.core.db import TOUCHED_RUNS
-from app.runs.models import Run, RunEvent
+from app.runs.models import Run, RunEvent, RunStatus
 
 CONTROL_PLANE = "control-plane"
 
@@ -38,3 +38,25 @@ async def attached_clients(session: AsyncSession, run_id: uuid.UUID, connection_
     if connection_id is not None:
         stmt = stmt.where(RunEvent.connection_id == connection_id)
     return max(0, (await session.execute(stmt)).scalar() or 0)
+
+
+def _socket_balance():
+    return func.sum(case((RunEvent.type == "connection.attached", 1), (RunEvent.type == "connection.detached", -1),
+                         else_=0))
+
+
+async def open_sockets(session: AsyncSession, run_id: uuid.UUID | None = None,
+                       connection_id: uuid.UUID | None = None) -> list[tuple[uuid.UUID, uuid.UUID, str, int]]:
+    """Sockets attached now on active runs, by the server process they are attached through:
+    (run id, connection id, server instance, how many)."""
+    instance = RunEvent.data["serverInstance"].as_string()
+    stmt = (select(RunEvent.run_id, RunEvent.connection_id, instance, _socket_balance())
+            .join(Run, Run.id == RunEvent.run_id)
+            .where(Run.status == RunStatus.ACTIVE, RunEvent.category == "connection",
+                   RunEvent.type.in_(("connection.attached", "connection.detached")), instance.is_not(None))
+            .group_by(RunEvent.run_id, RunEvent.connection_id, instance))
+    if run_id is not None:
+        stmt = stmt.where(RunEvent.run_id == run_id)
+    if connection_id is not None:
+        stmt = stmt.where(RunEvent.connection_id == connection_id)
+    return [(r, c, i, n) for r, c, i, n in (await session.execute(stmt)).all() if n and n > 0]

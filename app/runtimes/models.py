@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
@@ -47,3 +47,23 @@ class Runtime(Base):
     updated_at: Mapped[datetime]
     # Deleted runtimes disappear from the API but their runs stay readable.
     deleted_at: Mapped[datetime | None]
+    # Who controls the browser (app/runtimes/controller.py): the truth the lock cache is rebuilt from.
+    # The epoch grows on every take, so a holder's token names the take it came from.
+    controller_kind: Mapped[str | None] = mapped_column(String(16))
+    controller_id: Mapped[str | None] = mapped_column(String(64))
+    controller_epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    controller_expires_at: Mapped[datetime | None]
+
+
+class ServerProcess(Base):
+    """A server process that is (or was) running, with its heartbeat: sockets attached through a process
+    found dead are detached by the sweep of another."""
+
+    __tablename__ = "server_processes"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the driver's instance id
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int]
+    process_start: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[datetime]
+    seen_at: Mapped[datetime]

@@ -22,7 +22,7 @@ from app.core import clock
 from app.core.context import AppContext
 from app.runs import events, service as runs
 from app.runs.models import RunEvent
-from app.runtimes import lifecycle
+from app.runtimes import lifecycle, processes
 from app.runtimes.models import Runtime, RuntimeStatus as RS
 
 log = structlog.get_logger(__name__)
@@ -138,6 +138,8 @@ class Supervisor:
                                      f"Runtime was stuck '{rt.status}'; its server process probably died",
                                      from_statuses=RS.LIVE)
 
+        # Sockets attached through a server that died never wrote their detach: written here.
+        await processes.detach_dead_sockets(self.ctx)
         await self._remove_orphans()
 
     async def _adopt(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
