@@ -264,9 +264,13 @@ async def test_missing_chromium_is_503_and_leaves_a_failed_record(make_server):
 
 
 async def test_launch_timeout_kills_what_it_started(make_server, tmp_path):
-    fake = tmp_path / "hanging-chromium"
-    child_pid_file = tmp_path / "child.pid"
-    fake.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {child_pid_file}\nwait\n")
+    # Outside /tmp and executable by anyone: the browser runs as a uid of its own with a private /tmp.
+    bin_dir = Path("/usr/local/lib/bctrl-tests")
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    bin_dir.chmod(0o755)
+    tag = uuid.uuid4().hex[:8]
+    fake, marker = bin_dir / f"hanging-chromium-{tag}", f"bctrl-hanging-child-{tag}"
+    fake.write_text(f"#!/bin/sh\nsh -c 'sleep 300' {marker} &\nwait\n")
     fake.chmod(0o755)
     async with make_server("sqlite", chromium_path=str(fake), launch_timeout_seconds=1.0) as srv, \
             await srv.client() as api:
@@ -275,8 +279,8 @@ async def test_launch_timeout_kills_what_it_started(make_server, tmp_path):
         runtime_id = response.json()["details"]["runtimeId"]
         assert (await api.get(f"/v1/runtimes/{runtime_id}")).json()["status"] == "failed"
         # Both the fake browser and the child it forked are gone: the whole process group was killed.
-        child = int(child_pid_file.read_text())
-        await eventually(lambda: chromium_pids(str(fake)) == [] and not _running(child), timeout=10)
+        await eventually(lambda: chromium_pids(str(fake)) == [] and chromium_pids(marker) == [], timeout=10)
+    fake.unlink()
 
 
 def _running(pid: int) -> bool:
