@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import health
 from app.accounts import router as accounts
@@ -18,7 +18,7 @@ from app.cdp.hub import Hub
 from app.connections import router as connections
 from app.connections import service as connection_service
 from app.connections.reaper import Reaper
-from app.core import datadir, errors, openapi, server_key
+from app.core import datadir, errors, openapi, query, server_key
 from app.egress import service as egress
 from app.core.config import Settings
 from app.core.context import AppContext
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Self-hosted control plane for managed headless browsers (BCTRL platform API)",
         lifespan=lifespan,
+        dependencies=[Depends(query.refuse_unstorable_query)],
     )
     errors.install(app)
     for router in ROUTERS:

@@ -173,6 +173,19 @@ def _field_name(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _json_error(err: dict[str, Any], doc: Any) -> str:
+    """"Malformed JSON at line 1 column 9: Expecting ',' delimiter" from FastAPI's json_invalid error."""
+    loc = err.get("loc") or ()
+    pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+    reason = (err.get("ctx") or {}).get("error") or "not valid JSON"
+    if pos is None or not isinstance(doc, (str, bytes)):
+        return f"Malformed JSON: {reason}"
+    text = doc.decode("utf-8", "replace") if isinstance(doc, bytes) else doc
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return f"Malformed JSON at line {line} column {column}: {reason}"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
@@ -182,6 +195,10 @@ def install(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         fields = []
         for err in exc.errors():
+            if err.get("type") == "json_invalid":  # say what is wrong and where, not the offset as a field
+                message = _json_error(err, exc.body)
+                return envelope(400, "request.invalid", message, {"fields": [
+                    {"field": "body", "in": "body", "message": message, "type": "json_invalid"}]})
             loc = tuple(err.get("loc", ()))
             where = loc[0] if loc else "body"
             fields.append({"field": _field_name(loc), "in": where, "message": err.get("msg", "invalid"),

@@ -32,11 +32,21 @@ def encode_cursor(after: Any) -> str:
 def decode_cursor(cursor: str) -> Any:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return orjson.loads(base64.urlsafe_b64decode(padded.encode()))["a"]
+        value = orjson.loads(base64.urlsafe_b64decode(padded.encode()))["a"]
     except Exception:
-        raise InvalidRequest("cursor is not a value returned as nextCursor",
-                             details={"fields": [{"field": "cursor", "in": "query",
-                                                  "message": "invalid cursor", "type": "cursor"}]}) from None
+        value = _BAD
+    # The server mints cursors of a string (an id, a path) or a sequence number that fits a BIGINT;
+    # anything else (true, 2**63, a float, an object) would reach the database and fail there.
+    if isinstance(value, str) and "\x00" not in value:
+        return value
+    if type(value) is int and 0 <= value < 2**63:
+        return value
+    raise InvalidRequest("cursor is not a value returned as nextCursor",
+                         details={"fields": [{"field": "cursor", "in": "query",
+                                              "message": "invalid cursor", "type": "cursor"}]})
+
+
+_BAD = object()
 
 
 def page_params(

@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 from fastapi import Header
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, create_model
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, create_model, model_validator
 from pydantic.alias_generators import to_camel
 
 from app.core.clock import iso
+from app.core.errors import InvalidRequest
 
 Timestamp = Annotated[datetime, PlainSerializer(iso, return_type=str)]
 # Surrounding whitespace is stripped, so a name must hold something else (`\S`, for the description).
@@ -26,10 +27,48 @@ class WireModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
 
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def storable_problem(value: Any, path: str) -> tuple[str, str] | None:
+    """(where, what) for the first part of a JSON value no database column can hold, else None.
+
+    PostgreSQL refuses NUL in text and JSONB (SQLite would store it: both refuse it here), and no
+    integer column or JSON number outside a signed 64-bit range survives both backends."""
+    if isinstance(value, str):
+        return (path, "NUL characters (\\u0000) are not allowed") if "\x00" in value else None
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return None if INT_MIN <= value <= INT_MAX else (path, "integers must fit in 64 bits (signed)")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return where.replace("\x00", "\\u0000"), "NUL characters (\\u0000) are not allowed in keys"
+            if found := storable_problem(item, where):
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if found := storable_problem(item, f"{path}.{i}" if path else str(i)):
+                return found
+    return None
+
+
 class RequestModel(WireModel):
     """Request bodies reject unknown fields, so a typo is a 400 naming the field, not a silent no-op."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        # One check for every body, nested models and free-form metadata included, before any field.
+        if found := storable_problem(data, ""):
+            where, what = found
+            raise InvalidRequest(f"Invalid request: {where or 'body'}: {what}", details={"fields": [
+                {"field": where or "body", "in": "body", "message": what, "type": "value_error"}]})
+        return data
 
 
 class ErrorOut(WireModel):

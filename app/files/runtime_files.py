@@ -66,6 +66,9 @@ class RuntimeFile:
     modified_at: datetime
 
 
+NAME_MAX = 255
+
+
 def area(settings: Settings, runtime_id: uuid.UUID) -> Path:
     # In the browser root (app/drivers/local.py), outside the data directory its browser cannot read.
     return (settings.resolved_browser_root / "files" / str(runtime_id)).resolve()
@@ -83,6 +86,9 @@ def runtime_file_not_found(path: str) -> NotFound:
 def resolve(root: Path, raw: object, field: str) -> tuple[str, Path]:
     """The clean relative path and its real location inside `root`; 400 if it would leave `root`."""
     rel = check_relative(raw, field=field, code=PATH_INVALID)
+    # File systems cap a name at 255 bytes (NAME_MAX); a longer segment would fail in open() as a 500.
+    if any(len(segment.encode()) > NAME_MAX for segment in rel.split("/")):
+        raise path_invalid(field, rel, f"a path segment is longer than {NAME_MAX} bytes")
     real = (root / rel).resolve()  # follows symbolic links, existing or not
     if real == root or not real.is_relative_to(root):
         raise path_invalid(field, rel, "leads outside the runtime's file area")
@@ -167,11 +173,13 @@ def _open_source(real: Path, rel: str, field: str):
         if exc.errno == errno.ELOOP:
             raise path_invalid(field, rel, "is a symbolic link") from None
         raise
-    f = os.fdopen(fd, "rb")
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        f.close()
+    mode = os.fstat(fd).st_mode  # before fdopen(), which refuses a directory with an OSError
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        if stat.S_ISDIR(mode):  # as stage refuses a directory: only a file can be collected
+            raise path_invalid(field, rel, "is a directory")
         raise runtime_file_not_found(rel)
-    return f
+    return os.fdopen(fd, "rb")
 
 
 async def _read_source(f) -> AsyncIterator[bytes]:

@@ -31,6 +31,7 @@ from app.core.context import AppContext
 from app.core.db import Database
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.paging import PageParams, fetch_by_id
+from app.core.schemas import storable_problem
 from app.files import multipart
 from app.files.models import StorageFile
 from app.files.paths import basename, check_relative
@@ -108,6 +109,9 @@ def parse_metadata(raw: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise InvalidRequest("metadata must be a JSON object", details={"fields": [
             {"field": "metadata", "in": "body", "message": "expected a JSON object string", "type": "json"}]})
+    if found := storable_problem(value, "metadata"):  # the rule JSON bodies follow (app/core/schemas.py)
+        raise InvalidRequest(f"Invalid request: {found[0]}: {found[1]}", details={"fields": [
+            {"field": found[0], "in": "body", "message": found[1], "type": "value_error"}]})
     return value
 
 
@@ -254,7 +258,7 @@ async def _page(db: Database, stmt, page: PageParams) -> tuple[list[StorageFile]
 async def update_file(db: Database, p: Principal, file_id: str, body: FileUpdate, *,
                       space_id: str | None = None) -> StorageFile:
     row = await get(db, p, file_id, space_id=space_id)
-    changes = body.model_dump(exclude_unset=True)
+    changes = body.model_fields_set  # field names (a dump would give the camelCase aliases)
     async with db.transaction() as s:
         row = await s.merge(row)
         if "name" in changes and body.name is not None:

@@ -19,8 +19,13 @@ from app.invocations.schemas import FlatInvocation, SeedInvocation, normalise_fl
 router = APIRouter(tags=["invocations"])
 
 
+MAX_WAIT_MS = 60_000
+
+
 class WaitIn(RequestModel):
-    timeout_ms: int = Field(default=30_000, ge=0, le=60_000)
+    # Longer asks are served the maximum and told so (the SDK loops long polls anyway), not refused.
+    timeout_ms: int = Field(default=30_000, ge=0, description=f"Waits at most {MAX_WAIT_MS} ms; more is clamped "
+                                                             "(`timeoutClamped: true`, `timeoutMs` says what was used)")
 
 
 def _page(rows, cursor) -> JSONResponse:
@@ -69,10 +74,13 @@ async def get_invocation(ctx: CtxDep, p: PrincipalDep, invocation_id: str):
 
 @router.post("/v1/invocations/{invocation_id}/wait", responses=errors(400, 404))
 async def wait_invocation(ctx: CtxDep, p: PrincipalDep, invocation_id: str, body: WaitIn | None = None):
-    """Long-poll up to `timeoutMs` (at most 60 s) for the invocation to end."""
-    row, timed_out = await service.wait(ctx, p, invocation_id, (body or WaitIn()).timeout_ms)
+    """Long-poll up to `timeoutMs` (at most 60 s; a longer ask waits 60 s and says `timeoutClamped`)."""
+    asked = (body or WaitIn()).timeout_ms
+    used = min(asked, MAX_WAIT_MS)
+    row, timed_out = await service.wait(ctx, p, invocation_id, used)
     return JSONResponse({"invocation": service.wire(row), "timedOut": timed_out,
-                         "waitStatus": "timeout" if timed_out else "completed"})
+                         "waitStatus": "timeout" if timed_out else "completed",
+                         "timeoutMs": used, "timeoutClamped": used < asked})
 
 
 @router.post("/v1/invocations/{invocation_id}/cancel", responses=errors(404))

@@ -23,6 +23,7 @@ from app.runs.schemas import (
     EventList,
     EventOut,
     EventWaitOut,
+    MAX_EVENT_WAIT_MS,
     EventWaitRequest,
     RunList,
     RunOut,
@@ -98,8 +99,10 @@ async def wait_event(ctx: CtxDep, p: PrincipalDep, run_id: str, body: EventWaitR
     (default: after the newest event now). Pass the returned `cursor` to wait for the one after."""
     flt = EventFilter(types=tuple([*(body.type or ()), *(body.kind or ())]), categories=tuple(body.category or ()),
                       connection_id=_uuid_or_nothing(body.connection_id), page_id=body.page_id)
-    event, cursor = await service.wait_event(ctx, p, run_id, flt, body.cursor, body.timeout_ms)
-    return EventWaitOut(event=EventOut.of(event) if event else None, timed_out=event is None, cursor=cursor)
+    used = min(body.timeout_ms, MAX_EVENT_WAIT_MS)
+    event, cursor = await service.wait_event(ctx, p, run_id, flt, body.cursor, used)
+    return EventWaitOut(event=EventOut.of(event) if event else None, timed_out=event is None, cursor=cursor,
+                        timeout_ms=used, timeout_clamped=used < body.timeout_ms)
 
 
 @router.get("/{run_id}/events/stream", responses={200: {"content": {"text/event-stream": {}},
@@ -138,7 +141,7 @@ async def activity(
     errors with their severity, lifecycle, connections, dialogs and downloads."""
     items, cursor, truncated = await service.activity(ctx.db, p, run_id, page,
                                                       [*(categories or ()), *(category or ())] or None, level)
-    # `truncated`: the run has more events than the timeline is built from (the first 50,000).
+    # `truncated`: not the whole timeline (another page, capped requests, or past the first 50,000 events).
     return {"data": items, "activity": items, "nextCursor": cursor, "truncated": truncated}
 
 

@@ -79,6 +79,9 @@ class EventOut(WireModel):
 EventList = list_model(EventOut, "events")
 
 
+MAX_EVENT_WAIT_MS = 120_000
+
+
 class EventWaitRequest(RequestModel):
     cursor: str | None = Field(default=None, max_length=MAX_CURSOR, pattern=CURSOR_PATTERN,
                                description="Wait for an event after this one")
@@ -88,13 +91,16 @@ class EventWaitRequest(RequestModel):
     connection_id: str | None = Field(default=None, max_length=64)
     context_id: str | None = Field(default=None, max_length=64, description="Accepted; not used for matching")
     page_id: str | None = Field(default=None, max_length=64)
-    timeout_ms: int = Field(default=30_000, ge=0, le=120_000)
+    timeout_ms: int = Field(default=30_000, ge=0, description=f"Waits at most {MAX_EVENT_WAIT_MS} ms; more is "
+                                                             "clamped (`timeoutClamped: true`)")
 
 
 class EventWaitOut(WireModel):
     event: EventOut | None
     timed_out: bool
     cursor: str
+    timeout_ms: int = Field(description="How long the server waited at most")
+    timeout_clamped: bool = Field(description="The asked timeoutMs was over the maximum and was clamped")
 
 
 class ActivityItem(WireModel):
@@ -121,7 +127,9 @@ class ActivityPage(WireModel):
     data: list[ActivityItem]
     activity: list[ActivityItem] = Field(description="Same list as `data`, under the resource name")
     next_cursor: str | None
-    truncated: bool = Field(description="The run has more events than the timeline is built from")
+    truncated: bool = Field(description="This answer is not the whole timeline: follow nextCursor for more "
+                                        "items, a navigation lists only its first 500 requests, or the run has "
+                                        "more events than the timeline is built from (50,000)")
 
 
 class CommandOut(WireModel):

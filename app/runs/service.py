@@ -97,7 +97,11 @@ async def activity(db: Database, p: Principal, run_id: str, page: PageParams, ca
     start = page.after if isinstance(page.after, int) else 0
     chunk = items[start:start + page.limit]
     more = start + page.limit < len(items)
-    return chunk, encode_cursor(start + page.limit) if more else None, len(rows) >= ACTIVITY_EVENT_CAP
+    # `truncated` tells a reader this answer is not the whole timeline: a further page, a navigation whose
+    # requests were capped at MAX_CHILDREN, or a run longer than the events the timeline is built from.
+    capped = any(i.get("requests", 0) > len(i.get("children") or ()) for i in chunk)
+    truncated = more or capped or len(rows) >= ACTIVITY_EVENT_CAP
+    return chunk, encode_cursor(start + page.limit) if more else None, truncated
 
 
 async def list_commands(db: Database, p: Principal, run_id: str, page: PageParams, statuses: list[str] | None,

@@ -127,7 +127,7 @@ async def stop(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str 
 
 async def update(ctx: AppContext, p: Principal, runtime_id: str, body: RuntimeUpdate) -> Runtime:
     runtime = await get(ctx, p, runtime_id)
-    changes = body.model_dump(exclude_unset=True)
+    changes = body.model_fields_set  # field names (a dump would give the camelCase aliases)
     async with ctx.db.transaction() as s:
         runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()
         if "config" in changes:

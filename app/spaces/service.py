@@ -83,7 +83,7 @@ async def list_spaces(db: Database, p: Principal, page: PageParams) -> tuple[lis
 
 async def update(db: Database, p: Principal, space_id: str, body: SpaceUpdate) -> Space:
     space = await get(db, p, space_id)
-    changes = body.model_dump(exclude_unset=True)
+    changes = body.model_fields_set  # field names (a dump would give the camelCase aliases)
     async with db.transaction() as s:
         space = await s.merge(space)
         if "name" in changes and body.name is not None:
