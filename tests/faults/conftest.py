@@ -171,6 +171,13 @@ class PrivateRedis:
         self.stop()
         self.start()
 
+    def pause(self) -> None:
+        """Redis hangs: connections are accepted by the kernel, nothing is answered (SIGSTOP)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def flush(self) -> None:
         subprocess.run(["redis-cli", "-p", str(self.port), "FLUSHALL"], capture_output=True)
 

@@ -18,9 +18,11 @@ OUTAGE_SECONDS = 3.0
 RECOVERY_LIMIT_SECONDS = 15.0
 
 
-@pytest.mark.parametrize("mode", ["fast", "immediate"])
-def test_postgres_restart_under_traffic(private_pg, fault_server, mode):
-    server = fault_server(BCTRL_SSE_HEARTBEAT_SECONDS="1")
+@pytest.mark.parametrize("mode,splice", [("fast", True), ("immediate", True), ("fast", False)],
+                         ids=["fast-stop", "crash", "asgi-relay"])
+def test_postgres_restart_under_traffic(private_pg, fault_server, mode, splice):
+    """mode: how PostgreSQL stops (`immediate` is a crash); splice: the CDP path (TCP splice or ASGI relay)."""
+    server = fault_server(BCTRL_SSE_HEARTBEAT_SECONDS="1", BCTRL_CDP_SPLICE=str(splice).lower())
     with server.client() as client:
         space = client.post("/v1/spaces", json={"name": "pg-outage"}).json()
         runtime = client.post(f"/v1/spaces/{space['id']}/runtimes", json={}).json()
