@@ -50,9 +50,18 @@ QUIET_FLAGS = (
     "--disable-client-side-phishing-detection",
     "--disable-breakpad",
     "--metrics-recording-only",
-    "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider",
     "--password-store=basic",
     "--use-mock-keychain",
+    # Chromium 156 calls home despite the switches above (component updates, Gaia account checks,
+    # network time): its Google service endpoints point at 0.0.0.0, which nothing ever answers.
+    "--component-updater=url-source=http://0.0.0.0:9/",
+    "--gaia-url=http://0.0.0.0:9/",
+    "--google-apis-url=http://0.0.0.0:9/",
+    "--lso-url=http://0.0.0.0:9/",
+    # The omnibox popups of new headless are page targets (chrome://omnibox-popup.top-chrome/): a
+    # client's `contexts[0].pages[0]` would be one of them. Translate and the rest: no background traffic.
+    "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,NetworkTimeServiceQuerying,"
+    "WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup",
 )
 BASE_FLAGS = (
     "--headless=new",

@@ -31,8 +31,10 @@ exec chromium \
   --disable-background-networking --disable-component-update --disable-sync \
   --no-first-run --no-default-browser-check --disable-default-apps --disable-domain-reliability \
   --disable-client-side-phishing-detection --disable-breakpad --metrics-recording-only \
-  --disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider \
   --password-store=basic --use-mock-keychain \
+  --component-updater=url-source=http://0.0.0.0:9/ --gaia-url=http://0.0.0.0:9/ \
+  --google-apis-url=http://0.0.0.0:9/ --lso-url=http://0.0.0.0:9/ \
+  --disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,NetworkTimeServiceQuerying,WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup \
   "$@" \
   ${BCTRL_CHROMIUM_FLAGS:-} \
   about:blank

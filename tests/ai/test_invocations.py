@@ -31,7 +31,7 @@ def ref_of(body: dict, pattern: str) -> str:
     """The ref the page snapshot in this request gives the element matching `pattern`."""
     text = str(body)
     found = re.search(pattern + r'[^\n\\]*?\[ref=(\w+)\]', text)
-    assert found, f"{pattern!r} is not in the snapshot sent to the model"
+    assert found, f"{pattern!r} is not in the snapshot sent to the model: {text[-1500:]}"
     return found.group(1)
 
 

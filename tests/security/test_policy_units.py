@@ -6,6 +6,7 @@ import ipaddress
 import json
 from pathlib import Path
 
+from app.drivers.local import QUIET_FLAGS
 from app.drivers.policy import STATIC
 from app.egress.policy import EgressPolicy
 
@@ -15,6 +16,12 @@ ip = ipaddress.ip_address
 def test_runtime_image_policy_matches_the_code():
     baked = Path(__file__).parents[2] / "runtime_images" / "chromium" / "policies" / "bctrl.json"
     assert json.loads(baked.read_text()) == STATIC
+
+
+def test_runtime_image_starts_chromium_with_the_local_drivers_quiet_flags():
+    script = (Path(__file__).parents[2] / "runtime_images" / "chromium" / "start-chromium.sh").read_text()
+    words = set(script.replace("\\\n", " ").split())
+    assert [flag for flag in QUIET_FLAGS if flag not in words] == []
 
 
 def test_private_mode_refuses_the_control_plane_and_metadata_only():
