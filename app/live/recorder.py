@@ -227,7 +227,8 @@ async def _encode(ffmpeg: str, directory: Path, entries: list[dict[str, int]], e
                   f"duration {max(following['t'] - entry['t'], 1) / 1000:.3f}"]
     lines.append(f"file '{frame_path(directory, entries[-1]['seq'])}'")
     width, height = jpeg_size(frame_path(directory, entries[0]["seq"]).read_bytes())
-    box = f"{width // 2 * 2}:{height // 2 * 2}"
+    # Even-sized and never empty (a page that has not painted yet can give a 1x1 frame).
+    box = f"{max(width // 2 * 2, 2)}:{max(height // 2 * 2, 2)}"
     listing = output.with_suffix(".txt")
     listing.write_text("\n".join(lines) + "\n")
     proc = await asyncio.create_subprocess_exec(
