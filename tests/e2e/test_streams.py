@@ -129,8 +129,12 @@ def test_wait_returns_the_next_matching_event_or_times_out(live, pages):
         got = client.post(f"/v1/runs/{run_id}/events/wait",
                           json={"type": ["page.load"], "cursor": empty["cursor"], "timeoutMs": 20000}).json()
         assert got["timedOut"] is False and got["event"]["type"] == "page.load"
-        bad = client.post(f"/v1/runs/{run_id}/events/wait", json={"timeoutMs": 999999})
-        assert bad.status_code == 400
+        # Over the maximum is clamped and says so (the page.load after that cursor answers at once); negative is 400.
+        clamped = client.post(f"/v1/runs/{run_id}/events/wait", json={"type": ["page.load"], "cursor": empty["cursor"],
+                                                                          "timeoutMs": 999999})
+        assert clamped.status_code == 200 and clamped.json()["timeoutClamped"] is True, clamped.text
+        bad = client.post(f"/v1/runs/{run_id}/events/wait", json={"timeoutMs": -1})
+        assert bad.status_code == 400 and bad.json()["details"]["fields"][0]["field"] == "timeoutMs", bad.text
         client.post(f"/v1/runtimes/{started['id']}/stop")
 
 

@@ -9,7 +9,7 @@ import uuid
 
 import orjson
 
-from tests.support import started_runtime
+from tests.support import eventually, started_runtime
 
 
 async def test_live_and_recording_leases_are_scoped_to_the_account(server, api):
@@ -113,5 +113,9 @@ async def test_links_can_be_revoked_before_they_expire(server, api):
         assert everything.status_code == 200
         assert {v["viewerId"] for v in everything.json()["data"]} == {live["viewerId"], replay["viewerId"]}
         assert all(v["revokedAt"] for v in everything.json()["data"])
-        types = [e["type"] for e in (await api.get(f"/v1/runs/{run_id}/events", params={"category": "live"})).json()["data"]]
-        assert types.count("live.revoked") == 2
+        async def revocations():  # events are written in batches, shortly after the answer
+            events = (await api.get(f"/v1/runs/{run_id}/events", params={"category": "live"})).json()["data"]
+            found = [e["data"]["viewerId"] for e in events if e["type"] == "live.revoked"]
+            return found if len(found) >= 2 else None
+
+        assert sorted(await eventually(revocations, timeout=5)) == sorted([live["viewerId"], replay["viewerId"]])
