@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Self-hosted control plane for managed headless browsers (BCTRL platform API)",
         lifespan=lifespan,
-        dependencies=[Depends(query.refuse_unstorable_query)],
+        dependencies=[Depends(query.check_query)],
     )
     errors.install(app)
     for router in ROUTERS:

@@ -157,3 +157,56 @@ async def test_activity_says_truncated_when_more_items_follow(api):
     assert whole["nextCursor"] is None and whole["truncated"] is False and len(whole["data"]) >= 2
     first = (await api.get(f"/v1/runs/{run}/activity", params={"limit": 1})).json()
     assert len(first["data"]) == 1 and first["nextCursor"] and first["truncated"] is True
+
+
+@pytest.mark.parametrize("path, params, field", [
+    ("/v1/spaces", {"limt": "2"}, "limt"),
+    ("/v1/runtimes", {"stauts": "active"}, "stauts"),
+    ("/v1/runs", {"runtimeID": "x"}, "runtimeID"),
+    ("/v1/files", {"prefx": "a"}, "prefx"),
+])
+async def test_unknown_query_parameters_are_refused(api, path, params, field):
+    refused(await api.get(path, params=params), field)
+
+
+async def test_declared_aliases_still_work(api):
+    assert (await api.get("/v1/runtimes", params=[("status[]", "active"), ("limit", "5")])).status_code == 200
+    assert (await api.get("/v1/runs", params={"status": "active", "spaceId": "default"})).status_code == 200
+
+
+async def test_strict_integers_and_booleans(api):
+    runtime = (await api.post("/v1/runtimes", json={"name": "s"})).json()
+    for body, field in (({"idleTimeoutSeconds": "600"}, "idleTimeoutSeconds"),
+                        ({"recording": 0}, "recording"), ({"recording": "true"}, "recording"),
+                        ({"idleTimeoutSeconds": 600.5}, "idleTimeoutSeconds")):
+        refused(await api.patch(f"/v1/runtimes/{runtime['id']}", json=body), field)
+    refused(await api.post("/v1/runtimes", json={"start": 0}), "start")
+    assert (await api.get(f"/v1/runtimes/{runtime['id']}")).json()["idleTimeoutSeconds"] is None
+    for value in ("1.5", "+5", "five"):
+        refused(await api.get("/v1/spaces", params={"limit": value}), "limit")
+    for value in ("yes", "1", "True"):
+        refused(await api.delete(f"/v1/runtimes/{runtime['id']}", params={"force": value}), "force")
+    assert (await api.get("/v1/spaces", params={"limit": "5"})).status_code == 200
+    assert (await api.delete(f"/v1/runtimes/{runtime['id']}", params={"force": "false"})).status_code == 200
+
+
+async def test_a_whole_float_is_an_integer_as_json_schema_counts_it(api):
+    # json.dumps(600.0) is "600.0": a client that computes a timeout in floats must not get a 400.
+    runtime = (await api.post("/v1/runtimes", json={"name": "w"})).json()
+    patched = await api.patch(f"/v1/runtimes/{runtime['id']}", content=b'{"idleTimeoutSeconds": 600.0}',
+                              headers={"content-type": "application/json"})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["idleTimeoutSeconds"] == 600
+    refused(await api.patch(f"/v1/runtimes/{runtime['id']}", json={"idleTimeoutSeconds": 1e30}),
+            "idleTimeoutSeconds")
+
+
+async def test_the_description_says_what_bodies_and_queries_may_hold(api):
+    schema = (await api.get("/openapi.json")).json()
+    components = schema["components"]["schemas"]
+    name = components["SpaceCreate"]["properties"]["name"]
+    assert {"pattern": "^[^\\u0000]*$"} in name["allOf"], name
+    ttl = components["ConnectionCreate"]["properties"]["ttlSeconds"]
+    assert ttl["maximum"] <= 2**63 - 1
+    prefix = next(p for p in schema["paths"]["/v1/files"]["get"]["parameters"] if p["name"] == "prefix")
+    assert {"type": "string", "maxLength": 4096, "pattern": "^[^\\u0000]*$"} in prefix["schema"]["anyOf"], prefix
