@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
 from app.core.config import Settings
-from app.core.schemas import ErrorOut
+from app.core.schemas import INT_MAX, INT_MIN, ErrorOut
 
 ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
 BINARY = {"type": "string", "format": "binary"}
@@ -81,6 +81,7 @@ def install(app: FastAPI, settings: Settings) -> None:
 def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     _deployment_limits(schemas, settings)
+    _storable_bounds(schema, schemas)
     if "ErrorOut" not in schemas:
         schemas["ErrorOut"] = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
     for path, item in schema.get("paths", {}).items():
@@ -99,6 +100,58 @@ def _deployment_limits(schemas: dict[str, Any], settings: Settings) -> None:
     if ttl is not None:
         ttl["minimum"] = settings.min_lease_ttl_seconds
         ttl["description"] = f"{settings.min_lease_ttl_seconds} to {ttl['maximum']:g} seconds"
+
+
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _storable_bounds(schema: dict[str, Any], components: dict[str, Any]) -> None:
+    """Say in every request body and query what core/schemas.py storable_problem() refuses with 400: no NUL in
+    any string or object key, integers within signed 64 bits. Free-form values (metadata) cannot
+    carry it without a recursive schema: their description says it."""
+    seen: set[str] = set()
+
+    def visit(node: Any) -> None:
+        if isinstance(node, list):
+            for item in node:
+                visit(item)
+            return
+        if not isinstance(node, dict):
+            return
+        ref = node.get("$ref", "")
+        if ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name not in seen and name in components:
+                seen.add(name)
+                visit(components[name])
+            return
+        kind = node.get("type")
+        if kind == "string" and "enum" not in node and "const" not in node and node.get("format") != "binary":
+            if "pattern" in node:
+                node.setdefault("allOf", []).append({"pattern": NO_NUL})
+            else:
+                node["pattern"] = NO_NUL
+        elif kind == "integer":
+            node["minimum"] = max(node.get("minimum", INT_MIN), INT_MIN)
+            node["maximum"] = min(node.get("maximum", INT_MAX), INT_MAX)
+        elif kind == "object" and "properties" not in node:
+            node["propertyNames"] = {"pattern": NO_NUL}
+            node["description"] = (node.get("description", "") + " Free-form JSON: no NUL (\\u0000) in any "
+                                   "string or key, integers within signed 64 bits.").strip()
+        for key in ("properties",):
+            for item in node.get(key, {}).values():
+                visit(item)
+        for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "prefixItems"):
+            if key in node:
+                visit(node[key])
+
+    for item in schema.get("paths", {}).values():
+        for operation in item.values():
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                visit(content.get("schema"))
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "query":  # core/query.py check_query refuses a NUL there too
+                    visit(parameter.get("schema"))
 
 
 def _statuses(path: str, method: str, op: dict[str, Any]) -> None:

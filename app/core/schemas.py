@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args
 
 from fastapi import Header
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, create_model, model_validator
@@ -56,9 +56,13 @@ def storable_problem(value: Any, path: str) -> tuple[str, str] | None:
 
 
 class RequestModel(WireModel):
-    """Request bodies reject unknown fields, so a typo is a 400 naming the field, not a silent no-op."""
+    """Request bodies reject unknown fields, so a typo is a 400 naming the field, not a silent no-op.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+    Strict types, as the contract says integer or boolean: `"600"` is not 600 and `0` is not false
+    (an integer is still a number where a float is asked for, and a whole float such as `600.0` is an
+    integer, as JSON Schema counts it: some JSON encoders write every number that way)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod
@@ -68,7 +72,26 @@ class RequestModel(WireModel):
             where, what = found
             raise InvalidRequest(f"Invalid request: {where or 'body'}: {what}", details={"fields": [
                 {"field": where or "body", "in": "body", "message": what, "type": "value_error"}]})
+        if isinstance(data, dict):
+            whole = {key: int(value) for key, value in data.items()
+                     if key in _integer_fields(cls) and isinstance(value, float) and value.is_integer()
+                     and INT_MIN <= value <= INT_MAX}
+            if whole:
+                data = {**data, **whole}
         return data
+
+
+def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Wire names (alias and name) of a model's fields typed `int` or `int | None`, kept on the class."""
+    cached = model.__dict__.get("_bctrl_integer_fields")
+    if cached is None:
+        names = set()
+        for name, field in model.model_fields.items():
+            if {a for a in get_args(field.annotation) or (field.annotation,) if a is not type(None)} == {int}:
+                names |= {name, field.alias or name}
+        cached = frozenset(names)
+        setattr(model, "_bctrl_integer_fields", cached)
+    return cached
 
 
 class ErrorOut(WireModel):

@@ -6,6 +6,10 @@ cursors that break the declared shape (length, alphabet), which the server must 
 
 Long polls (`timeoutMs`, up to 120 s, 30 s when absent) wait at most one second, so the budget goes to
 breadth rather than to waiting; values out of bounds or of the wrong type are still sent as generated.
+
+Free-form JSON (metadata) may hold no NUL and no integer beyond signed 64 bits, which its description
+says but no non-recursive schema can express; positive cases drop NUL and clamp integers there. Typed
+fields carry the same rule in their schema (core/openapi.py), so this changes nothing else.
 """
 
 from __future__ import annotations
@@ -15,6 +19,21 @@ import schemathesis
 OPAQUE_QUERY = ("cursor", "after")
 OPAQUE_HEADERS = ("Last-Event-ID",)
 MAX_POLL_MS = 1000
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+
+
+def storable(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return min(max(value, INT_MIN), INT_MAX)
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [storable(v) for v in value]
+    return value
 
 
 @schemathesis.hook
@@ -30,6 +49,7 @@ def map_case(context, case):
                 case.headers.pop(name, None)
         if isinstance(case.body, dict):  # the long poll's `cursor`
             case.body.pop("cursor", None)
+            case.body = storable(case.body)
     body = case.body
     if case.operation.path.endswith("/wait") and isinstance(body, dict):
         # Absent, the poll would wait its default (30 s); a negative case's value is sent as generated.
