@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from redis.asyncio import Redis
+from app.core.redisclient import redis_client
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ return 0
 
 class RedisLock:
     def __init__(self, url: str, prefix: str) -> None:
-        self.redis = Redis.from_url(url, decode_responses=True)
+        self.redis = redis_client(url)
         self.prefix = prefix
         self._put = self.redis.register_script(_PUT)
         self._drop = self.redis.register_script(_DROP)

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterable
 
 import structlog
-from redis.asyncio import Redis
+from app.core.redisclient import redis_client
 
 log = structlog.get_logger(__name__)
 
@@ -48,8 +48,7 @@ class Subscription:
 class RunNotifier:
     def __init__(self, redis_url: str | None = None, prefix: str = "bctrl") -> None:
         self._subscribers: dict[uuid.UUID, set[Subscription]] = {}
-        self._redis = (Redis.from_url(redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5)
-                       if redis_url else None)
+        self._redis = redis_client(redis_url) if redis_url else None
         self._channel = f"{prefix}:run-events"
         self._listener: asyncio.Task | None = None
 
