@@ -51,6 +51,7 @@ def test_the_escalation_fails_at_its_first_step(embedded, pages):
                 got[target] = refused.value.message.splitlines()[0]
             print("escalation:", got)
             assert all(BLOCKED in (message or "") for message in got.values()), got
+            page.wait_for_load_state()  # the error page of the last refusal may still be committing
             assert "root:" not in page.content()
 
             # A client pointing downloads at the data directory: the browser cannot write there, and
