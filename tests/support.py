@@ -73,6 +73,19 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
+    def do_GET(self) -> None:
+        # /stall/<status>: the status and headers at once, then a body that never finishes (5 s).
+        if self.path.startswith("/stall/"):
+            self.send_response(int(self.path.split("?")[0].rsplit("/", 1)[1]))
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"partial")
+            self.wfile.flush()
+            time.sleep(5)
+            return
+        super().do_GET()
+
 
 def free_port() -> int:
     import socket

@@ -68,6 +68,8 @@ class RunObserver:
         self.pages: dict[str, dict[str, Any]] = {}  # targetId -> {url, browserContextId}
         self.page_of_session: dict[str, str] = {}  # sessionId -> top-level page targetId
         self.requests: dict[tuple[str | None, str], dict[str, Any]] = {}
+        # Requests ended on our side (their document went away); Chromium may still report them later.
+        self.abandoned: set[tuple[str | None, str]] = set()
         self.downloads: dict[str, dict[str, Any]] = {}
         self._task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
@@ -160,10 +162,10 @@ class RunObserver:
 
     def _detached(self, params: dict, _session: str | None) -> None:
         session = params.get("sessionId", "")
-        self.page_of_session.pop(session, None)
-        # Requests of a closed target will never finish; forget them.
+        # Requests of a closed target will never finish: each ends now, with the status if one came.
         for key in [k for k in self.requests if k[0] == session]:
-            del self.requests[key]
+            self._abandon(key, "page closed")
+        self.page_of_session.pop(session, None)
 
     def _frame_navigated(self, params: dict, session: str | None) -> None:
         frame = params["frame"]
@@ -172,6 +174,11 @@ class RunObserver:
         page_id = self.page_of_session.get(session)
         if page_id in self.pages:
             self.pages[page_id]["url"] = frame.get("url")
+        # The previous document's requests die with it, and Chromium does not always say so (a fetch
+        # whose headers had come but whose body had not): end them, keeping the status seen.
+        loader = frame.get("loaderId")
+        for key in [k for k, entry in self.requests.items() if k[0] == session and entry.get("loaderId") != loader]:
+            self._abandon(key, "page navigated away")
         self.emit("page.navigated", "browser", {"url": _url(frame.get("url")), "frameId": frame.get("id"),
                                                 "loaderId": frame.get("loaderId")}, page_id)
 
@@ -203,7 +210,7 @@ class RunObserver:
         request = params["request"]
         self.requests[key] = {"url": request.get("url"), "method": request.get("method"),
                               "type": params.get("type"), "started": time.monotonic(), "status": None,
-                              "mime": None}
+                              "mime": None, "loaderId": params.get("loaderId")}
         self.emit("network.request", "network", {
             "requestId": params["requestId"], "url": _url(request.get("url")), "method": request.get("method"),
             "resourceType": params.get("type"), "loaderId": params.get("loaderId")},
@@ -220,6 +227,9 @@ class RunObserver:
         self._response_done((session, params["requestId"]), size=params.get("encodedDataLength"))
 
     def _response_done(self, key, *, status=None, mime=None, size=None, redirected=False) -> None:
+        if key in self.abandoned:
+            self.abandoned.discard(key)
+            return
         entry = self.requests.pop(key, None)
         if entry is None:
             return
@@ -230,8 +240,22 @@ class RunObserver:
             "fromCache": entry.get("fromCache", False),
             "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1)}, self.page_of_session.get(key[0]))
 
+    def _abandon(self, key: tuple[str | None, str], why: str) -> None:
+        entry = self.requests.pop(key)
+        if len(self.abandoned) > 10_000:  # bounded: a late report of a very old request is dropped
+            self.abandoned.clear()
+        self.abandoned.add(key)
+        self.emit("network.failed", "network", {
+            "requestId": key[1], "url": _url(entry["url"]), "method": entry["method"],
+            "resourceType": entry["type"], "errorText": f"net::ERR_ABORTED ({why})", "canceled": True,
+            "blockedReason": None, "status": entry["status"],
+            "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1)}, self.page_of_session.get(key[0]))
+
     def _failed(self, params: dict, session: str | None) -> None:
         key = (session, params["requestId"])
+        if key in self.abandoned:
+            self.abandoned.discard(key)
+            return
         entry = self.requests.pop(key, None) or {"url": None, "method": None, "type": params.get("type"),
                                                   "started": time.monotonic(), "status": None}
         self.emit("network.failed", "network", {

@@ -83,3 +83,37 @@ def test_observer_records_navigation_console_errors_network_and_downloads(live, 
         # Events keep their sequence; no numbers are skipped or repeated.
         seqs = [e["seq"] for e in events]
         assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_a_request_cut_off_by_navigation_or_close_still_ends_with_its_status(live, runtime, pages):
+    # Headers (a 404) arrive, the body never finishes, and the page moves on: the request must not
+    # stay open in the run's events, and the status seen must not be lost.
+    run_id = runtime["activeRunId"]
+    with live.client() as client:
+        url = lease(client, runtime).json()["endpoint"]["url"]
+        with sync_playwright() as pw:
+            browser = pw.chromium.connect_over_cdp(url)
+            page = browser.contexts[0].new_page()
+            for step in ("navigate", "close"):
+                page.goto(f"{pages.url}/two.html")
+                page.evaluate(f"""() => {{ window.seen = 0;
+                    fetch('/stall/404?{step}').then(r => {{ window.seen = r.status; return r.text(); }}); }}""")
+                page.wait_for_function("window.seen === 404")
+                if step == "navigate":
+                    page.goto(f"{pages.url}/one.html")
+                else:
+                    page.close()
+            browser.close()
+
+        def cut_off():
+            events = events_of(client, run_id)
+            ended = {e["data"]["url"].rsplit("?", 1)[1]: e for e in events
+                     if e["type"] in ("network.failed", "network.response") and "/stall/" in (e["data"]["url"] or "")}
+            return ended if len(ended) == 2 else None
+
+        ended = wait_for(cut_off, timeout=15)
+        for step in ("navigate", "close"):
+            assert ended[step]["data"]["status"] == 404, ended[step]
+        stalled = [e["type"] for e in events_of(client, run_id) if "/stall/" in (e["data"].get("url") or "")]
+        # One request and one end each: Chromium's own late report (if any) is not a second end.
+        assert sorted(stalled) == ["network.failed"] * 2 + ["network.request"] * 2, stalled
