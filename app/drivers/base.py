@@ -56,6 +56,10 @@ class Driver(Protocol):
     name: str
     # Whether browsers keep running when the server process stops (containers do, child processes don't).
     browsers_outlive_server: bool
+    # Set by the egress service (app/egress/service.py): the proxy browsers are started against, and
+    # how to make the proxy answer on an adopted browser's earlier address as well.
+    proxy_url: str | None
+    serve_proxy: Callable[[str], Awaitable[None]] | None
 
     async def launch(self, spec: LaunchSpec, timeout: float, on_started: StateCallback | None = None) -> BrowserHandle:
         """Start a browser and return once its CDP endpoint answers; raise DriverError otherwise.

@@ -79,6 +79,7 @@ class DockerDriver:
         self._client: docker.DockerClient | None = None
         # Set by the server once its egress proxy listens; reachable from containers on host networking.
         self.proxy_url: str | None = None
+        self.serve_proxy = None
 
     # --- plumbing ---
 
@@ -136,7 +137,7 @@ class DockerDriver:
             raise DriverError(f"The Docker engine refused to create the browser container: {exc}") from exc
         state = {"containerId": container.id, "containerName": name, "serverHost": self.hostname,
                  "serverPid": os.getpid(), "serverStart": _process_start(os.getpid()),
-                 "serverInstance": self.instance}
+                 "serverInstance": self.instance, "proxyUrl": self.proxy_url if host_mode else None}
         try:
             if on_started is not None:
                 await on_started(dict(state))

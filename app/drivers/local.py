@@ -147,6 +147,7 @@ class LocalDriver:
         self.sandbox = self.isolated and _userns_available()
         # Set by the server once its egress proxy listens (app/egress); None: no proxy.
         self.proxy_url: str | None = None
+        self.serve_proxy = None
         self._policy_dirs: list[tuple[str, str]] | None = None
         self._procs: dict[int, asyncio.subprocess.Process] = {}
         self._ports: dict[str, int] = {}  # profile dir -> DevTools port of browsers this process launched
@@ -248,7 +249,7 @@ class LocalDriver:
             shutil.rmtree(profile_dir, ignore_errors=True)
             raise DriverError(f"Cannot create the browser profile under {self.profiles_dir}: {exc}") from exc
         state = {"profileDir": str(profile_dir), "downloadsDir": str(downloads), "host": self.hostname,
-                 "serverPid": os.getpid(), "serverInstance": self.instance, "uid": uid}
+                 "serverPid": os.getpid(), "serverInstance": self.instance, "uid": uid, "proxyUrl": self.proxy_url}
         try:
             # Recorded before the process exists: a server killed from here on leaves a trace to clean up.
             if on_started is not None:

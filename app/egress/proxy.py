@@ -63,6 +63,7 @@ class EgressProxy:
         self.policy = policy
         self.host, self.port = host, port
         self._server: asyncio.AbstractServer | None = None
+        self._more: dict[int, asyncio.AbstractServer] = {}  # ports of adopted browsers' proxies
         self._tasks: set[asyncio.Task] = set()
 
     @property
@@ -75,7 +76,19 @@ class EgressProxy:
         # The proxy is part of the control plane: a browser may not use it to reach itself.
         self.policy.local_blocked.add(self.port)
 
+    async def also_serve(self, url: str) -> None:
+        """Listen on the port of `url` too: an adopted browser was launched against an earlier server's
+        proxy (its flags and policy cannot be changed), so this one answers there as well."""
+        port = int(url.rsplit(":", 1)[1])
+        if port == self.port or port in self._more:
+            return
+        self._more[port] = await asyncio.start_server(self._serve, self.host, port, limit=HEAD_LIMIT)
+        self.policy.local_blocked.add(port)
+        log.info("egress_proxy_also_serving", port=port)
+
     async def close(self) -> None:
+        for server in self._more.values():
+            server.close()
         if self._server is not None:
             self._server.close()
             for task in list(self._tasks):

@@ -43,5 +43,6 @@ async def start(settings: Settings, driver) -> EgressProxy:
     with contextlib.suppress(OSError):
         port_file.write_text(str(proxy.port))
     driver.proxy_url = proxy.url
+    driver.serve_proxy = proxy.also_serve
     log.info("egress_proxy_ready", url=proxy.url, mode=policy.mode, blocked_ports=sorted(policy.local_blocked))
     return proxy

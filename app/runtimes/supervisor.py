@@ -153,8 +153,20 @@ class Supervisor:
                 Runtime.driver_state["serverInstance"].as_string() == previous_owner)
                 .values(driver_state=state))
         if result.rowcount == 1:
+            await self._serve_its_proxy(runtime_id, state)
             self.watch(runtime_id, run_id, state)
             log.info("runtime_adopted", runtime_id=str(runtime_id))
+
+    async def _serve_its_proxy(self, runtime_id: uuid.UUID, state: dict) -> None:
+        """An adopted browser keeps the proxy address it was started with (another port when the earlier
+        server could not reuse its own): listen there too, or it could reach nothing."""
+        url, serve = state.get("proxyUrl"), getattr(self.ctx.driver, "serve_proxy", None)
+        if url and serve is not None and url != self.ctx.driver.proxy_url:
+            try:
+                await serve(url)
+            except OSError:
+                log.warning("adopted_browser_proxy_unavailable", runtime_id=str(runtime_id), proxy=url,
+                            exc_info=True)
 
     async def _launcher_gone(self, status: str, state: dict) -> bool:
         """A launch whose server process died: no need to wait out the transition timeout."""
