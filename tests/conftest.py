@@ -110,6 +110,17 @@ async def api(server: Server) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
+async def stop_afterwards(api):
+    """`stop_afterwards(runtime_id)`: the runtime is stopped in teardown, whether the test passed or not,
+    so a failed assertion leaves no browser holding one of the shared server's slots. Stopping a runtime
+    that is stopped already (or failed) answers 200 `stopped: false`, a deleted one 404: both are fine."""
+    runtime_ids: list[str] = []
+    yield runtime_ids.append
+    answers = [await api.post(f"/v1/runtimes/{runtime_id}/stop") for runtime_id in runtime_ids]
+    assert all(a.status_code in (200, 404) for a in answers), [a.text for a in answers]
+
+
+@pytest.fixture
 async def make_server(tmp_path):
     """Builds a dedicated server, with its own database, for tests that need their own limits."""
 

@@ -34,12 +34,13 @@ async def new_space(api) -> str:
     return (await api.post("/v1/spaces", json={"name": "work"})).json()["id"]
 
 
-async def test_seed_create_launches_and_stop_cleans_up(server, api):
+async def test_seed_create_launches_and_stop_cleans_up(server, api, stop_afterwards):
     space_id = await new_space(api)
     created = await api.post(f"/v1/spaces/{space_id}/runtimes", json={
         "name": "crm", "metadata": {"job": 7}, "config": {"viewport": {"width": 1024, "height": 768}}})
     assert created.status_code == 201, created.text
     runtime = created.json()
+    stop_afterwards(runtime["id"])
     assert runtime["status"] == "active" and runtime["activeRunId"]
     assert runtime["spaceId"] == space_id and runtime["name"] == "crm" and runtime["metadata"] == {"job": 7}
     assert runtime["connections"]["cdp"]["available"] is True
@@ -102,10 +103,11 @@ async def test_runtime_in_another_space_or_account_is_404(server, api):
     assert (await api.get(f"/v1/runtimes/{runtime['id']}")).json()["status"] == "stopped"
 
 
-async def test_flat_lifecycle(server, api):
+async def test_flat_lifecycle(server, api, stop_afterwards):
     created = await api.post("/v1/runtimes", json={"type": "browser", "name": "flat"})
     assert created.status_code == 201
     runtime = created.json()
+    stop_afterwards(runtime["id"])
     assert runtime["status"] == "stopped" and runtime["activeRunId"] is None
     default_space = (await api.get("/v1/spaces/default")).json()
     assert runtime["spaceId"] == default_space["id"]
@@ -130,9 +132,10 @@ async def test_flat_lifecycle(server, api):
     assert {r["status"] for r in runs} == {"completed"}
 
 
-async def test_flat_create_with_start_and_filters(server, api):
+async def test_flat_create_with_start_and_filters(server, api, stop_afterwards):
     space_id = await new_space(api)
     live = (await api.post("/v1/runtimes", json={"spaceId": space_id, "start": True})).json()
+    stop_afterwards(live["id"])
     idle = (await api.post("/v1/runtimes", json={"spaceId": space_id})).json()
     assert live["status"] == "active" and idle["status"] == "stopped"
 
@@ -147,11 +150,11 @@ async def test_flat_create_with_start_and_filters(server, api):
     bad = await api.get("/v1/runtimes", params={"status": "sleeping"})
     assert bad.status_code == 400 and bad.json()["details"]["fields"][0]["field"].startswith("query.status")
     assert (await api.get("/v1/runtimes", params={"spaceId": "nope"})).status_code == 404
-    await api.post(f"/v1/runtimes/{live['id']}/stop")
 
 
-async def test_patch_runtime(server, api):
+async def test_patch_runtime(server, api, stop_afterwards):
     runtime = (await api.post("/v1/runtimes", json={"start": True})).json()
+    stop_afterwards(runtime["id"])
     renamed = await api.patch(f"/v1/runtimes/{runtime['id']}", json={"name": "renamed", "metadata": {"a": 1}})
     assert renamed.status_code == 200 and renamed.json()["name"] == "renamed"
     refused = await api.patch(f"/v1/runtimes/{runtime['id']}", json={"config": {"locale": "de-DE"}})
@@ -161,7 +164,6 @@ async def test_patch_runtime(server, api):
     assert ok.status_code == 200 and ok.json()["config"] == {"locale": "de-DE"}
     await api.post(f"/v1/runtimes/{runtime['id']}/start")
     assert b"--lang=de-DE" in Path(f"/proc/{main_browser_pid(server, runtime['id'])}/cmdline").read_bytes()
-    await api.post(f"/v1/runtimes/{runtime['id']}/stop")
 
 
 @pytest.mark.parametrize("body, field", [
@@ -191,8 +193,9 @@ async def test_unknown_space_and_malformed_ids(api):
     assert (await api.get("/v1/runtimes")).json()["data"] == []
 
 
-async def test_browser_death_fails_the_run(server, api):
+async def test_browser_death_fails_the_run(server, api, stop_afterwards):
     runtime = (await api.post("/v1/runtimes", json={"start": True})).json()
+    stop_afterwards(runtime["id"])
     run_id = runtime["activeRunId"]
     os.kill(main_browser_pid(server, runtime["id"]), signal.SIGKILL)
 
@@ -210,7 +213,6 @@ async def test_browser_death_fails_the_run(server, api):
     # A failed runtime can be started again.
     restarted = (await api.post(f"/v1/runtimes/{runtime['id']}/start")).json()
     assert restarted["started"] is True and restarted["runId"] != run_id
-    await api.post(f"/v1/runtimes/{runtime['id']}/stop")
 
 
 async def test_idempotent_create_replays_and_conflicts(server, api):
@@ -227,13 +229,13 @@ async def test_idempotent_create_replays_and_conflicts(server, api):
     assert too_long.status_code == 400
 
 
-async def test_idempotent_start_replays(server, api):
+async def test_idempotent_start_replays(server, api, stop_afterwards):
     runtime = (await api.post("/v1/runtimes", json={})).json()
+    stop_afterwards(runtime["id"])
     headers = {"Idempotency-Key": "start-1"}
     first = (await api.post(f"/v1/runtimes/{runtime['id']}/start", headers=headers)).json()
     replay = (await api.post(f"/v1/runtimes/{runtime['id']}/start", headers=headers)).json()
     assert replay == first and first["started"] is True
-    await api.post(f"/v1/runtimes/{runtime['id']}/stop")
 
 
 async def test_failed_request_frees_its_idempotency_key(make_server):
@@ -317,7 +319,7 @@ async def test_capacity_limit_is_429_with_retry_after(make_server, backend):
         await api.post(f"/v1/runtimes/{ids[0]}/stop")
 
 
-async def test_idle_runtime_is_stopped_and_busy_one_is_not(server, api):
+async def test_idle_runtime_is_stopped_and_busy_one_is_not(server, api, stop_afterwards):
     from sqlalchemy import update
 
     from app.core import clock
@@ -326,6 +328,8 @@ async def test_idle_runtime_is_stopped_and_busy_one_is_not(server, api):
     idle = (await api.post("/v1/runtimes", json={"start": True, "idleTimeoutSeconds": 60})).json()
     busy = (await api.post("/v1/runtimes", json={"start": True, "idleTimeoutSeconds": 60})).json()
     plain = (await api.post("/v1/runtimes", json={"start": True})).json()
+    for runtime in (idle, busy, plain):
+        stop_afterwards(runtime["id"])
     # `busy` has a client attached; then two minutes pass without activity on all three.
     # (The server's own sweeper may act at any moment: the order of these steps keeps that harmless.)
     server.ctx.events.emit(uuid.UUID(busy["activeRunId"]), "connection.attached", "connection", {})
@@ -343,5 +347,3 @@ async def test_idle_runtime_is_stopped_and_busy_one_is_not(server, api):
     stopped = (await api.get(f"/v1/runs/{idle['activeRunId']}/events", params={"type": "runtime.stopped"})).json()
     assert stopped["data"][0]["data"]["reason"] == "idle for 60 s"
     assert browser_pids(server, idle["id"]) == []
-    for runtime in (busy, plain):
-        await api.post(f"/v1/runtimes/{runtime['id']}/stop")
