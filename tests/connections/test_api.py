@@ -20,8 +20,9 @@ def _base(runtime: dict) -> str:
     return f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/connections"
 
 
-async def test_lease_is_shown_once_and_holds_the_lock(server, api):
+async def test_lease_is_shown_once_and_holds_the_lock(server, api, stop_afterwards):
     runtime = await _active_runtime(api)
+    stop_afterwards(runtime["id"])
     created = await api.post(_base(runtime), json={"protocol": "cdp", "ttlSeconds": 120})
     assert created.status_code == 201
     lease = created.json()
@@ -36,8 +37,9 @@ async def test_lease_is_shown_once_and_holds_the_lock(server, api):
     assert (await api.get(f"{_base(runtime)}/{lease['id']}")).json()["status"] == "closed"
 
 
-async def test_another_accounts_leases_are_404(server, api):
+async def test_another_accounts_leases_are_404(server, api, stop_afterwards):
     runtime = await _active_runtime(api)
+    stop_afterwards(runtime["id"])
     lease = (await api.post(_base(runtime), json={"protocol": "cdp"})).json()
     async with await server.client("other") as other:
         for response in (await other.post(_base(runtime), json={"protocol": "cdp"}),
@@ -47,12 +49,12 @@ async def test_another_accounts_leases_are_404(server, api):
             assert response.status_code == 404, response.text
     assert (await api.get(f"{_base(runtime)}/{lease['id']}")).json()["status"] == "active"
     assert (await api.get(f"{_base(runtime)}/not-a-uuid")).json()["code"] == "connection.not_found"
-    await api.post(f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/stop")
 
 
-async def test_a_lock_left_by_a_dead_lease_is_taken_over(server, api):
+async def test_a_lock_left_by_a_dead_lease_is_taken_over(server, api, stop_afterwards):
     """The lease row says revoked but its lock was never released (a crash between the two)."""
     runtime = await _active_runtime(api)
+    stop_afterwards(runtime["id"])
     lease = (await api.post(_base(runtime), json={"protocol": "cdp"})).json()
     async with server.ctx.db.transaction() as s:
         await s.execute(update(Connection).where(Connection.id == uuid.UUID(lease["id"])).values(status="revoked"))
@@ -60,11 +62,11 @@ async def test_a_lock_left_by_a_dead_lease_is_taken_over(server, api):
     assert second.status_code == 201, second.text
     third = await api.post(_base(runtime), json={"protocol": "cdp"})
     assert third.status_code == 409 and third.json()["details"]["holder"]["id"] == second.json()["id"]
-    await api.post(f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/stop")
 
 
-async def test_flat_start_twice_shares_the_runs_connection(server, api):
+async def test_flat_start_twice_shares_the_runs_connection(server, api, stop_afterwards):
     runtime = (await api.post("/v1/runtimes", json={})).json()
+    stop_afterwards(runtime["id"])
     import asyncio
 
     first, second = await asyncio.gather(api.post(f"/v1/runtimes/{runtime['id']}/start"),

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 
-async def test_runs_list_filters_and_event_paging(server, api):
+async def test_runs_list_filters_and_event_paging(server, api, stop_afterwards):
     space = (await api.post("/v1/spaces", json={"name": "runs"})).json()
     runtime = (await api.post("/v1/runtimes", json={"spaceId": space["id"], "start": True})).json()
+    stop_afterwards(runtime["id"])
     first_run = runtime["activeRunId"]
     await api.post(f"/v1/runtimes/{runtime['id']}/stop")
     second_run = (await api.post(f"/v1/runtimes/{runtime['id']}/start")).json()["runId"]
@@ -38,15 +39,14 @@ async def test_runs_list_filters_and_event_paging(server, api):
     assert [e["type"] for e in only["data"]] == ["runtime.active"]
     assert all(e["category"] == "runtime" and e["source"] == "control-plane" for e in page1["data"])
     assert (await api.get(f"/v1/runs/{first_run}/events", params={"category": "nonsense"})).status_code == 400
-    await api.post(f"/v1/runtimes/{runtime['id']}/stop")
 
 
-async def test_other_accounts_runs_are_404(server, api):
+async def test_other_accounts_runs_are_404(server, api, stop_afterwards):
     runtime = (await api.post("/v1/runtimes", json={"start": True})).json()
+    stop_afterwards(runtime["id"])
     run_id = runtime["activeRunId"]
     async with await server.client("other") as other:
         assert (await other.get(f"/v1/runs/{run_id}")).json()["code"] == "run.not_found"
         assert (await other.get(f"/v1/runs/{run_id}/events")).status_code == 404
         assert (await other.get("/v1/runs")).json()["data"] == []
     assert (await api.get("/v1/runs/xyz")).status_code == 404
-    await api.post(f"/v1/runtimes/{runtime['id']}/stop")

@@ -18,8 +18,9 @@ async def _run_id(api) -> uuid.UUID:
     return uuid.UUID(runtime["activeRunId"]), runtime["id"]
 
 
-async def test_full_queue_samples_network_first_and_never_drops_the_rest(server, api):
+async def test_full_queue_samples_network_first_and_never_drops_the_rest(server, api, stop_afterwards):
     run_id, runtime_id = await _run_id(api)
+    stop_afterwards(runtime_id)
     writer = EventWriter(server.ctx.db, bulk_capacity=100, capacity=1_000, batch_size=100_000)
     kept = sum(writer.emit(run_id, "network.response", "network", {"i": i}) for i in range(300))
     for i in range(50):
@@ -43,7 +44,6 @@ async def test_full_queue_samples_network_first_and_never_drops_the_rest(server,
     everything = page["data"]
     seqs = [e["seq"] for e in everything]
     assert seqs == list(range(1, len(seqs) + 1)), "one sequence, no gaps, no repeats"
-    await api.post(f"/v1/runtimes/{runtime_id}/stop")
 
 
 async def test_old_events_are_purged_when_retention_is_set(make_server):
@@ -60,8 +60,9 @@ async def test_old_events_are_purged_when_retention_is_set(make_server):
         await api.post(f"/v1/runtimes/{runtime_id}/stop")
 
 
-async def test_a_nul_character_in_page_text_does_not_block_other_events(server, api):
+async def test_a_nul_character_in_page_text_does_not_block_other_events(server, api, stop_afterwards):
     run_id, runtime_id = await _run_id(api)
+    stop_afterwards(runtime_id)
     writer = EventWriter(server.ctx.db)
     writer.emit(run_id, "console.message", "console", {"text": "before\x00after", "args": ["a\x00"]})
     writer.emit(run_id, "console.message", "console", {"text": "next"})
@@ -70,4 +71,3 @@ async def test_a_nul_character_in_page_text_does_not_block_other_events(server, 
     texts = [e["data"]["text"] for e in (await api.get(f"/v1/runs/{run_id}/events",
                                                         params={"category": "console"})).json()["data"]]
     assert texts == ["before\ufffdafter", "next"]
-    await api.post(f"/v1/runtimes/{runtime_id}/stop")
