@@ -162,9 +162,10 @@ def test_refusals_before_the_upgrade_leave_no_lock_held(live, runtime, space):
         assert types.count("connection.created") == 2 and types.count("connection.revoked") == 1
 
 
-def test_revoke_keeps_open_sockets_and_stop_closes_them(live, space, pages):
+def test_revoke_keeps_open_sockets_and_stop_closes_them(live, space, pages, stop_afterwards):
     with live.client() as client:
         runtime = client.post(f"/v1/spaces/{space['id']}/runtimes", json={}).json()
+        stop_afterwards(runtime["id"])
         connection = lease(client, runtime).json()
         with sync_playwright() as pw:
             browser = pw.chromium.connect_over_cdp(connection["endpoint"]["url"])
@@ -187,9 +188,10 @@ def test_revoke_keeps_open_sockets_and_stop_closes_them(live, space, pages):
         assert refused.status_code == 409 and refused.json()["code"] == "runtime.not_active"
 
 
-def test_lease_on_stopped_runtime_and_closed_lease(live, space):
+def test_lease_on_stopped_runtime_and_closed_lease(live, space, stop_afterwards):
     with live.client() as client:
         runtime = client.post(f"/v1/spaces/{space['id']}/runtimes", json={}).json()
+        stop_afterwards(runtime["id"])
         connection = lease(client, runtime).json()
         client.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/stop")
         conn = client.get(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/connections/{connection['id']}").json()
@@ -200,7 +202,6 @@ def test_lease_on_stopped_runtime_and_closed_lease(live, space):
         client.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/start")
         assert refusal(connection["endpoint"]["url"])[1]["code"] == "connection.closed"
         assert lease(client, runtime).status_code == 201
-        client.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/stop")
 
 
 def test_asgi_relay_is_the_same_proxy(tmp_path, pages):

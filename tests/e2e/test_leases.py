@@ -86,9 +86,10 @@ def test_short_lease_expires_closes_its_socket_and_frees_the_lock(tmp_path, page
             client.post(f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/stop")
 
 
-def test_vanished_client_is_recorded_as_detached(live):
+def test_vanished_client_is_recorded_as_detached(live, stop_afterwards):
     with live.client() as client:
         runtime = _new_runtime(client)
+        stop_afterwards(runtime["id"])
         url = lease(client, runtime).json()["endpoint"]["url"]
         script = textwrap.dedent(f"""
             import time
@@ -107,7 +108,6 @@ def test_vanished_client_is_recorded_as_detached(live):
         assert detached[0]["data"]["endedBy"] == "client" and detached[0]["data"]["code"] != 1000
         commands = wait_for(lambda: events_of(client, runtime["activeRunId"], type="connection.command"))
         assert commands[0]["data"]["methods"][0]["method"] == "Browser.getVersion"
-        client.post(f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/stop")
 
 
 def test_browser_death_closes_the_socket_and_fails_the_run(live):

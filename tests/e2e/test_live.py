@@ -279,9 +279,10 @@ def test_bad_links_are_refused_without_saying_anything(live, runtime, pages):
         assert mint(client, str(uuid.uuid4())).status_code == 404
 
 
-def test_viewer_says_when_the_run_ends(live, space, pages, pw, viewer_browser):
+def test_viewer_says_when_the_run_ends(live, space, pages, pw, viewer_browser, stop_afterwards):
     with live.client() as client:
         rt = client.post(f"/v1/spaces/{space['id']}/runtimes", json={}).json()
+        stop_afterwards(rt["id"])
         _prepare_controls(pw, client, rt, pages)
         viewer = open_viewer(viewer_browser, mint(client, rt["activeRunId"]).json()["iframeUrl"])
         client.post(f"/v1/spaces/{space['id']}/runtimes/{rt['id']}/stop")

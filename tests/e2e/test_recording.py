@@ -29,14 +29,16 @@ PIXEL_JS = """async (seq) => {
 def _record_colours(pw, client, space_id: str, pages) -> dict:  # noqa: F811
     runtime = client.post(f"/v1/spaces/{space_id}/runtimes", json={}).json()
     run_id = runtime["activeRunId"]
-    browser = pw.chromium.connect_over_cdp(lease(client, runtime).json()["endpoint"]["url"])
-    page = browser.contexts[0].pages[0] if browser.contexts[0].pages else browser.contexts[0].new_page()
-    page.goto(f"{pages.url}/colours.html")
-    page.wait_for_function("window.colour === 'blue'", timeout=10_000)
-    page.wait_for_timeout(700)
-    during = client.post(f"/v1/runs/{run_id}/recording", json={}).json()
-    browser.close()
-    client.post(f"/v1/spaces/{space_id}/runtimes/{runtime['id']}/stop")
+    try:
+        browser = pw.chromium.connect_over_cdp(lease(client, runtime).json()["endpoint"]["url"])
+        page = browser.contexts[0].pages[0] if browser.contexts[0].pages else browser.contexts[0].new_page()
+        page.goto(f"{pages.url}/colours.html")
+        page.wait_for_function("window.colour === 'blue'", timeout=10_000)
+        page.wait_for_timeout(700)
+        during = client.post(f"/v1/runs/{run_id}/recording", json={}).json()
+        browser.close()
+    finally:
+        client.post(f"/v1/spaces/{space_id}/runtimes/{runtime['id']}/stop")
     return {"runtime": runtime, "run_id": run_id, "during": during}
 
 
@@ -98,11 +100,12 @@ def test_recording_of_a_changing_page(live, space, pages, pw, viewer_browser, tm
         replay.close()
 
 
-def test_recording_is_not_available_when_disabled(live, pages):
+def test_recording_is_not_available_when_disabled(live, pages, stop_afterwards):
     with live.client() as client:
         created = client.post("/v1/runtimes", json={"start": True, "recording": False})
         assert created.status_code == 201, created.text
         runtime = created.json()
+        stop_afterwards(runtime["id"])
         run_id = runtime["connection"]["runId"]
         time.sleep(1.0)
         assert client.post(f"/v1/runs/{run_id}/recording", json={}).json()["status"] == "not_available"

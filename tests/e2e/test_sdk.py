@@ -12,13 +12,14 @@ def sdk(live):
     return Bctrl(api_key=live.api_key, base_url=live.url)
 
 
-def test_sdk_spaces_and_runtime_lifecycle(sdk):
+def test_sdk_spaces_and_runtime_lifecycle(sdk, stop_afterwards):
     created = sdk.spaces.create(name="sdk-space")
     assert created["name"] == "sdk-space"
     assert created["id"] in [s["id"] for s in sdk.spaces.list()["data"]]
     assert sdk.spaces.get(created["id"])["id"] == created["id"]
 
     runtime = sdk.runtimes.create(type="browser", name="sdk-rt", space_id=created["id"])
+    stop_afterwards(runtime["id"])
     assert runtime["status"] == "stopped"
     started = sdk.runtimes.start(runtime["id"])
     assert started["status"] == "active" and started["runId"]

@@ -47,10 +47,11 @@ def drive(url: str, pages_url: str, steps: int = 3, linger_ms: int = 0) -> None:
         browser.close()
 
 
-def test_sse_resumes_without_gaps_and_ends_with_run_ended(live, pages):
+def test_sse_resumes_without_gaps_and_ends_with_run_ended(live, pages, stop_afterwards):
     with live.client() as client:
         started = client.post("/v1/runtimes", json={"start": True}).json()
         run_id, runtime_id = started["activeRunId"], started["id"]
+        stop_afterwards(runtime_id)
         cdp_url = started["connection"]["cdpUrl"]
         seen: list[dict] = []
         last_id = None
@@ -119,9 +120,10 @@ def test_event_written_by_one_process_is_streamed_by_the_other(tmp_path, pages):
         ca.post(f"/v1/runtimes/{started['id']}/stop")
 
 
-def test_wait_returns_the_next_matching_event_or_times_out(live, pages):
+def test_wait_returns_the_next_matching_event_or_times_out(live, pages, stop_afterwards):
     with live.client() as client:
         started = client.post("/v1/runtimes", json={"start": True}).json()
+        stop_afterwards(started["id"])
         run_id = started["activeRunId"]
         empty = client.post(f"/v1/runs/{run_id}/events/wait", json={"type": ["page.load"], "timeoutMs": 300}).json()
         assert empty["timedOut"] is True and empty["event"] is None and empty["cursor"]
@@ -135,7 +137,6 @@ def test_wait_returns_the_next_matching_event_or_times_out(live, pages):
         assert clamped.status_code == 200 and clamped.json()["timeoutClamped"] is True, clamped.text
         bad = client.post(f"/v1/runs/{run_id}/events/wait", json={"timeoutMs": -1})
         assert bad.status_code == 400 and bad.json()["details"]["fields"][0]["field"] == "timeoutMs", bad.text
-        client.post(f"/v1/runtimes/{started['id']}/stop")
 
 
 def test_activity_and_commands_describe_the_run(live, runtime, pages):
