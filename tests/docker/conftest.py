@@ -34,6 +34,18 @@ def dlive(tmp_path_factory):
         yield servers[0]
 
 
+@pytest.fixture
+def stop_afterwards(dlive):
+    """`stop_afterwards(runtime_id)`: the runtime is stopped in teardown, whether the test passed or not,
+    so a failed assertion leaves no container on the shared server. Stopping a runtime that is stopped
+    already (or failed) answers 200 `stopped: false`, a deleted one 404: both are fine."""
+    runtime_ids: list[str] = []
+    yield runtime_ids.append
+    with dlive.client() as client:
+        answers = [client.post(f"/v1/runtimes/{runtime_id}/stop") for runtime_id in runtime_ids]
+    assert all(a.status_code in (200, 404) for a in answers), [a.text for a in answers]
+
+
 def containers_of(engine, runtime_id: str) -> list:
     return engine.containers.list(all=True, filters={"label": f"io.bctrl.runtime={runtime_id}"})
 

@@ -35,9 +35,11 @@ def _drive(url: str, page_url: str) -> str:
     return title
 
 
-def test_runtime_runs_in_a_container_driven_through_the_proxy_and_removed_at_stop(dlive, engine, pages):
+def test_runtime_runs_in_a_container_driven_through_the_proxy_and_removed_at_stop(dlive, engine, pages,
+                                                                                 stop_afterwards):
     with dlive.client() as client:
         runtime = _runtime(client)
+        stop_afterwards(runtime["id"])
         [container] = containers_of(engine, runtime["id"])
         assert container.status == "running"
         assert container.labels["io.bctrl.run"] == runtime["activeRunId"]
@@ -72,9 +74,10 @@ def test_container_is_hardened(dlive, engine):
             _stop(client, runtime)
 
 
-def test_download_in_a_container_becomes_a_run_artifact(dlive, pages):
+def test_download_in_a_container_becomes_a_run_artifact(dlive, pages, stop_afterwards):
     with dlive.client() as client:
         runtime = _runtime(client)
+        stop_afterwards(runtime["id"])
         run_id = runtime["activeRunId"]
         url = lease(client, runtime).json()["endpoint"]["url"]
         with sync_playwright() as pw:
