@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from bench import events, invocations, launch, live, proxy_overhead
+from bench import api_latency, events, invocations, launch, live, proxy_overhead
 
 launch.main([])
 print()
@@ -11,3 +11,5 @@ print()
 live.main([])
 print()
 invocations.main([])
+print()
+api_latency.main([])

@@ -50,7 +50,7 @@ async def authenticate(db: Database, secret: str | None, stretched: StretchedKey
 
 
 async def _key_with_hash(db: Database, digest: str) -> ApiKey | None:
-    async with db.transaction() as s:
+    async with db.read() as s:
         key = (await s.execute(select(ApiKey).where(ApiKey.key_hash == digest))).scalar_one_or_none()
     # The lookup is by an indexed equality; the comparison that decides is constant-time.
     return key if key is not None and ids.constant_time_equal(key.key_hash, digest) else None
@@ -119,7 +119,7 @@ def _shown_prefix(secret: str) -> str:
 
 
 async def get_or_create_account(db: Database, name: str) -> Account:
-    async with db.transaction() as s:
+    async with db.read() as s:
         account = (await s.execute(select(Account).where(Account.name == name)
                                    .order_by(Account.id).limit(1))).scalar_one_or_none()
     return account or await create_account(db, name)

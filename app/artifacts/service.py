@@ -51,7 +51,7 @@ async def record(ctx: AppContext, *, run_id: uuid.UUID, kind: str, name: str, co
     """
     if kind not in ArtifactKind.ALL:
         raise InvalidRequest(f"Unknown artifact kind {kind!r}", details={"kind": kind})
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         run = await s.get(Run, run_id)
     if run is None:
         raise run_not_found(run_id)
@@ -113,7 +113,7 @@ async def get(db: Database, p: Principal, run_id: str, artifact_id: str) -> Arti
     aid = ids.parse_uuid(artifact_id)
     if aid is None:
         raise artifact_not_found(artifact_id)
-    async with db.transaction() as s:
+    async with db.read() as s:
         artifact = await s.get(Artifact, aid)
     if artifact is None or artifact.run_id != run.id or artifact.account_id != p.account_id:
         raise artifact_not_found(artifact_id)
@@ -131,5 +131,5 @@ async def of_run(db: Database, run: Run, kinds: list[str] | None = None) -> list
     stmt = select(Artifact).where(Artifact.run_id == run.id)
     if kinds:
         stmt = stmt.where(Artifact.kind.in_(kinds))
-    async with db.transaction() as s:
+    async with db.read() as s:
         return list((await s.execute(stmt.order_by(Artifact.id))).scalars())

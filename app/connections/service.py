@@ -121,7 +121,7 @@ async def get_lease(ctx: AppContext, p: Principal, space_id: str, runtime_id: st
     cid = ids.parse_uuid(connection_id)
     if cid is None:
         raise connection_not_found(connection_id)
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         connection = await s.get(Connection, cid)
     if connection is None or connection.runtime_id != runtime.id:
         raise connection_not_found(connection_id)
@@ -175,7 +175,7 @@ async def flat_connection_for_run(ctx: AppContext, run: Run) -> FlatConnection |
 
 
 async def _run_lease(ctx: AppContext, run_id: uuid.UUID) -> Connection | None:
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         return (await s.execute(select(Connection).where(
             Connection.run_id == run_id, Connection.scope == Scope.RUN, Connection.status == CS.ACTIVE)
         )).scalars().first()
@@ -252,7 +252,7 @@ async def on_run_end(ctx: AppContext, runtime_id: uuid.UUID, run_id: uuid.UUID) 
 async def expire_due(ctx: AppContext, limit: int = 200) -> int:
     """Expire leases whose TTL passed, whether or not any request arrives; returns how many."""
     now = clock.now()
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         due = list((await s.execute(select(Connection).where(
             Connection.status == CS.ACTIVE, Connection.expires_at <= now).limit(limit))).scalars())
     expired = 0
@@ -273,7 +273,7 @@ async def expire_due(ctx: AppContext, limit: int = 200) -> int:
 
 async def close_orphans(ctx: AppContext) -> None:
     """Leases still active on a run that ended (a server died mid-stop) are closed."""
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         rows = list((await s.execute(select(Connection.runtime_id, Connection.run_id).join(
             Run, Run.id == Connection.run_id).where(Connection.status == CS.ACTIVE,
                                                     Run.status != RunStatus.ACTIVE).distinct())).all())

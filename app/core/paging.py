@@ -70,7 +70,7 @@ async def fetch_by_id(db, stmt, id_column, page: PageParams, *, newest_first: bo
     after = ids.parse_uuid(page.after) if isinstance(page.after, str) else None
     if after is not None:
         stmt = stmt.where(id_column < after if newest_first else id_column > after)
-    async with db.transaction() as s:
+    async with db.read() as s:
         rows = list((await s.execute(stmt.order_by(id_column.desc() if newest_first else id_column)
                                      .limit(page.limit + 1))).scalars())
     return split_page(rows, page, lambda row: str(row.id))

@@ -198,7 +198,7 @@ async def collect(ctx: AppContext, p: Principal, runtime_id: str, body: CollectR
     path = files.check_path(body.storage_path if body.storage_path is not None else rel,
                             "storagePath" if body.storage_path is not None else "runtimePath")
     name = files.check_name(body.name, basename(path))
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         space = await s.get(Space, runtime.space_id)
         run = await s.get(Run, runtime.active_run_id) if runtime.active_run_id else None
     await files.ensure_free(ctx.db, space.id, path)
@@ -249,7 +249,7 @@ async def upload(ctx: AppContext, p: Principal, runtime_id: str, body: files.Upl
         runtime_path = fields.get("runtimePath")
         if runtime_path is not None:  # refused before anything is stored
             resolve(area(ctx.settings, runtime.id), runtime_path, "runtimePath")
-        async with ctx.db.transaction() as s:
+        async with ctx.db.read() as s:
             space = await s.get(Space, runtime.space_id)
     except BaseException:
         await files.discard(ctx, [received.stored.key])

@@ -126,7 +126,7 @@ def new_row(space: Space, stored: StoredObject, *, path: str, name: str, content
 
 
 async def path_taken(db: Database, space_id: uuid.UUID, path: str) -> bool:
-    async with db.transaction() as s:
+    async with db.read() as s:
         found = await s.execute(select(StorageFile.id).where(StorageFile.space_id == space_id,
                                                              StorageFile.path == path))
     return found.first() is not None
@@ -235,7 +235,7 @@ async def get(db: Database, p: Principal, file_id: str, *, space_id: str | None 
     fid = ids.parse_uuid(file_id)
     if fid is None:
         raise file_not_found(file_id)
-    async with db.transaction() as s:
+    async with db.read() as s:
         row = await s.get(StorageFile, fid)
     if row is None or row.account_id != p.account_id or (space is not None and row.space_id != space.id):
         raise file_not_found(file_id)
@@ -343,7 +343,7 @@ async def export_run(ctx: AppContext, p: Principal, run_id: str, body: ExportReq
     stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
     name = body.name or f"run-{run.id}-{stamp}.zip"
     path = check_path(f"exports/{run.id}/{name}")
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         space = await s.get(Space, run.space_id)
     await ensure_free(ctx.db, space.id, path)
     items = await artifacts.of_run(ctx.db, run, kinds)

@@ -54,7 +54,7 @@ async def resolve_connection(ctx: AppContext, account_id: uuid.UUID, space: Spac
     allowed = set(ai.get("allowConnections") or [])
     default = space_default(space, provider)
     wanted = named or default.get("connection")
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         if wanted:
             cid = ids.parse_uuid(wanted)
             row = await s.get(AiConnection, cid) if cid else None
@@ -86,7 +86,7 @@ async def create(ctx: AppContext, p: Principal, runtime: Runtime, provider: str,
     if runtime.status != RuntimeStatus.ACTIVE or runtime.active_run_id is None:
         raise Conflict("The runtime is not active", code="runtime.not_active",
                        details={"runtimeId": str(runtime.id), "status": runtime.status})
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         space = await s.get(Space, runtime.space_id)
     connection = await resolve_connection(ctx, p.account_id, space, provider, request.get("connection"))
     model = request.get("model") or space_default(space, provider).get("model") or connection.default_model
@@ -137,7 +137,7 @@ async def wait(ctx: AppContext, p: Principal, invocation_id: str, timeout_ms: in
         if asyncio.get_running_loop().time() >= deadline:
             return row, True
         await asyncio.sleep(min(0.2, max(0.0, deadline - asyncio.get_running_loop().time())))
-        async with ctx.db.transaction() as s:
+        async with ctx.db.read() as s:
             row = await s.get(Command, row.id, populate_existing=True)
     return row, False
 
@@ -156,7 +156,7 @@ async def cancel(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
         if queued:
             await events.append(s, row.run_id, "invocation.cancelled", "invocation", {"invocationId": str(row.id)})
             await controller.release(ctx, s, row.runtime_id, row.lock_token)
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         return await s.get(Command, row.id, populate_existing=True)
 
 

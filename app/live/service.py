@@ -60,7 +60,7 @@ def _view_url(ctx: AppContext, page: str, raw: str) -> str:
 
 
 async def _active_runtime(ctx: AppContext, run: Run) -> Runtime:
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         runtime = await s.get(Runtime, run.runtime_id)
     if (run.status != RunStatus.ACTIVE or runtime is None or runtime.active_run_id != run.id
             or runtime.status != RuntimeStatus.ACTIVE or not (runtime.driver_state or {}).get("wsUrl")):
@@ -88,7 +88,7 @@ async def mint_live(ctx: AppContext, p: Principal, run_id: str, control: str, ex
 
 
 async def recording_of(ctx: AppContext, run: Run) -> tuple[str, int, Recording | None]:
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         row = await s.get(Recording, run.id)
     if row is None:
         status = RS.PREPARING if run.recording and run.status == RunStatus.ACTIVE else RS.NOT_AVAILABLE
@@ -110,7 +110,7 @@ async def mint_recording(ctx: AppContext, p: Principal, run_id: str, expires_in:
 
 async def _run_of(ctx: AppContext, token: tokens.ViewerToken) -> Run:
     """The run a checked token names, unless its link was revoked (or never recorded)."""
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         run = await s.get(Run, token.run_id)
         viewer = await s.get(Viewer, token.viewer_id)
     if (run is None or run.account_id != token.account_id or viewer is None or viewer.run_id != run.id
@@ -162,7 +162,7 @@ async def revoke_viewers(ctx: AppContext, p: Principal, run_id: str, viewer_id: 
 
 
 async def viewer_revoked(ctx: AppContext, viewer_id: Any) -> bool:
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         row = await s.get(Viewer, viewer_id)
     return row is None or row.revoked_at is not None
 
@@ -179,7 +179,7 @@ async def replay_data(ctx: AppContext, raw: str | None) -> dict[str, Any]:
     run = await _run_of(ctx, token)
     status, duration_ms, row = await recording_of(ctx, run)
     frames = read_index(frames_dir(ctx, run.id)) if status != RS.NOT_AVAILABLE else []
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         events = list((await s.execute(select(RunEvent).where(RunEvent.run_id == run.id)
                                        .order_by(RunEvent.seq).limit(runs.ACTIVITY_EVENT_CAP))).scalars())
     start = run.started_at.timestamp()
@@ -204,7 +204,7 @@ async def replay_video(ctx: AppContext, raw: str | None):
 
     token = tokens.verify(ctx.signing_key, raw, "replay")
     run = await _run_of(ctx, token)
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         row = await s.get(Recording, run.id)
         artifact = await s.get(Artifact, row.artifact_id) if row and row.artifact_id else None
     return artifact

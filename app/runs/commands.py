@@ -40,7 +40,7 @@ async def list_commands(db: Database, run_id: uuid.UUID, page: PageParams, *, st
     if isinstance(page.after, int):
         stmt = stmt.where(Command.sequence_no < page.after if descending else Command.sequence_no > page.after)
     order = Command.sequence_no.desc() if descending else Command.sequence_no
-    async with db.transaction() as s:
+    async with db.read() as s:
         rows = list((await s.execute(stmt.order_by(order).limit(page.limit + 1))).scalars())
     return split_page(rows, page, lambda c: c.sequence_no)
 

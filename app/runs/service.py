@@ -35,7 +35,7 @@ async def get(db: Database, p: Principal, run_id: str) -> Run:
     rid = ids.parse_uuid(run_id)
     if rid is None:
         raise run_not_found(run_id)
-    async with db.transaction() as s:
+    async with db.read() as s:
         run = await s.get(Run, rid)
     if run is None or run.account_id != p.account_id:
         raise run_not_found(run_id)
@@ -64,7 +64,7 @@ async def list_events(db: Database, p: Principal, run_id: str, page: PageParams,
             raise InvalidRequest("cursor is not an event cursor", details={"fields": [
                 {"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}]})
         stmt = stmt.where(RunEvent.seq > page.after)
-    async with db.transaction() as s:
+    async with db.read() as s:
         rows = list((await s.execute(stmt.order_by(RunEvent.seq).limit(page.limit + 1))).scalars())
     return split_page(rows, page, lambda e: e.seq)
 
@@ -90,7 +90,7 @@ async def activity(db: Database, p: Principal, run_id: str, page: PageParams, ca
                    level: str | None) -> tuple[list[dict], str | None, bool]:
     """The run's activity items (derived from up to ACTIVITY_EVENT_CAP events), filtered and paged."""
     run = await get(db, p, run_id)
-    async with db.transaction() as s:
+    async with db.read() as s:
         rows = list((await s.execute(select(RunEvent).where(RunEvent.run_id == run.id)
                                      .order_by(RunEvent.seq).limit(ACTIVITY_EVENT_CAP))).scalars())
     items = activity_items.select_items(activity_items.build(rows), categories, level)

@@ -67,12 +67,12 @@ async def read_after(ctx: AppContext, run_id: uuid.UUID, after: int, flt: EventF
     stmt = flt.apply(select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq > after))
     if upto is not None:
         stmt = stmt.where(RunEvent.seq <= upto)
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         return list((await s.execute(stmt.order_by(RunEvent.seq).limit(limit))).scalars())
 
 
 async def _run(ctx: AppContext, run_id: uuid.UUID) -> Run:
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         return await s.get(Run, run_id, populate_existing=True)
 
 

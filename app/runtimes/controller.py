@@ -187,7 +187,7 @@ async def current(ctx: AppContext, runtime_id: uuid.UUID) -> str | None:
 async def keep_run_connections(ctx: AppContext) -> None:
     """Renew every active flat run connection's hold; one that lost it (its viewer or invocation ended
     without handing back, or died) takes the runtime back once that holder is gone."""
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         rows = list((await s.execute(select(Connection.id, Connection.runtime_id, Connection.lock_token).where(
             Connection.status == CS.ACTIVE, Connection.scope == Scope.RUN))).all())
     for connection_id, runtime_id, lock_token in rows:
@@ -204,7 +204,7 @@ async def keep_run_connections(ctx: AppContext) -> None:
 async def rebuild_cache(ctx: AppContext) -> int:
     """Put every live controller back into the cache (after a Redis restart it is empty); returns how many."""
     now = clock.now()
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         rows = list((await s.execute(select(Runtime).where(Runtime.controller_kind.is_not(None)))).scalars())
     put = 0
     for runtime in rows:

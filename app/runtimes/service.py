@@ -84,7 +84,7 @@ async def connection_of(ctx: AppContext, runtime: Runtime) -> FlatConnection | N
     """`?include=connection`: the active run's connection, if it has one."""
     if runtime.active_run_id is None:
         return None
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         run = await s.get(Run, runtime.active_run_id)
     return await connections.flat_connection_for_run(ctx, run) if run else None
 
@@ -95,7 +95,7 @@ async def get(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str |
         space = await spaces.get(ctx.db, p, space_id)
     if rid is None:
         raise runtime_not_found(runtime_id)
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         runtime = await s.get(Runtime, rid)
     if (runtime is None or runtime.account_id != p.account_id or runtime.deleted_at is not None
             or (space_id is not None and runtime.space_id != space.id)):

@@ -117,7 +117,7 @@ class Supervisor:
     async def sweep(self) -> None:
         settings, driver = self.ctx.settings, self.ctx.driver
         stuck_after = timedelta(seconds=settings.launch_timeout_seconds + settings.stop_timeout_seconds * 3 + 5)
-        async with self.ctx.db.transaction() as s:
+        async with self.ctx.db.read() as s:
             rows = list((await s.execute(select(Runtime).where(
                 Runtime.status.in_(RS.LIVE), Runtime.driver == driver.name))).scalars())
         now = clock.now()
@@ -181,7 +181,7 @@ class Supervisor:
         found = await self.ctx.driver.list_browsers()
         if not found:
             return
-        async with self.ctx.db.transaction() as s:
+        async with self.ctx.db.read() as s:
             rows = {rt.id: rt for rt in (await s.execute(select(Runtime).where(
                 Runtime.id.in_({b.runtime_id for b in found})))).scalars()}
         for browser in found:
@@ -201,7 +201,7 @@ class Supervisor:
         watched = list(self._watches)
         if not watched:
             return
-        async with self.ctx.db.transaction() as s:
+        async with self.ctx.db.read() as s:
             rows = (await s.execute(select(Runtime.id, Runtime.active_run_id, Runtime.idle_timeout_seconds).where(
                 Runtime.id.in_(watched), Runtime.status == RS.ACTIVE, Runtime.idle_timeout_seconds.is_not(None)))).all()
         now = clock.now()
@@ -233,7 +233,7 @@ class Supervisor:
             await self._drain()
             return
         watched = list(self._watches)
-        async with self.ctx.db.transaction() as s:
+        async with self.ctx.db.read() as s:
             rows = list((await s.execute(select(Runtime).where(Runtime.id.in_(watched)))).scalars()) if watched else []
         for task in list(self._watches.values()):
             task.cancel()

@@ -46,7 +46,7 @@ async def get(db: Database, p: Principal, space_id: str) -> Space:
     sid = ids.parse_uuid(space_id)
     if sid is None:
         raise space_not_found(space_id)
-    async with db.transaction() as s:
+    async with db.read() as s:
         space = await s.get(Space, sid)
     if space is None or space.account_id != p.account_id:
         raise space_not_found(space_id)
@@ -60,7 +60,7 @@ async def resolve(db: Database, p: Principal, space_id: str | None) -> Space:
 
 async def default_space(db: Database, p: Principal) -> Space:
     stmt = select(Space).where(Space.account_id == p.account_id, Space.is_default.is_(True))
-    async with db.transaction() as s:
+    async with db.read() as s:
         space = (await s.execute(stmt)).scalar_one_or_none()
     if space is not None:
         return space
@@ -73,7 +73,7 @@ async def default_space(db: Database, p: Principal) -> Space:
         return space
     except IntegrityError:
         # Another request created it first; the unique index kept it single.
-        async with db.transaction() as s:
+        async with db.read() as s:
             return (await s.execute(stmt)).scalar_one()
 
 
