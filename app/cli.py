@@ -17,8 +17,10 @@ cli.add_typer(agents, name="agents")
 
 
 @cli.command()
-def serve(host: str | None = typer.Option(None, help="Overrides BCTRL_HOST"),
-          port: int | None = typer.Option(None, help="Overrides BCTRL_PORT")) -> None:
+def serve(
+    host: str | None = typer.Option(None, help="Overrides BCTRL_HOST"),
+    port: int | None = typer.Option(None, help="Overrides BCTRL_PORT"),
+) -> None:
     """Apply migrations, then serve the API."""
     import uvicorn
 
@@ -33,13 +35,21 @@ def serve(host: str | None = typer.Option(None, help="Overrides BCTRL_HOST"),
     if not settings.api_key:
         typer.echo("No BCTRL_API_KEY set: create a key with `bctrl-server keys create`.", err=True)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, lifespan="on", log_level=settings.log_level,
-                # No access log from uvicorn: it prints query strings, which can carry tokens. Ours prints paths.
-                # log_config=None: uvicorn's records go through our handlers, which redact tokens.
-                access_log=False, log_config=None,
-                ws=_websocket_protocol(app) if settings.cdp_splice else "auto",
-                # CDP frames can be tens of MB (full-page screenshots); compressing them costs more than it saves.
-                ws_max_size=256 * 1024 * 1024, ws_per_message_deflate=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        lifespan="on",
+        log_level=settings.log_level,
+        # No access log from uvicorn: it prints query strings, which can carry tokens. Ours prints paths.
+        # log_config=None: uvicorn's records go through our handlers, which redact tokens.
+        access_log=False,
+        log_config=None,
+        ws=_websocket_protocol(app) if settings.cdp_splice else "auto",
+        # CDP frames can be tens of MB (full-page screenshots); compressing them costs more than it saves.
+        ws_max_size=256 * 1024 * 1024,
+        ws_per_message_deflate=False,
+    )
 
 
 def _websocket_protocol(app):
@@ -64,8 +74,10 @@ def migrate() -> None:
 
 
 @keys.command("create")
-def keys_create(account: str = typer.Option("default", help="Account name (created when missing)"),
-                name: str = typer.Option("cli", help="A label for the key")) -> None:
+def keys_create(
+    account: str = typer.Option("default", help="Account name (created when missing)"),
+    name: str = typer.Option("cli", help="A label for the key"),
+) -> None:
     """Create an API key and print it once; only its hash is stored."""
     from app.accounts.service import create_key, get_or_create_account
     from app.core.db import Database
@@ -92,8 +104,11 @@ def agents_install() -> None:
     from app.invocations import agents as engines
 
     venv = Settings().resolved_browser_use_venv
-    typer.echo(f"browser-use installed in {venv}" if engines.install(venv, typer.echo)
-               else f"browser-use is already installed in {venv}")
+    typer.echo(
+        f"browser-use installed in {venv}"
+        if engines.install(venv, typer.echo)
+        else f"browser-use is already installed in {venv}"
+    )
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter
-from app.core.responses import JSONResponse
 
 from app.core.auth import CtxDep
 from app.core.errors import RETRY_AFTER_SECONDS
+from app.core.responses import JSONResponse
 
 PROBE_TIMEOUT_SECONDS = 3.0
 
@@ -21,12 +21,24 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-_NOT_READY = {503: {"description": "Something the server needs does not answer; `checks` names it",
-                    "content": {"application/json": {"schema": {
-                        "type": "object", "required": ["status", "checks"],
-                        "properties": {"status": {"const": "unavailable"},
-                                       "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-                                       "unavailable": {"type": "array", "items": {"type": "string"}}}}}}}}
+_NOT_READY = {
+    503: {
+        "description": "Something the server needs does not answer; `checks` names it",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["status", "checks"],
+                    "properties": {
+                        "status": {"const": "unavailable"},
+                        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                        "unavailable": {"type": "array", "items": {"type": "string"}},
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 @router.get("/readyz", responses=_NOT_READY)
@@ -44,5 +56,8 @@ async def readyz(ctx: CtxDep) -> JSONResponse:
     down = [name for name, state in checks.items() if state != "ok"]
     if not down:
         return JSONResponse({"status": "ready", "checks": checks})
-    return JSONResponse({"status": "unavailable", "checks": checks, "unavailable": down},
-                        status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return JSONResponse(
+        {"status": "unavailable", "checks": checks, "unavailable": down},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

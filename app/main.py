@@ -9,9 +9,9 @@ from fastapi import Depends, FastAPI
 
 from app import health
 from app.accounts import router as accounts
-from app.ai import router as ai
 from app.accounts.keys import StretchedKeys
 from app.accounts.service import ensure_bootstrap_key
+from app.ai import router as ai
 from app.artifacts import router as artifacts
 from app.cdp import discovery, proxy
 from app.cdp.hub import Hub
@@ -19,13 +19,13 @@ from app.connections import router as connections
 from app.connections import service as connection_service
 from app.connections.reaper import Reaper
 from app.core import datadir, errors, openapi, query, server_key
-from app.egress import service as egress
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import Database
 from app.core.methods import AllowedMethodsMiddleware
 from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.drivers.local import LocalDriver
+from app.egress import service as egress
 from app.files import router as files
 from app.invocations import router as invocations
 from app.invocations.worker import InvocationWorker
@@ -41,9 +41,22 @@ from app.spaces import router as spaces
 
 log = structlog.get_logger(__name__)
 
-ROUTERS = (health.router, accounts.router, spaces.router, runtimes.seed, runtimes.flat, connections.router,
-           runs.router, proxy.router, discovery.router, artifacts.router, *files.routers, *live.routers,
-           *ai.routers, *invocations.routers)
+ROUTERS = (
+    health.router,
+    accounts.router,
+    spaces.router,
+    runtimes.seed,
+    runtimes.flat,
+    connections.router,
+    runs.router,
+    proxy.router,
+    discovery.router,
+    artifacts.router,
+    *files.routers,
+    *live.routers,
+    *ai.routers,
+    *invocations.routers,
+)
 
 
 def make_driver(settings: Settings, signing_key: bytes):
@@ -52,13 +65,24 @@ def make_driver(settings: Settings, signing_key: bytes):
 
         # One label value per database: servers sharing a database share containers, others never touch them.
         deployment = server_key.derive(signing_key, "deployment", "docker")[:16]
-        return DockerDriver(image=settings.docker_image, network=settings.docker_network, deployment=deployment,
-                            memory=settings.docker_memory, cpus=settings.docker_cpus,
-                            pids_limit=settings.docker_pids_limit, shm_size=settings.docker_shm_size,
-                            scratch_dir=settings.data_dir.resolve(),
-                            stop_timeout=settings.stop_timeout_seconds)
-    return LocalDriver(settings.resolved_chromium_path, settings.data_dir, settings.stop_timeout_seconds,
-                       browser_root=settings.resolved_browser_root, isolation=settings.browser_isolation)
+        return DockerDriver(
+            image=settings.docker_image,
+            network=settings.docker_network,
+            deployment=deployment,
+            memory=settings.docker_memory,
+            cpus=settings.docker_cpus,
+            pids_limit=settings.docker_pids_limit,
+            shm_size=settings.docker_shm_size,
+            scratch_dir=settings.data_dir.resolve(),
+            stop_timeout=settings.stop_timeout_seconds,
+        )
+    return LocalDriver(
+        settings.resolved_chromium_path,
+        settings.data_dir,
+        settings.stop_timeout_seconds,
+        browser_root=settings.resolved_browser_root,
+        isolation=settings.browser_isolation,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,15 +90,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        datadir.secure(settings.data_dir, None if settings.database_url else
-                       settings.data_dir.resolve() / "bctrl.sqlite3")
+        datadir.secure(
+            settings.data_dir, None if settings.database_url else settings.data_dir.resolve() / "bctrl.sqlite3"
+        )
         db = Database(settings.resolved_database_url)
         lock = make_lock(settings.redis_url, settings.redis_prefix)
         notifier = RunNotifier(settings.redis_url, settings.redis_prefix)
         db.on_events_committed = notifier.publish
         signing_key = await server_key.load(db, settings.secret_key)
-        ctx = AppContext(settings=settings, db=db, driver=make_driver(settings, signing_key), lock=lock, hub=Hub(),
-                         notifier=notifier, events=EventWriter(db), signing_key=signing_key)
+        ctx = AppContext(
+            settings=settings,
+            db=db,
+            driver=make_driver(settings, signing_key),
+            lock=lock,
+            hub=Hub(),
+            notifier=notifier,
+            events=EventWriter(db),
+            signing_key=signing_key,
+        )
         ctx.screencasts = ScreencastHub()
         egress_proxy = await egress.start(settings, ctx.driver)
         ctx.api_keys = StretchedKeys(signing_key)
@@ -92,8 +125,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await ctx.invocations.start()
         await reaper.start()
         app.state.ctx = ctx
-        log.info("server_ready", driver=ctx.driver.name, database=db.engine.dialect.name,
-                 public_url=settings.resolved_public_url)
+        log.info(
+            "server_ready",
+            driver=ctx.driver.name,
+            database=db.engine.dialect.name,
+            public_url=settings.resolved_public_url,
+        )
         try:
             yield
         finally:

@@ -14,4 +14,21 @@ from app.runs.models import Run, RunEvent
 from app.runtimes.models import Runtime
 from app.spaces.models import Space
 
-__all__ = ["Account", "AiConnection", "ApiKey", "Artifact", "Base", "Command", "Connection", "IdempotencyRecord", "Recording", "Run", "RunEvent", "Runtime", "ServerKey", "Space", "StorageFile", "Viewer"]
+__all__ = [
+    "Account",
+    "AiConnection",
+    "ApiKey",
+    "Artifact",
+    "Base",
+    "Command",
+    "Connection",
+    "IdempotencyRecord",
+    "Recording",
+    "Run",
+    "RunEvent",
+    "Runtime",
+    "ServerKey",
+    "Space",
+    "StorageFile",
+    "Viewer",
+]

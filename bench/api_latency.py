@@ -16,15 +16,15 @@ import uuid
 import httpx
 
 from bench.harness import machine, percentile, server
-from tests.e2e.conftest import create_db, drop_db
 from tests.conftest import REDIS_URL
+from tests.e2e.conftest import create_db, drop_db
 
 
 async def _load(url: str, clients: int, per_client: int, method: str, path: str) -> list[float]:
     timings: list[float] = []
 
     async def one(client: httpx.AsyncClient) -> None:
-        for i in range(per_client):
+        for _ in range(per_client):
             body = {"name": f"bench-{uuid.uuid4().hex[:8]}"} if method == "POST" else None
             started = time.perf_counter()
             response = await client.request(method, path, json=body)
@@ -33,8 +33,10 @@ async def _load(url: str, clients: int, per_client: int, method: str, path: str)
 
     # A client (and connection) per simulated user: one shared httpx pool serialises its users and
     # would measure itself (its p99 at 20 users was five times the server's).
-    users = [httpx.AsyncClient(base_url=url, headers={"Authorization": "Bearer bench-key"}, timeout=60)
-             for _ in range(clients)]
+    users = [
+        httpx.AsyncClient(base_url=url, headers={"Authorization": "Bearer bench-key"}, timeout=60)
+        for _ in range(clients)
+    ]
     try:
         await asyncio.gather(*(one(user) for user in users))
     finally:
@@ -44,8 +46,10 @@ async def _load(url: str, clients: int, per_client: int, method: str, path: str)
 
 def _row(name: str, values: list[float], baseline: list[float]) -> str:
     p50, p99 = percentile(values, 50), percentile(values, 99)
-    return (f"  {name:<22} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms   "
-            f"(x{p99 / max(percentile(baseline, 99), 0.001):.1f} the /healthz p99)")
+    return (
+        f"  {name:<22} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms   "
+        f"(x{p99 / max(percentile(baseline, 99), 0.001):.1f} the /healthz p99)"
+    )
 
 
 def measure(label: str, per_client: int, **extra: str) -> None:

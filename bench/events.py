@@ -63,11 +63,30 @@ async def _make_run(db: Database) -> uuid.UUID:
 
     account = await create_account(db, "bench")
     now = clock.now()
-    space = Space(id=ids.new_id(), account_id=account.id, name="bench", region="local", metadata_=None, mounts={},
-                  is_default=False, created_at=now, updated_at=now)
-    run = Run(id=ids.new_id(), account_id=account.id, space_id=space.id, runtime_id=ids.new_id(),
-              runtime_type="browser", status="active", recording=False, failure=None, event_seq=0,
-              created_at=now, started_at=now)
+    space = Space(
+        id=ids.new_id(),
+        account_id=account.id,
+        name="bench",
+        region="local",
+        metadata_=None,
+        mounts={},
+        is_default=False,
+        created_at=now,
+        updated_at=now,
+    )
+    run = Run(
+        id=ids.new_id(),
+        account_id=account.id,
+        space_id=space.id,
+        runtime_id=ids.new_id(),
+        runtime_type="browser",
+        status="active",
+        recording=False,
+        failure=None,
+        event_seq=0,
+        created_at=now,
+        started_at=now,
+    )
     async with db.transaction() as s:
         s.add(space)
         await s.flush()
@@ -76,8 +95,15 @@ async def _make_run(db: Database) -> uuid.UUID:
 
 
 def _payload(i: int) -> dict:
-    return {"requestId": f"{i}", "url": f"http://127.0.0.1/resource/{i}", "method": "GET", "status": 200,
-            "mimeType": "text/html", "encodedBytes": 512, "durationMs": 1.5}
+    return {
+        "requestId": f"{i}",
+        "url": f"http://127.0.0.1/resource/{i}",
+        "method": "GET",
+        "status": 200,
+        "mimeType": "text/html",
+        "encodedBytes": 512,
+        "durationMs": 1.5,
+    }
 
 
 async def synthetic(seconds: float) -> tuple[float, float]:
@@ -88,9 +114,21 @@ async def synthetic(seconds: float) -> tuple[float, float]:
         # Baseline: the same rows, inserted 2,000 at a time, with nothing else.
         rows_written, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds / 2:
-            batch = [{"id": ids.new_id(), "run_id": run_id, "seq": rows_written + k + 1, "time": clock.now(),
-                      "type": "network.response", "category": "network", "source": "browser", "page_id": "p",
-                      "connection_id": None, "data": _payload(k)} for k in range(2000)]
+            batch = [
+                {
+                    "id": ids.new_id(),
+                    "run_id": run_id,
+                    "seq": rows_written + k + 1,
+                    "time": clock.now(),
+                    "type": "network.response",
+                    "category": "network",
+                    "source": "browser",
+                    "page_id": "p",
+                    "connection_id": None,
+                    "data": _payload(k),
+                }
+                for k in range(2000)
+            ]
             async with db.transaction() as s:
                 await s.execute(insert(RunEvent), batch)
             rows_written += len(batch)
@@ -108,8 +146,12 @@ async def synthetic(seconds: float) -> tuple[float, float]:
                 await asyncio.sleep(0.005)
                 continue
             for _ in range(500):
-                writer.emit(run_id, "network.response" if i % 3 else "console.message",
-                            "network" if i % 3 else "console", _payload(i))
+                writer.emit(
+                    run_id,
+                    "network.response" if i % 3 else "console.message",
+                    "network" if i % 3 else "console",
+                    _payload(i),
+                )
                 i += 1
             await asyncio.sleep(0)
         await writer.stop()
@@ -124,11 +166,21 @@ def browser_traffic(seconds: float) -> tuple[float, list[float]]:
     url = asyncio.run(_fresh_db())
     with tempfile.TemporaryDirectory(prefix="bctrl-bench-") as tmp, pages() as page_url:
         port = free_port()
-        env = env_with(BCTRL_DATA_DIR=tmp, BCTRL_DATABASE_URL=url, BCTRL_REDIS_URL=REDIS,
-                       BCTRL_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:6]}", BCTRL_API_KEY="bench-key",
-                       BCTRL_PORT=str(port), BCTRL_LOG_LEVEL="warning")
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "bctrl-server"), "serve"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = env_with(
+            BCTRL_DATA_DIR=tmp,
+            BCTRL_DATABASE_URL=url,
+            BCTRL_REDIS_URL=REDIS,
+            BCTRL_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:6]}",
+            BCTRL_API_KEY="bench-key",
+            BCTRL_PORT=str(port),
+            BCTRL_LOG_LEVEL="warning",
+        )
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "bctrl-server"), "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):
@@ -144,8 +196,12 @@ def browser_traffic(seconds: float) -> tuple[float, list[float]]:
                 stop = threading.Event()
 
                 def listen() -> None:
-                    with contextlib.suppress(httpx.HTTPError), client.stream("GET", f"/v1/runs/{run_id}/events/stream",
-                                       params={"type": "console.message"}, timeout=None) as response:
+                    with (
+                        contextlib.suppress(httpx.HTTPError),
+                        client.stream(
+                            "GET", f"/v1/runs/{run_id}/events/stream", params={"type": "console.message"}, timeout=None
+                        ) as response,
+                    ):
                         for line in response.iter_lines():
                             if stop.is_set():
                                 return
@@ -187,8 +243,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  EventWriter, synthetic producer : {rate:10.0f} events/s   (ratio {rate / baseline:.2f})")
     print(f"  browser page through the proxy  : {browser_rate:10.0f} events/s reached the database")
     if latencies:
-        print(f"  SSE delivery of console events  : p50 {median(latencies):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
-              f" ({len(latencies)} events)")
+        print(
+            f"  SSE delivery of console events  : p50 {median(latencies):.1f} ms, p99 {percentile(latencies, 99):.1f} ms"
+            f" ({len(latencies)} events)"
+        )
     print("targets: >= 20,000 events/s ingested; SSE p99 < 100 ms")
 
 

@@ -26,8 +26,9 @@ def server(**extra: str):
     """A `bctrl-server serve` on SQLite in a temporary data dir; yields (base_url, client, data_dir)."""
     with tempfile.TemporaryDirectory(prefix="bctrl-bench-") as tmp:
         port = free_port()
-        env = env_with(BCTRL_DATA_DIR=tmp, BCTRL_API_KEY="bench-key", BCTRL_PORT=str(port), BCTRL_LOG_LEVEL="warning",
-                       **extra)
+        env = env_with(
+            BCTRL_DATA_DIR=tmp, BCTRL_API_KEY="bench-key", BCTRL_PORT=str(port), BCTRL_LOG_LEVEL="warning", **extra
+        )
         log = open(Path(tmp) / "server.log", "wb")
         proc = subprocess.Popen([str(BIN / "bctrl-server"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"

@@ -50,13 +50,15 @@ def bare_process_start() -> float:
     profile = Path(tempfile.mkdtemp(prefix="bctrl-bare-"))
     args = chromium_args(profile, LaunchSpec(runtime_id=uuid.uuid4()), os.geteuid() == 0)
     t0 = time.perf_counter()
-    proc = subprocess.Popen([detect_chromium(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [detect_chromium(), *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
 
     def url() -> str | None:
         port_file = profile / "DevToolsActivePort"
         text = port_file.read_text() if port_file.exists() else ""
         return f"http://127.0.0.1:{text.split()[0]}" if text.strip() else None
+
     try:
         return _until_version(url, t0)
     finally:
@@ -69,13 +71,44 @@ def bare_container_start() -> float:
     """`docker run` of the runtime image with the driver's own options, host network, a free port."""
     port, name = free_port(), f"bctrl-bench-{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
-    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--network", "host", "--read-only",
-                    "--cap-drop", "ALL", "--security-opt", "no-new-privileges:true", "--memory", "2g",
-                    "--cpus", "2", "--pids-limit", "1024", "--shm-size", "512m",
-                    "--tmpfs", "/tmp:rw,nosuid,nodev,size=1g", "--tmpfs", "/home/chrome:rw,nosuid,nodev,size=64m",
-                    "--tmpfs", "/downloads:rw,nosuid,nodev,size=1g",
-                    "-e", f"BCTRL_CDP_PORT={port}", "-e", "BCTRL_CDP_BIND=127.0.0.1", IMAGE],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "docker",
+            "run",
+            "-d",
+            "--rm",
+            "--name",
+            name,
+            "--network",
+            "host",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges:true",
+            "--memory",
+            "2g",
+            "--cpus",
+            "2",
+            "--pids-limit",
+            "1024",
+            "--shm-size",
+            "512m",
+            "--tmpfs",
+            "/tmp:rw,nosuid,nodev,size=1g",
+            "--tmpfs",
+            "/home/chrome:rw,nosuid,nodev,size=64m",
+            "--tmpfs",
+            "/downloads:rw,nosuid,nodev,size=1g",
+            "-e",
+            f"BCTRL_CDP_PORT={port}",
+            "-e",
+            "BCTRL_CDP_BIND=127.0.0.1",
+            IMAGE,
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         return _until_version(lambda: f"http://127.0.0.1:{port}", t0)
     finally:
@@ -99,8 +132,10 @@ def report(label: str, bare: list[float], api: list[float]) -> None:
     print(f"  {label}")
     print(f"    bare start to /json/version : median {median(bare):7.1f} ms   p90 {percentile(bare, 90):7.1f} ms")
     print(f"    API create until active     : median {median(api):7.1f} ms   p90 {percentile(api, 90):7.1f} ms")
-    print(f"    ratio                       : median {median(api) / median(bare):.2f}   "
-          f"p90 {percentile(api, 90) / percentile(bare, 90):.2f}   (target <= 1.15)")
+    print(
+        f"    ratio                       : median {median(api) / median(bare):.2f}   "
+        f"p90 {percentile(api, 90) / percentile(bare, 90):.2f}   (target <= 1.15)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -113,16 +148,21 @@ def main(argv: list[str] | None = None) -> None:
     if "local" in drivers:
         # Interleaved warm-up of one each, so neither side pays the first cold start alone.
         bare_process_start()
-        report("local driver (Chromium process)", [bare_process_start() for _ in range(args.runs)],
-               api_starts(args.runs + 1)[1:])
+        report(
+            "local driver (Chromium process)",
+            [bare_process_start() for _ in range(args.runs)],
+            api_starts(args.runs + 1)[1:],
+        )
     if "docker" in drivers:
         if subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True).returncode != 0:
             print(f"  docker driver: skipped ({IMAGE} is not built; run `make images`)")
             return
         bare_container_start()
-        report("docker driver (container)", [bare_container_start() for _ in range(args.runs)],
-               api_starts(args.runs + 1, BCTRL_DRIVER="docker", BCTRL_DOCKER_NETWORK="host",
-                          BCTRL_DOCKER_IMAGE=IMAGE)[1:])
+        report(
+            "docker driver (container)",
+            [bare_container_start() for _ in range(args.runs)],
+            api_starts(args.runs + 1, BCTRL_DRIVER="docker", BCTRL_DOCKER_NETWORK="host", BCTRL_DOCKER_IMAGE=IMAGE)[1:],
+        )
 
 
 if __name__ == "__main__":

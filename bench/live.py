@@ -31,8 +31,10 @@ def _server_pid(data_dir: Path) -> int:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if b"bctrl-server" in (entry / "cmdline").read_bytes() and \
-                        f"BCTRL_DATA_DIR={data_dir}".encode() in (entry / "environ").read_bytes():
+                if (
+                    b"bctrl-server" in (entry / "cmdline").read_bytes()
+                    and f"BCTRL_DATA_DIR={data_dir}".encode() in (entry / "environ").read_bytes()
+                ):
                     return int(entry.name)
             except OSError:
                 continue
@@ -100,14 +102,17 @@ async def run(seconds: float) -> None:
         space = client.post("/v1/spaces", json={"name": "bench-live"}).json()
         runtime = client.post(f"/v1/spaces/{space['id']}/runtimes", json={"recording": False}).json()
         run_id = runtime["activeRunId"]
-        cdp = client.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/connections",
-                          json={"protocol": "cdp"}).json()["endpoint"]["url"]
+        cdp = client.post(
+            f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/connections", json={"protocol": "cdp"}
+        ).json()["endpoint"]["url"]
         async with async_playwright() as pw:
             browser = await pw.chromium.connect_over_cdp(cdp)
             page = browser.contexts[0].pages[0] if browser.contexts[0].pages else await browser.contexts[0].new_page()
             await page.set_viewport_size({"width": 1280, "height": 720})
             await page.goto(f"{pages_url}/clock.html")
-            target_id = (await (await page.context.new_cdp_session(page)).send("Target.getTargetInfo"))["targetInfo"]["targetId"]
+            target_id = (await (await page.context.new_cdp_session(page)).send("Target.getTargetInfo"))["targetInfo"][
+                "targetId"
+            ]
             state = driver_state(data_dir, runtime["id"])
 
             direct = await _direct(state["wsUrl"], target_id, seconds)
@@ -125,22 +130,28 @@ async def run(seconds: float) -> None:
             await browser.close()
 
     print(f"live ({machine()}; {seconds:g} s per measurement, 1280x720 page repainting every frame)")
-    d_delays = [d for _, d in direct[len(direct) // 10:]]
-    print(f"  direct CDP screencast (no server) : {_rate(direct, seconds):5.1f} frames/s   "
-          f"delay median {statistics.median(d_delays):6.1f} ms  p90 {percentile(d_delays, 90):6.1f} ms")
+    d_delays = [d for _, d in direct[len(direct) // 10 :]]
+    print(
+        f"  direct CDP screencast (no server) : {_rate(direct, seconds):5.1f} frames/s   "
+        f"delay median {statistics.median(d_delays):6.1f} ms  p90 {percentile(d_delays, 90):6.1f} ms"
+    )
     for count, (steady, cpu) in results.items():
         rates = [_rate(frames, seconds - 1.0) for frames in steady]
         delays = [d for frames in steady for _, d in frames]
-        print(f"  {count:2d} viewer(s) through the server   : {min(rates):5.1f} frames/s to the slowest "
-              f"(mean {statistics.mean(rates):.1f})   delay median {statistics.median(delays):6.1f} ms  "
-              f"p90 {percentile(delays, 90):6.1f} ms   server CPU {cpu * 100:5.1f}% "
-              f"({cpu * 100 / count:.1f}% per viewer)")
+        print(
+            f"  {count:2d} viewer(s) through the server   : {min(rates):5.1f} frames/s to the slowest "
+            f"(mean {statistics.mean(rates):.1f})   delay median {statistics.median(delays):6.1f} ms  "
+            f"p90 {percentile(delays, 90):6.1f} ms   server CPU {cpu * 100:5.1f}% "
+            f"({cpu * 100 / count:.1f}% per viewer)"
+        )
     ten_rates = [_rate(frames, seconds - 1.0) for frames in results[10][0]]
     ten_delays = [d for frames in results[10][0] for _, d in frames]
-    print(f"  targets: >= 10 frames/s to each of ten viewers: {min(ten_rates):.1f} "
-          f"({'met' if min(ten_rates) >= 10 else 'missed'}); median delay < 250 ms: "
-          f"{statistics.median(ten_delays):.0f} ms ({'met' if statistics.median(ten_delays) < 250 else 'missed'}); "
-          f"ratio of rates, ten viewers / direct: {statistics.mean(ten_rates) / _rate(direct, seconds):.2f}")
+    print(
+        f"  targets: >= 10 frames/s to each of ten viewers: {min(ten_rates):.1f} "
+        f"({'met' if min(ten_rates) >= 10 else 'missed'}); median delay < 250 ms: "
+        f"{statistics.median(ten_delays):.0f} ms ({'met' if statistics.median(ten_delays) < 250 else 'missed'}); "
+        f"ratio of rates, ten viewers / direct: {statistics.mean(ten_rates) / _rate(direct, seconds):.2f}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> None:
                 if mode == "direct":
                     endpoint = direct_url
                 else:
-                    lease = client.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/connections",
-                                        json={"protocol": "cdp"}).json()
+                    lease = client.post(
+                        f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/connections", json={"protocol": "cdp"}
+                    ).json()
                     endpoint = lease["endpoint"]["url"]
                 results[mode].append(run_one(pw, endpoint, page_url, args.calls, args.shots))
                 if mode == "proxied":
@@ -78,11 +79,16 @@ def main(argv: list[str] | None = None) -> None:
         return max(values) if high else min(values)
 
     size_mb = results["direct"][0]["size"] / 1e6
-    print(f"proxy_overhead ({machine()}; {args.calls} evaluate calls, {args.shots} screenshots of {size_mb:.1f} MB,"
-          f" best of {args.rounds} alternating rounds)")
+    print(
+        f"proxy_overhead ({machine()}; {args.calls} evaluate calls, {args.shots} screenshots of {size_mb:.1f} MB,"
+        f" best of {args.rounds} alternating rounds)"
+    )
     print(f"{'':12}{'direct':>12}{'proxied':>12}{'ratio':>10}")
-    for key, label, high, unit in (("p50", "eval p50", False, "ms"), ("p99", "eval p99", False, "ms"),
-                                   ("mbps", "screenshots", True, "MB/s")):
+    for key, label, high, unit in (
+        ("p50", "eval p50", False, "ms"),
+        ("p99", "eval p99", False, "ms"),
+        ("mbps", "screenshots", True, "MB/s"),
+    ):
         d, p = best("direct", key, high), best("proxied", key, high)
         print(f"{label:12}{d:>10.3f}{unit[:2]:>2}{p:>10.3f}{unit[:2]:>2}{p / d:>10.3f}")
     print("targets: eval p50 ratio <= 1.05, screenshot throughput ratio >= 0.90")

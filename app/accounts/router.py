@@ -25,5 +25,12 @@ class WhoAmI(WireModel):
 async def whoami(ctx: CtxDep, p: PrincipalDep) -> WhoAmI:
     """The account behind the API key. A self-hosted server has no billing plan, so every key is `enterprise`."""
     default = await spaces.default_space(ctx.db, p)
-    return WhoAmI(key_id=str(p.key_id), organization_id=str(p.account_id), email=None, plan="enterprise",
-                  scope="organization", subaccount_id=None, default_space_id=str(default.id))
+    return WhoAmI(
+        key_id=str(p.key_id),
+        organization_id=str(p.account_id),
+        email=None,
+        plan="enterprise",
+        scope="organization",
+        subaccount_id=None,
+        default_space_id=str(default.id),
+    )

@@ -63,12 +63,17 @@ async def create_account(db: Database, name: str) -> Account:
     return account
 
 
-async def create_key(db: Database, account_id: uuid.UUID, name: str = "api key",
-                     secret: str | None = None) -> NewKey:
+async def create_key(db: Database, account_id: uuid.UUID, name: str = "api key", secret: str | None = None) -> NewKey:
     """Mint a key; the secret is returned here and never again."""
     secret = secret or ids.new_secret(KEY_PREFIX)
-    key = ApiKey(id=ids.new_id(), account_id=account_id, name=name, prefix=secret[:12],
-                 key_hash=minted_digest(secret), created_at=clock.now())
+    key = ApiKey(
+        id=ids.new_id(),
+        account_id=account_id,
+        name=name,
+        prefix=secret[:12],
+        key_hash=minted_digest(secret),
+        created_at=clock.now(),
+    )
     async with db.transaction() as s:
         s.add(key)
     return NewKey(id=key.id, account_id=account_id, secret=secret)
@@ -91,25 +96,38 @@ async def ensure_bootstrap_key(db: Database, secret: str, stretched: StretchedKe
 async def _store_bootstrap_key(db: Database, secret: str, digest: str) -> Principal:
     now = clock.now()
     async with db.transaction() as s:
-        key = (await s.execute(select(ApiKey).where(ApiKey.key_hash.in_([digest, minted_digest(secret)]))
-                               )).scalar_one_or_none()
+        key = (
+            await s.execute(select(ApiKey).where(ApiKey.key_hash.in_([digest, minted_digest(secret)])))
+        ).scalar_one_or_none()
         if key is not None:
             key.key_hash, key.revoked_at, key.prefix = digest, None, _shown_prefix(secret)
             account_id = key.account_id
         else:
-            account = (await s.execute(select(Account).where(Account.name == BOOTSTRAP_ACCOUNT_NAME)
-                                       .order_by(Account.id).limit(1))).scalar_one_or_none()
+            account = (
+                await s.execute(
+                    select(Account).where(Account.name == BOOTSTRAP_ACCOUNT_NAME).order_by(Account.id).limit(1)
+                )
+            ).scalar_one_or_none()
             if account is None:
                 account = Account(id=ids.new_id(), name=BOOTSTRAP_ACCOUNT_NAME, created_at=now)
                 s.add(account)
                 await s.flush()
-            key = ApiKey(id=ids.new_id(), account_id=account.id, name=BOOTSTRAP_KEY_NAME,
-                         prefix=_shown_prefix(secret), key_hash=digest, created_at=now)
+            key = ApiKey(
+                id=ids.new_id(),
+                account_id=account.id,
+                name=BOOTSTRAP_KEY_NAME,
+                prefix=_shown_prefix(secret),
+                key_hash=digest,
+                created_at=now,
+            )
             s.add(key)
             account_id = account.id
         await s.flush()
-        await s.execute(update(ApiKey).where(ApiKey.name == BOOTSTRAP_KEY_NAME, ApiKey.id != key.id,
-                                             ApiKey.revoked_at.is_(None)).values(revoked_at=now))
+        await s.execute(
+            update(ApiKey)
+            .where(ApiKey.name == BOOTSTRAP_KEY_NAME, ApiKey.id != key.id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
     return Principal(account_id=account_id, key_id=key.id)
 
 
@@ -120,6 +138,7 @@ def _shown_prefix(secret: str) -> str:
 
 async def get_or_create_account(db: Database, name: str) -> Account:
     async with db.read() as s:
-        account = (await s.execute(select(Account).where(Account.name == name)
-                                   .order_by(Account.id).limit(1))).scalar_one_or_none()
+        account = (
+            await s.execute(select(Account).where(Account.name == name).order_by(Account.id).limit(1))
+        ).scalar_one_or_none()
     return account or await create_account(db, name)

@@ -85,30 +85,43 @@ class LlmClient:
     async def _post(self, ep: Endpoint, path: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{ep.base_url}{path}"
         try:
-            response = await self.http.post(url, content=orjson.dumps(body),
-                                            headers={**self._headers(ep), "content-type": "application/json"})
+            response = await self.http.post(
+                url, content=orjson.dumps(body), headers={**self._headers(ep), "content-type": "application/json"}
+            )
         except httpx.TimeoutException:
             raise LlmError("llm.timeout", f"The model endpoint {ep.base_url} did not answer in time") from None
         except httpx.HTTPError as exc:
-            raise LlmError("llm.unreachable", f"The model endpoint {ep.base_url} cannot be reached: "
-                                              f"{type(exc).__name__}") from None
+            raise LlmError(
+                "llm.unreachable", f"The model endpoint {ep.base_url} cannot be reached: {type(exc).__name__}"
+            ) from None
         if response.status_code >= 400:
-            raise LlmError("llm.http_error", f"The model endpoint answered {response.status_code}: "
-                                             f"{_error_text(response)}")
+            raise LlmError(
+                "llm.http_error", f"The model endpoint answered {response.status_code}: {_error_text(response)}"
+            )
         try:
             return orjson.loads(response.content)
         except orjson.JSONDecodeError:
             raise LlmError("llm.bad_response", "The model endpoint answered with something that is not JSON") from None
 
-    async def chat(self, ep: Endpoint, system: str, messages: list[dict[str, Any]], tools: list[Tool],
-                   *, require_tool: bool = True, temperature: float | None = None,
-                   max_tokens: int = 2048) -> Reply:
+    async def chat(
+        self,
+        ep: Endpoint,
+        system: str,
+        messages: list[dict[str, Any]],
+        tools: list[Tool],
+        *,
+        require_tool: bool = True,
+        temperature: float | None = None,
+        max_tokens: int = 2048,
+    ) -> Reply:
         """One model turn. `messages` are neutral: {"role": "user", "text"} | {"role": "assistant", ...
         (a previous Reply.assistant)} | {"role": "tool", "id", "content"}."""
         started = time.perf_counter()
         if ep.anthropic:
             body: dict[str, Any] = {
-                "model": ep.model, "max_tokens": max_tokens, "system": system,
+                "model": ep.model,
+                "max_tokens": max_tokens,
+                "system": system,
                 "messages": _anthropic_messages(messages),
                 "tools": [{"name": t.name, "description": t.description, "input_schema": t.parameters} for t in tools],
             }
@@ -119,11 +132,19 @@ class LlmClient:
             data = await self._post(ep, "/v1/messages", body)
             reply = _anthropic_reply(data)
         else:
-            body = {"model": ep.model, "messages": [{"role": "system", "content": system}, *_openai_messages(messages)],
-                    "max_tokens": max_tokens}
+            body = {
+                "model": ep.model,
+                "messages": [{"role": "system", "content": system}, *_openai_messages(messages)],
+                "max_tokens": max_tokens,
+            }
             if tools:
-                body["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
-                                                                    "parameters": t.parameters}} for t in tools]
+                body["tools"] = [
+                    {
+                        "type": "function",
+                        "function": {"name": t.name, "description": t.description, "parameters": t.parameters},
+                    }
+                    for t in tools
+                ]
                 body["tool_choice"] = "required" if require_tool else "auto"
             if temperature is not None:
                 body["temperature"] = temperature
@@ -203,15 +224,30 @@ def _openai_reply(data: dict[str, Any]) -> Reply:
         message = choice["message"]
     except (KeyError, IndexError, TypeError):
         raise LlmError("llm.bad_response", "The model's answer has no choices") from None
-    calls = [ToolCall(id=c.get("id") or f"call_{i}", name=c["function"]["name"],
-                      arguments=_arguments(c["function"].get("arguments")))
-             for i, c in enumerate(message.get("tool_calls") or []) if c.get("function", {}).get("name")]
+    calls = [
+        ToolCall(
+            id=c.get("id") or f"call_{i}",
+            name=c["function"]["name"],
+            arguments=_arguments(c["function"].get("arguments")),
+        )
+        for i, c in enumerate(message.get("tool_calls") or [])
+        if c.get("function", {}).get("name")
+    ]
     usage = data.get("usage") or {}
-    assistant = {"role": "assistant", "content": message.get("content"),
-                 **({"tool_calls": message["tool_calls"]} if message.get("tool_calls") else {})}
-    return Reply(text=message.get("content") or "", tool_calls=calls,
-                 input_tokens=int(usage.get("prompt_tokens") or 0), output_tokens=int(usage.get("completion_tokens") or 0),
-                 latency_ms=0, raw_stop=choice.get("finish_reason"), assistant={"role": "assistant", "openai": assistant})
+    assistant = {
+        "role": "assistant",
+        "content": message.get("content"),
+        **({"tool_calls": message["tool_calls"]} if message.get("tool_calls") else {}),
+    }
+    return Reply(
+        text=message.get("content") or "",
+        tool_calls=calls,
+        input_tokens=int(usage.get("prompt_tokens") or 0),
+        output_tokens=int(usage.get("completion_tokens") or 0),
+        latency_ms=0,
+        raw_stop=choice.get("finish_reason"),
+        assistant={"role": "assistant", "openai": assistant},
+    )
 
 
 def _anthropic_reply(data: dict[str, Any]) -> Reply:
@@ -219,9 +255,18 @@ def _anthropic_reply(data: dict[str, Any]) -> Reply:
     if not isinstance(blocks, list):
         raise LlmError("llm.bad_response", "The model's answer has no content")
     text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
-    calls = [ToolCall(id=b.get("id") or f"toolu_{i}", name=b["name"], arguments=_arguments(b.get("input")))
-             for i, b in enumerate(blocks) if b.get("type") == "tool_use" and b.get("name")]
+    calls = [
+        ToolCall(id=b.get("id") or f"toolu_{i}", name=b["name"], arguments=_arguments(b.get("input")))
+        for i, b in enumerate(blocks)
+        if b.get("type") == "tool_use" and b.get("name")
+    ]
     usage = data.get("usage") or {}
-    return Reply(text=text, tool_calls=calls, input_tokens=int(usage.get("input_tokens") or 0),
-                 output_tokens=int(usage.get("output_tokens") or 0), latency_ms=0, raw_stop=data.get("stop_reason"),
-                 assistant={"role": "assistant", "anthropic": {"role": "assistant", "content": blocks}})
+    return Reply(
+        text=text,
+        tool_calls=calls,
+        input_tokens=int(usage.get("input_tokens") or 0),
+        output_tokens=int(usage.get("output_tokens") or 0),
+        latency_ms=0,
+        raw_stop=data.get("stop_reason"),
+        assistant={"role": "assistant", "anthropic": {"role": "assistant", "content": blocks}},
+    )

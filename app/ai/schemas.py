@@ -26,9 +26,13 @@ def _check_url(value: str | None) -> str | None:
 
 class AiConnectionCreate(RequestModel):
     # The service refuses an openai-compatible connection without its baseUrl; the description says so.
-    model_config = {**RequestModel.model_config, "json_schema_extra": {
-        "if": {"properties": {"provider": {"const": "openai-compatible"}}, "required": ["provider"]},
-        "then": {"required": ["baseUrl"], "properties": {"baseUrl": {"type": "string"}}}}}
+    model_config = {
+        **RequestModel.model_config,
+        "json_schema_extra": {
+            "if": {"properties": {"provider": {"const": "openai-compatible"}}, "required": ["provider"]},
+            "then": {"required": ["baseUrl"], "properties": {"baseUrl": {"type": "string"}}},
+        },
+    }
     label: Label
     provider: Provider
     base_url: BaseUrl | None = Field(default=None, description="Required for openai-compatible; defaults otherwise")
@@ -63,9 +67,17 @@ class AiConnectionOut(WireModel):
 
     @classmethod
     def of(cls, c: AiConnection) -> AiConnectionOut:
-        return cls(id=str(c.id), label=c.label, provider=c.provider, base_url=c.base_url, enabled=c.enabled,
-                   has_stored_key=c.api_key_encrypted is not None, default_model=c.default_model,
-                   created_at=c.created_at, updated_at=c.updated_at)
+        return cls(
+            id=str(c.id),
+            label=c.label,
+            provider=c.provider,
+            base_url=c.base_url,
+            enabled=c.enabled,
+            has_stored_key=c.api_key_encrypted is not None,
+            default_model=c.default_model,
+            created_at=c.created_at,
+            updated_at=c.updated_at,
+        )
 
 
 AiConnectionList = list_model(AiConnectionOut, "aiConnections")

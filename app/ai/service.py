@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select, update as sa_update
+from sqlalchemy import select
+from sqlalchemy import update as sa_update
 
 from app.accounts.service import Principal
 from app.ai.llm import Endpoint, LlmClient, base_url
@@ -19,8 +20,9 @@ from app.core.paging import PageParams, fetch_by_id
 
 
 def not_found(connection_id: object) -> NotFound:
-    return NotFound("AI connection not found", code="ai_credential.not_found",
-                    details={"aiConnectionId": str(connection_id)})
+    return NotFound(
+        "AI connection not found", code="ai_credential.not_found", details={"aiConnectionId": str(connection_id)}
+    )
 
 
 def _box(ctx: AppContext) -> SecretBox:
@@ -29,13 +31,23 @@ def _box(ctx: AppContext) -> SecretBox:
 
 async def create(ctx: AppContext, p: Principal, body: AiConnectionCreate) -> AiConnection:
     if body.provider == "openai-compatible" and not body.base_url:
-        raise InvalidRequest("An openai-compatible connection needs its baseUrl",
-                             details={"fields": [{"field": "baseUrl", "message": "required for openai-compatible"}]})
+        raise InvalidRequest(
+            "An openai-compatible connection needs its baseUrl",
+            details={"fields": [{"field": "baseUrl", "message": "required for openai-compatible"}]},
+        )
     now = clock.now()
-    row = AiConnection(id=ids.new_id(), account_id=p.account_id, label=body.label, provider=body.provider,
-                       base_url=body.base_url, default_model=body.default_model, enabled=body.enabled,
-                       api_key_encrypted=_box(ctx).seal(body.api_key) if body.api_key else None,
-                       created_at=now, updated_at=now)
+    row = AiConnection(
+        id=ids.new_id(),
+        account_id=p.account_id,
+        label=body.label,
+        provider=body.provider,
+        base_url=body.base_url,
+        default_model=body.default_model,
+        enabled=body.enabled,
+        api_key_encrypted=_box(ctx).seal(body.api_key) if body.api_key else None,
+        created_at=now,
+        updated_at=now,
+    )
     async with ctx.db.transaction() as s:
         s.add(row)
     return row
@@ -61,8 +73,10 @@ async def update(ctx: AppContext, p: Principal, connection_id: str, body: AiConn
         changes["label"] = body.label
     if "base_url" in given:
         if body.base_url is None and row.provider == "openai-compatible":
-            raise InvalidRequest("An openai-compatible connection needs its baseUrl",
-                                 details={"fields": [{"field": "baseUrl", "message": "cannot be removed"}]})
+            raise InvalidRequest(
+                "An openai-compatible connection needs its baseUrl",
+                details={"fields": [{"field": "baseUrl", "message": "cannot be removed"}]},
+            )
         changes["base_url"] = body.base_url
     if "api_key" in given:
         changes["api_key_encrypted"] = _box(ctx).seal(body.api_key) if body.api_key else None
@@ -86,15 +100,22 @@ async def delete(ctx: AppContext, p: Principal, connection_id: str) -> uuid.UUID
 def endpoint(ctx: AppContext, row: AiConnection, model: str | None = None) -> Endpoint:
     """Where and how to call this connection's model (the key decrypted only here, in memory)."""
     key = _box(ctx).open(row.api_key_encrypted) if row.api_key_encrypted else None
-    return Endpoint(provider=row.provider, base_url=base_url(row.provider, row.base_url), api_key=key,
-                    model=model or row.default_model or "")
+    return Endpoint(
+        provider=row.provider,
+        base_url=base_url(row.provider, row.base_url),
+        api_key=key,
+        model=model or row.default_model or "",
+    )
 
 
 async def test(ctx: AppContext, p: Principal, connection_id: str) -> tuple[bool, str, str]:
     row = await get(ctx, p, connection_id)
     if row.api_key_encrypted and _box(ctx).open(row.api_key_encrypted) is None:
-        return False, "The stored key was sealed under another server key (BCTRL_SECRET_KEY changed); set it again", \
-            row.provider
+        return (
+            False,
+            "The stored key was sealed under another server key (BCTRL_SECRET_KEY changed); set it again",
+            row.provider,
+        )
     client = LlmClient()
     try:
         ok, message = await client.check(endpoint(ctx, row))

@@ -14,8 +14,8 @@ from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
 from app.core.schemas import errors
-from app.storage import make_store
 from app.storage import http as content
+from app.storage import make_store
 
 Page = Annotated[PageParams, Depends(page_params)]
 KindFilter = Annotated[list[str] | None, Depends(multi("kind", str, "Artifact kinds, e.g. download"))]
@@ -24,9 +24,9 @@ IfRangeHeader = Annotated[str | None, Header(alias="If-Range")]
 
 router = APIRouter(tags=["artifacts"])
 
+
 @router.get("/v1/runs/{run_id}/artifacts", response_model=ArtifactList, responses=errors(400, 404))
-async def list_run_artifacts(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page,
-                             kind: KindFilter) -> ArtifactList:
+async def list_run_artifacts(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page, kind: KindFilter) -> ArtifactList:
     """Artifacts of a run, newest first."""
     artifacts, cursor = await service.list_for_run(ctx.db, p, run_id, page, kinds=kind)
     return ArtifactList.of(artifacts, cursor)
@@ -37,19 +37,33 @@ async def get_artifact(ctx: CtxDep, p: PrincipalDep, run_id: str, artifact_id: s
     return ArtifactOut.of(await service.get(ctx.db, p, run_id, artifact_id))
 
 
-@router.get("/v1/runs/{run_id}/artifacts/{artifact_id}/content", response_class=StreamingResponse,
-            responses={**errors(404, 503), **openapi.download()})
-async def artifact_content(ctx: CtxDep, p: PrincipalDep, run_id: str, artifact_id: str,
-                           range_: RangeHeader = None, if_range: IfRangeHeader = None) -> StreamingResponse:
+@router.get(
+    "/v1/runs/{run_id}/artifacts/{artifact_id}/content",
+    response_class=StreamingResponse,
+    responses={**errors(404, 503), **openapi.download()},
+)
+async def artifact_content(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    run_id: str,
+    artifact_id: str,
+    range_: RangeHeader = None,
+    if_range: IfRangeHeader = None,
+) -> StreamingResponse:
     """The artifact's bytes as an attachment; a single `Range: bytes=...` gets 206."""
     download = await service.content(ctx.db, p, run_id, artifact_id)
     return await content.serve(make_store(ctx.settings), download, range_, if_range)
 
 
 @router.get("/v1/spaces/{space_id}/artifacts", response_model=ArtifactList, responses=errors(400, 404))
-async def list_space_artifacts(ctx: CtxDep, p: PrincipalDep, space_id: str, page: Page, kind: KindFilter,
-                               runtime_id: Annotated[str | None, Query(alias="runtimeId")] = None
-                               ) -> ArtifactList:
+async def list_space_artifacts(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    space_id: str,
+    page: Page,
+    kind: KindFilter,
+    runtime_id: Annotated[str | None, Query(alias="runtimeId")] = None,
+) -> ArtifactList:
     """Artifacts of every run in a space, newest first; `runtimeId` narrows to one runtime."""
     artifacts, cursor = await service.list_for_space(ctx.db, p, space_id, page, runtime_id=runtime_id, kinds=kind)
     return ArtifactList.of(artifacts, cursor)

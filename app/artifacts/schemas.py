@@ -25,10 +25,20 @@ class ArtifactOut(WireModel):
 
     @classmethod
     def of(cls, a: Artifact) -> ArtifactOut:
-        return cls(id=str(a.id), run_id=str(a.run_id), runtime_id=str(a.runtime_id), kind=a.kind, name=a.name,
-                   file_id=str(a.file_id) if a.file_id else None, path=a.path, content_type=a.content_type,
-                   size_bytes=a.size_bytes, created_at=a.created_at,
-                   download_url=f"/v1/runs/{a.run_id}/artifacts/{a.id}/content", metadata=a.metadata_)
+        return cls(
+            id=str(a.id),
+            run_id=str(a.run_id),
+            runtime_id=str(a.runtime_id),
+            kind=a.kind,
+            name=a.name,
+            file_id=str(a.file_id) if a.file_id else None,
+            path=a.path,
+            content_type=a.content_type,
+            size_bytes=a.size_bytes,
+            created_at=a.created_at,
+            download_url=f"/v1/runs/{a.run_id}/artifacts/{a.id}/content",
+            metadata=a.metadata_,
+        )
 
 
 ArtifactList = list_model(ArtifactOut, "artifacts")

@@ -42,8 +42,17 @@ def _clean_name(name: str) -> str:
     return (cleaned or "artifact")[:255]
 
 
-async def record(ctx: AppContext, *, run_id: uuid.UUID, kind: str, name: str, content_type: str,
-                 source: pathlib.Path, path: str | None = None, metadata: dict | None = None) -> Artifact:
+async def record(
+    ctx: AppContext,
+    *,
+    run_id: uuid.UUID,
+    kind: str,
+    name: str,
+    content_type: str,
+    source: pathlib.Path,
+    path: str | None = None,
+    metadata: dict | None = None,
+) -> Artifact:
     """Copy the local file `source` into the object store and record it as an artifact of the run.
 
     The row and its `artifact.created` event are written in one transaction; if that fails, the
@@ -60,32 +69,66 @@ async def record(ctx: AppContext, *, run_id: uuid.UUID, kind: str, name: str, co
     stored = await store.put_file(new_key("recordings" if kind == ArtifactKind.RECORDING else "artifacts"), source)
     try:
         async with ctx.db.transaction() as s:
-            return await insert(s, run, stored, kind=kind, name=name, content_type=content_type, path=path,
-                                metadata=metadata)
+            return await insert(
+                s, run, stored, kind=kind, name=name, content_type=content_type, path=path, metadata=metadata
+            )
     except BaseException:
         await store.delete(stored.key)
         raise
 
 
-async def insert(session: AsyncSession, run: Run, stored: StoredObject, *, kind: str, name: str,
-                 content_type: str | None, path: str | None = None, metadata: dict[str, Any] | None = None,
-                 file_id: uuid.UUID | None = None) -> Artifact:
+async def insert(
+    session: AsyncSession,
+    run: Run,
+    stored: StoredObject,
+    *,
+    kind: str,
+    name: str,
+    content_type: str | None,
+    path: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    file_id: uuid.UUID | None = None,
+) -> Artifact:
     """Add the artifact row and its event in the caller's transaction (bytes already stored)."""
-    artifact = Artifact(id=ids.new_id(), account_id=run.account_id, space_id=run.space_id, run_id=run.id,
-                        runtime_id=run.runtime_id, kind=kind, name=_clean_name(name),
-                        content_type=(content_type or DEFAULT_CONTENT_TYPE)[:255], size_bytes=stored.size,
-                        sha256=stored.sha256, object_key=stored.key, file_id=file_id,
-                        path=path[:4096] if path else None, metadata_=metadata, created_at=clock.now())
+    artifact = Artifact(
+        id=ids.new_id(),
+        account_id=run.account_id,
+        space_id=run.space_id,
+        run_id=run.id,
+        runtime_id=run.runtime_id,
+        kind=kind,
+        name=_clean_name(name),
+        content_type=(content_type or DEFAULT_CONTENT_TYPE)[:255],
+        size_bytes=stored.size,
+        sha256=stored.sha256,
+        object_key=stored.key,
+        file_id=file_id,
+        path=path[:4096] if path else None,
+        metadata_=metadata,
+        created_at=clock.now(),
+    )
     session.add(artifact)
-    await events.append(session, run.id, EVENT_TYPE, EVENT_CATEGORY, {
-        "artifactId": str(artifact.id), "kind": artifact.kind, "name": artifact.name,
-        "contentType": artifact.content_type, "sizeBytes": artifact.size_bytes,
-        "fileId": str(file_id) if file_id else None, "path": artifact.path})
+    await events.append(
+        session,
+        run.id,
+        EVENT_TYPE,
+        EVENT_CATEGORY,
+        {
+            "artifactId": str(artifact.id),
+            "kind": artifact.kind,
+            "name": artifact.name,
+            "contentType": artifact.content_type,
+            "sizeBytes": artifact.size_bytes,
+            "fileId": str(file_id) if file_id else None,
+            "path": artifact.path,
+        },
+    )
     return artifact
 
 
-async def list_for_run(db: Database, p: Principal, run_id: str, page: PageParams, *,
-                       kinds: list[str] | None = None) -> tuple[list[Artifact], str | None]:
+async def list_for_run(
+    db: Database, p: Principal, run_id: str, page: PageParams, *, kinds: list[str] | None = None
+) -> tuple[list[Artifact], str | None]:
     run = await get_run(db, p, run_id)
     stmt = select(Artifact).where(Artifact.run_id == run.id)
     if kinds:
@@ -93,9 +136,15 @@ async def list_for_run(db: Database, p: Principal, run_id: str, page: PageParams
     return await fetch_by_id(db, stmt, Artifact.id, page, newest_first=True)
 
 
-async def list_for_space(db: Database, p: Principal, space_id: str, page: PageParams, *,
-                         runtime_id: str | None = None, kinds: list[str] | None = None
-                         ) -> tuple[list[Artifact], str | None]:
+async def list_for_space(
+    db: Database,
+    p: Principal,
+    space_id: str,
+    page: PageParams,
+    *,
+    runtime_id: str | None = None,
+    kinds: list[str] | None = None,
+) -> tuple[list[Artifact], str | None]:
     space = await spaces.get(db, p, space_id)
     stmt = select(Artifact).where(Artifact.space_id == space.id, Artifact.account_id == p.account_id)
     if runtime_id is not None:
@@ -122,8 +171,9 @@ async def get(db: Database, p: Principal, run_id: str, artifact_id: str) -> Arti
 
 async def content(db: Database, p: Principal, run_id: str, artifact_id: str) -> Download:
     artifact = await get(db, p, run_id, artifact_id)
-    return Download(key=artifact.object_key, filename=artifact.name, content_type=artifact.content_type,
-                    sha256=artifact.sha256)
+    return Download(
+        key=artifact.object_key, filename=artifact.name, content_type=artifact.content_type, sha256=artifact.sha256
+    )
 
 
 async def of_run(db: Database, run: Run, kinds: list[str] | None = None) -> list[Artifact]:

@@ -37,8 +37,9 @@ class CdpClient:
         client._reader = asyncio.create_task(client._read(), name="cdp-reader")
         return client
 
-    async def send(self, method: str, params: dict | None = None, session_id: str | None = None,
-                   timeout: float = 10.0) -> dict:
+    async def send(
+        self, method: str, params: dict | None = None, session_id: str | None = None, timeout: float = 10.0
+    ) -> dict:
         ident = next(self._ids)
         message: dict[str, Any] = {"id": ident, "method": method, "params": params or {}}
         if session_id:
@@ -73,8 +74,7 @@ class CdpClient:
                         else:
                             future.set_result(message.get("result", {}))
                     continue
-                result = self.on_event(message.get("method", ""), message.get("params", {}),
-                                       message.get("sessionId"))
+                result = self.on_event(message.get("method", ""), message.get("params", {}), message.get("sessionId"))
                 if asyncio.iscoroutine(result):
                     await result
         except Exception:

@@ -77,9 +77,13 @@ class CommandStats:
             "windowSeconds": round(now - self.window_start, 3),
             "total": sum(s.count for s in self.methods.values()),
             "methods": [
-                {"method": m, "count": s.count, "errors": s.errors,
-                 "avgMs": round(s.total_ms / s.answered, 3) if s.answered else None,
-                 "maxMs": round(s.max_ms, 3) if s.answered else None}
+                {
+                    "method": m,
+                    "count": s.count,
+                    "errors": s.errors,
+                    "avgMs": round(s.total_ms / s.answered, 3) if s.answered else None,
+                    "maxMs": round(s.max_ms, 3) if s.answered else None,
+                }
                 for m, s in sorted(self.methods.items(), key=lambda kv: -kv[1].count)
             ],
         }

@@ -21,8 +21,13 @@ _LIST = ("", "/", "/list", "/list/")
 
 
 @router.get("/{connection_id}/json{rest:path}", responses=errors(404, 409, 503))
-async def discovery(ctx: CtxDep, request: Request, connection_id: str, rest: str,
-                    token: str | None = Query(None, description="The lease's token")) -> Any:
+async def discovery(
+    ctx: CtxDep,
+    request: Request,
+    connection_id: str,
+    rest: str,
+    token: str | None = Query(None, description="The lease's token"),
+) -> Any:
     """`/json/version` and `/json/list` (trailing slash or not), authenticated by the lease token."""
     if rest not in _VERSION + _LIST:
         raise NotFound("No such discovery endpoint", code="route.not_found")
@@ -34,8 +39,9 @@ async def discovery(ctx: CtxDep, request: Request, connection_id: str, rest: str
             upstream = await client.get(f"{ticket.upstream_http}/json{'/version' if rest in _VERSION else '/list'}")
             upstream.raise_for_status()
     except httpx.HTTPError:
-        raise Unavailable("The browser did not answer", code="runtime.host_unavailable",
-                          details={"runtimeId": str(ticket.runtime_id)}) from None
+        raise Unavailable(
+            "The browser did not answer", code="runtime.host_unavailable", details={"runtimeId": str(ticket.runtime_id)}
+        ) from None
     payload = upstream.json()
     if rest in _VERSION:
         payload["webSocketDebuggerUrl"] = ws_url

@@ -16,7 +16,7 @@ TEXT, CLOSE = 0x1, 0x8
 def _unmask(chunk: bytes, mask: bytes, offset: int) -> bytes:
     if not chunk:
         return chunk
-    key = (mask[offset % 4:] + mask[:offset % 4]) * (len(chunk) // 4 + 1)
+    key = (mask[offset % 4 :] + mask[: offset % 4]) * (len(chunk) // 4 + 1)
     return (int.from_bytes(chunk, "big") ^ int.from_bytes(key[: len(chunk)], "big")).to_bytes(len(chunk), "big")
 
 
@@ -51,7 +51,7 @@ class FrameScanner:
                     continue
             take = min(self._remaining, n - i)
             if self._want:
-                part = data[i:i + min(take, self._want)]
+                part = data[i : i + min(take, self._want)]
                 if self._mask is not None:
                     part = _unmask(part, self._mask, len(self._prefix))
                 self._prefix += part
@@ -72,11 +72,11 @@ class FrameScanner:
             size = b1 & 0x7F
             pos = i + 2
             if size == 126:
-                size, pos = int.from_bytes(data[pos:pos + 2], "big"), pos + 2
+                size, pos = int.from_bytes(data[pos : pos + 2], "big"), pos + 2
             elif size == 127:
-                size, pos = int.from_bytes(data[pos:pos + 8], "big"), pos + 8
+                size, pos = int.from_bytes(data[pos : pos + 8], "big"), pos + 8
             if b1 & 0x80:
-                self._mask, pos = data[pos:pos + 4], pos + 4
+                self._mask, pos = data[pos : pos + 4], pos + 4
             else:
                 self._mask = None
             self._start(data[i] & 0x0F, size)
@@ -96,7 +96,7 @@ class FrameScanner:
                 size, pos = int.from_bytes(header[2:4], "big"), 4
             elif size == 127:
                 size, pos = int.from_bytes(header[2:10], "big"), 10
-            self._mask = bytes(header[pos:pos + 4]) if header[1] & 0x80 else None
+            self._mask = bytes(header[pos : pos + 4]) if header[1] & 0x80 else None
             opcode = header[0] & 0x0F
             header.clear()
             self._start(opcode, size)
@@ -147,9 +147,9 @@ def frame_length(buf: bytes | bytearray) -> tuple[int, int] | None:
 def parse_frame(raw: bytes) -> tuple[bool, int, bytes]:
     """(fin, opcode, unmasked payload) of one whole frame."""
     header, size = frame_length(raw)
-    payload = raw[header:header + size]
+    payload = raw[header : header + size]
     if raw[1] & 0x80:
-        payload = _unmask(payload, raw[header - 4:header], 0)
+        payload = _unmask(payload, raw[header - 4 : header], 0)
     return bool(raw[0] & 0x80), raw[0] & 0x0F, payload
 
 

@@ -32,8 +32,10 @@ def check(payload: bytes, upload_dirs: list[str] | None) -> tuple[dict, str] | N
     method, params = message.get("method"), message.get("params")
     params = params if isinstance(params, dict) else {}
     if method == CONTEXT_ONLY and any(field in params for field in PROXY_FIELDS):
-        return message, ("Per-context proxies are not allowed: browsers reach the network through the server's "
-                         "egress proxy (BCTRL_BROWSER_EGRESS)")
+        return message, (
+            "Per-context proxies are not allowed: browsers reach the network through the server's "
+            "egress proxy (BCTRL_BROWSER_EGRESS)"
+        )
     if method == "Network.loadNetworkResource":
         url = str(params.get("url", ""))
         if not url.lower().startswith(("http://", "https://")):
@@ -42,8 +44,10 @@ def check(payload: bytes, upload_dirs: list[str] | None) -> tuple[dict, str] | N
         for path in params.get("files") or []:
             clean = posixpath.normpath(str(path))
             if not any(clean.startswith(d.rstrip("/") + "/") for d in upload_dirs):
-                return message, ("Files for an upload must be in the runtime's file area (stage them with the "
-                                 "runtime files API) or its downloads")
+                return message, (
+                    "Files for an upload must be in the runtime's file area (stage them with the "
+                    "runtime files API) or its downloads"
+                )
     return None
 
 

@@ -19,7 +19,6 @@ from pathlib import PurePosixPath
 from typing import Any
 
 import structlog
-
 from sqlalchemy import select
 
 from app.cdp.client import CdpClient
@@ -105,11 +104,14 @@ class RunObserver:
         client = self.client
         # Downloads of contexts nobody configured land in the run's own directory.
         with contextlib.suppress(Exception):
-            await client.send("Browser.setDownloadBehavior", {
-                "behavior": "allowAndName", "downloadPath": self.downloads_dir, "eventsEnabled": True})
+            await client.send(
+                "Browser.setDownloadBehavior",
+                {"behavior": "allowAndName", "downloadPath": self.downloads_dir, "eventsEnabled": True},
+            )
         await client.send("Target.setDiscoverTargets", {"discover": True})
-        await client.send("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False,
-                                                   "flatten": True})
+        await client.send(
+            "Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False, "flatten": True}
+        )
         targets = await client.send("Target.getTargets")
         for info in targets.get("targetInfos", []):
             if info["type"] in PAGE_TYPES and not info.get("attached"):
@@ -132,15 +134,27 @@ class RunObserver:
         info = params["targetInfo"]
         if info["type"] in PAGE_TYPES and info["targetId"] not in self.pages:
             self.pages[info["targetId"]] = {"url": info.get("url"), "browserContextId": info.get("browserContextId")}
-            self.emit("page.created", "browser", {"targetId": info["targetId"], "url": _url(info.get("url")),
-                                                  "browserContextId": info.get("browserContextId"),
-                                                  "openerId": info.get("openerId")}, info["targetId"])
+            self.emit(
+                "page.created",
+                "browser",
+                {
+                    "targetId": info["targetId"],
+                    "url": _url(info.get("url")),
+                    "browserContextId": info.get("browserContextId"),
+                    "openerId": info.get("openerId"),
+                },
+                info["targetId"],
+            )
 
     def _target_destroyed(self, params: dict, _session: str | None) -> None:
         page = self.pages.pop(params["targetId"], None)
         if page is not None:
-            self.emit("page.closed", "browser", {"targetId": params["targetId"], "url": _url(page.get("url"))},
-                      params["targetId"])
+            self.emit(
+                "page.closed",
+                "browser",
+                {"targetId": params["targetId"], "url": _url(page.get("url"))},
+                params["targetId"],
+            )
 
     def _attached(self, params: dict, parent_session: str | None) -> None:
         info, session = params["targetInfo"], params["sessionId"]
@@ -157,8 +171,9 @@ class RunObserver:
                 self.client.send_nowait("Runtime.enable", None, session)
         else:
             return
-        self.client.send_nowait("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False,
-                                                         "flatten": True}, session)
+        self.client.send_nowait(
+            "Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False, "flatten": True}, session
+        )
 
     def _detached(self, params: dict, _session: str | None) -> None:
         session = params.get("sessionId", "")
@@ -179,8 +194,12 @@ class RunObserver:
         loader = frame.get("loaderId")
         for key in [k for k, entry in self.requests.items() if k[0] == session and entry.get("loaderId") != loader]:
             self._abandon(key, "page navigated away")
-        self.emit("page.navigated", "browser", {"url": _url(frame.get("url")), "frameId": frame.get("id"),
-                                                "loaderId": frame.get("loaderId")}, page_id)
+        self.emit(
+            "page.navigated",
+            "browser",
+            {"url": _url(frame.get("url")), "frameId": frame.get("id"), "loaderId": frame.get("loaderId")},
+            page_id,
+        )
 
     def _load(self, params: dict, session: str | None) -> None:
         page_id = self.page_of_session.get(session)
@@ -189,32 +208,67 @@ class RunObserver:
 
     def _console(self, params: dict, session: str | None) -> None:
         frame = (params.get("stackTrace") or {}).get("callFrames") or [{}]
-        self.emit("console.message", "console", {
-            "level": params.get("type"), "text": _console_text(params.get("args", [])),
-            "url": _url(frame[0].get("url")), "line": frame[0].get("lineNumber")}, self.page_of_session.get(session))
+        self.emit(
+            "console.message",
+            "console",
+            {
+                "level": params.get("type"),
+                "text": _console_text(params.get("args", [])),
+                "url": _url(frame[0].get("url")),
+                "line": frame[0].get("lineNumber"),
+            },
+            self.page_of_session.get(session),
+        )
 
     def _exception(self, params: dict, session: str | None) -> None:
         details = params.get("exceptionDetails", {})
         exception = details.get("exception") or {}
         message = exception.get("description") or details.get("text") or "Uncaught exception"
-        self.emit("page.error", "console", {"message": message[:TEXT_LIMIT], "url": _url(details.get("url")),
-                                            "line": details.get("lineNumber"), "column": details.get("columnNumber")},
-                  self.page_of_session.get(session))
+        self.emit(
+            "page.error",
+            "console",
+            {
+                "message": message[:TEXT_LIMIT],
+                "url": _url(details.get("url")),
+                "line": details.get("lineNumber"),
+                "column": details.get("columnNumber"),
+            },
+            self.page_of_session.get(session),
+        )
 
     def _request(self, params: dict, session: str | None) -> None:
         key = (session, params["requestId"])
         redirect = params.get("redirectResponse")
         if redirect is not None and key in self.requests:
-            self._response_done(key, status=redirect.get("status"), mime=redirect.get("mimeType"),
-                                size=redirect.get("encodedDataLength"), redirected=True)
+            self._response_done(
+                key,
+                status=redirect.get("status"),
+                mime=redirect.get("mimeType"),
+                size=redirect.get("encodedDataLength"),
+                redirected=True,
+            )
         request = params["request"]
-        self.requests[key] = {"url": request.get("url"), "method": request.get("method"),
-                              "type": params.get("type"), "started": time.monotonic(), "status": None,
-                              "mime": None, "loaderId": params.get("loaderId")}
-        self.emit("network.request", "network", {
-            "requestId": params["requestId"], "url": _url(request.get("url")), "method": request.get("method"),
-            "resourceType": params.get("type"), "loaderId": params.get("loaderId")},
-            self.page_of_session.get(session))
+        self.requests[key] = {
+            "url": request.get("url"),
+            "method": request.get("method"),
+            "type": params.get("type"),
+            "started": time.monotonic(),
+            "status": None,
+            "mime": None,
+            "loaderId": params.get("loaderId"),
+        }
+        self.emit(
+            "network.request",
+            "network",
+            {
+                "requestId": params["requestId"],
+                "url": _url(request.get("url")),
+                "method": request.get("method"),
+                "resourceType": params.get("type"),
+                "loaderId": params.get("loaderId"),
+            },
+            self.page_of_session.get(session),
+        )
 
     def _response(self, params: dict, session: str | None) -> None:
         entry = self.requests.get((session, params["requestId"]))
@@ -233,41 +287,86 @@ class RunObserver:
         entry = self.requests.pop(key, None)
         if entry is None:
             return
-        self.emit("network.response", "network", {
-            "requestId": key[1], "url": _url(entry["url"]), "method": entry["method"],
-            "status": status if status is not None else entry["status"], "mimeType": mime or entry["mime"],
-            "resourceType": entry["type"], "encodedBytes": size, "redirected": redirected,
-            "fromCache": entry.get("fromCache", False),
-            "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1)}, self.page_of_session.get(key[0]))
+        self.emit(
+            "network.response",
+            "network",
+            {
+                "requestId": key[1],
+                "url": _url(entry["url"]),
+                "method": entry["method"],
+                "status": status if status is not None else entry["status"],
+                "mimeType": mime or entry["mime"],
+                "resourceType": entry["type"],
+                "encodedBytes": size,
+                "redirected": redirected,
+                "fromCache": entry.get("fromCache", False),
+                "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1),
+            },
+            self.page_of_session.get(key[0]),
+        )
 
     def _abandon(self, key: tuple[str | None, str], why: str) -> None:
         entry = self.requests.pop(key)
         if len(self.abandoned) > 10_000:  # bounded: a late report of a very old request is dropped
             self.abandoned.clear()
         self.abandoned.add(key)
-        self.emit("network.failed", "network", {
-            "requestId": key[1], "url": _url(entry["url"]), "method": entry["method"],
-            "resourceType": entry["type"], "errorText": f"net::ERR_ABORTED ({why})", "canceled": True,
-            "blockedReason": None, "status": entry["status"],
-            "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1)}, self.page_of_session.get(key[0]))
+        self.emit(
+            "network.failed",
+            "network",
+            {
+                "requestId": key[1],
+                "url": _url(entry["url"]),
+                "method": entry["method"],
+                "resourceType": entry["type"],
+                "errorText": f"net::ERR_ABORTED ({why})",
+                "canceled": True,
+                "blockedReason": None,
+                "status": entry["status"],
+                "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1),
+            },
+            self.page_of_session.get(key[0]),
+        )
 
     def _failed(self, params: dict, session: str | None) -> None:
         key = (session, params["requestId"])
         if key in self.abandoned:
             self.abandoned.discard(key)
             return
-        entry = self.requests.pop(key, None) or {"url": None, "method": None, "type": params.get("type"),
-                                                  "started": time.monotonic(), "status": None}
-        self.emit("network.failed", "network", {
-            "requestId": params["requestId"], "url": _url(entry["url"]), "method": entry["method"],
-            "resourceType": params.get("type") or entry["type"], "errorText": params.get("errorText"),
-            "canceled": params.get("canceled", False), "blockedReason": params.get("blockedReason"),
-            "status": entry["status"], "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1)},
-            self.page_of_session.get(session))
+        entry = self.requests.pop(key, None) or {
+            "url": None,
+            "method": None,
+            "type": params.get("type"),
+            "started": time.monotonic(),
+            "status": None,
+        }
+        self.emit(
+            "network.failed",
+            "network",
+            {
+                "requestId": params["requestId"],
+                "url": _url(entry["url"]),
+                "method": entry["method"],
+                "resourceType": params.get("type") or entry["type"],
+                "errorText": params.get("errorText"),
+                "canceled": params.get("canceled", False),
+                "blockedReason": params.get("blockedReason"),
+                "status": entry["status"],
+                "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1),
+            },
+            self.page_of_session.get(session),
+        )
 
     def _dialog_opened(self, params: dict, session: str | None) -> None:
-        self.emit("dialog.opened", "browser", {"type": params.get("type"), "message": params.get("message", "")[:TEXT_LIMIT],
-                                               "url": _url(params.get("url"))}, self.page_of_session.get(session))
+        self.emit(
+            "dialog.opened",
+            "browser",
+            {
+                "type": params.get("type"),
+                "message": params.get("message", "")[:TEXT_LIMIT],
+                "url": _url(params.get("url")),
+            },
+            self.page_of_session.get(session),
+        )
 
     def _dialog_closed(self, params: dict, session: str | None) -> None:
         self.emit("dialog.closed", "browser", {"accepted": params.get("result")}, self.page_of_session.get(session))
@@ -279,11 +378,19 @@ class RunObserver:
         if guid in self.downloads:
             return
         page_id = self.page_of_session.get(session) or self._page_of_frame(params.get("frameId"))
-        self.downloads[guid] = {"name": params.get("suggestedFilename") or "download", "url": params.get("url"),
-                                "pageId": page_id, "started": time.monotonic(),
-                                "contextId": self.pages.get(page_id or "", {}).get("browserContextId")}
-        self.emit("download.started", "browser", {"guid": guid, "url": _url(params.get("url")),
-                                                  "suggestedFilename": params.get("suggestedFilename")}, page_id)
+        self.downloads[guid] = {
+            "name": params.get("suggestedFilename") or "download",
+            "url": params.get("url"),
+            "pageId": page_id,
+            "started": time.monotonic(),
+            "contextId": self.pages.get(page_id or "", {}).get("browserContextId"),
+        }
+        self.emit(
+            "download.started",
+            "browser",
+            {"guid": guid, "url": _url(params.get("url")), "suggestedFilename": params.get("suggestedFilename")},
+            page_id,
+        )
 
     def _download_progress(self, params: dict, session: str | None) -> None:
         state = params.get("state")
@@ -292,8 +399,12 @@ class RunObserver:
             return
         download["done"] = True
         if state == "canceled":
-            self.emit("download.canceled", "browser", {"guid": params["guid"], "url": _url(download["url"])},
-                      download["pageId"])
+            self.emit(
+                "download.canceled",
+                "browser",
+                {"guid": params["guid"], "url": _url(download["url"])},
+                download["pageId"],
+            )
             return
         task = asyncio.create_task(self._capture(params["guid"], download, params.get("filePath")))
         self._background.add(task)
@@ -307,11 +418,21 @@ class RunObserver:
         """Where the browser may have put the file: the directories clients chose for this context (the
         proxy records each Browser.setDownloadBehavior as a `download.behavior` event), newest first, then ours."""
         async with self.ctx.db.transaction() as s:
-            rows = (await s.execute(select(RunEvent.data).where(
-                RunEvent.run_id == self.run_id, RunEvent.type == "download.behavior").order_by(
-                RunEvent.seq.desc()).limit(200))).scalars().all()
-        dirs = [d["downloadPath"] for d in rows
-                if d.get("downloadPath") and d.get("browserContextId") in (context_id, None)]
+            rows = (
+                (
+                    await s.execute(
+                        select(RunEvent.data)
+                        .where(RunEvent.run_id == self.run_id, RunEvent.type == "download.behavior")
+                        .order_by(RunEvent.seq.desc())
+                        .limit(200)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        dirs = [
+            d["downloadPath"] for d in rows if d.get("downloadPath") and d.get("browserContextId") in (context_id, None)
+        ]
         return [*dirs, self.downloads_dir]
 
     async def _capture(self, guid: str, download: dict, file_path: str | None) -> None:
@@ -319,25 +440,39 @@ class RunObserver:
             await self._capture_file(guid, download, file_path)
         except Exception as exc:
             log.warning("download_capture_failed", run_id=str(self.run_id), guid=guid, exc_info=True)
-            self.emit("download.completed", "browser", {"guid": guid, "url": _url(download["url"]),
-                                                        "name": download["name"], "captured": False,
-                                                        "reason": f"capture failed: {type(exc).__name__}"},
-                      download["pageId"])
+            self.emit(
+                "download.completed",
+                "browser",
+                {
+                    "guid": guid,
+                    "url": _url(download["url"]),
+                    "name": download["name"],
+                    "captured": False,
+                    "reason": f"capture failed: {type(exc).__name__}",
+                },
+                download["pageId"],
+            )
 
     async def _capture_file(self, guid: str, download: dict, file_path: str | None) -> None:
         """Keep a copy of the downloaded file as a run artifact, wherever the client told it to go."""
         from app.artifacts import service as artifacts
 
         data = {"guid": guid, "url": _url(download["url"]), "name": download["name"]}
-        candidates = ([file_path] if file_path else
-                      [str(PurePosixPath(d) / guid) for d in await self._download_dirs(download.get("contextId"))])
+        candidates = (
+            [file_path]
+            if file_path
+            else [str(PurePosixPath(d) / guid) for d in await self._download_dirs(download.get("contextId"))]
+        )
         # Only files in the run's own download area become artifacts (the driver reads nothing else).
         areas = self.ctx.driver.download_areas(self.state)
         candidates = [c for c in candidates if _inside_any(c, areas)]
         if not candidates:
-            self.emit("download.completed", "browser", {**data, "captured": False,
-                                                        "reason": "the file is outside the run's download area"},
-                      download["pageId"])
+            self.emit(
+                "download.completed",
+                "browser",
+                {**data, "captured": False, "reason": "the file is outside the run's download area"},
+                download["pageId"],
+            )
             return
         fetched = None
         for _ in range(50):  # the file is renamed into place just after the event
@@ -348,27 +483,41 @@ class RunObserver:
                 break
             await asyncio.sleep(0.1)
         if fetched is None:
-            self.emit("download.completed", "browser", {**data, "captured": False,
-                                                        "reason": "the file was not found on the browser host"},
-                      download["pageId"])
+            self.emit(
+                "download.completed",
+                "browser",
+                {**data, "captured": False, "reason": "the file was not found on the browser host"},
+                download["pageId"],
+            )
             return
         source, temporary = fetched
         try:
             # record() copies the file at once: the client may delete its own copy when its context closes.
-            artifact = await artifacts.record(self.ctx, run_id=self.run_id, kind="download", name=download["name"],
-                                              content_type=_guess_type(download["name"]), source=source,
-                                              metadata={"url": _url(download["url"]), "guid": guid})
+            artifact = await artifacts.record(
+                self.ctx,
+                run_id=self.run_id,
+                kind="download",
+                name=download["name"],
+                content_type=_guess_type(download["name"]),
+                source=source,
+                metadata={"url": _url(download["url"]), "guid": guid},
+            )
         finally:
             if temporary:
                 source.unlink(missing_ok=True)
-        self.emit("download.completed", "browser", {**data, "captured": True, "artifactId": str(artifact.id),
-                                                    "sizeBytes": artifact.size_bytes}, download["pageId"])
+        self.emit(
+            "download.completed",
+            "browser",
+            {**data, "captured": True, "artifactId": str(artifact.id), "sizeBytes": artifact.size_bytes},
+            download["pageId"],
+        )
 
 
 def _inside_any(path: str, areas: list[str]) -> bool:
     clean = PurePosixPath(path)
-    return ".." not in clean.parts and any(clean.is_relative_to(PurePosixPath(a)) and clean != PurePosixPath(a)
-                                           for a in areas)
+    return ".." not in clean.parts and any(
+        clean.is_relative_to(PurePosixPath(a)) and clean != PurePosixPath(a) for a in areas
+    )
 
 
 def _guess_type(name: str) -> str:

@@ -59,16 +59,19 @@ class AsgiRelay(ProxySession):
 
     async def run(self) -> None:
         try:
-            upstream = await ws_connect(self.upstream, max_size=None, compression=None, ping_interval=None,
-                                        open_timeout=10, max_queue=None)
+            upstream = await ws_connect(
+                self.upstream, max_size=None, compression=None, ping_interval=None, open_timeout=10, max_queue=None
+            )
         except (OSError, TimeoutError, websockets.WebSocketException) as exc:
             log.warning("upstream_unreachable", connection_id=str(self.connection_id), error=repr(exc))
             await self.websocket.close(1011, "browser unreachable")
             return
         await self.opened()
-        tasks = [asyncio.create_task(self._client_to_browser(upstream)),
-                 asyncio.create_task(self._browser_to_client(upstream)),
-                 asyncio.create_task(self._closing.wait())]
+        tasks = [
+            asyncio.create_task(self._client_to_browser(upstream)),
+            asyncio.create_task(self._browser_to_client(upstream)),
+            asyncio.create_task(self._closing.wait()),
+        ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -105,7 +108,9 @@ class AsgiRelay(ProxySession):
                 if text is not None:
                     on_client(text)
                     if (refused := guard.check(text.encode(), self._upload_dirs)) is not None:
-                        await self.websocket.send({"type": "websocket.send", "text": guard.error_reply(*refused).decode()})
+                        await self.websocket.send(
+                            {"type": "websocket.send", "text": guard.error_reply(*refused).decode()}
+                        )
                         continue
                     await upstream.send(text)
                 elif message.get("bytes") is not None:
@@ -164,8 +169,9 @@ async def browser_socket(websocket: WebSocket, connection_id: str, token: str | 
 
 
 @router.websocket("/{connection_id}/devtools/{kind}/{target_id}")
-async def target_socket(websocket: WebSocket, connection_id: str, kind: str, target_id: str,
-                        token: str | None = Query(None)) -> None:
+async def target_socket(
+    websocket: WebSocket, connection_id: str, kind: str, target_id: str, token: str | None = Query(None)
+) -> None:
     """A target-level socket, as listed by /json/list."""
     if not valid_target(kind, target_id):
         await websocket.close(1008, "unknown target")

@@ -49,9 +49,18 @@ class ProxySession:
         except orjson.JSONDecodeError:
             log.warning("download_behavior_unreadable", connection_id=str(self.connection_id))
             return
-        self.ctx.events.emit(self.run_id, "download.behavior", "connection", {
-            "behavior": params.get("behavior"), "browserContextId": params.get("browserContextId"),
-            "downloadPath": params.get("downloadPath")}, source="cdp", connection_id=self.connection_id)
+        self.ctx.events.emit(
+            self.run_id,
+            "download.behavior",
+            "connection",
+            {
+                "behavior": params.get("behavior"),
+                "browserContextId": params.get("browserContextId"),
+                "downloadPath": params.get("downloadPath"),
+            },
+            source="cdp",
+            connection_id=self.connection_id,
+        )
 
     def close(self, code: int, reason: str) -> None:
         """Close both sides with `code` and `reason` (called by the hub, expiry and shutdown)."""
@@ -64,8 +73,10 @@ class ProxySession:
             self._expiry = asyncio.get_running_loop().call_later(delay, self.close, 1000, "lease expired")
         self._flusher = asyncio.create_task(self._flush_forever())
         # The process it is attached through: if that process dies, another one's sweep writes the detach.
-        await self.event("connection.attached", {"path": self.path, "userAgent": self.user_agent,
-                                                 "serverInstance": self.ctx.driver.instance})
+        await self.event(
+            "connection.attached",
+            {"path": self.path, "userAgent": self.user_agent, "serverInstance": self.ctx.driver.instance},
+        )
 
     async def ended(self, ended_by: str, code: int, reason: str) -> None:
         if self._ended:
@@ -79,10 +90,16 @@ class ProxySession:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush_stats()
-        await self.event("connection.detached", {
-            "endedBy": ended_by, "code": code, "reason": reason,
-            "durationMs": round((time.monotonic() - self._started) * 1000),
-            "serverInstance": self.ctx.driver.instance})
+        await self.event(
+            "connection.detached",
+            {
+                "endedBy": ended_by,
+                "code": code,
+                "reason": reason,
+                "durationMs": round((time.monotonic() - self._started) * 1000),
+                "serverInstance": self.ctx.driver.instance,
+            },
+        )
 
     async def _flush_forever(self) -> None:
         while True:
@@ -97,7 +114,8 @@ class ProxySession:
     async def event(self, type_: str, data: dict) -> None:
         try:
             async with self.ctx.db.transaction() as s:
-                await events.append(s, self.run_id, type_, "connection", data, source="cdp",
-                                    connection_id=self.connection_id)
+                await events.append(
+                    s, self.run_id, type_, "connection", data, source="cdp", connection_id=self.connection_id
+                )
         except Exception:
             log.exception("connection_event_failed", type=type_, connection_id=str(self.connection_id))

@@ -44,8 +44,10 @@ def _http_response(status: int, body: dict, headers: dict[str, str] | None = Non
     payload = orjson.dumps(body)
     phrase = HTTPStatus(status).phrase
     extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
-    return (f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n{extra}"
-            f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n").encode() + payload
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\ncontent-type: application/json\r\n{extra}"
+        f"content-length: {len(payload)}\r\nconnection: close\r\n\r\n"
+    ).encode() + payload
 
 
 def _keepalive(transport: asyncio.Transport) -> None:
@@ -74,7 +76,7 @@ class _BrowserSide(asyncio.Protocol):
         end = self.head.find(b"\r\n\r\n")
         if end >= 0:
             self.handshake.set_result(bytes(self.head[: end + 4]))
-            rest = bytes(self.head[end + 4:])
+            rest = bytes(self.head[end + 4 :])
             self.head = bytearray()
             if rest:
                 self.splice.pending_from_browser.append(rest)
@@ -92,8 +94,15 @@ class _BrowserSide(asyncio.Protocol):
 
 
 class Splice(ProxySession):
-    def __init__(self, ctx: AppContext, ticket: AttachTicket, client: asyncio.Transport, path: str,
-                 headers: dict[str, str], target_path: str | None) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        ticket: AttachTicket,
+        client: asyncio.Transport,
+        path: str,
+        headers: dict[str, str],
+        target_path: str | None,
+    ) -> None:
         super().__init__(ctx, ticket, path, headers.get("user-agent"))
         self.client = client
         self.headers = headers
@@ -117,11 +126,13 @@ class Splice(ProxySession):
         loop = asyncio.get_running_loop()
         try:
             self.browser, side = await asyncio.wait_for(
-                loop.create_connection(lambda: _BrowserSide(self), parts.hostname, parts.port), HANDSHAKE_TIMEOUT)
+                loop.create_connection(lambda: _BrowserSide(self), parts.hostname, parts.port), HANDSHAKE_TIMEOUT
+            )
             self.browser.write(
                 f"GET {parts.path} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\nUpgrade: websocket\r\n"
                 f"Connection: Upgrade\r\nSec-WebSocket-Key: {self.headers['sec-websocket-key']}\r\n"
-                f"Sec-WebSocket-Version: 13\r\n\r\n".encode())
+                f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
             head = await asyncio.wait_for(side.handshake, HANDSHAKE_TIMEOUT)
             if self._closed:  # the client left while we were connecting
                 self.browser.close()
@@ -145,8 +156,9 @@ class Splice(ProxySession):
         return True
 
     def _reply(self, status: int, code: str, message: str, details: dict | None = None) -> None:
-        self.client.write(_http_response(status, {"error": message, "code": code, "requestId": None,
-                                                  "details": details or {}}))
+        self.client.write(
+            _http_response(status, {"error": message, "code": code, "requestId": None, "details": details or {}})
+        )
         self.client.close()
 
     # --- relaying ---
@@ -166,8 +178,8 @@ class Splice(ProxySession):
                 return
             if len(buf) < header + size:
                 return
-            raw = bytes(buf[:header + size])
-            del buf[:header + size]
+            raw = bytes(buf[: header + size])
+            del buf[: header + size]
             fin, opcode, payload = parse_frame(raw)
             if opcode == 0 or (opcode == TEXT and not fin):
                 # Fragmented messages would hide a command from the guard (Chromium takes none either).
@@ -176,8 +188,11 @@ class Splice(ProxySession):
                 return
             self._client_frame(opcode, payload[:4096])
             if opcode == TEXT and (refused := guard.check(payload, self._upload_dirs)) is not None:
-                log.info("cdp_command_refused", connection_id=str(self.connection_id),
-                         method=str(refused[0].get("method"))[:64])
+                log.info(
+                    "cdp_command_refused",
+                    connection_id=str(self.connection_id),
+                    method=str(refused[0].get("method"))[:64],
+                )
                 self.client.write(text_frame(guard.error_reply(*refused)))
                 continue
             self.browser.write(raw)
@@ -289,7 +304,7 @@ def websocket_protocol(app, fallback: type[asyncio.Protocol]) -> type[asyncio.Pr
 
         async def _attach(self, path: str, token: str | None, headers: dict[str, str]) -> None:
             ctx: AppContext = app.state.ctx
-            parts = path[len(PREFIX):].split("/")
+            parts = path[len(PREFIX) :].split("/")
             target_path = None
             if len(parts) == 4 and parts[1] == "devtools" and valid_target(parts[2], parts[3]):
                 target_path = f"/devtools/{parts[2]}/{parts[3]}"
@@ -310,17 +325,25 @@ def websocket_protocol(app, fallback: type[asyncio.Protocol]) -> type[asyncio.Pr
                 if (unavailable := backend_unavailable(exc)) is not None:
                     # An outage: refused like the REST API refuses (503, code, Retry-After), not a 500.
                     log.warning("cdp_attach_backend_unavailable", code=unavailable.code)
-                    self._refuse(503, unavailable.code, unavailable.message, unavailable.details,
-                                 unavailable.headers)
+                    self._refuse(503, unavailable.code, unavailable.message, unavailable.details, unavailable.headers)
                     return
                 log.exception("cdp_attach_failed")
                 self._refuse(500, "server.error", "Internal server error")
 
-        def _refuse(self, status: int, code: str, message: str, details: dict | None = None,
-                    headers: dict[str, str] | None = None) -> None:
+        def _refuse(
+            self,
+            status: int,
+            code: str,
+            message: str,
+            details: dict | None = None,
+            headers: dict[str, str] | None = None,
+        ) -> None:
             if not self._transport.is_closing():
-                self._transport.write(_http_response(status, {"error": message, "code": code, "requestId": None,
-                                                              "details": details or {}}, headers))
+                self._transport.write(
+                    _http_response(
+                        status, {"error": message, "code": code, "requestId": None, "details": details or {}}, headers
+                    )
+                )
                 self._transport.close()
 
         def connection_lost(self, exc) -> None:

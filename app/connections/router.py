@@ -14,8 +14,9 @@ router = APIRouter(prefix="/v1/spaces/{space_id}/runtimes/{runtime_id}/connectio
 
 
 @router.post("", status_code=201, response_model=ConnectionOut, responses=errors(400, 404, 409))
-async def create_connection(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str,
-                            body: ConnectionCreate) -> ConnectionOut:
+async def create_connection(
+    ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, body: ConnectionCreate
+) -> ConnectionOut:
     """Lease the runtime's CDP endpoint. `endpoint.url` is in this response only; the lease holds the
     controller lock until it is revoked, expires or the runtime stops (409 `runtime.controller_busy`
     names the current holder otherwise). No Idempotency-Key here: the URL's secret is never stored,
@@ -25,22 +26,25 @@ async def create_connection(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime
 
 
 @router.get("", response_model=ConnectionList, responses=errors(400, 404))
-async def list_connections(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str,
-                           page: Annotated[PageParams, Depends(page_params)]) -> ConnectionList:
+async def list_connections(
+    ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, page: Annotated[PageParams, Depends(page_params)]
+) -> ConnectionList:
     """Leases of the runtime, metadata only (never the URL)."""
     rows, cursor = await service.list_leases(ctx, p, space_id, runtime_id, page)
     return ConnectionList.of(rows, cursor)
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut, responses=errors(404))
-async def get_connection(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str,
-                         connection_id: str) -> ConnectionOut:
+async def get_connection(
+    ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, connection_id: str
+) -> ConnectionOut:
     return ConnectionOut.of(await service.get_lease(ctx, p, space_id, runtime_id, connection_id))
 
 
 @router.delete("/{connection_id}", response_model=ConnectionOut, responses=errors(404))
-async def revoke_connection(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str,
-                            connection_id: str) -> ConnectionOut:
+async def revoke_connection(
+    ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, connection_id: str
+) -> ConnectionOut:
     """Revoke (idempotent): new attaches are refused at once and the controller lock is released;
     sockets already open stay until the lease's expiresAt."""
     return ConnectionOut.of(await service.revoke(ctx, p, space_id, runtime_id, connection_id))

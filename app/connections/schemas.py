@@ -43,10 +43,22 @@ class ConnectionOut(WireModel):
 
     @classmethod
     def of(cls, c: Connection, endpoint: Endpoint | None = None) -> ConnectionOut:
-        return cls(id=str(c.id), runtime_id=str(c.runtime_id), run_id=str(c.run_id), space_id=str(c.space_id),
-                   protocol=c.protocol, status=effective_status(c), ttl_seconds=c.ttl_seconds, options=c.options,
-                   created_at=c.created_at, expires_at=c.expires_at, revoked_at=c.revoked_at,
-                   closed_at=c.closed_at, last_attached_at=c.last_attached_at, endpoint=endpoint)
+        return cls(
+            id=str(c.id),
+            runtime_id=str(c.runtime_id),
+            run_id=str(c.run_id),
+            space_id=str(c.space_id),
+            protocol=c.protocol,
+            status=effective_status(c),
+            ttl_seconds=c.ttl_seconds,
+            options=c.options,
+            created_at=c.created_at,
+            expires_at=c.expires_at,
+            revoked_at=c.revoked_at,
+            closed_at=c.closed_at,
+            last_attached_at=c.last_attached_at,
+            endpoint=endpoint,
+        )
 
 
 def effective_status(c: Connection) -> str:

@@ -16,7 +16,9 @@ import structlog
 from sqlalchemy import select, update
 
 from app.accounts.service import Principal
-from app.connections.models import Connection, ConnectionScope as Scope, ConnectionStatus as CS
+from app.connections.models import Connection
+from app.connections.models import ConnectionScope as Scope
+from app.connections.models import ConnectionStatus as CS
 from app.connections.schemas import ConnectionCreate, Endpoint, FlatConnection
 from app.core import clock, ids, server_key
 from app.core.context import AppContext
@@ -28,7 +30,8 @@ from app.runs.models import Run, RunStatus
 from app.runs.schemas import RecordingFlag
 from app.runtimes import controller
 from app.runtimes import service as runtimes
-from app.runtimes.models import Runtime, RuntimeStatus as RS
+from app.runtimes.models import Runtime
+from app.runtimes.models import RuntimeStatus as RS
 
 log = structlog.get_logger(__name__)
 
@@ -39,16 +42,18 @@ RUN_TOKEN_PURPOSE = "cdp-run-lease"
 
 
 def connection_not_found(connection_id: object) -> NotFound:
-    return NotFound("Connection not found", code="connection.not_found",
-                    details={"connectionId": str(connection_id)})
+    return NotFound("Connection not found", code="connection.not_found", details={"connectionId": str(connection_id)})
 
 
 controller_busy = controller.controller_busy
 
 
 def runtime_not_active(runtime: Runtime) -> Conflict:
-    return Conflict(f"Runtime is {runtime.status}, not active", code="runtime.not_active",
-                    details={"runtimeId": str(runtime.id), "status": runtime.status})
+    return Conflict(
+        f"Runtime is {runtime.status}, not active",
+        code="runtime.not_active",
+        details={"runtimeId": str(runtime.id), "status": runtime.status},
+    )
 
 
 def endpoint_urls(ctx: AppContext, connection_id: uuid.UUID, token: str) -> tuple[str, str]:
@@ -62,61 +67,110 @@ def endpoint_urls(ctx: AppContext, connection_id: uuid.UUID, token: str) -> tupl
 
 # --- seed leases ------------------------------------------------------------------------------
 
-async def create_lease(ctx: AppContext, p: Principal, space_id: str, runtime_id: str,
-                       body: ConnectionCreate) -> tuple[Connection, Endpoint]:
+
+async def create_lease(
+    ctx: AppContext, p: Principal, space_id: str, runtime_id: str, body: ConnectionCreate
+) -> tuple[Connection, Endpoint]:
     minimum = ctx.settings.min_lease_ttl_seconds
     if body.ttl_seconds < minimum:
-        raise InvalidRequest(f"ttlSeconds must be between {minimum} and 7200", details={"fields": [
-            {"field": "ttlSeconds", "in": "body", "message": f"must be at least {minimum}",
-             "type": "greater_than_equal"}]})
+        raise InvalidRequest(
+            f"ttlSeconds must be between {minimum} and 7200",
+            details={
+                "fields": [
+                    {
+                        "field": "ttlSeconds",
+                        "in": "body",
+                        "message": f"must be at least {minimum}",
+                        "type": "greater_than_equal",
+                    }
+                ]
+            },
+        )
     runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
     if runtime.status != RS.ACTIVE or runtime.active_run_id is None:
         raise runtime_not_active(runtime)
     token = ids.new_secret()
     expires_at = clock.now() + timedelta(seconds=body.ttl_seconds)
-    connection = await _lease(ctx, runtime, Scope.LEASE, token, expires_at, body.ttl_seconds * 1000,
-                              ttl_seconds=body.ttl_seconds, options=body.options)
+    connection = await _lease(
+        ctx,
+        runtime,
+        Scope.LEASE,
+        token,
+        expires_at,
+        body.ttl_seconds * 1000,
+        ttl_seconds=body.ttl_seconds,
+        options=body.options,
+    )
     ws_url, http_url = endpoint_urls(ctx, connection.id, token)
     return connection, Endpoint(url=ws_url, http_url=http_url, expires_at=expires_at)
 
 
-async def _lease(ctx: AppContext, runtime: Runtime, scope: str, token: str, expires_at: datetime | None,
-                 lock_ttl_ms: int, *, ttl_seconds: int | None, options: dict,
-                 connection_id: uuid.UUID | None = None) -> Connection:
+async def _lease(
+    ctx: AppContext,
+    runtime: Runtime,
+    scope: str,
+    token: str,
+    expires_at: datetime | None,
+    lock_ttl_ms: int,
+    *,
+    ttl_seconds: int | None,
+    options: dict,
+    connection_id: uuid.UUID | None = None,
+) -> Connection:
     """Take the controller and record the lease in one transaction: both happen or neither."""
     connection_id = connection_id or ids.new_id()
     async with ctx.db.transaction() as s:
-        current = (await s.execute(select(Runtime).where(Runtime.id == runtime.id)
-                                   .with_for_update())).scalar_one()
+        current = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()
         if current.status != RS.ACTIVE or current.active_run_id != runtime.active_run_id:
             raise runtime_not_active(current)
         lock_token = await controller.take(ctx, s, runtime.id, Holder("connection", str(connection_id)), lock_ttl_ms)
         connection = Connection(
-            id=connection_id, account_id=runtime.account_id, space_id=runtime.space_id, runtime_id=runtime.id,
-            run_id=current.active_run_id, protocol="cdp", scope=scope, status=CS.ACTIVE,
-            token_hash=ids.hash_secret(token), lock_token=lock_token, ttl_seconds=ttl_seconds,
-            options=options, created_at=clock.now(), expires_at=expires_at, revoked_at=None,
-            closed_at=None, last_attached_at=None)
+            id=connection_id,
+            account_id=runtime.account_id,
+            space_id=runtime.space_id,
+            runtime_id=runtime.id,
+            run_id=current.active_run_id,
+            protocol="cdp",
+            scope=scope,
+            status=CS.ACTIVE,
+            token_hash=ids.hash_secret(token),
+            lock_token=lock_token,
+            ttl_seconds=ttl_seconds,
+            options=options,
+            created_at=clock.now(),
+            expires_at=expires_at,
+            revoked_at=None,
+            closed_at=None,
+            last_attached_at=None,
+        )
         s.add(connection)
         await s.flush()
-        await events.append(s, connection.run_id, "connection.created", "connection",
-                            {"scope": scope, "ttlSeconds": ttl_seconds,
-                             "expiresAt": clock.iso(expires_at)}, connection_id=connection.id)
-        await commands.record(s, connection.run_id, "connection.create",
-                              request={"protocol": "cdp", "ttlSeconds": ttl_seconds, "scope": scope},
-                              result={"connectionId": str(connection.id), "expiresAt": clock.iso(expires_at)})
+        await events.append(
+            s,
+            connection.run_id,
+            "connection.created",
+            "connection",
+            {"scope": scope, "ttlSeconds": ttl_seconds, "expiresAt": clock.iso(expires_at)},
+            connection_id=connection.id,
+        )
+        await commands.record(
+            s,
+            connection.run_id,
+            "connection.create",
+            request={"protocol": "cdp", "ttlSeconds": ttl_seconds, "scope": scope},
+            result={"connectionId": str(connection.id), "expiresAt": clock.iso(expires_at)},
+        )
     return connection
 
 
-async def list_leases(ctx: AppContext, p: Principal, space_id: str, runtime_id: str,
-                      page: PageParams) -> tuple[list[Connection], str | None]:
+async def list_leases(
+    ctx: AppContext, p: Principal, space_id: str, runtime_id: str, page: PageParams
+) -> tuple[list[Connection], str | None]:
     runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
-    return await fetch_by_id(ctx.db, select(Connection).where(Connection.runtime_id == runtime.id),
-                             Connection.id, page)
+    return await fetch_by_id(ctx.db, select(Connection).where(Connection.runtime_id == runtime.id), Connection.id, page)
 
 
-async def get_lease(ctx: AppContext, p: Principal, space_id: str, runtime_id: str,
-                    connection_id: str) -> Connection:
+async def get_lease(ctx: AppContext, p: Principal, space_id: str, runtime_id: str, connection_id: str) -> Connection:
     runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
     cid = ids.parse_uuid(connection_id)
     if cid is None:
@@ -133,14 +187,22 @@ async def revoke(ctx: AppContext, p: Principal, space_id: str, runtime_id: str, 
     connection = await get_lease(ctx, p, space_id, runtime_id, connection_id)
     async with ctx.db.transaction() as s:
         now = clock.now()
-        result = await s.execute(update(Connection).where(Connection.id == connection.id,
-                                                          Connection.status == CS.ACTIVE)
-                                 .values(status=CS.REVOKED, revoked_at=now))
+        result = await s.execute(
+            update(Connection)
+            .where(Connection.id == connection.id, Connection.status == CS.ACTIVE)
+            .values(status=CS.REVOKED, revoked_at=now)
+        )
         if result.rowcount == 1:
-            await events.append(s, connection.run_id, "connection.revoked", "connection", {},
-                                connection_id=connection.id)
-            await commands.record(s, connection.run_id, "connection.revoke",
-                                  request={"connectionId": str(connection.id)}, result={"status": CS.REVOKED})
+            await events.append(
+                s, connection.run_id, "connection.revoked", "connection", {}, connection_id=connection.id
+            )
+            await commands.record(
+                s,
+                connection.run_id,
+                "connection.revoke",
+                request={"connectionId": str(connection.id)},
+                result={"status": CS.REVOKED},
+            )
         connection = await s.get(Connection, connection.id, populate_existing=True)
         if connection.status != CS.ACTIVE:
             await controller.release(ctx, s, connection.runtime_id, connection.lock_token)
@@ -149,6 +211,7 @@ async def revoke(ctx: AppContext, p: Principal, space_id: str, runtime_id: str, 
 
 # --- the flat API's run-scoped lease ----------------------------------------------------------
 
+
 async def run_connection(ctx: AppContext, runtime: Runtime, run: Run) -> FlatConnection:
     """The run's connection, minted on first use; the same URL on every read while the run is active."""
     existing = await _run_lease(ctx, run.id)
@@ -156,8 +219,17 @@ async def run_connection(ctx: AppContext, runtime: Runtime, run: Run) -> FlatCon
         connection_id = ids.new_id()
         token = server_key.derive(ctx.signing_key, RUN_TOKEN_PURPOSE, str(connection_id))
         try:
-            existing = await _lease(ctx, runtime, Scope.RUN, token, None, RUN_LOCK_TTL_MS, ttl_seconds=None,
-                                    options={}, connection_id=connection_id)
+            existing = await _lease(
+                ctx,
+                runtime,
+                Scope.RUN,
+                token,
+                None,
+                RUN_LOCK_TTL_MS,
+                ttl_seconds=None,
+                options={},
+                connection_id=connection_id,
+            )
         except Conflict:
             # Two starts of the same run raced: the other one minted the run's connection.
             existing = await _run_lease(ctx, run.id)
@@ -176,19 +248,34 @@ async def flat_connection_for_run(ctx: AppContext, run: Run) -> FlatConnection |
 
 async def _run_lease(ctx: AppContext, run_id: uuid.UUID) -> Connection | None:
     async with ctx.db.read() as s:
-        return (await s.execute(select(Connection).where(
-            Connection.run_id == run_id, Connection.scope == Scope.RUN, Connection.status == CS.ACTIVE)
-        )).scalars().first()
+        return (
+            (
+                await s.execute(
+                    select(Connection).where(
+                        Connection.run_id == run_id, Connection.scope == Scope.RUN, Connection.status == CS.ACTIVE
+                    )
+                )
+            )
+            .scalars()
+            .first()
+        )
 
 
 def _flat(ctx: AppContext, connection: Connection, run: Run) -> FlatConnection:
     token = server_key.derive(ctx.signing_key, RUN_TOKEN_PURPOSE, str(connection.id))
     ws_url, http_url = endpoint_urls(ctx, connection.id, token)
-    return FlatConnection(id=str(connection.id), run_id=str(run.id), cdp_url=ws_url, connect_url=ws_url,
-                          http_url=http_url, recording=RecordingFlag(enabled=run.recording))
+    return FlatConnection(
+        id=str(connection.id),
+        run_id=str(run.id),
+        cdp_url=ws_url,
+        connect_url=ws_url,
+        http_url=http_url,
+        recording=RecordingFlag(enabled=run.recording),
+    )
 
 
 # --- attach (the proxy asks) ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class AttachTicket:
@@ -200,8 +287,9 @@ class AttachTicket:
     upstream_ws: str
 
 
-async def authorize_attach(ctx: AppContext, connection_id: str, token: str | None,
-                           attaching: bool = True) -> AttachTicket:
+async def authorize_attach(
+    ctx: AppContext, connection_id: str, token: str | None, attaching: bool = True
+) -> AttachTicket:
     """Check token (constant time), lease, runtime and lock; every refusal says why with a stable code."""
     cid = ids.parse_uuid(connection_id)
     async with ctx.db.transaction() as s:
@@ -211,36 +299,53 @@ async def authorize_attach(ctx: AppContext, connection_id: str, token: str | Non
             raise Unauthorized("The connection token is missing or invalid", code="connection.token_invalid")
         now = clock.now()
         if connection.status == CS.REVOKED:
-            raise Conflict("This connection was revoked", code="connection.revoked",
-                           details={"connectionId": str(cid)})
+            raise Conflict("This connection was revoked", code="connection.revoked", details={"connectionId": str(cid)})
         if connection.status == CS.EXPIRED or (connection.expires_at and connection.expires_at <= now):
-            raise Conflict("This connection has expired", code="connection.expired",
-                           details={"connectionId": str(cid)})
+            raise Conflict("This connection has expired", code="connection.expired", details={"connectionId": str(cid)})
         if connection.status == CS.CLOSED:
-            raise Conflict("The run this connection belonged to has ended", code="connection.closed",
-                           details={"connectionId": str(cid)})
+            raise Conflict(
+                "The run this connection belonged to has ended",
+                code="connection.closed",
+                details={"connectionId": str(cid)},
+            )
         runtime = await s.get(Runtime, connection.runtime_id)
         if runtime is None or runtime.status != RS.ACTIVE or runtime.active_run_id != connection.run_id:
-            raise Conflict("The runtime is not active", code="runtime.not_active",
-                           details={"runtimeId": str(connection.runtime_id)})
+            raise Conflict(
+                "The runtime is not active",
+                code="runtime.not_active",
+                details={"runtimeId": str(connection.runtime_id)},
+            )
         # The runtime row is the truth of who controls it (a lock cache lost to a Redis restart changes nothing).
         if not await controller.holds(s, runtime, connection.lock_token):
             raise controller_busy(runtime.id, controller.holder_of(runtime) or Holder("none", ""))
         state = runtime.driver_state or {}
         if attaching:
             connection.last_attached_at = now
-    return AttachTicket(connection_id=connection.id, runtime_id=runtime.id, run_id=connection.run_id,
-                        expires_at=connection.expires_at, upstream_http=state["httpUrl"],
-                        upstream_ws=state["wsUrl"])
+    return AttachTicket(
+        connection_id=connection.id,
+        runtime_id=runtime.id,
+        run_id=connection.run_id,
+        expires_at=connection.expires_at,
+        upstream_http=state["httpUrl"],
+        upstream_ws=state["wsUrl"],
+    )
 
 
 # --- endings: run end, expiry, renewal --------------------------------------------------------
 
+
 async def on_run_end(ctx: AppContext, runtime_id: uuid.UUID, run_id: uuid.UUID) -> None:
     """The run ended: its leases close, their locks go, their sockets are closed."""
     async with ctx.db.transaction() as s:
-        rows = list((await s.execute(select(Connection).where(
-            Connection.run_id == run_id, Connection.status == CS.ACTIVE).with_for_update())).scalars())
+        rows = list(
+            (
+                await s.execute(
+                    select(Connection)
+                    .where(Connection.run_id == run_id, Connection.status == CS.ACTIVE)
+                    .with_for_update()
+                )
+            ).scalars()
+        )
         now = clock.now()
         for connection in rows:
             connection.status, connection.closed_at = CS.CLOSED, now
@@ -253,17 +358,30 @@ async def expire_due(ctx: AppContext, limit: int = 200) -> int:
     """Expire leases whose TTL passed, whether or not any request arrives; returns how many."""
     now = clock.now()
     async with ctx.db.read() as s:
-        due = list((await s.execute(select(Connection).where(
-            Connection.status == CS.ACTIVE, Connection.expires_at <= now).limit(limit))).scalars())
+        due = list(
+            (
+                await s.execute(
+                    select(Connection).where(Connection.status == CS.ACTIVE, Connection.expires_at <= now).limit(limit)
+                )
+            ).scalars()
+        )
     expired = 0
     for connection in due:
         async with ctx.db.transaction() as s:
-            result = await s.execute(update(Connection).where(Connection.id == connection.id,
-                                                              Connection.status == CS.ACTIVE)
-                                     .values(status=CS.EXPIRED))
+            result = await s.execute(
+                update(Connection)
+                .where(Connection.id == connection.id, Connection.status == CS.ACTIVE)
+                .values(status=CS.EXPIRED)
+            )
             if result.rowcount == 1:
-                await events.append(s, connection.run_id, "connection.expired", "connection",
-                                    {"expiresAt": clock.iso(connection.expires_at)}, connection_id=connection.id)
+                await events.append(
+                    s,
+                    connection.run_id,
+                    "connection.expired",
+                    "connection",
+                    {"expiresAt": clock.iso(connection.expires_at)},
+                    connection_id=connection.id,
+                )
                 await controller.release(ctx, s, connection.runtime_id, connection.lock_token)
         if result.rowcount == 1:
             expired += 1
@@ -274,9 +392,16 @@ async def expire_due(ctx: AppContext, limit: int = 200) -> int:
 async def close_orphans(ctx: AppContext) -> None:
     """Leases still active on a run that ended (a server died mid-stop) are closed."""
     async with ctx.db.read() as s:
-        rows = list((await s.execute(select(Connection.runtime_id, Connection.run_id).join(
-            Run, Run.id == Connection.run_id).where(Connection.status == CS.ACTIVE,
-                                                    Run.status != RunStatus.ACTIVE).distinct())).all())
+        rows = list(
+            (
+                await s.execute(
+                    select(Connection.runtime_id, Connection.run_id)
+                    .join(Run, Run.id == Connection.run_id)
+                    .where(Connection.status == CS.ACTIVE, Run.status != RunStatus.ACTIVE)
+                    .distinct()
+                )
+            ).all()
+        )
     for runtime_id, run_id in rows:
         await on_run_end(ctx, runtime_id, run_id)
 

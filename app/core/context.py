@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from fastapi import Request
 
 if TYPE_CHECKING:
+    import uuid
 
     from app.accounts.keys import StretchedKeys
     from app.cdp.hub import Hub

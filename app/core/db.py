@@ -17,8 +17,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
-from app.core import ids
 
+from app.core import ids
 
 log = structlog.get_logger(__name__)
 
@@ -90,16 +90,25 @@ def _json(value: Any) -> str:
 
 def make_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, json_serializer=_json,
-                                       json_deserializer=orjson.loads)
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, json_serializer=_json, json_deserializer=orjson.loads
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     # An outage must answer quickly (503 database.unavailable), not hang: connects give up after 5 s
     # (asyncpg waits 60 s), a request waits at most 10 s for a pooled connection. Pre-ping replaces
     # connections a restart killed, so the server recovers by itself on the first request after.
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, pool_timeout=10,
-                               connect_args={"timeout": 5}, json_serializer=_json, json_deserializer=orjson.loads)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_timeout=10,
+        connect_args={"timeout": 5},
+        json_serializer=_json,
+        json_deserializer=orjson.loads,
+    )
 
 
 # session.info key under which event writers list the runs they appended to.

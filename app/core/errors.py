@@ -7,10 +7,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from app.core.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.core.requestctx import current_request_id
+from app.core.responses import JSONResponse
+
 
 class DomainError(Exception):
     """An error a client can act on: a stable code, an HTTP status, a message and details."""
@@ -137,19 +138,25 @@ def backend_unavailable(exc: BaseException) -> Unavailable | None:
         if isinstance(cause, redis_errors.ConnectionError | redis_errors.TimeoutError):
             ours = [m for m in modules if m.startswith("app.")]
             role = next((r for m in reversed(ours) for prefix, r in _REDIS_ROLES if m.startswith(prefix)), "lock")
-            return Unavailable(f"The {'lock' if role == 'lock' else 'event'} service (Redis) is not answering; "
-                               "retry shortly", code=f"{role}.unavailable",
-                               details={"backend": "redis", "retryAfterSeconds": RETRY_AFTER_SECONDS},
-                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return Unavailable(
+                f"The {'lock' if role == 'lock' else 'event'} service (Redis) is not answering; retry shortly",
+                code=f"{role}.unavailable",
+                details={"backend": "redis", "retryAfterSeconds": RETRY_AFTER_SECONDS},
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
         if _database_trouble(cause, modules):
-            return Unavailable("The database is not answering; retry shortly", code="database.unavailable",
-                               details={"backend": "database", "retryAfterSeconds": RETRY_AFTER_SECONDS},
-                               headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+            return Unavailable(
+                "The database is not answering; retry shortly",
+                code="database.unavailable",
+                details={"backend": "database", "retryAfterSeconds": RETRY_AFTER_SECONDS},
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
     return None
 
 
-def envelope(status: int, code: str, message: str, details: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> JSONResponse:
+def envelope(
+    status: int, code: str, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     if status == 503 and not any(k.lower() == "retry-after" for k in headers or {}):
         # Every 503 says when to come back.
         headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_SECONDS)}
@@ -174,7 +181,7 @@ def _field_name(loc: tuple[Any, ...]) -> str:
 
 
 def _json_error(err: dict[str, Any], doc: Any) -> str:
-    """"Malformed JSON at line 1 column 9: Expecting ',' delimiter" from FastAPI's json_invalid error."""
+    """ "Malformed JSON at line 1 column 9: Expecting ',' delimiter" from FastAPI's json_invalid error."""
     loc = err.get("loc") or ()
     pos = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
     reason = (err.get("ctx") or {}).get("error") or "not valid JSON"
@@ -197,12 +204,22 @@ def install(app: FastAPI) -> None:
         for err in exc.errors():
             if err.get("type") == "json_invalid":  # say what is wrong and where, not the offset as a field
                 message = _json_error(err, exc.body)
-                return envelope(400, "request.invalid", message, {"fields": [
-                    {"field": "body", "in": "body", "message": message, "type": "json_invalid"}]})
+                return envelope(
+                    400,
+                    "request.invalid",
+                    message,
+                    {"fields": [{"field": "body", "in": "body", "message": message, "type": "json_invalid"}]},
+                )
             loc = tuple(err.get("loc", ()))
             where = loc[0] if loc else "body"
-            fields.append({"field": _field_name(loc), "in": where, "message": err.get("msg", "invalid"),
-                           "type": err.get("type", "invalid")})
+            fields.append(
+                {
+                    "field": _field_name(loc),
+                    "in": where,
+                    "message": err.get("msg", "invalid"),
+                    "type": err.get("type", "invalid"),
+                }
+            )
         names = ", ".join(sorted({f["field"] for f in fields}))
         return envelope(400, "request.invalid", f"Invalid request: {names}", {"fields": fields})
 
@@ -210,5 +227,6 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, message = _HTTP_CODES.get(exc.status_code, ("request.invalid", str(exc.detail)))
         return envelope(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
     # Unexpected exceptions become 503 `*.unavailable` (backend_unavailable) or 500 `server.error` in
     # core/middleware.py, where the request id is known.

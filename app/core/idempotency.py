@@ -10,7 +10,6 @@ from typing import Any
 
 import orjson
 from fastapi import Request
-from app.core.responses import JSONResponse
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from app.core import clock, ids
 from app.core.db import Base, Database
 from app.core.errors import Conflict, InvalidRequest
+from app.core.responses import JSONResponse
 
 RETENTION = timedelta(hours=24)
 # A request still "in progress" after this long was abandoned (longer than any launch can take).
@@ -47,21 +47,33 @@ def fingerprint(method: str, route: str, body: Any) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def serve(db: Database, account_id: uuid.UUID, request: Request, key: str | None, body: Any,
-                handler: Handler) -> JSONResponse:
+async def serve(
+    db: Database, account_id: uuid.UUID, request: Request, key: str | None, body: Any, handler: Handler
+) -> JSONResponse:
     """Serve `handler` once per key; later calls with the same key and request get the stored response."""
     return await respond(db, account_id, key, fingerprint(request.method, request.url.path, body), handler)
 
 
-async def respond(db: Database, account_id: uuid.UUID, key: str | None, request_hash: str,
-                  handler: Handler) -> JSONResponse:
+async def respond(
+    db: Database, account_id: uuid.UUID, key: str | None, request_hash: str, handler: Handler
+) -> JSONResponse:
     if key is None:
         status, body = await handler()
         return JSONResponse(body, status_code=status)
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
-        raise InvalidRequest(f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
-                             details={"fields": [{"field": "Idempotency-Key", "in": "header",
-                                                  "message": "length out of range", "type": "string_length"}]})
+        raise InvalidRequest(
+            f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",
+            details={
+                "fields": [
+                    {
+                        "field": "Idempotency-Key",
+                        "in": "header",
+                        "message": "length out of range",
+                        "type": "string_length",
+                    }
+                ]
+            },
+        )
     record_id = await _claim(db, account_id, key, request_hash)
     if not isinstance(record_id, uuid.UUID):
         return record_id
@@ -73,8 +85,11 @@ async def respond(db: Database, account_id: uuid.UUID, key: str | None, request_
             await s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
         raise
     async with db.transaction() as s:
-        await s.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == record_id)
-                        .values(status_code=status, response={"body": body}))
+        await s.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.id == record_id)
+            .values(status_code=status, response={"body": body})
+        )
     return JSONResponse(body, status_code=status)
 
 
@@ -83,32 +98,54 @@ async def _claim(db: Database, account_id: uuid.UUID, key: str, request_hash: st
     record_id = ids.new_id()
     try:
         async with db.transaction() as s:
-            await s.execute(delete(IdempotencyRecord).where(
-                IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key,
-                IdempotencyRecord.created_at < now - RETENTION))
-            s.add(IdempotencyRecord(id=record_id, account_id=account_id, key=key,
-                                    request_hash=request_hash, created_at=now))
+            await s.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.account_id == account_id,
+                    IdempotencyRecord.key == key,
+                    IdempotencyRecord.created_at < now - RETENTION,
+                )
+            )
+            s.add(
+                IdempotencyRecord(
+                    id=record_id, account_id=account_id, key=key, request_hash=request_hash, created_at=now
+                )
+            )
         return record_id
     except IntegrityError:
         pass
     async with db.transaction() as s:
-        existing = (await s.execute(select(IdempotencyRecord).where(
-            IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key))).scalar_one_or_none()
+        existing = (
+            await s.execute(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.account_id == account_id, IdempotencyRecord.key == key
+                )
+            )
+        ).scalar_one_or_none()
     if existing is None:
         # The first request failed and released the key between our insert and this read.
         return await _claim(db, account_id, key, request_hash)
     if existing.request_hash != request_hash:
-        raise Conflict("Idempotency-Key was already used with a different request",
-                       code="idempotency.conflict", details={"idempotencyKey": key})
+        raise Conflict(
+            "Idempotency-Key was already used with a different request",
+            code="idempotency.conflict",
+            details={"idempotencyKey": key},
+        )
     if existing.status_code is None and existing.created_at < clock.now() - ABANDONED_AFTER:
         # Its server died mid-request: the key is free again.
         async with db.transaction() as s:
-            await s.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == existing.id,
-                                                            IdempotencyRecord.status_code.is_(None)))
+            await s.execute(
+                delete(IdempotencyRecord).where(
+                    IdempotencyRecord.id == existing.id, IdempotencyRecord.status_code.is_(None)
+                )
+            )
         return await _claim(db, account_id, key, request_hash)
     if existing.status_code is None:
-        raise Conflict("A request with this Idempotency-Key is still in progress",
-                       code="idempotency.in_progress", details={"idempotencyKey": key},
-                       headers={"Retry-After": "1"})
-    return JSONResponse(existing.response["body"], status_code=existing.status_code,
-                          headers={"Idempotency-Replayed": "true"})
+        raise Conflict(
+            "A request with this Idempotency-Key is still in progress",
+            code="idempotency.in_progress",
+            details={"idempotencyKey": key},
+            headers={"Retry-After": "1"},
+        )
+    return JSONResponse(
+        existing.response["body"], status_code=existing.status_code, headers={"Idempotency-Replayed": "true"}
+    )

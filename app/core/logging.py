@@ -8,7 +8,6 @@ import sys
 
 import structlog
 
-
 _TOKEN = re.compile(r"(token=)[^&\s\"']+")
 
 

@@ -35,8 +35,9 @@ class AllowedMethodsMiddleware:
         if scope["method"] == "OPTIONS":
             allow = allowed_methods(scope["app"], scope)
             if allow:
-                await send({"type": "http.response.start", "status": 204,
-                            "headers": [(b"allow", ", ".join(allow).encode())]})
+                await send(
+                    {"type": "http.response.start", "status": 204, "headers": [(b"allow", ", ".join(allow).encode())]}
+                )
                 await send({"type": "http.response.body", "body": b""})
                 return
 

@@ -54,25 +54,45 @@ class RequestIdMiddleware:
             unavailable = backend_unavailable(exc)
             if unavailable is not None:
                 # An outage, not a bug: 503 with the backend's code and when to retry (no traceback spam).
-                _errors.warning("backend_unavailable", code=unavailable.code, path=scope.get("path"),
-                                method=scope.get("method"), error=type(exc).__name__)  # not str(exc): SQL parameters
+                _errors.warning(
+                    "backend_unavailable",
+                    code=unavailable.code,
+                    path=scope.get("path"),
+                    method=scope.get("method"),
+                    error=type(exc).__name__,
+                )  # not str(exc): SQL parameters
                 status_code, code, message = 503, unavailable.code, unavailable.message
-                details, extra = unavailable.details, [(k.lower().encode(), v.encode())
-                                                       for k, v in unavailable.headers.items()]
+                details, extra = (
+                    unavailable.details,
+                    [(k.lower().encode(), v.encode()) for k, v in unavailable.headers.items()],
+                )
             else:
                 _errors.exception("unhandled_error", path=scope.get("path"), method=scope.get("method"))
                 status_code, code, message, details, extra = 500, "server.error", "Internal server error", {}, []
             if scope["type"] == "http" and not status:
                 body = orjson.dumps({"error": message, "code": code, "requestId": request_id, "details": details})
-                await send_logged({"type": "http.response.start", "status": status_code,
-                                   "headers": [(b"content-type", b"application/json"),
-                                               (b"content-length", str(len(body)).encode()), *extra]})
+                await send_logged(
+                    {
+                        "type": "http.response.start",
+                        "status": status_code,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            *extra,
+                        ],
+                    }
+                )
                 await send_logged({"type": "http.response.body", "body": body})
         finally:
             if scope["type"] == "http":
                 # The path only: query strings can carry connection tokens.
-                _access.info("request", method=scope["method"], path=scope["path"], status=status,
-                             ms=round((time.perf_counter() - started) * 1000, 1))
+                _access.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    status=status,
+                    ms=round((time.perf_counter() - started) * 1000, 1),
+                )
             structlog.contextvars.unbind_contextvars("request_id")
             reset_request_id(token)
 
@@ -86,8 +106,9 @@ class _BodyTooLarge(HTTPException):
 class BodyLimitMiddleware:
     """413 `request.too_large` for bodies over the limit, whether declared by Content-Length or streamed."""
 
-    def __init__(self, app, max_bytes: int, exempt_prefixes: tuple[str, ...] = (),
-                 exempt_paths: re.Pattern[str] | None = None) -> None:
+    def __init__(
+        self, app, max_bytes: int, exempt_prefixes: tuple[str, ...] = (), exempt_paths: re.Pattern[str] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.exempt_prefixes = exempt_prefixes
@@ -95,8 +116,11 @@ class BodyLimitMiddleware:
         self.exempt_paths = exempt_paths
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.exempt_prefixes) or (
-                self.exempt_paths is not None and self.exempt_paths.match(scope["path"])):
+        if (
+            scope["type"] != "http"
+            or scope["path"].startswith(self.exempt_prefixes)
+            or (self.exempt_paths is not None and self.exempt_paths.match(scope["path"]))
+        ):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
@@ -128,13 +152,19 @@ class BodyLimitMiddleware:
                 await self._reject(send)
 
     async def _reject(self, send) -> None:
-        body = orjson.dumps({
-            "error": f"Request body is larger than {self.max_bytes} bytes",
-            "code": "request.too_large",
-            "requestId": current_request_id(),
-            "details": {"maxBytes": self.max_bytes},
-        })
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        body = orjson.dumps(
+            {
+                "error": f"Request body is larger than {self.max_bytes} bytes",
+                "code": "request.too_large",
+                "requestId": current_request_id(),
+                "details": {"maxBytes": self.max_bytes},
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -21,18 +21,25 @@ from app.core.schemas import INT_MAX, INT_MIN, ErrorOut
 ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
 BINARY = {"type": "string", "format": "binary"}
 
-_REQUEST_ID = {"description": "The request's id, also in the error envelope's `requestId`; an incoming valid "
-                              "`X-Request-Id` is echoed", "required": True, "schema": {"type": "string"}}
-_RETRY_AFTER = {"description": "Seconds after which a retry may succeed", "required": False,
-                "schema": {"type": "string", "pattern": "^[0-9]+$"}}
+_REQUEST_ID = {
+    "description": "The request's id, also in the error envelope's `requestId`; an incoming valid "
+    "`X-Request-Id` is echoed",
+    "required": True,
+    "schema": {"type": "string"},
+}
+_RETRY_AFTER = {
+    "description": "Seconds after which a retry may succeed",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+}
 
-_DESCRIBED = {400: "Invalid request (`request.invalid` or a more precise code); `details.fields` names the bad "
-                   "fields",
-              401: "Missing or invalid credentials (`auth.required`)",
-              404: "Not found, or owned by another account (the two are indistinguishable)",
-              413: "Body too large (`request.too_large`)",
-              503: "A backend (database, lock, object store or browser host) is unavailable (`*.unavailable`); "
-                   "see Retry-After"}
+_DESCRIBED = {
+    400: "Invalid request (`request.invalid` or a more precise code); `details.fields` names the bad fields",
+    401: "Missing or invalid credentials (`auth.required`)",
+    404: "Not found, or owned by another account (the two are indistinguishable)",
+    413: "Body too large (`request.too_large`)",
+    503: "A backend (database, lock, object store or browser host) is unavailable (`*.unavailable`); see Retry-After",
+}
 
 
 def download(description: str = "The stored bytes") -> dict[int | str, dict[str, Any]]:
@@ -42,26 +49,42 @@ def download(description: str = "The stored bytes") -> dict[int | str, dict[str,
     none was, so any media type may come; a single `Range` gets 206 with `Content-Range`.
     """
     headers = {
-        "Content-Disposition": {"description": "`attachment` with the stored name (RFC 6266)", "required": True,
-                                "schema": {"type": "string"}},
-        "ETag": {"description": "The content's SHA-256, quoted; send it as `If-Range`", "required": True,
-                 "schema": {"type": "string"}},
-        "Accept-Ranges": {"description": "`bytes`", "required": True, "schema": {"type": "string",
-                                                                                "enum": ["bytes"]}},
+        "Content-Disposition": {
+            "description": "`attachment` with the stored name (RFC 6266)",
+            "required": True,
+            "schema": {"type": "string"},
+        },
+        "ETag": {
+            "description": "The content's SHA-256, quoted; send it as `If-Range`",
+            "required": True,
+            "schema": {"type": "string"},
+        },
+        "Accept-Ranges": {"description": "`bytes`", "required": True, "schema": {"type": "string", "enum": ["bytes"]}},
         "Content-Length": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
     }
     content = {"application/octet-stream": {"schema": BINARY}, "*/*": {"schema": BINARY}}
-    content_range = {"description": "`bytes START-END/SIZE`", "required": True,
-                     "schema": {"type": "string", "pattern": "^bytes [0-9]+-[0-9]+/[0-9]+$"}}
+    content_range = {
+        "description": "`bytes START-END/SIZE`",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^bytes [0-9]+-[0-9]+/[0-9]+$"},
+    }
     return {
-        200: {"description": f"{description}, in the media type they were stored with "
-                             "(`application/octet-stream` when unknown)", "content": content, "headers": headers},
-        206: {"description": "The requested byte range (a single `Range: bytes=...`)", "content": content,
-              "headers": {**headers, "Content-Range": content_range}},
-        416: {"description": "Range outside the content (`request.range_not_satisfiable`); `Content-Range: "
-                             "bytes */SIZE`",
-              "content": {"application/json": {"schema": ERROR_REF}},
-              "headers": {"Content-Range": {"required": True, "schema": {"type": "string"}}}},
+        200: {
+            "description": f"{description}, in the media type they were stored with "
+            "(`application/octet-stream` when unknown)",
+            "content": content,
+            "headers": headers,
+        },
+        206: {
+            "description": "The requested byte range (a single `Range: bytes=...`)",
+            "content": content,
+            "headers": {**headers, "Content-Range": content_range},
+        },
+        416: {
+            "description": "Range outside the content (`request.range_not_satisfiable`); `Content-Range: bytes */SIZE`",
+            "content": {"application/json": {"schema": ERROR_REF}},
+            "headers": {"Content-Range": {"required": True, "schema": {"type": "string"}}},
+        },
     }
 
 
@@ -70,8 +93,14 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
-                                 description=app.description, routes=app.routes, openapi_version=app.openapi_version)
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                description=app.description,
+                routes=app.routes,
+                openapi_version=app.openapi_version,
+            )
             app.openapi_schema = describe(schema, settings)
         return app.openapi_schema
 
@@ -136,8 +165,10 @@ def _storable_bounds(schema: dict[str, Any], components: dict[str, Any]) -> None
             node["maximum"] = min(node.get("maximum", INT_MAX), INT_MAX)
         elif kind == "object" and "properties" not in node:
             node["propertyNames"] = {"pattern": NO_NUL}
-            node["description"] = (node.get("description", "") + " Free-form JSON: no NUL (\\u0000) in any "
-                                   "string or key, integers within signed 64 bits.").strip()
+            node["description"] = (
+                node.get("description", "") + " Free-form JSON: no NUL (\\u0000) in any "
+                "string or key, integers within signed 64 bits."
+            ).strip()
         for key in ("properties",):
             for item in node.get(key, {}).values():
                 visit(item)
@@ -173,8 +204,9 @@ def _statuses(path: str, method: str, op: dict[str, Any]) -> None:
     if "requestBody" in op:
         wanted.add(413)
     for status in sorted(wanted):
-        responses.setdefault(str(status), {"description": _DESCRIBED[status],
-                                           "content": {"application/json": {"schema": ERROR_REF}}})
+        responses.setdefault(
+            str(status), {"description": _DESCRIBED[status], "content": {"application/json": {"schema": ERROR_REF}}}
+        )
     for status, response in responses.items():
         content = response.get("content", {})
         if status.startswith("2") and len(content) > 1 and not content.get("application/json", {"schema": 1})["schema"]:

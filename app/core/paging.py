@@ -41,9 +41,10 @@ def decode_cursor(cursor: str) -> Any:
         return value
     if type(value) is int and 0 <= value < 2**63:
         return value
-    raise InvalidRequest("cursor is not a value returned as nextCursor",
-                         details={"fields": [{"field": "cursor", "in": "query",
-                                              "message": "invalid cursor", "type": "cursor"}]})
+    raise InvalidRequest(
+        "cursor is not a value returned as nextCursor",
+        details={"fields": [{"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}]},
+    )
 
 
 _BAD = object()
@@ -51,8 +52,9 @@ _BAD = object()
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size")] = DEFAULT_LIMIT,
-    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN,
-                                        description="nextCursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN, description="nextCursor of the previous page")
+    ] = None,
 ) -> PageParams:
     return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
 
@@ -65,12 +67,17 @@ def split_page(rows: list[Any], params: PageParams, key) -> tuple[list[Any], str
     return rows, None
 
 
-async def fetch_by_id(db, stmt, id_column, page: PageParams, *, newest_first: bool = False) -> tuple[list[Any], str | None]:
+async def fetch_by_id(
+    db, stmt, id_column, page: PageParams, *, newest_first: bool = False
+) -> tuple[list[Any], str | None]:
     """One page of `stmt`, ordered by its UUIDv7 id column: creation order, or newest first."""
     after = ids.parse_uuid(page.after) if isinstance(page.after, str) else None
     if after is not None:
         stmt = stmt.where(id_column < after if newest_first else id_column > after)
     async with db.read() as s:
-        rows = list((await s.execute(stmt.order_by(id_column.desc() if newest_first else id_column)
-                                     .limit(page.limit + 1))).scalars())
+        rows = list(
+            (
+                await s.execute(stmt.order_by(id_column.desc() if newest_first else id_column).limit(page.limit + 1))
+            ).scalars()
+        )
     return split_page(rows, page, lambda row: str(row.id))

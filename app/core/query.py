@@ -23,8 +23,10 @@ def multi(name: str, item_type: Any, description: str = ""):
 
 
 def _refuse(name: str, message: str, kind: str) -> InvalidRequest:
-    return InvalidRequest(f"Invalid request: {name}: {message}", details={"fields": [
-        {"field": name, "in": "query", "type": kind, "message": message}]})
+    return InvalidRequest(
+        f"Invalid request: {name}: {message}",
+        details={"fields": [{"field": name, "in": "query", "type": kind, "message": message}]},
+    )
 
 
 _INTEGER = re.compile(r"^-?[0-9]{1,19}$")

@@ -18,9 +18,16 @@ NOT_BLANK = Field(json_schema_extra={"pattern": r"\S"})
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), NOT_BLANK]
 JsonObject = dict[str, Any]
 # HTTP strips a header value's surrounding spaces, so the pattern says a key has none (1..200 characters).
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
-                                              pattern=r"^[^ \t](.*[^ \t])?$",
-                                              description="Replays the first successful response")]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^ \t](.*[^ \t])?$",
+        description="Replays the first successful response",
+    ),
+]
 
 
 class WireModel(BaseModel):
@@ -70,27 +77,36 @@ class RequestModel(WireModel):
         # One check for every body, nested models and free-form metadata included, before any field.
         if found := storable_problem(data, ""):
             where, what = found
-            raise InvalidRequest(f"Invalid request: {where or 'body'}: {what}", details={"fields": [
-                {"field": where or "body", "in": "body", "message": what, "type": "value_error"}]})
+            raise InvalidRequest(
+                f"Invalid request: {where or 'body'}: {what}",
+                details={"fields": [{"field": where or "body", "in": "body", "message": what, "type": "value_error"}]},
+            )
         if isinstance(data, dict):
-            whole = {key: int(value) for key, value in data.items()
-                     if key in _integer_fields(cls) and isinstance(value, float) and value.is_integer()
-                     and INT_MIN <= value <= INT_MAX}
+            whole = {
+                key: int(value)
+                for key, value in data.items()
+                if key in _integer_fields(cls)
+                and isinstance(value, float)
+                and value.is_integer()
+                and INT_MIN <= value <= INT_MAX
+            }
             if whole:
                 data = {**data, **whole}
         return data
 
 
+_INTEGER_FIELDS: dict[type[BaseModel], frozenset[str]] = {}
+
+
 def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
-    """Wire names (alias and name) of a model's fields typed `int` or `int | None`, kept on the class."""
-    cached = model.__dict__.get("_bctrl_integer_fields")
+    """Wire names (alias and name) of a model's fields typed `int` or `int | None`, computed once per model."""
+    cached = _INTEGER_FIELDS.get(model)
     if cached is None:
         names = set()
         for name, field in model.model_fields.items():
             if {a for a in get_args(field.annotation) or (field.annotation,) if a is not type(None)} == {int}:
                 names |= {name, field.alias or name}
-        cached = frozenset(names)
-        setattr(model, "_bctrl_integer_fields", cached)
+        cached = _INTEGER_FIELDS[model] = frozenset(names)
     return cached
 
 
@@ -103,13 +119,15 @@ class ErrorOut(WireModel):
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries for the error statuses a route can return."""
-    described = {400: "Invalid request (`request.invalid`, details.fields names the bad fields)",
-                 401: "Missing or invalid API key (`auth.required`)",
-                 404: "Not found, or owned by another account",
-                 409: "Conflict with the resource's current state",
-                 413: "Body too large (`request.too_large`)",
-                 429: "Capacity or rate limit; see Retry-After",
-                 503: "Browser host unavailable"}
+    described = {
+        400: "Invalid request (`request.invalid`, details.fields names the bad fields)",
+        401: "Missing or invalid API key (`auth.required`)",
+        404: "Not found, or owned by another account",
+        409: "Conflict with the resource's current state",
+        413: "Body too large (`request.too_large`)",
+        429: "Capacity or rate limit; see Retry-After",
+        503: "Browser host unavailable",
+    }
     return {s: {"model": ErrorOut, "description": described.get(s, "Error")} for s in (401, *statuses)}
 
 
@@ -132,9 +150,12 @@ class ListOut(WireModel):
 
 
 def list_model(item: type[WireModel], resource: str) -> type[ListOut]:
-    model = create_model(f"{item.__name__.removesuffix('Out')}List", __base__=ListOut,
-                         data=(list[item], ...),
-                         **{resource: (list[item], Field(description="Same list as `data`, under the resource name"))},
-                         next_cursor=(str | None, ...))
+    model = create_model(
+        f"{item.__name__.removesuffix('Out')}List",
+        __base__=ListOut,
+        data=(list[item], ...),
+        **{resource: (list[item], Field(description="Same list as `data`, under the resource name"))},
+        next_cursor=(str | None, ...),
+    )
     model.resource, model.item = resource, item
     return model

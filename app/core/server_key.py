@@ -3,9 +3,9 @@ in the database so that every server process sharing the database derives the sa
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import base64
 import secrets
 from datetime import datetime
 

@@ -8,8 +8,8 @@ another server process (or this one after a restart) can find the browser again.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -35,6 +35,7 @@ class BrowserHandle:
 @dataclass(frozen=True)
 class ManagedBrowser:
     """A browser the driver can see on its host, whether or not the database still knows it."""
+
     runtime_id: uuid.UUID
     browser_id: str
     state: dict[str, Any]

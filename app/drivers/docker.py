@@ -42,15 +42,18 @@ CDP_PORT_IN_NETWORK = 9222
 # Where Chromium may write on a read-only root filesystem (sizes cap what a page can fill).
 # tmpfs pages count against the container's memory limit: together they stay well under it, and
 # captured downloads are deleted from /downloads once the server has its copy.
-TMPFS = {"/tmp": "rw,nosuid,nodev,size=512m", "/home/chrome": "rw,nosuid,nodev,size=64m",
-         "/downloads": "rw,nosuid,nodev,size=512m"}
+TMPFS = {
+    "/tmp": "rw,nosuid,nodev,size=512m",
+    "/home/chrome": "rw,nosuid,nodev,size=64m",
+    "/downloads": "rw,nosuid,nodev,size=512m",
+}
 DOWNLOADS_DIR = "/downloads"
 
 
 def _process_start(pid: int) -> str | None:
     """The kernel's start time of `pid`: tells a live process from a new one that reused its pid."""
     try:
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115
+        stat = open(f"/proc/{pid}/stat").read()
     except OSError:
         return None
     return stat.rsplit(")", 1)[-1].split()[19]
@@ -66,8 +69,19 @@ class DockerDriver:
     name = "docker"
     browsers_outlive_server = True
 
-    def __init__(self, *, image: str, network: str, deployment: str, memory: str, cpus: float, pids_limit: int,
-                 shm_size: str, scratch_dir: Path, stop_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        *,
+        image: str,
+        network: str,
+        deployment: str,
+        memory: str,
+        cpus: float,
+        pids_limit: int,
+        shm_size: str,
+        scratch_dir: Path,
+        stop_timeout: float = 5.0,
+    ) -> None:
         self.image, self.network, self.deployment = image, network, deployment
         self.memory, self.cpus, self.pids_limit, self.shm_size = memory, cpus, pids_limit, shm_size
         self.stop_timeout = stop_timeout
@@ -103,8 +117,12 @@ class DockerDriver:
             return None
 
     def _labels(self, spec: LaunchSpec) -> dict[str, str]:
-        return {f"{LABEL}.deployment": self.deployment, f"{LABEL}.runtime": str(spec.runtime_id),
-                f"{LABEL}.run": str(spec.run_id or ""), f"{LABEL}.server": f"{self.hostname}:{os.getpid()}"}
+        return {
+            f"{LABEL}.deployment": self.deployment,
+            f"{LABEL}.runtime": str(spec.runtime_id),
+            f"{LABEL}.run": str(spec.run_id or ""),
+            f"{LABEL}.server": f"{self.hostname}:{os.getpid()}",
+        }
 
     # --- launch ---
 
@@ -118,26 +136,47 @@ class DockerDriver:
             flags.append(f"--lang={spec.locale}")
         name = f"bctrl-rt-{spec.runtime_id.hex[-12:]}-{uuid.uuid4().hex[:6]}"
         options: dict[str, Any] = dict(
-            image=self.image, name=name, detach=True, labels=self._labels(spec),
-            environment={"BCTRL_CDP_PORT": str(port), "BCTRL_CDP_BIND": "127.0.0.1" if host_mode else "0.0.0.0",
-                         "BCTRL_CHROMIUM_FLAGS": " ".join(flags),
-                         # On a named network the proxy's loopback address is not the container's.
-                         "BCTRL_PROXY_SERVER": (self.proxy_url or "") if host_mode else ""},
-            mem_limit=self.memory, memswap_limit=self.memory, nano_cpus=int(self.cpus * 1e9),
-            pids_limit=self.pids_limit, shm_size=self.shm_size,
-            cap_drop=["ALL"], security_opt=["no-new-privileges:true"], read_only=True, tmpfs=TMPFS,
-            network_mode="host" if host_mode else None, network=None if host_mode else self.network,
+            image=self.image,
+            name=name,
+            detach=True,
+            labels=self._labels(spec),
+            environment={
+                "BCTRL_CDP_PORT": str(port),
+                "BCTRL_CDP_BIND": "127.0.0.1" if host_mode else "0.0.0.0",
+                "BCTRL_CHROMIUM_FLAGS": " ".join(flags),
+                # On a named network the proxy's loopback address is not the container's.
+                "BCTRL_PROXY_SERVER": (self.proxy_url or "") if host_mode else "",
+            },
+            mem_limit=self.memory,
+            memswap_limit=self.memory,
+            nano_cpus=int(self.cpus * 1e9),
+            pids_limit=self.pids_limit,
+            shm_size=self.shm_size,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            read_only=True,
+            tmpfs=TMPFS,
+            network_mode="host" if host_mode else None,
+            network=None if host_mode else self.network,
         )
         try:
             container = await self._call(lambda: self._docker().containers.create(**options))
         except docker.errors.ImageNotFound:
-            raise DriverError(f"The runtime image {self.image} is not on this Docker engine: build it with "
-                              "`docker compose build` or `make images`") from None
+            raise DriverError(
+                f"The runtime image {self.image} is not on this Docker engine: build it with "
+                "`docker compose build` or `make images`"
+            ) from None
         except (docker.errors.DockerException, RequestException) as exc:
             raise DriverError(f"The Docker engine refused to create the browser container: {exc}") from exc
-        state = {"containerId": container.id, "containerName": name, "serverHost": self.hostname,
-                 "serverPid": os.getpid(), "serverStart": _process_start(os.getpid()),
-                 "serverInstance": self.instance, "proxyUrl": self.proxy_url if host_mode else None}
+        state = {
+            "containerId": container.id,
+            "containerName": name,
+            "serverHost": self.hostname,
+            "serverPid": os.getpid(),
+            "serverStart": _process_start(os.getpid()),
+            "serverInstance": self.instance,
+            "proxyUrl": self.proxy_url if host_mode else None,
+        }
         try:
             if on_started is not None:
                 await on_started(dict(state))
@@ -175,8 +214,9 @@ class DockerDriver:
                 container = await self._container(container_id)
                 if container is None or container.status in ("exited", "dead"):
                     code = container.attrs["State"].get("ExitCode") if container else None
-                    raise DriverError(f"The browser container exited during start (code {code})"
-                                      f"{await self._tail_logs(container_id)}")
+                    raise DriverError(
+                        f"The browser container exited during start (code {code}){await self._tail_logs(container_id)}"
+                    )
                 address = await self._address(container_id, port, host_mode)
                 if address:
                     with contextlib.suppress(httpx.HTTPError):
@@ -245,8 +285,13 @@ class DockerDriver:
 
     def adopted_state(self, state: dict[str, Any]) -> dict[str, Any]:
         """The state to keep once this process looks after a browser another process launched."""
-        return {**state, "serverHost": self.hostname, "serverPid": os.getpid(),
-                "serverStart": _process_start(os.getpid()), "serverInstance": self.instance}
+        return {
+            **state,
+            "serverHost": self.hostname,
+            "serverPid": os.getpid(),
+            "serverStart": _process_start(os.getpid()),
+            "serverInstance": self.instance,
+        }
 
     def browser_id(self, state: dict[str, Any]) -> str | None:
         return state.get("containerId")
@@ -276,9 +321,10 @@ class DockerDriver:
                 for chunk in api.exec_start(exec_id, stream=True):
                     out.write(chunk)
             return api.exec_inspect(exec_id)["ExitCode"]
+
         try:
             code = await self._call(copy)
-            if code != 0 or os.path.getsize(temp) != size:
+            if code != 0 or await asyncio.to_thread(os.path.getsize, temp) != size:
                 raise DriverError(f"Copying {path} out of the browser container was cut short")
         except BaseException:
             os.unlink(temp)
@@ -291,12 +337,17 @@ class DockerDriver:
     async def list_browsers(self) -> list[ManagedBrowser]:
         def find():
             return self._docker().containers.list(all=True, filters={"label": f"{LABEL}.deployment={self.deployment}"})
+
         found = []
         for container in await self._call(find):
             with contextlib.suppress(KeyError, ValueError):
-                found.append(ManagedBrowser(
-                    runtime_id=uuid.UUID(container.labels[f"{LABEL}.runtime"]), browser_id=container.id,
-                    state={"containerId": container.id, "containerName": container.name}))
+                found.append(
+                    ManagedBrowser(
+                        runtime_id=uuid.UUID(container.labels[f"{LABEL}.runtime"]),
+                        browser_id=container.id,
+                        state={"containerId": container.id, "containerName": container.name},
+                    )
+                )
         return found
 
     async def close(self) -> None:

@@ -102,8 +102,9 @@ def _userns_available() -> bool:
         return False
 
 
-def chromium_args(profile_dir: Path, spec: LaunchSpec, as_root: bool, proxy_url: str | None = None,
-                  sandbox: bool = False) -> list[str]:
+def chromium_args(
+    profile_dir: Path, spec: LaunchSpec, as_root: bool, proxy_url: str | None = None, sandbox: bool = False
+) -> list[str]:
     args = [*BASE_FLAGS, *QUIET_FLAGS, f"--user-data-dir={profile_dir}"]
     if as_root and not sandbox:
         args.append("--no-sandbox")
@@ -134,8 +135,15 @@ class LocalDriver:
     name = "local"
     browsers_outlive_server = False
 
-    def __init__(self, chromium_path: str | None, data_dir: Path, stop_timeout: float = 5.0, *,
-                 browser_root: Path | None = None, isolation: str = "auto") -> None:
+    def __init__(
+        self,
+        chromium_path: str | None,
+        data_dir: Path,
+        stop_timeout: float = 5.0,
+        *,
+        browser_root: Path | None = None,
+        isolation: str = "auto",
+    ) -> None:
         self.chromium_path = chromium_path
         self.data_dir = data_dir.resolve()
         self.root = (browser_root or self.data_dir / "browsers").resolve()
@@ -159,12 +167,16 @@ class LocalDriver:
 
     def _refusal(self) -> str | None:
         if self.isolation == "auto" and os.geteuid() != 0:
-            return ("Browser isolation needs a root server (each browser runs as a uid of its own); run the "
-                    "server as root, use the Docker driver, or set BCTRL_BROWSER_ISOLATION=none if every API "
-                    "key holder may read this host's files")
+            return (
+                "Browser isolation needs a root server (each browser runs as a uid of its own); run the "
+                "server as root, use the Docker driver, or set BCTRL_BROWSER_ISOLATION=none if every API "
+                "key holder may read this host's files"
+            )
         if self.isolated and (self.root.is_relative_to(self.data_dir) or self.root.is_relative_to("/tmp")):
-            return (f"BCTRL_BROWSER_ROOT ({self.root}) must be outside the data directory and /tmp "
-                    "(both are hidden from browsers)")
+            return (
+                f"BCTRL_BROWSER_ROOT ({self.root}) must be outside the data directory and /tmp "
+                "(both are hidden from browsers)"
+            )
         if self.isolated and not (shutil.which("unshare") and shutil.which("setpriv")):
             return "Browser isolation needs util-linux's unshare and setpriv (apt-get install util-linux)"
         return None
@@ -180,8 +192,10 @@ class LocalDriver:
         if self.isolated:
             for parent in self.root.parents:
                 if not os.stat(parent).st_mode & stat.S_IXOTH:
-                    raise DriverError(f"Browsers cannot reach BCTRL_BROWSER_ROOT: {parent} is not traversable "
-                                      "by other users (chmod o+x it, or choose another browser root)")
+                    raise DriverError(
+                        f"Browsers cannot reach BCTRL_BROWSER_ROOT: {parent} is not traversable "
+                        "by other users (chmod o+x it, or choose another browser root)"
+                    )
 
     def _policy_mounts(self) -> list[tuple[str, str]]:
         """(prepared copy, policy home) pairs: each home's own files plus our managed policy, read-only."""
@@ -230,7 +244,8 @@ class LocalDriver:
         if not binary or not os.access(binary, os.X_OK):
             raise DriverError(
                 "Chromium is not installed on this host: run `apt-get install chromium` "
-                "or set BCTRL_CHROMIUM_PATH to a Chromium or Chrome binary")
+                "or set BCTRL_CHROMIUM_PATH to a Chromium or Chrome binary"
+            )
         refusal = self._refusal()
         if refusal:
             raise DriverError(refusal, code="runtime.isolation_unavailable")
@@ -248,21 +263,45 @@ class LocalDriver:
         except OSError as exc:
             shutil.rmtree(profile_dir, ignore_errors=True)
             raise DriverError(f"Cannot create the browser profile under {self.profiles_dir}: {exc}") from exc
-        state = {"profileDir": str(profile_dir), "downloadsDir": str(downloads), "host": self.hostname,
-                 "serverPid": os.getpid(), "serverInstance": self.instance, "uid": uid, "proxyUrl": self.proxy_url}
+        state = {
+            "profileDir": str(profile_dir),
+            "downloadsDir": str(downloads),
+            "host": self.hostname,
+            "serverPid": os.getpid(),
+            "serverInstance": self.instance,
+            "uid": uid,
+            "proxyUrl": self.proxy_url,
+        }
         try:
             # Recorded before the process exists: a server killed from here on leaves a trace to clean up.
             if on_started is not None:
                 await on_started(dict(state))
             args = chromium_args(profile_dir, spec, os.geteuid() == 0, self.proxy_url, self.sandbox)
             if self.isolated:
-                command = ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", SANDBOX_SCRIPT,
-                           "bctrl-browser", str(uid), str(self.data_dir), *[p for pair in mounts for p in pair], "--",
-                           binary, *args]
+                command = [
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "/bin/sh",
+                    "-c",
+                    SANDBOX_SCRIPT,
+                    "bctrl-browser",
+                    str(uid),
+                    str(self.data_dir),
+                    *[p for pair in mounts for p in pair],
+                    "--",
+                    binary,
+                    *args,
+                ]
             else:
                 command = [binary, *args]
             proc = await asyncio.create_subprocess_exec(
-                *command, stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+                *command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
                 env=self._browser_env(profile_dir),
                 start_new_session=True,  # its own process group, so stop kills renderers too
             )
@@ -294,9 +333,13 @@ class LocalDriver:
 
     def _browser_env(self, profile_dir: Path) -> dict[str, str]:
         """Only what Chromium needs: never the server's own environment (keys, database URLs)."""
-        env = {"HOME": str(profile_dir), "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-               "XDG_CONFIG_HOME": str(profile_dir / ".config"), "XDG_CACHE_HOME": str(profile_dir / ".cache"),
-               "TMPDIR": "/tmp"}
+        env = {
+            "HOME": str(profile_dir),
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "XDG_CONFIG_HOME": str(profile_dir / ".config"),
+            "XDG_CACHE_HOME": str(profile_dir / ".cache"),
+            "TMPDIR": "/tmp",
+        }
         for name in ("LANG", "LC_ALL", "TZ", "FONTCONFIG_PATH", "DISPLAY"):
             if name in os.environ:
                 env[name] = os.environ[name]
@@ -314,8 +357,7 @@ class LocalDriver:
         client = self._http()
         while True:
             if proc.returncode is not None:
-                raise DriverError(f"Chromium exited during start with code {proc.returncode}; "
-                                  f"see {profile_dir}.log")
+                raise DriverError(f"Chromium exited during start with code {proc.returncode}; see {profile_dir}.log")
             port = _read_port(port_file)
             if port:
                 http_url = f"http://127.0.0.1:{port}"
@@ -414,8 +456,14 @@ class LocalDriver:
 
     def _copy_out(self, state: dict[str, Any], path: str) -> tuple[Path, bool] | None:
         clean = os.path.normpath(path)
-        area = next((a for a in self.download_areas(state)
-                     if clean.startswith(a.rstrip("/") + "/") and ".." not in clean.split("/")), None)
+        area = next(
+            (
+                a
+                for a in self.download_areas(state)
+                if clean.startswith(a.rstrip("/") + "/") and ".." not in clean.split("/")
+            ),
+            None,
+        )
         if area is None:
             return None
         pid = state.get("pid")
@@ -483,8 +531,13 @@ class LocalDriver:
                 runtime_id = uuid.UUID(Path(profile).name.split(".", 1)[0])
             except ValueError:
                 continue
-            found.append(ManagedBrowser(runtime_id=runtime_id, browser_id=profile,
-                                        state={"pid": pid, "profileDir": profile, "host": self.hostname}))
+            found.append(
+                ManagedBrowser(
+                    runtime_id=runtime_id,
+                    browser_id=profile,
+                    state={"pid": pid, "profileDir": profile, "host": self.hostname},
+                )
+            )
         return found
 
     async def wait_exit(self, state: dict[str, Any]) -> str:

@@ -11,8 +11,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-BLOCKED_SCHEMES = ("file", "chrome", "chrome-untrusted", "devtools", "chrome-extension", "chrome-search",
-                   "view-source", "filesystem", "ftp", "chrome-native", "isolated-app")
+BLOCKED_SCHEMES = (
+    "file",
+    "chrome",
+    "chrome-untrusted",
+    "devtools",
+    "chrome-extension",
+    "chrome-search",
+    "view-source",
+    "filesystem",
+    "ftp",
+    "chrome-native",
+    "isolated-app",
+)
 
 STATIC: dict[str, Any] = {
     "URLBlocklist": [f"{scheme}://*" for scheme in BLOCKED_SCHEMES] + ["view-source:*"],
@@ -33,8 +44,11 @@ def managed_policy(proxy_url: str | None) -> dict[str, Any]:
     policy = dict(STATIC)
     if proxy_url:
         # `<-loopback>`: loopback goes through the proxy too, so the control plane's ports are checked.
-        policy["ProxySettings"] = {"ProxyMode": "fixed_servers", "ProxyServer": proxy_url,
-                                   "ProxyBypassList": "<-loopback>"}
+        policy["ProxySettings"] = {
+            "ProxyMode": "fixed_servers",
+            "ProxyServer": proxy_url,
+            "ProxyBypassList": "<-loopback>",
+        }
     return policy
 
 

@@ -59,8 +59,12 @@ def endpoint_of_url(url: str | None, default_port: int) -> tuple[str, int] | Non
 
 
 class EgressPolicy:
-    def __init__(self, mode: str, control_plane: Iterable[tuple[str, int]] = (),
-                 local_ports: Callable[[], Iterable[int]] | None = None) -> None:
+    def __init__(
+        self,
+        mode: str,
+        control_plane: Iterable[tuple[str, int]] = (),
+        local_ports: Callable[[], Iterable[int]] | None = None,
+    ) -> None:
         if mode not in MODES:
             raise ValueError(f"BCTRL_BROWSER_EGRESS must be one of {', '.join(MODES)}, not {mode!r}")
         self.mode = mode
@@ -100,7 +104,12 @@ class EgressPolicy:
         ip = normalize(ip)
         if ip in METADATA or any(ip in net for net in LINK_LOCAL):
             return "link-local and metadata addresses are not reachable from browsers"
-        if ip.is_multicast or ip.is_unspecified or ip in _THIS_NETWORK or (ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255")):
+        if (
+            ip.is_multicast
+            or ip.is_unspecified
+            or ip in _THIS_NETWORK
+            or (ip.version == 4 and ip == ipaddress.IPv4Address("255.255.255.255"))
+        ):
             return "this address is not a destination"
         if (ip, port) in self.remote_blocked:
             return "the control plane's own services are not reachable from browsers"

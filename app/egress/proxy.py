@@ -35,8 +35,10 @@ class Refused(Exception):
 def _response(status: int, reason: str) -> bytes:
     body = f"bctrl egress policy: {reason}\n".encode()
     phrase = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway", 504: "Gateway Timeout"}.get(status, "Error")
-    return (f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nX-Bctrl-Egress: refused\r\nConnection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nX-Bctrl-Egress: refused\r\nConnection: close\r\n\r\n"
+    ).encode() + body
 
 
 def _split_hostport(value: str, default_port: int) -> tuple[str, int]:
@@ -115,8 +117,9 @@ class EgressProxy:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
             else:
                 upstream.write(first)
-            await asyncio.gather(self._pipe(reader, upstream),
-                                 self._pipe(up_reader, writer, rewrite_head=first is not None))
+            await asyncio.gather(
+                self._pipe(reader, upstream), self._pipe(up_reader, writer, rewrite_head=first is not None)
+            )
         except (ConnectionError, OSError, asyncio.CancelledError):
             pass
         finally:
@@ -140,11 +143,14 @@ class EgressProxy:
         else:
             if not target.startswith("http://"):
                 raise Refused(400, "only http:// URLs and CONNECT tunnels go through this proxy")
-            authority, _, path = target[len("http://"):].partition("/")
+            authority, _, path = target[len("http://") :].partition("/")
             host, port = _split_hostport(authority.rsplit("@", 1)[-1], 80)
             kept = [line for line in lines[1:] if line and line.split(b":", 1)[0].strip().lower() not in _HOP_HEADERS]
-            first = (f"{method} /{path} {version}\r\n".encode() + b"".join(l + b"\r\n" for l in kept)
-                     + b"Connection: close\r\n\r\n")
+            first = (
+                f"{method} /{path} {version}\r\n".encode()
+                + b"".join(line + b"\r\n" for line in kept)
+                + b"Connection: close\r\n\r\n"
+            )
         addresses = await self._resolve(host, port)
         for ip in addresses:
             reason = self.policy.refusal(ip, port)
@@ -155,7 +161,8 @@ class EgressProxy:
         for ip in addresses:
             try:
                 up_reader, up_writer = await asyncio.wait_for(
-                    asyncio.open_connection(str(ip), port, limit=CHUNK), CONNECT_TIMEOUT)
+                    asyncio.open_connection(str(ip), port, limit=CHUNK), CONNECT_TIMEOUT
+                )
                 return up_reader, up_writer, first
             except (OSError, TimeoutError) as exc:
                 last = exc
@@ -179,12 +186,18 @@ class EgressProxy:
             raise Refused(502, f"{host[:253]} could not be resolved")
         return seen
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rewrite_head: bool = False) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, rewrite_head: bool = False
+    ) -> None:
         try:
             if rewrite_head:
                 # One request per connection upstream: tell the browser so, so it never reuses this one.
                 head = await reader.readuntil(b"\r\n\r\n")
-                lines = [l for l in head.split(b"\r\n") if l and l.split(b":", 1)[0].strip().lower() not in _HOP_HEADERS]
+                lines = [
+                    line
+                    for line in head.split(b"\r\n")
+                    if line and line.split(b":", 1)[0].strip().lower() not in _HOP_HEADERS
+                ]
                 writer.write(b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n")
             while data := await reader.read(CHUNK):
                 writer.write(data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 
@@ -24,14 +25,15 @@ def control_plane(settings: Settings) -> list[tuple[str, int]]:
 
 async def start(settings: Settings, driver) -> EgressProxy:
     """Listen, and tell the driver to send its browsers through this proxy."""
-    policy = EgressPolicy(settings.browser_egress, control_plane(settings),
-                          local_ports=getattr(driver, "devtools_ports", None))
+    policy = EgressPolicy(
+        settings.browser_egress, control_plane(settings), local_ports=getattr(driver, "devtools_ports", None)
+    )
     # The port of the last run when free: browsers adopted after a restart keep reaching the web.
-    port_file = Path(settings.data_dir).resolve() / "egress.port"
+    port_file = Path(settings.data_dir) / "egress.port"
     port = settings.egress_port
     if not port:
         with contextlib.suppress(OSError, ValueError):
-            port = int(port_file.read_text())
+            port = int(await asyncio.to_thread(port_file.read_text))
     proxy = EgressProxy(policy, settings.egress_host, port)
     try:
         await proxy.start()
@@ -41,7 +43,7 @@ async def start(settings: Settings, driver) -> EgressProxy:
         proxy = EgressProxy(policy, settings.egress_host, 0)
         await proxy.start()
     with contextlib.suppress(OSError):
-        port_file.write_text(str(proxy.port))
+        await asyncio.to_thread(port_file.write_text, str(proxy.port))
     driver.proxy_url = proxy.url
     driver.serve_proxy = proxy.also_serve
     log.info("egress_proxy_ready", url=proxy.url, mode=policy.mode, blocked_ports=sorted(policy.local_blocked))

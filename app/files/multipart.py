@@ -32,8 +32,9 @@ class Received:
 
 
 def _invalid(message: str, field_name: str = "body") -> InvalidRequest:
-    return InvalidRequest(message, details={"fields": [{"field": field_name, "in": "body", "message": message,
-                                                        "type": "multipart"}]})
+    return InvalidRequest(
+        message, details={"fields": [{"field": field_name, "in": "body", "message": message, "type": "multipart"}]}
+    )
 
 
 def _decode(raw: bytes) -> str:
@@ -59,10 +60,16 @@ class _Parts:
         self.ended = False
 
     def callbacks(self) -> dict:
-        return {"on_part_begin": self.part_begin, "on_header_field": self.header_field_data,
-                "on_header_value": self.header_value_data, "on_header_end": self.header_end,
-                "on_headers_finished": self.headers_finished, "on_part_data": self.part_data,
-                "on_part_end": self.part_end, "on_end": self.end}
+        return {
+            "on_part_begin": self.part_begin,
+            "on_header_field": self.header_field_data,
+            "on_header_value": self.header_value_data,
+            "on_header_end": self.header_end,
+            "on_headers_finished": self.headers_finished,
+            "on_part_data": self.part_data,
+            "on_part_end": self.part_end,
+            "on_end": self.end,
+        }
 
     def part_begin(self) -> None:
         self.headers, self.name, self.is_file, self.value = {}, None, False, bytearray()
@@ -113,8 +120,15 @@ class _Parts:
         self.ended = True
 
 
-async def receive(store: ObjectStore, key: str, *, content_type: str | None, content_length: str | None,
-                  body: AsyncIterator[bytes], max_file_bytes: int) -> Received:
+async def receive(
+    store: ObjectStore,
+    key: str,
+    *,
+    content_type: str | None,
+    content_length: str | None,
+    body: AsyncIterator[bytes],
+    max_file_bytes: int,
+) -> Received:
     """Parse a multipart body, storing its `file` part under `key`.
 
     Raises 400 `request.invalid` for a malformed body or a missing `file` part and 413

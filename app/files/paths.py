@@ -20,10 +20,14 @@ def check_relative(raw: object, *, field: str, code: str) -> str:
     Refused: empty or longer than 4096 characters, absolute, a backslash, NUL or another control
     character, an empty segment (`a//b`, a trailing `/`), and `.` or `..` segments.
     """
+
     def invalid(reason: str) -> InvalidRequest:
         shown = raw[:200] if isinstance(raw, str) else None
-        return InvalidRequest(f"{field} is not a valid relative path: {reason}", code=code,
-                              details={"field": field, "path": shown, "reason": reason})
+        return InvalidRequest(
+            f"{field} is not a valid relative path: {reason}",
+            code=code,
+            details={"field": field, "path": shown, "reason": reason},
+        )
 
     if not isinstance(raw, str) or not raw:
         raise invalid("empty")

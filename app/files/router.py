@@ -33,15 +33,18 @@ from app.storage import make_store
 
 Page = Annotated[PageParams, Depends(page_params)]
 Prefix = Annotated[str | None, Query(max_length=4096, description="Only files whose path starts with this")]
-SpaceQuery = Annotated[str | None, Query(alias="spaceId", description="Space id or `default`; default space "
-                                                                      "when absent")]
+SpaceQuery = Annotated[
+    str | None, Query(alias="spaceId", description="Space id or `default`; default space when absent")
+]
 RangeHeader = Annotated[str | None, Header(alias="Range")]
 IfRangeHeader = Annotated[str | None, Header(alias="If-Range")]
 
 # Upload routes stream their bodies and enforce BCTRL_MAX_UPLOAD_BYTES themselves (app/files/multipart.py),
 # so the general body cap (BCTRL_MAX_BODY_BYTES) does not apply to them.
-UPLOAD_PATHS = re.compile(r"^/v1/(spaces/[^/]+/storage/files|files|spaces/[^/]+/runtimes/[^/]+/files/upload"
-                          r"|runtimes/[^/]+/files/upload)/?$")
+UPLOAD_PATHS = re.compile(
+    r"^/v1/(spaces/[^/]+/storage/files|files|spaces/[^/]+/runtimes/[^/]+/files/upload"
+    r"|runtimes/[^/]+/files/upload)/?$"
+)
 
 storage = APIRouter(prefix="/v1/spaces/{space_id}/storage/files", tags=["files (seed)"])
 flat = APIRouter(prefix="/v1/files", tags=["files"])
@@ -50,65 +53,113 @@ runtime_flat = APIRouter(prefix="/v1/runtimes/{runtime_id}/files", tags=["runtim
 runs = APIRouter(prefix="/v1/runs/{run_id}/files", tags=["files"])
 routers = (storage, flat, runtime_seed, runtime_flat, runs)
 
+
 def _multipart(**fields: str) -> dict[str, Any]:
     properties = {"file": {"type": "string", "format": "binary", "description": "The bytes"}}
-    properties.update({name: {"type": "string", "description": text, **_FORM_RULES.get(name, {})}
-                       for name, text in fields.items()})
+    properties.update(
+        {name: {"type": "string", "description": text, **_FORM_RULES.get(name, {})} for name, text in fields.items()}
+    )
     # Other form fields are refused (400 naming them), as JSON bodies refuse unknown fields.
-    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-        "type": "object", "required": ["file"], "properties": properties, "additionalProperties": False},
-        "encoding": {"metadata": {"contentType": "application/json"}}}}}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": properties,
+                        "additionalProperties": False,
+                    },
+                    "encoding": {"metadata": {"contentType": "application/json"}},
+                }
+            },
+        }
+    }
 
 
 _PATH_RULE = {"maxLength": MAX_PATH, "pattern": PATH_PATTERN}
-_FORM_RULES = {"path": _PATH_RULE, "runtimePath": _PATH_RULE, "destinationPath": _PATH_RULE,
-               "name": {"maxLength": 255, "pattern": NAME_PATTERN},
-               "metadata": {"type": "object"}}
+_FORM_RULES = {
+    "path": _PATH_RULE,
+    "runtimePath": _PATH_RULE,
+    "destinationPath": _PATH_RULE,
+    "name": {"maxLength": 255, "pattern": NAME_PATTERN},
+    "metadata": {"type": "object"},
+}
 
 
-STORAGE_FORM = dict(path="Relative path in the space (defaults to the file name); no `.`/`..` segments",
-                    name="Display name, up to 255 characters (defaults to the path's last segment)",
-                    metadata="A JSON object (the part's text is its JSON)")
-RUNTIME_FORM = dict(runtimePath="Where in the runtime's file area (defaults to the file name)",
-                    destinationPath="Path in space storage (defaults to the file name)",
-                    name=STORAGE_FORM["name"], metadata=STORAGE_FORM["metadata"])
+STORAGE_FORM = dict(
+    path="Relative path in the space (defaults to the file name); no `.`/`..` segments",
+    name="Display name, up to 255 characters (defaults to the path's last segment)",
+    metadata="A JSON object (the part's text is its JSON)",
+)
+RUNTIME_FORM = dict(
+    runtimePath="Where in the runtime's file area (defaults to the file name)",
+    destinationPath="Path in space storage (defaults to the file name)",
+    name=STORAGE_FORM["name"],
+    metadata=STORAGE_FORM["metadata"],
+)
 
 
 def _body(request: Request) -> service.UploadBody:
-    return service.UploadBody(content_type=request.headers.get("content-type"),
-                              content_length=request.headers.get("content-length"), stream=request.stream())
+    return service.UploadBody(
+        content_type=request.headers.get("content-type"),
+        content_length=request.headers.get("content-length"),
+        stream=request.stream(),
+    )
 
 
 def _upload_fingerprint(request: Request) -> str:
     # A streamed body cannot be hashed before it is read: the key covers the route, the query and the length.
-    return idempotency.fingerprint(request.method, request.url.path,
-                                   {"query": str(request.url.query), "length": request.headers.get("content-length")})
+    return idempotency.fingerprint(
+        request.method,
+        request.url.path,
+        {"query": str(request.url.query), "length": request.headers.get("content-length")},
+    )
 
 
 def _staged(staged: runtime_files.Staged) -> StagedFile:
-    return StagedFile(id=str(staged.id), file_id=str(staged.file.id), runtime_id=str(staged.runtime_id),
-                      name=staged.name, path=str(staged.path), runtime_path=staged.runtime_path,
-                      size_bytes=staged.size_bytes, expires_at=None)
+    return StagedFile(
+        id=str(staged.id),
+        file_id=str(staged.file.id),
+        runtime_id=str(staged.runtime_id),
+        name=staged.name,
+        path=str(staged.path),
+        runtime_path=staged.runtime_path,
+        size_bytes=staged.size_bytes,
+        expires_at=None,
+    )
 
 
 def _runtime_file_list(entries: list[runtime_files.RuntimeFile], cursor: str | None) -> RuntimeFileList:
-    items = [RuntimeFileOut(name=e.name, path=e.path, size_bytes=e.size_bytes, modified_at=e.modified_at)
-             for e in entries]
+    items = [
+        RuntimeFileOut(name=e.name, path=e.path, size_bytes=e.size_bytes, modified_at=e.modified_at) for e in entries
+    ]
     return RuntimeFileList(data=items, files=items, next_cursor=cursor)
 
 
 def _collected(row, artifact) -> dict:
-    return {**FileOut.of(row).model_dump(mode="json"),
-            "artifact": ArtifactOut.of(artifact).model_dump(mode="json") if artifact else None}
+    return {
+        **FileOut.of(row).model_dump(mode="json"),
+        "artifact": ArtifactOut.of(artifact).model_dump(mode="json") if artifact else None,
+    }
 
 
 # --- space storage, seed ------------------------------------------------------------------------
 
-@storage.post("", status_code=201, response_model=FileOut, responses=errors(400, 404, 409, 413),
-              openapi_extra=_multipart(**STORAGE_FORM))
-async def upload_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, request: Request,
-                      idempotency_key: IdempotencyKey = None):
+
+@storage.post(
+    "",
+    status_code=201,
+    response_model=FileOut,
+    responses=errors(400, 404, 409, 413),
+    openapi_extra=_multipart(**STORAGE_FORM),
+)
+async def upload_seed(
+    ctx: CtxDep, p: PrincipalDep, space_id: str, request: Request, idempotency_key: IdempotencyKey = None
+):
     """Upload a file (multipart `file`, `path`, `name`, `metadata`); the body is streamed to storage."""
+
     async def handler():
         row = await service.upload(ctx, p, _body(request), space_id=space_id)
         return 201, FileOut.of(row).model_dump(mode="json")
@@ -137,9 +188,17 @@ async def delete_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, file_id: str)
     return Deleted(id=str(await service.delete_file(ctx, p, file_id, space_id=space_id)))
 
 
-@storage.get("/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **openapi.download()})
-async def content_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, file_id: str, range_: RangeHeader = None,
-                       if_range: IfRangeHeader = None) -> StreamingResponse:
+@storage.get(
+    "/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **openapi.download()}
+)
+async def content_seed(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    space_id: str,
+    file_id: str,
+    range_: RangeHeader = None,
+    if_range: IfRangeHeader = None,
+) -> StreamingResponse:
     """The file's bytes as an attachment; a single `Range: bytes=...` gets 206."""
     download = await service.content(ctx.db, p, file_id, space_id=space_id)
     return await content.serve(make_store(ctx.settings), download, range_, if_range)
@@ -147,11 +206,19 @@ async def content_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, file_id: str
 
 # --- space storage, flat ------------------------------------------------------------------------
 
-@flat.post("", status_code=201, response_model=FileOut, responses=errors(400, 404, 409, 413),
-           openapi_extra=_multipart(**STORAGE_FORM, spaceId="Space id when not given as ?spaceId"))
-async def upload_flat(ctx: CtxDep, p: PrincipalDep, request: Request, space_id: SpaceQuery = None,
-                      idempotency_key: IdempotencyKey = None):
+
+@flat.post(
+    "",
+    status_code=201,
+    response_model=FileOut,
+    responses=errors(400, 404, 409, 413),
+    openapi_extra=_multipart(**STORAGE_FORM, spaceId="Space id when not given as ?spaceId"),
+)
+async def upload_flat(
+    ctx: CtxDep, p: PrincipalDep, request: Request, space_id: SpaceQuery = None, idempotency_key: IdempotencyKey = None
+):
     """Upload into `spaceId` (query or form), else the default space."""
+
     async def handler():
         row = await service.upload(ctx, p, _body(request), space_id=space_id, flat=True)
         return 201, FileOut.of(row).model_dump(mode="json")
@@ -160,8 +227,9 @@ async def upload_flat(ctx: CtxDep, p: PrincipalDep, request: Request, space_id: 
 
 
 @flat.get("", response_model=FileList, responses=errors(400, 404))
-async def list_flat(ctx: CtxDep, p: PrincipalDep, page: Page, space_id: SpaceQuery = None,
-                    prefix: Prefix = None) -> FileList:
+async def list_flat(
+    ctx: CtxDep, p: PrincipalDep, page: Page, space_id: SpaceQuery = None, prefix: Prefix = None
+) -> FileList:
     rows, cursor = await service.list_files(ctx.db, p, page, space_id=space_id, prefix=prefix, flat=True)
     return FileList.of(rows, cursor)
 
@@ -182,16 +250,17 @@ async def delete_flat(ctx: CtxDep, p: PrincipalDep, file_id: str) -> Deleted:
 
 
 @flat.get("/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **openapi.download()})
-async def content_flat(ctx: CtxDep, p: PrincipalDep, file_id: str, range_: RangeHeader = None,
-                       if_range: IfRangeHeader = None) -> StreamingResponse:
+async def content_flat(
+    ctx: CtxDep, p: PrincipalDep, file_id: str, range_: RangeHeader = None, if_range: IfRangeHeader = None
+) -> StreamingResponse:
     download = await service.content(ctx.db, p, file_id)
     return await content.serve(make_store(ctx.settings), download, range_, if_range)
 
 
 # --- runtime files (both shapes share the handlers below) ---------------------------------------
 
-async def _stage(ctx, p, runtime_id: str, body: StageRequest, request: Request, key: str | None,
-                 space_id: str | None):
+
+async def _stage(ctx, p, runtime_id: str, body: StageRequest, request: Request, key: str | None, space_id: str | None):
     async def handler():
         staged = await runtime_files.stage(ctx, p, runtime_id, body, space_id=space_id)
         return 201, _staged(staged).model_dump(mode="json")
@@ -199,8 +268,9 @@ async def _stage(ctx, p, runtime_id: str, body: StageRequest, request: Request, 
     return await idempotency.serve(ctx.db, p.account_id, request, key, body.model_dump(mode="json"), handler)
 
 
-async def _collect(ctx, p, runtime_id: str, body: CollectRequest, request: Request, key: str | None,
-                   space_id: str | None):
+async def _collect(
+    ctx, p, runtime_id: str, body: CollectRequest, request: Request, key: str | None, space_id: str | None
+):
     async def handler():
         row, artifact = await runtime_files.collect(ctx, p, runtime_id, body, space_id=space_id)
         return 201, _collected(row, artifact)
@@ -217,31 +287,57 @@ async def _upload(ctx, p, runtime_id: str, request: Request, key: str | None, sp
 
 
 @runtime_seed.get("", response_model=RuntimeFileList, responses=errors(400, 404))
-async def runtime_files_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str,
-                             page: Page) -> RuntimeFileList:
+async def runtime_files_seed(
+    ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, page: Page
+) -> RuntimeFileList:
     """Files in the runtime's file area (relative paths, regular files only)."""
     entries, cursor = await runtime_files.list_runtime_files(ctx, p, runtime_id, page, space_id=space_id)
     return _runtime_file_list(entries, cursor)
 
 
 @runtime_seed.post("/stage", status_code=201, response_model=StagedFile, responses=errors(400, 404, 409))
-async def stage_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, body: StageRequest,
-                     request: Request, idempotency_key: IdempotencyKey = None):
+async def stage_seed(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    space_id: str,
+    runtime_id: str,
+    body: StageRequest,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+):
     """Copy a storage file into the runtime; `path` is where the browser can read it."""
     return await _stage(ctx, p, runtime_id, body, request, idempotency_key, space_id)
 
 
 @runtime_seed.post("/collect", status_code=201, response_model=CollectOut, responses=errors(400, 404, 409, 413))
-async def collect_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, body: CollectRequest,
-                       request: Request, idempotency_key: IdempotencyKey = None):
+async def collect_seed(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    space_id: str,
+    runtime_id: str,
+    body: CollectRequest,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+):
     """Copy a runtime file into space storage; `artifact` also records it as an artifact of the active run."""
     return await _collect(ctx, p, runtime_id, body, request, idempotency_key, space_id)
 
 
-@runtime_seed.post("/upload", status_code=201, response_model=UploadOut, responses=errors(400, 404, 409, 413),
-                   openapi_extra=_multipart(**RUNTIME_FORM))
-async def upload_runtime_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, request: Request,
-                              idempotency_key: IdempotencyKey = None):
+@runtime_seed.post(
+    "/upload",
+    status_code=201,
+    response_model=UploadOut,
+    responses=errors(400, 404, 409, 413),
+    openapi_extra=_multipart(**RUNTIME_FORM),
+)
+async def upload_runtime_seed(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    space_id: str,
+    runtime_id: str,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+):
     """Upload into the runtime's space and stage it into the runtime in one call."""
     return await _upload(ctx, p, runtime_id, request, idempotency_key, space_id)
 
@@ -253,25 +349,44 @@ async def runtime_files_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, page
 
 
 @runtime_flat.post("/stage", status_code=201, response_model=StagedFile, responses=errors(400, 404, 409))
-async def stage_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, body: StageRequest, request: Request,
-                     idempotency_key: IdempotencyKey = None):
+async def stage_flat(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    runtime_id: str,
+    body: StageRequest,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+):
     return await _stage(ctx, p, runtime_id, body, request, idempotency_key, None)
 
 
 @runtime_flat.post("/collect", status_code=201, response_model=CollectOut, responses=errors(400, 404, 409, 413))
-async def collect_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, body: CollectRequest, request: Request,
-                       idempotency_key: IdempotencyKey = None):
+async def collect_flat(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    runtime_id: str,
+    body: CollectRequest,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+):
     return await _collect(ctx, p, runtime_id, body, request, idempotency_key, None)
 
 
-@runtime_flat.post("/upload", status_code=201, response_model=UploadOut, responses=errors(400, 404, 409, 413),
-                   openapi_extra=_multipart(**RUNTIME_FORM))
-async def upload_runtime_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, request: Request,
-                              idempotency_key: IdempotencyKey = None):
+@runtime_flat.post(
+    "/upload",
+    status_code=201,
+    response_model=UploadOut,
+    responses=errors(400, 404, 409, 413),
+    openapi_extra=_multipart(**RUNTIME_FORM),
+)
+async def upload_runtime_flat(
+    ctx: CtxDep, p: PrincipalDep, runtime_id: str, request: Request, idempotency_key: IdempotencyKey = None
+):
     return await _upload(ctx, p, runtime_id, request, idempotency_key, None)
 
 
 # --- run files ----------------------------------------------------------------------------------
+
 
 @runs.get("", response_model=FileList, responses=errors(400, 404))
 async def run_files(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page) -> FileList:
@@ -281,8 +396,14 @@ async def run_files(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page) -> Fi
 
 
 @runs.post("/export", status_code=201, response_model=FileOut, responses=errors(400, 404, 409))
-async def export(ctx: CtxDep, p: PrincipalDep, run_id: str, request: Request, body: ExportRequest | None = None,
-                 idempotency_key: IdempotencyKey = None):
+async def export(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    run_id: str,
+    request: Request,
+    body: ExportRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+):
     """ZIP the run's artifacts into space storage at `exports/<run id>/<name>`; also an `export` artifact."""
     body = body or ExportRequest()
 
@@ -290,5 +411,6 @@ async def export(ctx: CtxDep, p: PrincipalDep, run_id: str, request: Request, bo
         row = await service.export_run(ctx, p, run_id, body)
         return 201, FileOut.of(row).model_dump(mode="json")
 
-    return await idempotency.serve(ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"),
-                                   handler)
+    return await idempotency.serve(
+        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"), handler
+    )

@@ -75,8 +75,11 @@ def area(settings: Settings, runtime_id: uuid.UUID) -> Path:
 
 
 def path_invalid(field: str, raw: str, reason: str) -> InvalidRequest:
-    return InvalidRequest(f"{field} is not a valid runtime path: {reason}", code=PATH_INVALID,
-                          details={"field": field, "path": raw[:200], "reason": reason})
+    return InvalidRequest(
+        f"{field} is not a valid runtime path: {reason}",
+        code=PATH_INVALID,
+        details={"field": field, "path": raw[:200], "reason": reason},
+    )
 
 
 def runtime_file_not_found(path: str) -> NotFound:
@@ -97,8 +100,11 @@ def resolve(root: Path, raw: object, field: str) -> tuple[str, Path]:
 
 def require_active(runtime: Runtime) -> None:
     if runtime.status != RuntimeStatus.ACTIVE:
-        raise Conflict("Runtime is not active; start it first", code="runtime.not_active",
-                       details={"runtimeId": str(runtime.id), "status": runtime.status})
+        raise Conflict(
+            "Runtime is not active; start it first",
+            code="runtime.not_active",
+            details={"runtimeId": str(runtime.id), "status": runtime.status},
+        )
 
 
 async def _active_runtime(ctx: AppContext, p: Principal, runtime_id: str, space_id: str | None) -> Runtime:
@@ -108,6 +114,7 @@ async def _active_runtime(ctx: AppContext, p: Principal, runtime_id: str, space_
 
 
 # --- stage: storage -> runtime ------------------------------------------------------------------
+
 
 def _open_staging(root: Path, real: Path, field: str, rel: str):
     root.mkdir(parents=True, exist_ok=True)
@@ -140,20 +147,35 @@ async def _write_into(ctx: AppContext, root: Path, real: Path, field: str, rel: 
     return size
 
 
-async def stage_file(ctx: AppContext, runtime: Runtime, row: StorageFile, *, runtime_path: str | None,
-                     name: str | None, field: str = "runtimePath") -> Staged:
+async def stage_file(
+    ctx: AppContext,
+    runtime: Runtime,
+    row: StorageFile,
+    *,
+    runtime_path: str | None,
+    name: str | None,
+    field: str = "runtimePath",
+) -> Staged:
     root = area(ctx.settings, runtime.id)
     raw = runtime_path if runtime_path is not None else (name if name is not None else row.name)
     if runtime_path is None:
         field = "name"
     rel, real = resolve(root, raw, field)
     size = await _write_into(ctx, root, real, field, rel, row.object_key)
-    return Staged(id=ids.new_id(), file=row, runtime_id=runtime.id, name=basename(rel), path=real,
-                  runtime_path=rel, size_bytes=size)
+    return Staged(
+        id=ids.new_id(),
+        file=row,
+        runtime_id=runtime.id,
+        name=basename(rel),
+        path=real,
+        runtime_path=rel,
+        size_bytes=size,
+    )
 
 
-async def stage(ctx: AppContext, p: Principal, runtime_id: str, body: StageRequest, *,
-                space_id: str | None = None) -> Staged:
+async def stage(
+    ctx: AppContext, p: Principal, runtime_id: str, body: StageRequest, *, space_id: str | None = None
+) -> Staged:
     """Copy a storage file of the runtime's space into its file area (an existing file there is replaced)."""
     runtime = await _active_runtime(ctx, p, runtime_id, space_id)
     row = await files.get(ctx.db, p, body.file_id)
@@ -163,6 +185,7 @@ async def stage(ctx: AppContext, p: Principal, runtime_id: str, body: StageReque
 
 
 # --- collect: runtime -> storage ----------------------------------------------------------------
+
 
 def _open_source(real: Path, rel: str, field: str):
     try:
@@ -190,13 +213,16 @@ async def _read_source(f) -> AsyncIterator[bytes]:
         f.close()
 
 
-async def collect(ctx: AppContext, p: Principal, runtime_id: str, body: CollectRequest, *,
-                  space_id: str | None = None) -> tuple[StorageFile, Artifact | None]:
+async def collect(
+    ctx: AppContext, p: Principal, runtime_id: str, body: CollectRequest, *, space_id: str | None = None
+) -> tuple[StorageFile, Artifact | None]:
     """Copy a runtime file into space storage (source `runtime`); with `artifact`, also a run artifact."""
     runtime = await _active_runtime(ctx, p, runtime_id, space_id)
     rel, real = resolve(area(ctx.settings, runtime.id), body.runtime_path, "runtimePath")
-    path = files.check_path(body.storage_path if body.storage_path is not None else rel,
-                            "storagePath" if body.storage_path is not None else "runtimePath")
+    path = files.check_path(
+        body.storage_path if body.storage_path is not None else rel,
+        "storagePath" if body.storage_path is not None else "runtimePath",
+    )
     name = files.check_name(body.name, basename(path))
     async with ctx.db.read() as s:
         space = await s.get(Space, runtime.space_id)
@@ -205,14 +231,22 @@ async def collect(ctx: AppContext, p: Principal, runtime_id: str, body: CollectR
     source = await asyncio.to_thread(_open_source, real, rel, "runtimePath")
     store = make_store(ctx.settings)
     try:
-        stored = await store.put_stream(new_key("files"), _read_source(source),
-                                        max_bytes=ctx.settings.max_upload_bytes)
+        stored = await store.put_stream(new_key("files"), _read_source(source), max_bytes=ctx.settings.max_upload_bytes)
     finally:
         source.close()
     keys = [stored.key]
     content_type = files.content_type_for(None, basename(path), name)
-    row = files.new_row(space, stored, path=path, name=name, content_type=content_type, metadata=body.metadata,
-                        source=files.Source.RUNTIME, run_id=run.id if run else None, runtime_id=runtime.id)
+    row = files.new_row(
+        space,
+        stored,
+        path=path,
+        name=name,
+        content_type=content_type,
+        metadata=body.metadata,
+        source=files.Source.RUNTIME,
+        run_id=run.id if run else None,
+        runtime_id=runtime.id,
+    )
     if body.artifact is None or run is None:
         return await files.commit(ctx, row, keys), None
     # The artifact gets its own copy, so deleting the storage file later leaves the run's record intact.
@@ -225,9 +259,19 @@ async def collect(ctx: AppContext, p: Principal, runtime_id: str, body: CollectR
     recorded: list[Artifact] = []
 
     async def add_artifact(s: AsyncSession) -> None:
-        recorded.append(await artifacts.insert(
-            s, run, stored_artifact, kind=body.artifact.kind, name=body.artifact.name or name,
-            content_type=content_type, path=rel, metadata=body.metadata, file_id=row.id))
+        recorded.append(
+            await artifacts.insert(
+                s,
+                run,
+                stored_artifact,
+                kind=body.artifact.kind,
+                name=body.artifact.name or name,
+                content_type=content_type,
+                path=rel,
+                metadata=body.metadata,
+                file_id=row.id,
+            )
+        )
 
     return await files.commit(ctx, row, keys, add_artifact), recorded[0]
 
@@ -237,8 +281,9 @@ async def collect(ctx: AppContext, p: Principal, runtime_id: str, body: CollectR
 RUNTIME_UPLOAD_FIELDS = frozenset({"runtimePath", "destinationPath", "path", "name", "metadata"})
 
 
-async def upload(ctx: AppContext, p: Principal, runtime_id: str, body: files.UploadBody, *,
-                 space_id: str | None = None) -> Staged:
+async def upload(
+    ctx: AppContext, p: Principal, runtime_id: str, body: files.UploadBody, *, space_id: str | None = None
+) -> Staged:
     """Upload into the runtime's space (at `destinationPath`, else the file name) and stage it."""
     runtime = await _active_runtime(ctx, p, runtime_id, space_id)
     received = await files.receive(ctx, body, RUNTIME_UPLOAD_FIELDS)
@@ -255,10 +300,16 @@ async def upload(ctx: AppContext, p: Principal, runtime_id: str, body: files.Upl
         await files.discard(ctx, [received.stored.key])
         raise
     storage_field = "destinationPath" if fields.get("destinationPath") is not None else "path"
-    row = await files.store_received(ctx, space, received,
-                                     path=fields.get("destinationPath", fields.get("path")),
-                                     name=fields.get("name"), metadata=fields.get("metadata"),
-                                     runtime_id=runtime.id, path_field=storage_field)
+    row = await files.store_received(
+        ctx,
+        space,
+        received,
+        path=fields.get("destinationPath", fields.get("path")),
+        name=fields.get("name"),
+        metadata=fields.get("metadata"),
+        runtime_id=runtime.id,
+        path_field=storage_field,
+    )
     try:
         return await stage_file(ctx, runtime, row, runtime_path=runtime_path, name=None)
     except BaseException:
@@ -267,6 +318,7 @@ async def upload(ctx: AppContext, p: Principal, runtime_id: str, body: files.Upl
 
 
 # --- list ---------------------------------------------------------------------------------------
+
 
 def _walk(root: Path) -> list[RuntimeFile]:
     found: list[RuntimeFile] = []
@@ -285,14 +337,21 @@ def _walk(root: Path) -> list[RuntimeFile]:
             if not stat.S_ISREG(info.st_mode):  # links and special files are not offered
                 continue
             rel = full.relative_to(root).as_posix()
-            found.append(RuntimeFile(name=filename, path=rel, size_bytes=info.st_size,
-                                     modified_at=datetime.fromtimestamp(info.st_mtime, UTC)))
+            found.append(
+                RuntimeFile(
+                    name=filename,
+                    path=rel,
+                    size_bytes=info.st_size,
+                    modified_at=datetime.fromtimestamp(info.st_mtime, UTC),
+                )
+            )
     found.sort(key=lambda f: f.path)
     return found
 
 
-async def list_runtime_files(ctx: AppContext, p: Principal, runtime_id: str, page: PageParams, *,
-                             space_id: str | None = None) -> tuple[list[RuntimeFile], str | None]:
+async def list_runtime_files(
+    ctx: AppContext, p: Principal, runtime_id: str, page: PageParams, *, space_id: str | None = None
+) -> tuple[list[RuntimeFile], str | None]:
     """Regular files in the runtime's area, by path; symbolic links are left out."""
     runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
     entries = await asyncio.to_thread(_walk, area(ctx.settings, runtime.id))

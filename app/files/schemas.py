@@ -10,8 +10,11 @@ from app.files.models import StorageFile
 from app.files.paths import NAME_PATTERN, PATH_PATTERN
 
 # The patterns describe what check_name()/check_relative() enforce (with the route's own error code).
-FileName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
-                     Field(json_schema_extra={"pattern": NAME_PATTERN})]
+FileName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255),
+    Field(json_schema_extra={"pattern": NAME_PATTERN}),
+]
 RawPath = Annotated[str, StringConstraints(max_length=4096), Field(json_schema_extra={"pattern": PATH_PATTERN})]
 ArtifactKindLiteral = Literal["download", "screenshot", "recording", "collected", "export", "report"]
 
@@ -37,11 +40,22 @@ class FileOut(WireModel):
 
     @classmethod
     def of(cls, f: StorageFile) -> FileOut:
-        return cls(id=str(f.id), space_id=str(f.space_id), name=f.name, path=f.path, content_type=f.content_type,
-                   size_bytes=f.size_bytes, source=f.source, run_id=str(f.run_id) if f.run_id else None,
-                   runtime_id=str(f.runtime_id) if f.runtime_id else None, metadata=f.metadata_,
-                   download_url=f"/v1/files/{f.id}/content", created_at=f.created_at, updated_at=f.updated_at,
-                   expires_at=f.expires_at)
+        return cls(
+            id=str(f.id),
+            space_id=str(f.space_id),
+            name=f.name,
+            path=f.path,
+            content_type=f.content_type,
+            size_bytes=f.size_bytes,
+            source=f.source,
+            run_id=str(f.run_id) if f.run_id else None,
+            runtime_id=str(f.runtime_id) if f.runtime_id else None,
+            metadata=f.metadata_,
+            download_url=f"/v1/files/{f.id}/content",
+            created_at=f.created_at,
+            updated_at=f.updated_at,
+            expires_at=f.expires_at,
+        )
 
 
 FileList = list_model(FileOut, "files")
@@ -54,11 +68,13 @@ class FileUpdate(RequestModel):
 
 # --- runtime files ------------------------------------------------------------------------------
 
+
 class StageRequest(RequestModel):
     file_id: str = Field(max_length=64)
     name: FileName | None = None
-    runtime_path: RawPath | None = Field(default=None, description="Where in the runtime's file area; "
-                                                                   "defaults to `name`, then the file's name")
+    runtime_path: RawPath | None = Field(
+        default=None, description="Where in the runtime's file area; defaults to `name`, then the file's name"
+    )
 
 
 class StagedFile(WireModel):
@@ -78,12 +94,15 @@ class CollectArtifact(RequestModel):
 
 
 class CollectRequest(RequestModel):
-    runtime_path: RawPath = Field(validation_alias=AliasChoices("runtimePath", "runtime_path", "path"),
-                                  description="Runtime file to collect (`path` is accepted too)")
+    runtime_path: RawPath = Field(
+        validation_alias=AliasChoices("runtimePath", "runtime_path", "path"),
+        description="Runtime file to collect (`path` is accepted too)",
+    )
     storage_path: RawPath | None = Field(
-        default=None, validation_alias=AliasChoices("storagePath", "storage_path", "destinationPath",
-                                                    "destination_path"),
-        description="Path in space storage (`destinationPath` is accepted too); defaults to the runtime path")
+        default=None,
+        validation_alias=AliasChoices("storagePath", "storage_path", "destinationPath", "destination_path"),
+        description="Path in space storage (`destinationPath` is accepted too); defaults to the runtime path",
+    )
     name: FileName | None = None
     metadata: JsonObject | None = None
     artifact: CollectArtifact | None = Field(default=None, description="Also record it as a run artifact")
@@ -92,8 +111,10 @@ class CollectRequest(RequestModel):
     @classmethod
     def _one_spelling(cls, data):
         if isinstance(data, dict):
-            for group in (("runtimePath", "runtime_path", "path"),
-                          ("storagePath", "storage_path", "destinationPath", "destination_path")):
+            for group in (
+                ("runtimePath", "runtime_path", "path"),
+                ("storagePath", "storage_path", "destinationPath", "destination_path"),
+            ):
                 given = [k for k in group if data.get(k) is not None]
                 if len(given) > 1:
                     raise ValueError(f"give only one of {' and '.join(given)}")
@@ -121,9 +142,19 @@ class UploadOut(WireModel):
 
 # --- run files ----------------------------------------------------------------------------------
 
+
 class ExportRequest(RequestModel):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=5, max_length=255,
-                                           pattern=r"(?i)^[^/\\\x00-\x1f]+\.zip$")] | None = None
+    name: (
+        Annotated[
+            str,
+            StringConstraints(
+                strip_whitespace=True, min_length=5, max_length=255, pattern=r"(?i)^[^/\\\x00-\x1f]+\.zip$"
+            ),
+        ]
+        | None
+    ) = None
     kind: list[ArtifactKindLiteral] | None = Field(
-        default=None, validation_alias=AliasChoices("kind", "kind[]", "type", "type[]"),
-        description="Artifact kinds to include (`type` is accepted too); exports are left out unless asked for")
+        default=None,
+        validation_alias=AliasChoices("kind", "kind[]", "type", "type[]"),
+        description="Artifact kinds to include (`type` is accepted too); exports are left out unless asked for",
+    )

@@ -70,8 +70,11 @@ def file_not_found(file_id: object) -> NotFound:
 
 
 def path_exists(space_id: uuid.UUID, path: str) -> Conflict:
-    return Conflict("A file already exists at this path", code="storage_file.path_exists",
-                    details={"spaceId": str(space_id), "path": path})
+    return Conflict(
+        "A file already exists at this path",
+        code="storage_file.path_exists",
+        details={"spaceId": str(space_id), "path": path},
+    )
 
 
 def check_path(raw: object, field: str = "path") -> str:
@@ -81,16 +84,16 @@ def check_path(raw: object, field: str = "path") -> str:
 def check_name(raw: str | None, fallback: str) -> str:
     name = (raw if raw is not None else fallback).strip()
     if not name or len(name) > _NAME_MAX or any(ch < " " or ch == "\x7f" for ch in name):
-        raise InvalidRequest(f"name must be 1 to {_NAME_MAX} printable characters",
-                             details={"fields": [{"field": "name", "in": "body", "message": "invalid name",
-                                                  "type": "string"}]})
+        raise InvalidRequest(
+            f"name must be 1 to {_NAME_MAX} printable characters",
+            details={"fields": [{"field": "name", "in": "body", "message": "invalid name", "type": "string"}]},
+        )
     return name
 
 
 def content_type_for(declared: str | None, *names: str) -> str:
     """The declared type when it is a plain media type, else a guess from the first name that tells."""
-    if declared and len(declared) <= 255 and _CONTENT_TYPE.match(declared) \
-            and declared.lower() != DEFAULT_CONTENT_TYPE:
+    if declared and len(declared) <= 255 and _CONTENT_TYPE.match(declared) and declared.lower() != DEFAULT_CONTENT_TYPE:
         return declared
     for name in names:
         guessed, _ = mimetypes.guess_type(name, strict=False)
@@ -107,28 +110,60 @@ def parse_metadata(raw: str | None) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         value = None
     if not isinstance(value, dict):
-        raise InvalidRequest("metadata must be a JSON object", details={"fields": [
-            {"field": "metadata", "in": "body", "message": "expected a JSON object string", "type": "json"}]})
+        raise InvalidRequest(
+            "metadata must be a JSON object",
+            details={
+                "fields": [
+                    {"field": "metadata", "in": "body", "message": "expected a JSON object string", "type": "json"}
+                ]
+            },
+        )
     if found := storable_problem(value, "metadata"):  # the rule JSON bodies follow (app/core/schemas.py)
-        raise InvalidRequest(f"Invalid request: {found[0]}: {found[1]}", details={"fields": [
-            {"field": found[0], "in": "body", "message": found[1], "type": "value_error"}]})
+        raise InvalidRequest(
+            f"Invalid request: {found[0]}: {found[1]}",
+            details={"fields": [{"field": found[0], "in": "body", "message": found[1], "type": "value_error"}]},
+        )
     return value
 
 
-def new_row(space: Space, stored: StoredObject, *, path: str, name: str, content_type: str,
-            metadata: dict[str, Any] | None, source: str, run_id: uuid.UUID | None = None,
-            runtime_id: uuid.UUID | None = None) -> StorageFile:
+def new_row(
+    space: Space,
+    stored: StoredObject,
+    *,
+    path: str,
+    name: str,
+    content_type: str,
+    metadata: dict[str, Any] | None,
+    source: str,
+    run_id: uuid.UUID | None = None,
+    runtime_id: uuid.UUID | None = None,
+) -> StorageFile:
     now = clock.now()
-    return StorageFile(id=ids.new_id(), account_id=space.account_id, space_id=space.id, path=path, name=name,
-                       content_type=content_type, size_bytes=stored.size, sha256=stored.sha256,
-                       object_key=stored.key, source=source, run_id=run_id, runtime_id=runtime_id,
-                       metadata_=metadata, created_at=now, updated_at=now, expires_at=None)
+    return StorageFile(
+        id=ids.new_id(),
+        account_id=space.account_id,
+        space_id=space.id,
+        path=path,
+        name=name,
+        content_type=content_type,
+        size_bytes=stored.size,
+        sha256=stored.sha256,
+        object_key=stored.key,
+        source=source,
+        run_id=run_id,
+        runtime_id=runtime_id,
+        metadata_=metadata,
+        created_at=now,
+        updated_at=now,
+        expires_at=None,
+    )
 
 
 async def path_taken(db: Database, space_id: uuid.UUID, path: str) -> bool:
     async with db.read() as s:
-        found = await s.execute(select(StorageFile.id).where(StorageFile.space_id == space_id,
-                                                             StorageFile.path == path))
+        found = await s.execute(
+            select(StorageFile.id).where(StorageFile.space_id == space_id, StorageFile.path == path)
+        )
     return found.first() is not None
 
 
@@ -142,12 +177,13 @@ async def discard(ctx: AppContext, keys: list[str]) -> None:
     for key in keys:
         try:
             await store.delete(key)
-        except Exception:  # noqa: BLE001 - the original failure matters more
+        except Exception:
             log.exception("object_delete_failed", key=key)
 
 
-async def commit(ctx: AppContext, row: StorageFile, keys: list[str],
-                 also: Callable[[AsyncSession], Awaitable[Any]] | None = None) -> StorageFile:
+async def commit(
+    ctx: AppContext, row: StorageFile, keys: list[str], also: Callable[[AsyncSession], Awaitable[Any]] | None = None
+) -> StorageFile:
     """Insert `row` (and whatever `also` adds) in one transaction; on failure remove `keys` from the store."""
     try:
         async with ctx.db.transaction() as s:
@@ -175,44 +211,74 @@ FLAT_UPLOAD_FIELDS = UPLOAD_FIELDS | {"spaceId"}
 async def receive(ctx: AppContext, body: UploadBody, allowed: frozenset[str]) -> multipart.Received:
     """Stream the multipart body's `file` into the store; refuse unknown text fields afterwards."""
     store = make_store(ctx.settings)
-    received = await multipart.receive(store, new_key("files"), content_type=body.content_type,
-                                       content_length=body.content_length, body=body.stream,
-                                       max_file_bytes=ctx.settings.max_upload_bytes)
+    received = await multipart.receive(
+        store,
+        new_key("files"),
+        content_type=body.content_type,
+        content_length=body.content_length,
+        body=body.stream,
+        max_file_bytes=ctx.settings.max_upload_bytes,
+    )
     unknown = sorted(set(received.fields) - allowed)
     if unknown:
         await discard(ctx, [received.stored.key])
-        raise InvalidRequest(f"Unknown form fields: {', '.join(unknown)}", details={"fields": [
-            {"field": f, "in": "body", "message": "unknown field", "type": "extra_forbidden"} for f in unknown]})
+        raise InvalidRequest(
+            f"Unknown form fields: {', '.join(unknown)}",
+            details={
+                "fields": [
+                    {"field": f, "in": "body", "message": "unknown field", "type": "extra_forbidden"} for f in unknown
+                ]
+            },
+        )
     return received
 
 
-async def store_received(ctx: AppContext, space: Space, received: multipart.Received, *, path: str | None,
-                         name: str | None, metadata: str | None, source: str = Source.UPLOAD,
-                         run_id: uuid.UUID | None = None, runtime_id: uuid.UUID | None = None,
-                         path_field: str = "path") -> StorageFile:
+async def store_received(
+    ctx: AppContext,
+    space: Space,
+    received: multipart.Received,
+    *,
+    path: str | None,
+    name: str | None,
+    metadata: str | None,
+    source: str = Source.UPLOAD,
+    run_id: uuid.UUID | None = None,
+    runtime_id: uuid.UUID | None = None,
+    path_field: str = "path",
+) -> StorageFile:
     """Validate the upload's fields and insert its row; invalid fields remove the stored bytes."""
     stored = received.stored
     try:
         filename = basename((received.filename or "").replace("\\", "/"))
         if path is None:
             if filename in ("", ".", ".."):
-                raise InvalidRequest(f"{path_field} is required when the file part has no file name",
-                                     details={"fields": [{"field": path_field, "in": "body",
-                                                          "message": "missing", "type": "missing"}]})
+                raise InvalidRequest(
+                    f"{path_field} is required when the file part has no file name",
+                    details={"fields": [{"field": path_field, "in": "body", "message": "missing", "type": "missing"}]},
+                )
             path = filename
         path = check_path(path, path_field)
         final_name = check_name(name, basename(path))
-        row = new_row(space, stored, path=path, name=final_name,
-                      content_type=content_type_for(received.content_type, basename(path), final_name),
-                      metadata=parse_metadata(metadata), source=source, run_id=run_id, runtime_id=runtime_id)
+        row = new_row(
+            space,
+            stored,
+            path=path,
+            name=final_name,
+            content_type=content_type_for(received.content_type, basename(path), final_name),
+            metadata=parse_metadata(metadata),
+            source=source,
+            run_id=run_id,
+            runtime_id=runtime_id,
+        )
     except BaseException:
         await discard(ctx, [stored.key])
         raise
     return await commit(ctx, row, [stored.key])
 
 
-async def upload(ctx: AppContext, p: Principal, body: UploadBody, *, space_id: str | None,
-                 flat: bool = False) -> StorageFile:
+async def upload(
+    ctx: AppContext, p: Principal, body: UploadBody, *, space_id: str | None, flat: bool = False
+) -> StorageFile:
     """Seed: into space `space_id`. Flat: `?spaceId`, else the form's `spaceId`, else the default space."""
     # Checked before reading the body when the route names the space; the flat form may name it inside.
     space = await spaces.get(ctx.db, p, space_id) if space_id is not None or not flat else None
@@ -224,11 +290,13 @@ async def upload(ctx: AppContext, p: Principal, body: UploadBody, *, space_id: s
         except BaseException:
             await discard(ctx, [received.stored.key])
             raise
-    return await store_received(ctx, space, received, path=fields.get("path"), name=fields.get("name"),
-                                metadata=fields.get("metadata"))
+    return await store_received(
+        ctx, space, received, path=fields.get("path"), name=fields.get("name"), metadata=fields.get("metadata")
+    )
 
 
 # --- reads and changes --------------------------------------------------------------------------
+
 
 async def get(db: Database, p: Principal, file_id: str, *, space_id: str | None = None) -> StorageFile:
     space = await spaces.get(db, p, space_id) if space_id is not None else None
@@ -242,8 +310,9 @@ async def get(db: Database, p: Principal, file_id: str, *, space_id: str | None 
     return row
 
 
-async def list_files(db: Database, p: Principal, page: PageParams, *, space_id: str | None,
-                     prefix: str | None = None, flat: bool = False) -> tuple[list[StorageFile], str | None]:
+async def list_files(
+    db: Database, p: Principal, page: PageParams, *, space_id: str | None, prefix: str | None = None, flat: bool = False
+) -> tuple[list[StorageFile], str | None]:
     space = await (spaces.resolve(db, p, space_id) if flat else spaces.get(db, p, space_id))
     stmt = select(StorageFile).where(StorageFile.space_id == space.id)
     if prefix:
@@ -255,8 +324,9 @@ async def _page(db: Database, stmt, page: PageParams) -> tuple[list[StorageFile]
     return await fetch_by_id(db, stmt, StorageFile.id, page)
 
 
-async def update_file(db: Database, p: Principal, file_id: str, body: FileUpdate, *,
-                      space_id: str | None = None) -> StorageFile:
+async def update_file(
+    db: Database, p: Principal, file_id: str, body: FileUpdate, *, space_id: str | None = None
+) -> StorageFile:
     row = await get(db, p, file_id, space_id=space_id)
     changes = body.model_fields_set  # field names (a dump would give the camelCase aliases)
     async with db.transaction() as s:
@@ -286,8 +356,10 @@ async def content(db: Database, p: Principal, file_id: str, *, space_id: str | N
 
 # --- run files and exports ----------------------------------------------------------------------
 
-async def list_run_files(db: Database, p: Principal, run_id: str, page: PageParams
-                         ) -> tuple[list[StorageFile], str | None]:
+
+async def list_run_files(
+    db: Database, p: Principal, run_id: str, page: PageParams
+) -> tuple[list[StorageFile], str | None]:
     """Storage files a run produced (collected from its runtime, or exported from it)."""
     run = await get_run(db, p, run_id)
     stmt = select(StorageFile).where(StorageFile.run_id == run.id, StorageFile.account_id == p.account_id)
@@ -326,12 +398,21 @@ async def _build_zip(ctx: AppContext, target: Path, items: list[Artifact]) -> No
                     await asyncio.to_thread(writer.write, chunk)
             finally:
                 await asyncio.to_thread(writer.close)
-            manifest.append({"entry": entry, "artifactId": str(artifact.id), "kind": artifact.kind,
-                             "name": artifact.name, "contentType": artifact.content_type,
-                             "sizeBytes": artifact.size_bytes, "sha256": artifact.sha256,
-                             "createdAt": clock.iso(artifact.created_at)})
-        await asyncio.to_thread(zf.writestr, "manifest.json",
-                                orjson.dumps({"artifacts": manifest}, option=orjson.OPT_INDENT_2))
+            manifest.append(
+                {
+                    "entry": entry,
+                    "artifactId": str(artifact.id),
+                    "kind": artifact.kind,
+                    "name": artifact.name,
+                    "contentType": artifact.content_type,
+                    "sizeBytes": artifact.size_bytes,
+                    "sha256": artifact.sha256,
+                    "createdAt": clock.iso(artifact.created_at),
+                }
+            )
+        await asyncio.to_thread(
+            zf.writestr, "manifest.json", orjson.dumps({"artifacts": manifest}, option=orjson.OPT_INDENT_2)
+        )
     finally:
         await asyncio.to_thread(zf.close)
 
@@ -363,14 +444,29 @@ async def export_run(ctx: AppContext, p: Principal, run_id: str, body: ExportReq
         raise
     finally:
         await asyncio.to_thread(target.unlink, missing_ok=True)
-    row = new_row(space, stored_file, path=path, name=name, content_type="application/zip",
-                  metadata={"artifactCount": len(items), "kinds": kinds}, source=Source.EXPORT,
-                  run_id=run.id, runtime_id=run.runtime_id)
+    row = new_row(
+        space,
+        stored_file,
+        path=path,
+        name=name,
+        content_type="application/zip",
+        metadata={"artifactCount": len(items), "kinds": kinds},
+        source=Source.EXPORT,
+        run_id=run.id,
+        runtime_id=run.runtime_id,
+    )
 
     async def add_artifact(s: AsyncSession) -> None:
-        await artifacts.insert(s, run, stored_artifact, kind=ArtifactKind.EXPORT, name=name,
-                               content_type="application/zip", path=path, file_id=row.id,
-                               metadata={"artifactCount": len(items)})
+        await artifacts.insert(
+            s,
+            run,
+            stored_artifact,
+            kind=ArtifactKind.EXPORT,
+            name=name,
+            content_type="application/zip",
+            path=path,
+            file_id=row.id,
+            metadata={"artifactCount": len(items)},
+        )
 
     return await commit(ctx, row, keys, add_artifact)
-

@@ -28,7 +28,8 @@ def install(venv: Path, echo=print) -> bool:
     venv.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     echo(f"installing {BROWSER_USE} into {venv} (about 340 MB)...")
-    subprocess.run([str(python_of(venv)), "-m", "pip", "install", "-q", "--disable-pip-version-check", BROWSER_USE],
-                   check=True)
+    subprocess.run(
+        [str(python_of(venv)), "-m", "pip", "install", "-q", "--disable-pip-version-check", BROWSER_USE], check=True
+    )
     (venv / ".bctrl-installed").write_text(BROWSER_USE + "\n")
     return True

@@ -22,19 +22,35 @@ PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "
 async def run(ctx, runtime, row, endpoint: Endpoint, reporter: Reporter) -> dict[str, Any]:
     venv = ctx.settings.resolved_browser_use_venv
     if not agents.installed(venv):
-        raise EngineFailure("invocation.browser_use_failed",
-                            "browser-use is not installed on this server: run `bctrl-server agents install`")
+        raise EngineFailure(
+            "invocation.browser_use_failed",
+            "browser-use is not installed on this server: run `bctrl-server agents install`",
+        )
     home = venv / "home"
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k in PASSED_ENV}
     env.update(OFFLINE, HOME=str(home), BROWSER_USE_CONFIG_DIR=str(home / "config"))
-    job = {"cdpUrl": runtime.driver_state["wsUrl"], "task": row.request["instruction"],
-           "maxSteps": row.request.get("maxSteps") or 10, "downloadsPath": ctx.driver.downloads_dir(row.run_id),
-           "llm": {"provider": endpoint.provider, "baseUrl": endpoint.base_url, "apiKey": endpoint.api_key,
-                   "model": endpoint.model}}
+    job = {
+        "cdpUrl": runtime.driver_state["wsUrl"],
+        "task": row.request["instruction"],
+        "maxSteps": row.request.get("maxSteps") or 10,
+        "downloadsPath": ctx.driver.downloads_dir(row.run_id),
+        "llm": {
+            "provider": endpoint.provider,
+            "baseUrl": endpoint.base_url,
+            "apiKey": endpoint.api_key,
+            "model": endpoint.model,
+        },
+    }
     proc = await asyncio.create_subprocess_exec(
-        str(agents.python_of(venv)), str(agents.RUNNER), stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, env=env, start_new_session=True)
+        str(agents.python_of(venv)),
+        str(agents.RUNNER),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
+    )
     stopping = False
     try:
         proc.stdin.write(orjson.dumps(job) + b"\n")
@@ -42,16 +58,24 @@ async def run(ctx, runtime, row, endpoint: Endpoint, reporter: Reporter) -> dict
         while True:
             line = await proc.stdout.readline()
             if not line:
-                raise EngineFailure("invocation.browser_use_failed",
-                                    f"browser-use exited without a result (code {await proc.wait()})")
+                raise EngineFailure(
+                    "invocation.browser_use_failed", f"browser-use exited without a result (code {await proc.wait()})"
+                )
             try:
                 message = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue  # a library printing to stdout
             if message.get("type") == "llm":
-                await reporter.llm(Reply(text="", tool_calls=[], input_tokens=int(message.get("inputTokens") or 0),
-                                         output_tokens=int(message.get("outputTokens") or 0), latency_ms=0),
-                                   message.get("model") or endpoint.model)
+                await reporter.llm(
+                    Reply(
+                        text="",
+                        tool_calls=[],
+                        input_tokens=int(message.get("inputTokens") or 0),
+                        output_tokens=int(message.get("outputTokens") or 0),
+                        latency_ms=0,
+                    ),
+                    message.get("model") or endpoint.model,
+                )
             elif message.get("type") == "step":
                 asked_to_stop = False
                 try:
@@ -67,8 +91,10 @@ async def run(ctx, runtime, row, endpoint: Endpoint, reporter: Reporter) -> dict
             elif message.get("type") == "error":
                 if stopping:
                     raise Cancelled()
-                raise EngineFailure(message.get("code") or "invocation.browser_use_failed",
-                                    message.get("message") or "browser-use failed")
+                raise EngineFailure(
+                    message.get("code") or "invocation.browser_use_failed",
+                    message.get("message") or "browser-use failed",
+                )
     finally:
         if proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -77,16 +103,20 @@ async def run(ctx, runtime, row, endpoint: Endpoint, reporter: Reporter) -> dict
 
 
 def _checked(message: dict[str, Any], schema: dict | None) -> dict[str, Any]:
-    result = {"success": message.get("success"), "result": message.get("result"), "steps": message.get("steps"),
-              "urls": message.get("urls") or []}
+    result = {
+        "success": message.get("success"),
+        "result": message.get("result"),
+        "steps": message.get("steps"),
+        "urls": message.get("urls") or [],
+    }
     if schema is not None:
         import jsonschema
 
         try:
             jsonschema.validate(orjson.loads(message.get("result") or "null"), schema)
         except (orjson.JSONDecodeError, jsonschema.ValidationError) as exc:
-            raise EngineFailure("invocation.output_validation_failed",
-                                f"browser-use's result does not match outputSchema: {str(exc)[:300]}") from None
+            raise EngineFailure(
+                "invocation.output_validation_failed",
+                f"browser-use's result does not match outputSchema: {str(exc)[:300]}",
+            ) from None
     return result
-
-

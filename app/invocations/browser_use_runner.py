@@ -16,9 +16,14 @@ import os
 import sys
 import threading
 
-OFFLINE = {"ANONYMIZED_TELEMETRY": "false", "BROWSER_USE_CLOUD_SYNC": "false", "BROWSER_USE_VERSION_CHECK": "false",
-           "BROWSER_USE_CLOUD_HINTS": "false", "BROWSER_USE_DISABLE_EXTENSIONS": "1",
-           "BROWSER_USE_SETUP_LOGGING": "false"}
+OFFLINE = {
+    "ANONYMIZED_TELEMETRY": "false",
+    "BROWSER_USE_CLOUD_SYNC": "false",
+    "BROWSER_USE_VERSION_CHECK": "false",
+    "BROWSER_USE_CLOUD_HINTS": "false",
+    "BROWSER_USE_DISABLE_EXTENSIONS": "1",
+    "BROWSER_USE_SETUP_LOGGING": "false",
+}
 
 
 def emit(message: dict) -> None:
@@ -35,42 +40,79 @@ async def run(job: dict, stop: threading.Event) -> None:
     if llm_conf["provider"] == "anthropic":
         llm = ChatAnthropic(model=llm_conf["model"], api_key=llm_conf["apiKey"], base_url=llm_conf["baseUrl"])
     else:
-        llm = ChatOpenAI(model=llm_conf["model"], api_key=llm_conf["apiKey"] or "none", base_url=llm_conf["baseUrl"],
-                         max_retries=0, frequency_penalty=None)
+        llm = ChatOpenAI(
+            model=llm_conf["model"],
+            api_key=llm_conf["apiKey"] or "none",
+            base_url=llm_conf["baseUrl"],
+            max_retries=0,
+            frequency_penalty=None,
+        )
     session = BrowserSession(cdp_url=job["cdpUrl"], keep_alive=True, downloads_path=job.get("downloadsPath"))
 
     async def should_stop() -> bool:
         return stop.is_set()
 
-    agent = Agent(task=job["task"], llm=llm, browser_session=session, use_judge=False, enable_planning=False,
-                  use_vision=False, enable_signal_handler=False, calculate_cost=False,
-                  register_should_stop_callback=should_stop)
+    agent = Agent(
+        task=job["task"],
+        llm=llm,
+        browser_session=session,
+        use_judge=False,
+        enable_planning=False,
+        use_vision=False,
+        enable_signal_handler=False,
+        calculate_cost=False,
+        register_should_stop_callback=should_stop,
+    )
 
     seen_calls = 0
 
     async def on_step_end(a) -> None:
         nonlocal seen_calls
         for entry in a.token_cost_service.usage_history[seen_calls:]:
-            emit({"type": "llm", "model": entry.model, "inputTokens": entry.usage.prompt_tokens,
-                  "outputTokens": entry.usage.completion_tokens})
+            emit(
+                {
+                    "type": "llm",
+                    "model": entry.model,
+                    "inputTokens": entry.usage.prompt_tokens,
+                    "outputTokens": entry.usage.completion_tokens,
+                }
+            )
         seen_calls = len(a.token_cost_service.usage_history)
         last = a.history.history[-1] if a.history.history else None
         actions = []
         if last is not None and last.model_output is not None:
             actions = [next(iter(action.model_dump(exclude_none=True)), "?") for action in last.model_output.action]
-        emit({"type": "step", "step": a.state.n_steps - 1, "action": ",".join(actions) or None,
-              "url": last.state.url if last is not None else None,
-              "reasoning": (last.model_output.next_goal if last is not None and last.model_output else None)})
+        emit(
+            {
+                "type": "step",
+                "step": a.state.n_steps - 1,
+                "action": ",".join(actions) or None,
+                "url": last.state.url if last is not None else None,
+                "reasoning": (last.model_output.next_goal if last is not None and last.model_output else None),
+            }
+        )
 
     history = await agent.run(max_steps=job.get("maxSteps") or 10, on_step_end=on_step_end)
     if stop.is_set() and not history.is_done():
         emit({"type": "error", "code": "invocation.browser_use_interrupted", "message": "Stopped on request"})
     elif not history.is_done():
-        emit({"type": "error", "code": "invocation.browser_use_incomplete",
-              "message": f"The agent did not finish within {job.get('maxSteps') or 10} steps"})
+        emit(
+            {
+                "type": "error",
+                "code": "invocation.browser_use_incomplete",
+                "message": f"The agent did not finish within {job.get('maxSteps') or 10} steps",
+            }
+        )
     else:
-        emit({"type": "result", "success": bool(history.is_successful()), "result": history.final_result(),
-              "steps": len(history.history), "urls": [u for u in history.urls() if u]})
+        emit(
+            {
+                "type": "result",
+                "success": bool(history.is_successful()),
+                "result": history.final_result(),
+                "steps": len(history.history),
+                "urls": [u for u in history.urls() if u],
+            }
+        )
 
 
 def main() -> None:
@@ -86,11 +128,14 @@ def main() -> None:
         for line in sys.stdin:
             if line.strip() == "stop":
                 stop.set()
+
     threading.Thread(target=watch_stdin, daemon=True).start()
     try:
         asyncio.run(run(job, stop))
     except Exception as exc:  # reported to the server, which fails the invocation with it
-        emit({"type": "error", "code": "invocation.browser_use_failed", "message": f"{type(exc).__name__}: {exc}"[:500]})
+        emit(
+            {"type": "error", "code": "invocation.browser_use_failed", "message": f"{type(exc).__name__}: {exc}"[:500]}
+        )
 
 
 if __name__ == "__main__":

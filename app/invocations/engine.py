@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from playwright.async_api import Browser, Error as PlaywrightError, Page
+from playwright.async_api import Browser, Page
+from playwright.async_api import Error as PlaywrightError
 
 from app.ai.llm import Endpoint, LlmClient, LlmError, Reply, Tool
 
@@ -38,14 +39,17 @@ class Cancelled(Exception):
 @dataclass
 class Reporter:
     """How the engine tells the world: a step, an LLM call, and whether it should stop."""
+
     step: Callable[[dict[str, Any]], Awaitable[None]]
     llm: Callable[[Reply, str], Awaitable[None]]
     cancelled: Callable[[], bool]
 
 
-SYSTEM = ("You operate a web browser for a user. The page is given as an accessibility snapshot in YAML; "
-          "elements you can act on carry [ref=...] markers. Use only refs that appear in the latest snapshot. "
-          "Answer only with the tools you are given.")
+SYSTEM = (
+    "You operate a web browser for a user. The page is given as an accessibility snapshot in YAML; "
+    "elements you can act on carry [ref=...] markers. Use only refs that appear in the latest snapshot. "
+    "Answer only with the tools you are given."
+)
 
 
 async def snapshot(page: Page) -> str:
@@ -59,14 +63,17 @@ def _page_message(page: Page, title: str, snap: str) -> str:
 
 async def _xpath(page: Page, ref: str) -> str | None:
     with contextlib.suppress(PlaywrightError):
-        return await page.locator(f"aria-ref={ref}").evaluate("""el => {
+        return await page.locator(f"aria-ref={ref}").evaluate(
+            """el => {
           const parts = [];
           for (; el && el.nodeType === 1; el = el.parentNode) {
             let i = 1; for (let s = el.previousElementSibling; s; s = s.previousElementSibling) if (s.nodeName === el.nodeName) i++;
             parts.unshift(el.nodeName.toLowerCase() + '[' + i + ']');
           }
           return 'xpath=/' + parts.join('/');
-        }""", timeout=2_000)
+        }""",
+            timeout=2_000,
+        )
     return None
 
 
@@ -95,19 +102,32 @@ async def perform(page: Page, ref: str, method: str, arguments: list[str]) -> No
         raise EngineFailure("invocation.stagehand_failed", f"Unknown action method {method!r}")
 
 
-ACTION_SCHEMA = {"type": "object", "properties": {
-    "ref": {"type": "string", "description": "The element's ref from the snapshot"},
-    "method": {"type": "string", "enum": METHODS},
-    "arguments": {"type": "array", "items": {"type": "string"}, "description": "e.g. the text to fill"},
-    "description": {"type": "string", "description": "What this action does, in a few words"}},
-    "required": ["ref", "method"]}
+ACTION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "ref": {"type": "string", "description": "The element's ref from the snapshot"},
+        "method": {"type": "string", "enum": METHODS},
+        "arguments": {"type": "array", "items": {"type": "string"}, "description": "e.g. the text to fill"},
+        "description": {"type": "string", "description": "What this action does, in a few words"},
+    },
+    "required": ["ref", "method"],
+}
 PERFORM = Tool("perform_action", "Perform one action on an element of the page", ACTION_SCHEMA)
-NO_MATCH = Tool("no_match", "Nothing on the page matches the instruction",
-                {"type": "object", "properties": {"reason": {"type": "string"}}, "required": ["reason"]})
-REPORT = Tool("report_elements", "Report the elements that match the instruction", {
-    "type": "object", "properties": {"elements": {"type": "array", "items": ACTION_SCHEMA}}, "required": ["elements"]})
-DEFAULT_EXTRACT_SCHEMA = {"type": "object", "properties": {"extraction": {"type": "string"}},
-                          "required": ["extraction"]}
+NO_MATCH = Tool(
+    "no_match",
+    "Nothing on the page matches the instruction",
+    {"type": "object", "properties": {"reason": {"type": "string"}}, "required": ["reason"]},
+)
+REPORT = Tool(
+    "report_elements",
+    "Report the elements that match the instruction",
+    {"type": "object", "properties": {"elements": {"type": "array", "items": ACTION_SCHEMA}}, "required": ["elements"]},
+)
+DEFAULT_EXTRACT_SCHEMA = {
+    "type": "object",
+    "properties": {"extraction": {"type": "string"}},
+    "required": ["extraction"],
+}
 
 
 class Engine:
@@ -124,12 +144,15 @@ class Engine:
         await self.reporter.llm(reply, self.endpoint.model)
         return reply
 
-    async def run(self, connect: Callable[[], Awaitable[Browser]], method: str, request: dict[str, Any]) -> dict[str, Any]:
+    async def run(
+        self, connect: Callable[[], Awaitable[Browser]], method: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
         try:
             browser = await connect()
         except PlaywrightError as exc:
-            raise EngineFailure("invocation.dispatch_unavailable",
-                                f"The runtime's browser cannot be reached: {str(exc)[:200]}") from None
+            raise EngineFailure(
+                "invocation.dispatch_unavailable", f"The runtime's browser cannot be reached: {str(exc)[:200]}"
+            ) from None
         try:
             context = browser.contexts[0] if browser.contexts else await browser.new_context()
             target = (request.get("target") or {}).get("page", "active")
@@ -141,8 +164,9 @@ class Engine:
                 return {"elements": await self.observe(page, instruction)}
             if method == "extract":
                 return await self.extract(page, instruction, request.get("outputSchema"))
-            return await self.agent(context, page, instruction, int(request.get("maxSteps") or 10),
-                                    request.get("outputSchema"))
+            return await self.agent(
+                context, page, instruction, int(request.get("maxSteps") or 10), request.get("outputSchema")
+            )
         except PlaywrightError as exc:
             raise EngineFailure("invocation.stagehand_failed", f"The browser failed: {str(exc)[:300]}") from None
 
@@ -151,12 +175,23 @@ class Engine:
     async def act(self, page: Page, instruction: str) -> dict[str, Any]:
         for attempt in (1, 2):
             snap = await snapshot(page)
-            reply = await self._ask([{"role": "user", "text": f"Instruction: {instruction}\n\n"
-                                      f"{_page_message(page, await page.title(), snap)}"}], [PERFORM, NO_MATCH])
+            reply = await self._ask(
+                [
+                    {
+                        "role": "user",
+                        "text": f"Instruction: {instruction}\n\n{_page_message(page, await page.title(), snap)}",
+                    }
+                ],
+                [PERFORM, NO_MATCH],
+            )
             call = _one_call(reply, {"perform_action", "no_match"})
             if call.name == "no_match":
-                return {"success": False, "message": call.arguments.get("reason") or "No matching element",
-                        "actionDescription": None, "actions": []}
+                return {
+                    "success": False,
+                    "message": call.arguments.get("reason") or "No matching element",
+                    "actionDescription": None,
+                    "actions": [],
+                }
             ref, how = str(call.arguments.get("ref", "")), str(call.arguments.get("method", "click"))
             args = [str(a) for a in call.arguments.get("arguments") or []]
             selector = await _xpath(page, ref)
@@ -170,14 +205,20 @@ class Engine:
                 raise EngineFailure("invocation.stagehand_failed", f"The action failed: {str(exc)[:200]}") from None
             description = call.arguments.get("description") or f"{how} {ref}"
             await self.reporter.step({"action": how, "target": selector, "url": page.url, "reasoning": description})
-            return {"success": True, "message": f"Performed {how}", "actionDescription": description,
-                    "actions": [{"selector": selector, "method": how, "arguments": args}]}
+            return {
+                "success": True,
+                "message": f"Performed {how}",
+                "actionDescription": description,
+                "actions": [{"selector": selector, "method": how, "arguments": args}],
+            }
         raise EngineFailure("invocation.stagehand_failed", "The model kept naming elements that are not on the page")
 
     async def observe(self, page: Page, instruction: str) -> list[dict[str, Any]]:
         snap = await snapshot(page)
-        reply = await self._ask([{"role": "user", "text": f"Find: {instruction}\n\n"
-                                  f"{_page_message(page, await page.title(), snap)}"}], [REPORT])
+        reply = await self._ask(
+            [{"role": "user", "text": f"Find: {instruction}\n\n{_page_message(page, await page.title(), snap)}"}],
+            [REPORT],
+        )
         call = _one_call(reply, {"report_elements"})
         found = []
         for element in call.arguments.get("elements") or []:
@@ -185,11 +226,17 @@ class Engine:
                 continue
             selector = await _xpath(page, str(element.get("ref", "")))
             if selector:
-                found.append({"selector": selector, "description": element.get("description") or "",
-                              "method": element.get("method") or "click",
-                              "arguments": [str(a) for a in element.get("arguments") or []]})
-        await self.reporter.step({"action": "observe", "target": None, "url": page.url,
-                                  "reasoning": f"{len(found)} element(s) found"})
+                found.append(
+                    {
+                        "selector": selector,
+                        "description": element.get("description") or "",
+                        "method": element.get("method") or "click",
+                        "arguments": [str(a) for a in element.get("arguments") or []],
+                    }
+                )
+        await self.reporter.step(
+            {"action": "observe", "target": None, "url": page.url, "reasoning": f"{len(found)} element(s) found"}
+        )
         return found
 
     async def extract(self, page: Page, instruction: str, schema: dict | None) -> dict[str, Any]:
@@ -197,55 +244,79 @@ class Engine:
         tool = Tool("return_data", "Return the data extracted from the page", _object_schema(schema))
         snap = await snapshot(page)
         text = (await page.inner_text("body"))[:SNAPSHOT_LIMIT]
-        messages: list[dict[str, Any]] = [{"role": "user", "text": (
-            f"Extract: {instruction}\n\n{_page_message(page, await page.title(), snap)}\n\nVisible text:\n{text}")}]
-        for attempt in (1, 2):
+        messages: list[dict[str, Any]] = [
+            {
+                "role": "user",
+                "text": (
+                    f"Extract: {instruction}\n\n{_page_message(page, await page.title(), snap)}\n\nVisible text:\n{text}"
+                ),
+            }
+        ]
+        for _attempt in (1, 2):
             reply = await self._ask(messages, [tool])
             call = _one_call(reply, {"return_data"})
             data = _unwrap(call.arguments, schema)
             problem = _validation_error(data, schema)
             if problem is None:
-                await self.reporter.step({"action": "extract", "target": None, "url": page.url,
-                                          "reasoning": "data extracted"})
+                await self.reporter.step(
+                    {"action": "extract", "target": None, "url": page.url, "reasoning": "data extracted"}
+                )
                 return data if isinstance(data, dict) else {"data": data}
-            messages += [reply.assistant, {"role": "tool", "id": call.id,
-                                           "content": f"That does not match the schema: {problem}. Try again."}]
-        raise EngineFailure("invocation.output_validation_failed",
-                            f"The extracted data does not match outputSchema: {problem}")
+            messages += [
+                reply.assistant,
+                {"role": "tool", "id": call.id, "content": f"That does not match the schema: {problem}. Try again."},
+            ]
+        raise EngineFailure(
+            "invocation.output_validation_failed", f"The extracted data does not match outputSchema: {problem}"
+        )
 
     # --- agent ---
 
     async def agent(self, context, page: Page, instruction: str, max_steps: int, schema: dict | None) -> dict[str, Any]:
         tools = _agent_tools(schema)
         messages: list[dict[str, Any]] = [{"role": "user", "text": f"Task: {instruction}"}]
-        system = SYSTEM + (" Work step by step with one tool call per turn. When the task is complete (or cannot "
-                           "be completed), call done.")
+        system = SYSTEM + (
+            " Work step by step with one tool call per turn. When the task is complete (or cannot "
+            "be completed), call done."
+        )
         for step in range(1, max_steps + 1):
             page = context.pages[-1] if context.pages else await context.new_page()
             snap = await snapshot(page)
-            messages.append({"role": "user", "text": f"Step {step} of at most {max_steps}.\n"
-                                                     f"{_page_message(page, await page.title(), snap)}"})
+            messages.append(
+                {
+                    "role": "user",
+                    "text": f"Step {step} of at most {max_steps}.\n{_page_message(page, await page.title(), snap)}",
+                }
+            )
             reply = await self._ask(messages, tools, system)
             messages.append(reply.assistant)
             call = _one_call(reply, {t.name for t in tools})
             outcome = await self._agent_action(page, call.name, call.arguments)
-            await self.reporter.step({"action": call.name, "target": call.arguments.get("ref") or call.arguments.get("url"),
-                                      "url": page.url, "reasoning": (reply.text or "")[:300], "step": step})
+            await self.reporter.step(
+                {
+                    "action": call.name,
+                    "target": call.arguments.get("ref") or call.arguments.get("url"),
+                    "url": page.url,
+                    "reasoning": (reply.text or "")[:300],
+                    "step": step,
+                }
+            )
             if call.name == "done":
                 result = call.arguments.get("result")
                 if schema is not None:
                     problem = _validation_error(result, schema)
                     if problem is not None:
-                        raise EngineFailure("invocation.output_validation_failed",
-                                            f"The agent's result does not match outputSchema: {problem}")
+                        raise EngineFailure(
+                            "invocation.output_validation_failed",
+                            f"The agent's result does not match outputSchema: {problem}",
+                        )
                 return {"success": bool(call.arguments.get("success", True)), "result": result, "steps": step}
             # Older snapshots collapse to one line: the model always reads the current page.
             for earlier in messages[:-2]:
                 if earlier.get("role") == "user" and "Page snapshot:" in earlier.get("text", ""):
                     earlier["text"] = earlier["text"].split("Page snapshot:")[0] + "(earlier snapshot omitted)"
             messages.append({"role": "tool", "id": call.id, "content": outcome})
-        raise EngineFailure("invocation.stagehand_incomplete",
-                            f"The agent did not finish within {max_steps} steps")
+        raise EngineFailure("invocation.stagehand_incomplete", f"The agent did not finish within {max_steps} steps")
 
     async def _agent_action(self, page: Page, name: str, args: dict[str, Any]) -> str:
         try:
@@ -273,21 +344,47 @@ def _agent_tools(schema: dict | None) -> list[Tool]:
     ref = {"type": "string", "description": "element ref from the latest snapshot"}
     done_result = schema if schema is not None else {"type": "string", "description": "the answer or a summary"}
     return [
-        Tool("goto", "Open a URL in the current tab", {"type": "object", "properties": {"url": {"type": "string"}},
-                                                       "required": ["url"]}),
+        Tool(
+            "goto",
+            "Open a URL in the current tab",
+            {"type": "object", "properties": {"url": {"type": "string"}}, "required": ["url"]},
+        ),
         Tool("click", "Click an element", {"type": "object", "properties": {"ref": ref}, "required": ["ref"]}),
-        Tool("fill", "Replace the text of an input", {"type": "object", "properties": {
-            "ref": ref, "text": {"type": "string"}}, "required": ["ref", "text"]}),
-        Tool("press", "Press a key in an element", {"type": "object", "properties": {
-            "ref": ref, "text": {"type": "string", "description": "a key such as Enter"}}, "required": ["ref"]}),
-        Tool("select", "Choose an option of a select", {"type": "object", "properties": {
-            "ref": ref, "value": {"type": "string"}}, "required": ["ref", "value"]}),
-        Tool("scroll", "Scroll the page", {"type": "object", "properties": {
-            "direction": {"type": "string", "enum": ["down", "up"]}}}),
+        Tool(
+            "fill",
+            "Replace the text of an input",
+            {"type": "object", "properties": {"ref": ref, "text": {"type": "string"}}, "required": ["ref", "text"]},
+        ),
+        Tool(
+            "press",
+            "Press a key in an element",
+            {
+                "type": "object",
+                "properties": {"ref": ref, "text": {"type": "string", "description": "a key such as Enter"}},
+                "required": ["ref"],
+            },
+        ),
+        Tool(
+            "select",
+            "Choose an option of a select",
+            {"type": "object", "properties": {"ref": ref, "value": {"type": "string"}}, "required": ["ref", "value"]},
+        ),
+        Tool(
+            "scroll",
+            "Scroll the page",
+            {"type": "object", "properties": {"direction": {"type": "string", "enum": ["down", "up"]}}},
+        ),
         Tool("go_back", "Go back in history", {"type": "object", "properties": {}}),
         Tool("wait", "Wait a moment for the page", {"type": "object", "properties": {"seconds": {"type": "number"}}}),
-        Tool("done", "Finish the task", {"type": "object", "properties": {
-            "success": {"type": "boolean"}, "result": done_result}, "required": ["success", "result"]}),
+        Tool(
+            "done",
+            "Finish the task",
+            {
+                "type": "object",
+                "properties": {"success": {"type": "boolean"}, "result": done_result},
+                "required": ["success", "result"],
+            },
+        ),
     ]
 
 
@@ -295,15 +392,20 @@ def _one_call(reply: Reply, allowed: set[str]):
     calls = [c for c in reply.tool_calls if c.name in allowed]
     if not calls:
         named = ", ".join(c.name for c in reply.tool_calls) or "no tool"
-        raise EngineFailure("invocation.stagehand_failed",
-                            f"The model answered with {named} instead of one of {', '.join(sorted(allowed))}")
+        raise EngineFailure(
+            "invocation.stagehand_failed",
+            f"The model answered with {named} instead of one of {', '.join(sorted(allowed))}",
+        )
     return calls[0]
 
 
 def _object_schema(schema: dict) -> dict:
     """Tool parameters must be an object: wrap anything else as {"value": schema}."""
-    return schema if schema.get("type") == "object" else {"type": "object", "properties": {"value": schema},
-                                                         "required": ["value"]}
+    return (
+        schema
+        if schema.get("type") == "object"
+        else {"type": "object", "properties": {"value": schema}, "required": ["value"]}
+    )
 
 
 def _unwrap(arguments: dict[str, Any], schema: dict) -> Any:
@@ -327,5 +429,3 @@ def check_schema(schema: Any) -> str | None:
     except jsonschema.SchemaError as exc:
         return exc.message[:300]
     return None
-
-

@@ -24,8 +24,12 @@ MAX_WAIT_MS = 60_000
 
 class WaitIn(RequestModel):
     # Longer asks are served the maximum and told so (the SDK loops long polls anyway), not refused.
-    timeout_ms: int = Field(default=30_000, ge=0, description=f"Waits at most {MAX_WAIT_MS} ms; more is clamped "
-                                                             "(`timeoutClamped: true`, `timeoutMs` says what was used)")
+    timeout_ms: int = Field(
+        default=30_000,
+        ge=0,
+        description=f"Waits at most {MAX_WAIT_MS} ms; more is clamped "
+        "(`timeoutClamped: true`, `timeoutMs` says what was used)",
+    )
 
 
 def _page(rows, cursor) -> JSONResponse:
@@ -33,23 +37,27 @@ def _page(rows, cursor) -> JSONResponse:
     return JSONResponse({"data": data, "invocations": data, "nextCursor": cursor})
 
 
-@router.post("/v1/spaces/{space_id}/runtimes/{runtime_id}/invocations", status_code=202,
-             responses=errors(400, 404, 409))
+@router.post(
+    "/v1/spaces/{space_id}/runtimes/{runtime_id}/invocations", status_code=202, responses=errors(400, 404, 409)
+)
 async def create_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, body: SeedInvocation):
     """Queue hosted AI work on the runtime (202). It holds the runtime's controller lock until it ends:
     409 `runtime.controller_busy` while a CDP lease, a live input viewer or another invocation controls it."""
     try:
         provider, method, request = normalise_seed(body)
     except ValueError:
-        raise InvalidRequest("Give `method` (act, observe, extract, agent) or `operation: agent.execute`",
-                             details={"fields": [{"field": "method", "message": "required"}]}) from None
+        raise InvalidRequest(
+            "Give `method` (act, observe, extract, agent) or `operation: agent.execute`",
+            details={"fields": [{"field": "method", "message": "required"}]},
+        ) from None
     runtime = await service.runtime_of(ctx, p, runtime_id, space_id)
     return JSONResponse(service.wire(await service.create(ctx, p, runtime, provider, method, request)), status_code=202)
 
 
 @router.get("/v1/spaces/{space_id}/runtimes/{runtime_id}/invocations", responses=errors(400, 404))
-async def list_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str,
-                    page: Annotated[PageParams, Depends(page_params)]):
+async def list_seed(
+    ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, page: Annotated[PageParams, Depends(page_params)]
+):
     runtime = await service.runtime_of(ctx, p, runtime_id, space_id)
     return _page(*await service.list_for(ctx, p, page, runtime_id=runtime.id))
 
@@ -78,9 +86,15 @@ async def wait_invocation(ctx: CtxDep, p: PrincipalDep, invocation_id: str, body
     asked = (body or WaitIn()).timeout_ms
     used = min(asked, MAX_WAIT_MS)
     row, timed_out = await service.wait(ctx, p, invocation_id, used)
-    return JSONResponse({"invocation": service.wire(row), "timedOut": timed_out,
-                         "waitStatus": "timeout" if timed_out else "completed",
-                         "timeoutMs": used, "timeoutClamped": used < asked})
+    return JSONResponse(
+        {
+            "invocation": service.wire(row),
+            "timedOut": timed_out,
+            "waitStatus": "timeout" if timed_out else "completed",
+            "timeoutMs": used,
+            "timeoutClamped": used < asked,
+        }
+    )
 
 
 @router.post("/v1/invocations/{invocation_id}/cancel", responses=errors(404))

@@ -9,8 +9,12 @@ from pydantic import Field, StringConstraints, field_validator
 from app.core.schemas import RequestModel
 
 Instruction = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
-PROVIDERS = {"stagehand": "stagehand", "browserUse": "browserUse", "browser-use": "browserUse",
-             "browser_use": "browserUse"}
+PROVIDERS = {
+    "stagehand": "stagehand",
+    "browserUse": "browserUse",
+    "browser-use": "browserUse",
+    "browser_use": "browserUse",
+}
 
 
 class Target(RequestModel):
@@ -20,10 +24,12 @@ class Target(RequestModel):
 
 class Knobs(RequestModel):
     """What a caller may tune, in every shape."""
+
     output_schema: dict[str, Any] | None = None
     model: Annotated[str, StringConstraints(max_length=200)] | None = None
     connection: Annotated[str, StringConstraints(max_length=64)] | None = Field(
-        default=None, description="The AI connection to use (else the space's default, else the account's first)")
+        default=None, description="The AI connection to use (else the space's default, else the account's first)"
+    )
     max_steps: int | None = Field(default=None, ge=1, le=100)
     timeout_seconds: int | None = Field(default=None, ge=1, le=3600)
     temperature: float | None = Field(default=None, ge=0, le=2)
@@ -37,10 +43,18 @@ class SeedInput(RequestModel):
 class SeedInvocation(Knobs):
     """Both seed shapes: {provider, operation: "agent.execute", input} and {provider, method, target, input,
     files, outputSchema}."""
+
     # What _seed() needs to pick a method, for the API description.
-    model_config = {**Knobs.model_config, "json_schema_extra": {"anyOf": [
-        {"required": ["method"]}, {"required": ["operation"]},
-        {"properties": {"provider": {"enum": [k for k, v in PROVIDERS.items() if v == "browserUse"]}}}]}}
+    model_config = {
+        **Knobs.model_config,
+        "json_schema_extra": {
+            "anyOf": [
+                {"required": ["method"]},
+                {"required": ["operation"]},
+                {"properties": {"provider": {"enum": [k for k, v in PROVIDERS.items() if v == "browserUse"]}}},
+            ]
+        },
+    }
     provider: str = Field(json_schema_extra={"enum": list(PROVIDERS)})
     operation: Literal["agent.execute"] | None = None
     method: Literal["act", "observe", "extract", "agent"] | None = None
@@ -66,8 +80,7 @@ def normalise_seed(body: SeedInvocation) -> tuple[str, str, dict[str, Any]]:
     method = body.method or ("agent" if body.operation == "agent.execute" or body.provider == "browserUse" else None)
     if method is None:
         raise ValueError("method")
-    request = {"instruction": body.input.instruction, **_knobs(body),
-               "target": (body.target or Target()).model_dump()}
+    request = {"instruction": body.input.instruction, **_knobs(body), "target": (body.target or Target()).model_dump()}
     return body.provider, method, request
 
 
@@ -79,6 +92,15 @@ def normalise_flat(body: FlatInvocation) -> tuple[str, str, dict[str, Any]]:
 
 
 def _knobs(body: Knobs) -> dict[str, Any]:
-    return {k: v for k, v in {"outputSchema": body.output_schema, "model": body.model, "connection": body.connection,
-                              "maxSteps": body.max_steps, "timeoutSeconds": body.timeout_seconds,
-                              "temperature": body.temperature}.items() if v is not None}
+    return {
+        k: v
+        for k, v in {
+            "outputSchema": body.output_schema,
+            "model": body.model,
+            "connection": body.connection,
+            "maxSteps": body.max_steps,
+            "timeoutSeconds": body.timeout_seconds,
+            "temperature": body.temperature,
+        }.items()
+        if v is not None
+    }

@@ -46,8 +46,9 @@ def space_default(space: Space, provider: str) -> dict[str, Any]:
     return (((space.mounts or {}).get("ai") or {}).get("defaults") or {}).get(provider) or {}
 
 
-async def resolve_connection(ctx: AppContext, account_id: uuid.UUID, space: Space, provider: str,
-                             named: str | None) -> AiConnection:
+async def resolve_connection(
+    ctx: AppContext, account_id: uuid.UUID, space: Space, provider: str, named: str | None
+) -> AiConnection:
     """The AI connection an invocation uses: the one named, else the space's default for the provider,
     else the account's first enabled one; always within the space's allow list when it has one."""
     ai = (space.mounts or {}).get("ai") or {}
@@ -59,55 +60,85 @@ async def resolve_connection(ctx: AppContext, account_id: uuid.UUID, space: Spac
             cid = ids.parse_uuid(wanted)
             row = await s.get(AiConnection, cid) if cid else None
             if row is None or row.account_id != account_id:
-                raise NotFound("AI connection not found", code="ai_credential.not_found",
-                               details={"connection": wanted})
+                raise NotFound(
+                    "AI connection not found", code="ai_credential.not_found", details={"connection": wanted}
+                )
         else:
-            rows = list((await s.execute(select(AiConnection).where(
-                AiConnection.account_id == account_id, AiConnection.enabled.is_(True)).order_by(AiConnection.id)
-            )).scalars())
+            rows = list(
+                (
+                    await s.execute(
+                        select(AiConnection)
+                        .where(AiConnection.account_id == account_id, AiConnection.enabled.is_(True))
+                        .order_by(AiConnection.id)
+                    )
+                ).scalars()
+            )
             rows = [r for r in rows if not allowed or str(r.id) in allowed]
             if not rows:
-                raise InvalidRequest("No AI connection to run this on: create one (POST /v1/ai-connections) or "
-                                     "name one with `connection`", code="ai_credential.not_configured")
+                raise InvalidRequest(
+                    "No AI connection to run this on: create one (POST /v1/ai-connections) or "
+                    "name one with `connection`",
+                    code="ai_credential.not_configured",
+                )
             row = rows[0]
     if not row.enabled:
-        raise InvalidRequest("That AI connection is disabled", code="ai_credential.disabled",
-                             details={"connection": str(row.id)})
+        raise InvalidRequest(
+            "That AI connection is disabled", code="ai_credential.disabled", details={"connection": str(row.id)}
+        )
     if allowed and str(row.id) not in allowed:
-        raise InvalidRequest("The space does not allow that AI connection", code="ai_credential.not_allowed",
-                             details={"connection": str(row.id)})
+        raise InvalidRequest(
+            "The space does not allow that AI connection",
+            code="ai_credential.not_allowed",
+            details={"connection": str(row.id)},
+        )
     return row
 
 
-async def create(ctx: AppContext, p: Principal, runtime: Runtime, provider: str, method: str,
-                 request: dict[str, Any]) -> Command:
+async def create(
+    ctx: AppContext, p: Principal, runtime: Runtime, provider: str, method: str, request: dict[str, Any]
+) -> Command:
     if "outputSchema" in request and (problem := check_schema(request["outputSchema"])):
-        raise InvalidRequest(f"outputSchema is not a valid JSON Schema: {problem}", code="invocation.output_schema_invalid")
+        raise InvalidRequest(
+            f"outputSchema is not a valid JSON Schema: {problem}", code="invocation.output_schema_invalid"
+        )
     if runtime.status != RuntimeStatus.ACTIVE or runtime.active_run_id is None:
-        raise Conflict("The runtime is not active", code="runtime.not_active",
-                       details={"runtimeId": str(runtime.id), "status": runtime.status})
+        raise Conflict(
+            "The runtime is not active",
+            code="runtime.not_active",
+            details={"runtimeId": str(runtime.id), "status": runtime.status},
+        )
     async with ctx.db.read() as s:
         space = await s.get(Space, runtime.space_id)
     connection = await resolve_connection(ctx, p.account_id, space, provider, request.get("connection"))
     model = request.get("model") or space_default(space, provider).get("model") or connection.default_model
     if not model:
-        raise InvalidRequest("No model to use: give `model`, or set the connection's defaultModel",
-                             code="ai_credential.model_missing")
+        raise InvalidRequest(
+            "No model to use: give `model`, or set the connection's defaultModel", code="ai_credential.model_missing"
+        )
     request = {**request, "connection": str(connection.id), "model": model}
     invocation_id = ids.new_id()
     # The controller is taken in the transaction that records the invocation: both happen or neither.
     async with ctx.db.transaction() as s:
         lock_token = await controller.take(ctx, s, runtime.id, Holder("invocation", invocation_id.hex), LOCK_TTL_MS)
-        command = await commands.record(s, runtime.active_run_id, f"{provider}.{method}", request=request,
-                                        status="queued")
-        command.id, command.execution_mode, command.finished_at, command.started_at = \
-            invocation_id, "durable", None, None
+        command = await commands.record(
+            s, runtime.active_run_id, f"{provider}.{method}", request=request, status="queued"
+        )
+        command.id, command.execution_mode, command.finished_at, command.started_at = (
+            invocation_id,
+            "durable",
+            None,
+            None,
+        )
         command.provider, command.method, command.lock_token = provider, method, lock_token
         command.timeout_seconds = request.get("timeoutSeconds") or DEFAULT_TIMEOUT_SECONDS
         command.progress = {"step": 0, "totalSteps": request.get("maxSteps"), "message": "queued"}
-        await events.append(s, runtime.active_run_id, "invocation.created", "invocation",
-                            {"invocationId": str(invocation_id), "provider": provider, "method": method,
-                             "model": model})
+        await events.append(
+            s,
+            runtime.active_run_id,
+            "invocation.created",
+            "invocation",
+            {"invocationId": str(invocation_id), "provider": provider, "method": method, "model": model},
+        )
     if ctx.invocations is not None:
         ctx.invocations.wake()
     return command
@@ -120,8 +151,14 @@ async def get(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
     return row
 
 
-async def list_for(ctx: AppContext, p: Principal, page: PageParams, *, runtime_id: uuid.UUID | None = None,
-                   run_id: uuid.UUID | None = None) -> tuple[list[Command], str | None]:
+async def list_for(
+    ctx: AppContext,
+    p: Principal,
+    page: PageParams,
+    *,
+    runtime_id: uuid.UUID | None = None,
+    run_id: uuid.UUID | None = None,
+) -> tuple[list[Command], str | None]:
     stmt = select(Command).where(Command.account_id == p.account_id, Command.execution_mode == "durable")
     if runtime_id is not None:
         stmt = stmt.where(Command.runtime_id == runtime_id)
@@ -147,12 +184,24 @@ async def cancel(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
     row = await get(ctx, p, invocation_id)
     now = clock.now()
     async with ctx.db.transaction() as s:
-        queued = (await s.execute(update(Command).where(Command.id == row.id, Command.status == "queued").values(
-            status="cancelled", cancel_requested_at=now, finished_at=now,
-            error={"code": "invocation.cancelled", "message": "Cancelled before it started"}))).rowcount
+        queued = (
+            await s.execute(
+                update(Command)
+                .where(Command.id == row.id, Command.status == "queued")
+                .values(
+                    status="cancelled",
+                    cancel_requested_at=now,
+                    finished_at=now,
+                    error={"code": "invocation.cancelled", "message": "Cancelled before it started"},
+                )
+            )
+        ).rowcount
         if not queued:
-            await s.execute(update(Command).where(Command.id == row.id, Command.status == "running").values(
-                status="cancelling", cancel_requested_at=now))
+            await s.execute(
+                update(Command)
+                .where(Command.id == row.id, Command.status == "running")
+                .values(status="cancelling", cancel_requested_at=now)
+            )
         if queued:
             await events.append(s, row.run_id, "invocation.cancelled", "invocation", {"invocationId": str(row.id)})
             await controller.release(ctx, s, row.runtime_id, row.lock_token)

@@ -25,7 +25,8 @@ from app.invocations import browser_use_provider
 from app.invocations.engine import Cancelled, Engine, EngineFailure, Reporter
 from app.invocations.service import LOCK_TTL_MS
 from app.runs import events
-from app.runs.command_models import TERMINAL_STATUSES as TERMINAL, Command
+from app.runs.command_models import TERMINAL_STATUSES as TERMINAL
+from app.runs.command_models import Command
 from app.runtimes import controller
 from app.runtimes.models import Runtime, RuntimeStatus
 
@@ -101,16 +102,28 @@ class InvocationWorker:
         if free <= 0:
             return
         async with self.ctx.db.transaction() as s:
-            candidates = (await s.execute(select(Command.id).where(
-                Command.execution_mode == "durable", Command.status == "queued")
-                .order_by(Command.id).limit(free))).scalars().all()
+            candidates = (
+                (
+                    await s.execute(
+                        select(Command.id)
+                        .where(Command.execution_mode == "durable", Command.status == "queued")
+                        .order_by(Command.id)
+                        .limit(free)
+                    )
+                )
+                .scalars()
+                .all()
+            )
         for invocation_id in candidates:
             now = clock.now()
             async with self.ctx.db.transaction() as s:
-                claimed = (await s.execute(update(Command).where(Command.id == invocation_id,
-                                                                 Command.status == "queued")
-                                           .values(status="running", worker=self.instance, started_at=now,
-                                                   heartbeat_at=now))).rowcount
+                claimed = (
+                    await s.execute(
+                        update(Command)
+                        .where(Command.id == invocation_id, Command.status == "queued")
+                        .values(status="running", worker=self.instance, started_at=now, heartbeat_at=now)
+                    )
+                ).rowcount
             if claimed:
                 task = asyncio.create_task(self._run(invocation_id), name=f"invocation-{invocation_id}")
                 self._running[invocation_id] = task
@@ -120,12 +133,23 @@ class InvocationWorker:
         """Fail invocations whose process stopped sending heartbeats, and free their locks."""
         cutoff = clock.now() - timedelta(seconds=self.ctx.settings.invocation_dead_after_seconds)
         async with self.ctx.db.transaction() as s:
-            rows = list((await s.execute(select(Command).where(
-                Command.execution_mode == "durable", Command.status.in_(("running", "cancelling")),
-                or_(Command.heartbeat_at.is_(None), Command.heartbeat_at < cutoff)))).scalars())
+            rows = list(
+                (
+                    await s.execute(
+                        select(Command).where(
+                            Command.execution_mode == "durable",
+                            Command.status.in_(("running", "cancelling")),
+                            or_(Command.heartbeat_at.is_(None), Command.heartbeat_at < cutoff),
+                        )
+                    )
+                ).scalars()
+            )
         for row in rows:
-            await self._finish(row.id, "failed", error={
-                "code": "invocation.failed", "message": "The server process running it stopped; run it again"})
+            await self._finish(
+                row.id,
+                "failed",
+                error={"code": "invocation.failed", "message": "The server process running it stopped; run it again"},
+            )
 
     # --- one invocation ---
 
@@ -144,13 +168,17 @@ class InvocationWorker:
                 raise EngineFailure("invocation.dispatch_preparation_failed", "The AI connection is gone or disabled")
             self._emit(row, "invocation.started", {"model": row.request["model"], "method": row.method})
             endpoint = ai_connections.endpoint(self.ctx, connection, row.request["model"])
-            reporter = Reporter(step=lambda data: self._step(row, data), llm=lambda reply, model: self._llm(row, reply, model),
-                                cancelled=cancel_seen.is_set)
+            reporter = Reporter(
+                step=lambda data: self._step(row, data),
+                llm=lambda reply, model: self._llm(row, reply, model),
+                cancelled=cancel_seen.is_set,
+            )
             if row.provider == "browserUse":
                 work = browser_use_provider.run(self.ctx, runtime, row, endpoint, reporter)
             else:
                 work = Engine(self.llm, endpoint, reporter).run(
-                    lambda: self.browser(runtime.driver_state["wsUrl"]), row.method, row.request)
+                    lambda: self.browser(runtime.driver_state["wsUrl"]), row.method, row.request
+                )
             beat = asyncio.create_task(self._heartbeat(row, cancel_seen))
             try:
                 result = await asyncio.wait_for(work, row.timeout_seconds or 300)
@@ -160,19 +188,33 @@ class InvocationWorker:
         except Cancelled:
             await self._finish(row.id, "cancelled", error={"code": "invocation.cancelled", "message": "Cancelled"})
         except TimeoutError:
-            await self._finish(row.id, "timed_out", error={
-                "code": "invocation.timed_out", "message": f"Did not finish within {row.timeout_seconds} s"})
+            await self._finish(
+                row.id,
+                "timed_out",
+                error={"code": "invocation.timed_out", "message": f"Did not finish within {row.timeout_seconds} s"},
+            )
         except EngineFailure as exc:
-            await self._finish(row.id, "failed", error={"code": exc.code, "message": exc.message,
-                                                        **({"details": exc.details} if exc.details else {})})
+            await self._finish(
+                row.id,
+                "failed",
+                error={"code": exc.code, "message": exc.message, **({"details": exc.details} if exc.details else {})},
+            )
         except asyncio.CancelledError:
-            await asyncio.shield(self._finish(row.id, "failed", error={
-                "code": "invocation.failed", "message": "The server shut down while it ran; run it again"}))
+            await asyncio.shield(
+                self._finish(
+                    row.id,
+                    "failed",
+                    error={"code": "invocation.failed", "message": "The server shut down while it ran; run it again"},
+                )
+            )
             raise
         except Exception as exc:
             log.exception("invocation_crashed", invocation_id=str(invocation_id))
-            await self._finish(row.id, "failed", error={"code": "invocation.failed",
-                                                        "message": f"Internal error: {type(exc).__name__}"})
+            await self._finish(
+                row.id,
+                "failed",
+                error={"code": "invocation.failed", "message": f"Internal error: {type(exc).__name__}"},
+            )
 
     async def _hold_lock(self, row: Command) -> bool:
         """Whether the invocation still controls its runtime (the runtime row says; a lost cache does not matter)."""
@@ -184,8 +226,14 @@ class InvocationWorker:
     async def _heartbeat(self, row: Command, cancel_seen: asyncio.Event) -> None:
         while True:
             async with self.ctx.db.transaction() as s:
-                status = (await s.execute(update(Command).where(Command.id == row.id).values(
-                    heartbeat_at=clock.now()).returning(Command.status))).scalar_one()
+                status = (
+                    await s.execute(
+                        update(Command)
+                        .where(Command.id == row.id)
+                        .values(heartbeat_at=clock.now())
+                        .returning(Command.status)
+                    )
+                ).scalar_one()
                 await controller.renew(self.ctx, s, row.runtime_id, row.lock_token, LOCK_TTL_MS)
             if status == "cancelling":
                 cancel_seen.set()
@@ -197,34 +245,70 @@ class InvocationWorker:
 
     async def _step(self, row: Command, data: dict[str, Any]) -> None:
         async with self.ctx.db.transaction() as s:
-            count = (await s.execute(update(Command).where(Command.id == row.id).values(
-                step_count=Command.step_count + 1, heartbeat_at=clock.now()).returning(Command.step_count))).scalar_one()
-            await s.execute(update(Command).where(Command.id == row.id).values(progress={
-                "step": count, "totalSteps": row.request.get("maxSteps"), "currentCall": data.get("action"),
-                "message": data.get("reasoning")}))
+            count = (
+                await s.execute(
+                    update(Command)
+                    .where(Command.id == row.id)
+                    .values(step_count=Command.step_count + 1, heartbeat_at=clock.now())
+                    .returning(Command.step_count)
+                )
+            ).scalar_one()
+            await s.execute(
+                update(Command)
+                .where(Command.id == row.id)
+                .values(
+                    progress={
+                        "step": count,
+                        "totalSteps": row.request.get("maxSteps"),
+                        "currentCall": data.get("action"),
+                        "message": data.get("reasoning"),
+                    }
+                )
+            )
             status = (await s.execute(select(Command.status).where(Command.id == row.id))).scalar_one()
         self._emit(row, "invocation.step", {"step": count, **{k: v for k, v in data.items() if k != "step"}})
         if status == "cancelling":
             raise Cancelled()
 
     async def _llm(self, row: Command, reply: Reply, model: str) -> None:
-        self._emit(row, "invocation.llm_call", {"model": model, "inputTokens": reply.input_tokens,
-                                                "outputTokens": reply.output_tokens, "latencyMs": reply.latency_ms,
-                                                "toolCalls": [c.name for c in reply.tool_calls]})
+        self._emit(
+            row,
+            "invocation.llm_call",
+            {
+                "model": model,
+                "inputTokens": reply.input_tokens,
+                "outputTokens": reply.output_tokens,
+                "latencyMs": reply.latency_ms,
+                "toolCalls": [c.name for c in reply.tool_calls],
+            },
+        )
 
-    async def _finish(self, invocation_id: uuid.UUID, status: str, *, result: dict | None = None,
-                      error: dict | None = None) -> None:
+    async def _finish(
+        self, invocation_id: uuid.UUID, status: str, *, result: dict | None = None, error: dict | None = None
+    ) -> None:
         # The conditional update comes first: on SQLite a transaction that read before writing can be
         # refused its write when another connection committed meanwhile.
         async with self.ctx.db.transaction() as s:
-            done = (await s.execute(update(Command).where(Command.id == invocation_id,
-                                                          Command.status.not_in(TERMINAL)).values(
-                status=status, result=result, error=error, finished_at=clock.now()))).rowcount
+            done = (
+                await s.execute(
+                    update(Command)
+                    .where(Command.id == invocation_id, Command.status.not_in(TERMINAL))
+                    .values(status=status, result=result, error=error, finished_at=clock.now())
+                )
+            ).rowcount
             if done:
                 row = await s.get(Command, invocation_id)
                 row.progress = {**(row.progress or {}), "message": status}
-                await events.append(s, row.run_id, f"invocation.{status}", "invocation",
-                                    {"invocationId": str(invocation_id),
-                                     **({"error": error} if error else {}), "steps": row.step_count})
+                await events.append(
+                    s,
+                    row.run_id,
+                    f"invocation.{status}",
+                    "invocation",
+                    {
+                        "invocationId": str(invocation_id),
+                        **({"error": error} if error else {}),
+                        "steps": row.step_count,
+                    },
+                )
                 # Let go in the same transaction: a run connection it took the runtime from gets it back.
                 await controller.release(self.ctx, s, row.runtime_id, row.lock_token)

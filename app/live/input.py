@@ -13,9 +13,26 @@ MOUSE_EVENTS = {"down": "mousePressed", "up": "mouseReleased", "move": "mouseMov
 MAX_TEXT = 4096
 # Keys that produce no text: their Windows virtual key codes, which Chromium needs to act on them.
 SPECIAL_KEYS = {
-    "Enter": 13, "Backspace": 8, "Tab": 9, "Escape": 27, "Delete": 46, "Insert": 45, "Home": 36, "End": 35,
-    "PageUp": 33, "PageDown": 34, "ArrowLeft": 37, "ArrowUp": 38, "ArrowRight": 39, "ArrowDown": 40,
-    "Shift": 16, "Control": 17, "Alt": 18, "Meta": 91, "CapsLock": 20, " ": 32,
+    "Enter": 13,
+    "Backspace": 8,
+    "Tab": 9,
+    "Escape": 27,
+    "Delete": 46,
+    "Insert": 45,
+    "Home": 36,
+    "End": 35,
+    "PageUp": 33,
+    "PageDown": 34,
+    "ArrowLeft": 37,
+    "ArrowUp": 38,
+    "ArrowRight": 39,
+    "ArrowDown": 40,
+    "Shift": 16,
+    "Control": 17,
+    "Alt": 18,
+    "Meta": 91,
+    "CapsLock": 20,
+    " ": 32,
     **{f"F{n}": 111 + n for n in range(1, 13)},
 }
 
@@ -52,8 +69,12 @@ def translate(message: Any, frame: Frame | None) -> list[tuple[str, dict[str, An
         clicks = message.get("clickCount", 1)
         if event is None or button not in BUTTONS or not isinstance(clicks, int) or not 0 <= clicks <= 3:
             return []
-        return [("Input.dispatchMouseEvent", {"type": event, **point, "button": button,
-                                              "clickCount": clicks if event != "mouseMoved" else 0})]
+        return [
+            (
+                "Input.dispatchMouseEvent",
+                {"type": event, **point, "button": button, "clickCount": clicks if event != "mouseMoved" else 0},
+            )
+        ]
     if kind == "key":
         key, event = message.get("key"), message.get("event")
         if not isinstance(key, str) or event not in ("down", "up") or not key:
@@ -66,8 +87,12 @@ def translate(message: Any, frame: Frame | None) -> list[tuple[str, dict[str, An
             if event == "up":
                 return [("Input.dispatchKeyEvent", {"type": "keyUp", **base})]
             text = {"Enter": "\r", " ": " "}.get(key)
-            return [("Input.dispatchKeyEvent", {"type": "keyDown" if text else "rawKeyDown", **base,
-                                                **({"text": text} if text else {})})]
+            return [
+                (
+                    "Input.dispatchKeyEvent",
+                    {"type": "keyDown" if text else "rawKeyDown", **base, **({"text": text} if text else {})},
+                )
+            ]
         if len(key) != 1 or not key.isprintable():  # one character; longer text comes as a "text" message
             return []
         if event == "up":

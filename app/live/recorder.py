@@ -26,7 +26,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from app.core import clock
-from app.live.models import Recording, RecordingStatus as RS
+from app.live.models import Recording
+from app.live.models import RecordingStatus as RS
 from app.live.screencast import Frame, Subscriber
 from app.runs.models import Run
 
@@ -83,8 +84,17 @@ class Recorder:
             now = clock.now()
             try:
                 async with self.ctx.db.transaction() as s:
-                    s.add(Recording(run_id=self.run_id, status=RS.PREPARING, frames=0, bytes=0, last_frame_ms=0,
-                                    created_at=now, updated_at=now))
+                    s.add(
+                        Recording(
+                            run_id=self.run_id,
+                            status=RS.PREPARING,
+                            frames=0,
+                            bytes=0,
+                            last_frame_ms=0,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
             except IntegrityError:
                 return  # another process records this run
         elif row.status != RS.PREPARING:
@@ -139,17 +149,20 @@ class Recorder:
 
     async def _save_progress(self) -> None:
         async with self.ctx.db.transaction() as s:
-            await s.execute(update(Recording).where(Recording.run_id == self.run_id,
-                                                    Recording.status == RS.PREPARING)
-                            .values(frames=self.seq, bytes=self.bytes,
-                                    last_frame_ms=self.last_ms, updated_at=clock.now()))
+            await s.execute(
+                update(Recording)
+                .where(Recording.run_id == self.run_id, Recording.status == RS.PREPARING)
+                .values(frames=self.seq, bytes=self.bytes, last_frame_ms=self.last_ms, updated_at=clock.now())
+            )
 
     async def _fail(self, code: str, message: str) -> None:
         log.warning("recording_failed", run_id=str(self.run_id), code=code, reason=message)
         async with self.ctx.db.transaction() as s:
-            await s.execute(update(Recording).where(Recording.run_id == self.run_id)
-                            .values(status=RS.FAILED, failure={"code": code, "message": message},
-                                    updated_at=clock.now()))
+            await s.execute(
+                update(Recording)
+                .where(Recording.run_id == self.run_id)
+                .values(status=RS.FAILED, failure={"code": code, "message": message}, updated_at=clock.now())
+            )
 
     def stop(self, finalize: bool) -> asyncio.Task:
         """Stop keeping frames; with `finalize` (the run ended) make the video. Idempotent."""
@@ -177,9 +190,13 @@ async def finalize_recording(ctx, run_id: uuid.UUID) -> None:
     """Turn a finished run's frames into its recording artifact. Whoever moves the row from
     `preparing` to `processing` does it, so it happens once whichever process notices the end."""
     async with ctx.db.transaction() as s:
-        claimed = (await s.execute(update(Recording).where(Recording.run_id == run_id,
-                                                           Recording.status == RS.PREPARING)
-                                   .values(status=RS.PROCESSING, updated_at=clock.now()))).rowcount
+        claimed = (
+            await s.execute(
+                update(Recording)
+                .where(Recording.run_id == run_id, Recording.status == RS.PREPARING)
+                .values(status=RS.PROCESSING, updated_at=clock.now())
+            )
+        ).rowcount
     if not claimed:
         return
     directory = frames_dir(ctx, run_id)
@@ -194,9 +211,17 @@ async def finalize_recording(ctx, run_id: uuid.UUID) -> None:
         log.warning("recording_encode_failed", run_id=str(run_id), exc_info=True)
         status, fields = RS.FAILED, {"failure": {"code": "recording.encode_failed", "message": str(exc)[:500]}}
     async with ctx.db.transaction() as s:
-        await s.execute(update(Recording).where(Recording.run_id == run_id)
-                        .values(status=status, frames=len(entries), last_frame_ms=entries[-1]["t"] if entries else 0,
-                                updated_at=clock.now(), **fields))
+        await s.execute(
+            update(Recording)
+            .where(Recording.run_id == run_id)
+            .values(
+                status=status,
+                frames=len(entries),
+                last_frame_ms=entries[-1]["t"] if entries else 0,
+                updated_at=clock.now(),
+                **fields,
+            )
+        )
 
 
 async def _make_artifact(ctx, run_id: uuid.UUID, directory: Path, entries: list[dict[str, int]]) -> dict[str, Any]:
@@ -213,18 +238,26 @@ async def _make_artifact(ctx, run_id: uuid.UUID, directory: Path, entries: list[
         else:
             output, content_type, fmt = Path(scratch) / "recording.zip", "application/zip", "frames"
             await asyncio.to_thread(_zip_frames, directory, entries, output)
-        artifact = await artifacts.record(ctx, run_id=run_id, kind="recording", name=output.name,
-                                          content_type=content_type, source=output,
-                                          metadata={"frames": len(entries), "durationMs": end_ms})
+        artifact = await artifacts.record(
+            ctx,
+            run_id=run_id,
+            kind="recording",
+            name=output.name,
+            content_type=content_type,
+            source=output,
+            metadata={"frames": len(entries), "durationMs": end_ms},
+        )
     return {"artifact_id": artifact.id, "video_format": fmt}
 
 
 async def _encode(ffmpeg: str, directory: Path, entries: list[dict[str, int]], end_ms: int, output: Path) -> None:
     # The concat demuxer shows each frame until the next one's time; the last one until the run's end.
     lines = ["ffconcat version 1.0"]
-    for entry, following in zip(entries, [*entries[1:], {"t": end_ms}]):
-        lines += [f"file '{frame_path(directory, entry['seq'])}'",
-                  f"duration {max(following['t'] - entry['t'], 1) / 1000:.3f}"]
+    for entry, following in zip(entries, [*entries[1:], {"t": end_ms}], strict=True):
+        lines += [
+            f"file '{frame_path(directory, entry['seq'])}'",
+            f"duration {max(following['t'] - entry['t'], 1) / 1000:.3f}",
+        ]
     lines.append(f"file '{frame_path(directory, entries[-1]['seq'])}'")
     width, height = jpeg_size(frame_path(directory, entries[0]["seq"]).read_bytes())
     # Even-sized and never empty (a page that has not painted yet can give a 1x1 frame).
@@ -232,12 +265,36 @@ async def _encode(ffmpeg: str, directory: Path, entries: list[dict[str, int]], e
     listing = output.with_suffix(".txt")
     listing.write_text("\n".join(lines) + "\n")
     proc = await asyncio.create_subprocess_exec(
-        ffmpeg, "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
+        ffmpeg,
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-y",
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-i",
+        str(listing),
         # Frames may change size with the page; fit all into the first one's (even-sized) box.
-        "-vf", f"scale={box}:force_original_aspect_ratio=decrease,pad={box}:-1:-1,format=yuv420p",
-        "-fps_mode", "vfr",
-        "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-auto-alt-ref", "0",
-        str(output), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        "-vf",
+        f"scale={box}:force_original_aspect_ratio=decrease,pad={box}:-1:-1,format=yuv420p",
+        "-fps_mode",
+        "vfr",
+        "-c:v",
+        "libvpx",
+        "-deadline",
+        "realtime",
+        "-cpu-used",
+        "8",
+        "-b:v",
+        "1M",
+        "-auto-alt-ref",
+        "0",
+        str(output),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
         _, err = await proc.communicate()
     except BaseException:
@@ -254,9 +311,9 @@ def jpeg_size(data: bytes) -> tuple[int, int]:
         if data[i] != 0xFF:
             i += 1
             continue
-        marker, length = data[i + 1], struct.unpack(">H", data[i + 2:i + 4])[0]
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
         if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[i + 5:i + 9])
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
             return width, height
         i += 2 + length
     raise ValueError("not a JPEG with a frame header")
@@ -274,7 +331,6 @@ def recording_duration_ms(run: Run, row: Recording | None) -> int:
     return max(0, int((end - run.started_at).total_seconds() * 1000)) if row and row.frames else 0
 
 
-
 async def finalize_abandoned(ctx, older_than_seconds: float = 60.0) -> None:
     """Finish recordings left `preparing` by a run that ended while no process watched it (a crash)."""
     from datetime import timedelta
@@ -286,12 +342,27 @@ async def finalize_abandoned(ctx, older_than_seconds: float = 60.0) -> None:
     now = clock.now()
     async with ctx.db.transaction() as s:
         # Judged by the run's end, not the row's last update: a still page adds no frames for long.
-        run_ids = (await s.execute(select(Recording.run_id).join(Run, Run.id == Recording.run_id).where(
-            Recording.status == RS.PREPARING, Run.status != RunStatus.ACTIVE,
-            Run.finished_at < now - timedelta(seconds=older_than_seconds)).limit(20))).scalars().all()
+        run_ids = (
+            (
+                await s.execute(
+                    select(Recording.run_id)
+                    .join(Run, Run.id == Recording.run_id)
+                    .where(
+                        Recording.status == RS.PREPARING,
+                        Run.status != RunStatus.ACTIVE,
+                        Run.finished_at < now - timedelta(seconds=older_than_seconds),
+                    )
+                    .limit(20)
+                )
+            )
+            .scalars()
+            .all()
+        )
         # Encoding that a process abandoned (it crashed or shut down mid-way): start it again.
-        await s.execute(update(Recording).where(
-            Recording.status == RS.PROCESSING, Recording.updated_at < now - timedelta(minutes=15))
-            .values(status=RS.PREPARING, updated_at=now))
+        await s.execute(
+            update(Recording)
+            .where(Recording.status == RS.PROCESSING, Recording.updated_at < now - timedelta(minutes=15))
+            .values(status=RS.PREPARING, updated_at=now)
+        )
     for run_id in run_ids:
         await finalize_recording(ctx, run_id)

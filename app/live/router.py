@@ -7,8 +7,8 @@ from typing import Literal
 
 from fastapi import APIRouter, Header, Query, WebSocket
 from fastapi.responses import FileResponse, HTMLResponse
-from starlette.responses import StreamingResponse
 from pydantic import Field
+from starlette.responses import StreamingResponse
 
 from app.core import clock, openapi
 from app.core.auth import CtxDep, PrincipalDep
@@ -75,8 +75,13 @@ async def create_live(ctx: CtxDep, p: PrincipalDep, run_id: str, body: LiveIn | 
     while a CDP lease controls it); `"none"` is watch-only, enforced by the server."""
     body = body or LiveIn()
     minted = await service.mint_live(ctx, p, run_id, body.control, body.expires_in_seconds)
-    return LiveOut(iframe_url=minted.url, url=minted.url, expires_at=service.iso_epoch(minted.expires_at),
-                   control=body.control, viewer_id=str(minted.token.viewer_id))
+    return LiveOut(
+        iframe_url=minted.url,
+        url=minted.url,
+        expires_at=service.iso_epoch(minted.expires_at),
+        control=body.control,
+        viewer_id=str(minted.token.viewer_id),
+    )
 
 
 @api.post("/runs/{run_id}/recording", response_model=RecordingOut, responses=errors(400, 404))
@@ -84,16 +89,29 @@ async def create_recording(ctx: CtxDep, p: PrincipalDep, run_id: str, body: Reco
     """A short-lived replay link, during the run (what is recorded so far) or after it."""
     body = body or RecordingIn()
     minted, info = await service.mint_recording(ctx, p, run_id, body.expires_in_seconds)
-    return RecordingOut(iframe_url=minted.url, url=minted.url, expires_at=service.iso_epoch(minted.expires_at),
-                        duration_seconds=round(info["durationMs"] / 1000, 3),
-                        viewer_id=str(minted.token.viewer_id), **{
-                            "status": info["status"], "duration_ms": info["durationMs"],
-                            "artifact_id": info["artifactId"], "failure": info["failure"]})
+    return RecordingOut(
+        iframe_url=minted.url,
+        url=minted.url,
+        expires_at=service.iso_epoch(minted.expires_at),
+        duration_seconds=round(info["durationMs"] / 1000, 3),
+        viewer_id=str(minted.token.viewer_id),
+        **{
+            "status": info["status"],
+            "duration_ms": info["durationMs"],
+            "artifact_id": info["artifactId"],
+            "failure": info["failure"],
+        },
+    )
 
 
 def _viewer_out(row) -> ViewerOut:
-    return ViewerOut(viewer_id=str(row.id), kind=row.kind, control=row.control, expires_at=clock.iso(row.expires_at),
-                     revoked_at=clock.iso(row.revoked_at) if row.revoked_at else None)
+    return ViewerOut(
+        viewer_id=str(row.id),
+        kind=row.kind,
+        control=row.control,
+        expires_at=clock.iso(row.expires_at),
+        revoked_at=clock.iso(row.revoked_at) if row.revoked_at else None,
+    )
 
 
 @api.delete("/runs/{run_id}/viewers/{viewer_id}", response_model=ViewerOut, responses=errors(404))
@@ -121,8 +139,11 @@ async def replay_data(ctx: CtxDep, token: str | None = None):
     return await service.replay_data(ctx, token)
 
 
-@api.get("/replay/frames/{seq}", response_class=FileResponse, responses={200: {
-    "description": "The frame, a JPEG", "content": {"image/jpeg": {"schema": openapi.BINARY}}}})
+@api.get(
+    "/replay/frames/{seq}",
+    response_class=FileResponse,
+    responses={200: {"description": "The frame, a JPEG", "content": {"image/jpeg": {"schema": openapi.BINARY}}}},
+)
 async def replay_frame(ctx: CtxDep, seq: int, token: str | None = None):
     path = await service.replay_frame(ctx, token, seq)
     if path is None:
@@ -135,9 +156,13 @@ async def replay_video(ctx: CtxDep, token: str | None = None, range: str | None 
     artifact = await service.replay_video(ctx, token)
     if artifact is None:
         raise NotFound("The recording's video is not ready", code="recording.not_ready")
-    return await serve(make_store(ctx.settings), Download(key=artifact.object_key, filename=artifact.name,
-                                                          content_type=artifact.content_type,
-                                                          sha256=artifact.sha256), range)
+    return await serve(
+        make_store(ctx.settings),
+        Download(
+            key=artifact.object_key, filename=artifact.name, content_type=artifact.content_type, sha256=artifact.sha256
+        ),
+        range,
+    )
 
 
 @pages.get("/live")
@@ -152,10 +177,13 @@ async def replay_page(token: str = Query(default="")):
 
 def _page_headers() -> dict[str, str]:
     # Embeddable anywhere (that is what an iframe URL is for); the token never leaves in a Referer.
-    return {"Referrer-Policy": "no-referrer", "Cache-Control": "no-store",
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
-                                       "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
-                                       "connect-src 'self' ws: wss:"}
+    return {
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+        "connect-src 'self' ws: wss:",
+    }
 
 
 routers = (api, pages)

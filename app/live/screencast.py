@@ -40,8 +40,12 @@ class Subscriber:
     """Gets frames and state messages through callbacks that must not block. `max_fps` says how many
     frames a second it can use at most (None: as many as the browser paints)."""
 
-    def __init__(self, on_frame: Callable[[Frame], None], on_state: Callable[[dict[str, Any]], None],
-                 max_fps: float | None = None) -> None:
+    def __init__(
+        self,
+        on_frame: Callable[[Frame], None],
+        on_state: Callable[[dict[str, Any]], None],
+        max_fps: float | None = None,
+    ) -> None:
         self.on_frame = on_frame
         self.on_state = on_state
         self.max_fps = max_fps
@@ -105,8 +109,14 @@ class Screencast:
 
     def _set_state(self, state: str, **extra: Any) -> None:
         page = self.pages.get(self.target or "", {})
-        self.state = {"type": "state", "state": state, "url": page.get("url"), "title": page.get("title"),
-                      "pages": len(self.pages), **extra}
+        self.state = {
+            "type": "state",
+            "state": state,
+            "url": page.get("url"),
+            "title": page.get("title"),
+            "pages": len(self.pages),
+            **extra,
+        }
         self._broadcast_state()
 
     # --- following the current page ---
@@ -125,9 +135,17 @@ class Screencast:
             try:
                 attached = await self.client.send("Target.attachToTarget", {"targetId": newest, "flatten": True})
                 self.session = attached["sessionId"]
-                await self.client.send("Page.startScreencast", {
-                    "format": "jpeg", "quality": JPEG_QUALITY, "maxWidth": MAX_WIDTH, "maxHeight": MAX_HEIGHT,
-                    "everyNthFrame": 1}, session_id=self.session)
+                await self.client.send(
+                    "Page.startScreencast",
+                    {
+                        "format": "jpeg",
+                        "quality": JPEG_QUALITY,
+                        "maxWidth": MAX_WIDTH,
+                        "maxHeight": MAX_HEIGHT,
+                        "everyNthFrame": 1,
+                    },
+                    session_id=self.session,
+                )
             except (CdpError, TimeoutError, KeyError):
                 # The page closed while we attached: its targetDestroyed event picks the next one.
                 self.session = None
@@ -159,8 +177,10 @@ class Screencast:
             info = params["targetInfo"]
             old = self.pages[info["targetId"]]
             self.pages[info["targetId"]] = info
-            if info["targetId"] == self.target and (old.get("url"), old.get("title")) != (info.get("url"),
-                                                                                           info.get("title")):
+            if info["targetId"] == self.target and (old.get("url"), old.get("title")) != (
+                info.get("url"),
+                info.get("title"),
+            ):
                 self._set_state(self.state["state"])
         elif method == "Target.detachedFromTarget" and params.get("sessionId") == self.session:
             self.session = None
@@ -178,6 +198,7 @@ class Screencast:
             self._last_ack = time.monotonic()
             if self.client is not None:
                 self.client.send_nowait("Page.screencastFrameAck", {"sessionId": frame_number}, session_id)
+
         if delay:
             asyncio.get_running_loop().call_later(delay, ack)
         else:
@@ -185,8 +206,12 @@ class Screencast:
 
     def _frame(self, params: dict[str, Any]) -> None:
         meta = params.get("metadata", {})
-        frame = Frame(data=params["data"], width=float(meta.get("deviceWidth") or 0),
-                      height=float(meta.get("deviceHeight") or 0), timestamp=float(meta.get("timestamp") or time.time()))
+        frame = Frame(
+            data=params["data"],
+            width=float(meta.get("deviceWidth") or 0),
+            height=float(meta.get("deviceHeight") or 0),
+            timestamp=float(meta.get("timestamp") or time.time()),
+        )
         self.last_frame = frame
         for subscriber in list(self.subscribers):
             try:

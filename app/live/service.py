@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.core import clock, ids
@@ -20,7 +20,8 @@ from app.core.context import AppContext
 from app.core.errors import Conflict, DomainError, NotFound
 from app.live import input as viewer_input
 from app.live import tokens
-from app.live.models import Recording, RecordingStatus as RS, Viewer
+from app.live.models import Recording, Viewer
+from app.live.models import RecordingStatus as RS
 from app.live.recorder import frame_path, frames_dir, read_index, recording_duration_ms
 from app.live.screencast import Frame, Subscriber
 from app.locks import Holder
@@ -62,10 +63,18 @@ def _view_url(ctx: AppContext, page: str, raw: str) -> str:
 async def _active_runtime(ctx: AppContext, run: Run) -> Runtime:
     async with ctx.db.read() as s:
         runtime = await s.get(Runtime, run.runtime_id)
-    if (run.status != RunStatus.ACTIVE or runtime is None or runtime.active_run_id != run.id
-            or runtime.status != RuntimeStatus.ACTIVE or not (runtime.driver_state or {}).get("wsUrl")):
-        raise Conflict("The run is not active, so there is nothing live to watch", code="run.live_not_active",
-                       details={"runId": str(run.id), "status": run.status})
+    if (
+        run.status != RunStatus.ACTIVE
+        or runtime is None
+        or runtime.active_run_id != run.id
+        or runtime.status != RuntimeStatus.ACTIVE
+        or not (runtime.driver_state or {}).get("wsUrl")
+    ):
+        raise Conflict(
+            "The run is not active, so there is nothing live to watch",
+            code="run.live_not_active",
+            details={"runId": str(run.id), "status": run.status},
+        )
     return runtime
 
 
@@ -73,14 +82,25 @@ async def mint_live(ctx: AppContext, p: Principal, run_id: str, control: str, ex
     run = await runs.get(ctx.db, p, run_id)
     runtime = await _active_runtime(ctx, run)
     viewer_id = ids.new_id()
-    token = tokens.ViewerToken(kind="live", viewer_id=viewer_id, run_id=run.id, account_id=run.account_id,
-                               control=control, expires_at=_expiry(expires_in))
+    token = tokens.ViewerToken(
+        kind="live",
+        viewer_id=viewer_id,
+        run_id=run.id,
+        account_id=run.account_id,
+        control=control,
+        expires_at=_expiry(expires_in),
+    )
     # An input link takes the controller in the transaction that records it: it fails with
     # runtime.controller_busy while a CDP lease (or an invocation) controls the browser, and is held
     # for the page to connect, which then keeps it while it is open.
     await _record_viewer(ctx, token, take_control=runtime.id if control == "input" else None)
-    ctx.events.emit(run.id, "live.created", "live", {"viewerId": str(viewer_id), "control": control,
-                                                     "expiresAt": iso_epoch(token.expires_at)}, source="api")
+    ctx.events.emit(
+        run.id,
+        "live.created",
+        "live",
+        {"viewerId": str(viewer_id), "control": control, "expiresAt": iso_epoch(token.expires_at)},
+        source="api",
+    )
     return Minted(_view_url(ctx, "live", tokens.mint(ctx.signing_key, token)), token.expires_at, token)
 
 
@@ -99,12 +119,21 @@ async def recording_of(ctx: AppContext, run: Run) -> tuple[str, int, Recording |
 async def mint_recording(ctx: AppContext, p: Principal, run_id: str, expires_in: int) -> tuple[Minted, dict]:
     run = await runs.get(ctx.db, p, run_id)
     status, duration_ms, row = await recording_of(ctx, run)
-    token = tokens.ViewerToken(kind="replay", viewer_id=ids.new_id(), run_id=run.id, account_id=run.account_id,
-                               control="none", expires_at=_expiry(expires_in))
+    token = tokens.ViewerToken(
+        kind="replay",
+        viewer_id=ids.new_id(),
+        run_id=run.id,
+        account_id=run.account_id,
+        control="none",
+        expires_at=_expiry(expires_in),
+    )
     await _record_viewer(ctx, token)
-    info: dict[str, Any] = {"status": status, "durationMs": duration_ms,
-                            "artifactId": str(row.artifact_id) if row and row.artifact_id else None,
-                            "failure": row.failure if row else None}
+    info: dict[str, Any] = {
+        "status": status,
+        "durationMs": duration_ms,
+        "artifactId": str(row.artifact_id) if row and row.artifact_id else None,
+        "failure": row.failure if row else None,
+    }
     return Minted(_view_url(ctx, "replay", tokens.mint(ctx.signing_key, token)), token.expires_at, token), info
 
 
@@ -113,8 +142,13 @@ async def _run_of(ctx: AppContext, token: tokens.ViewerToken) -> Run:
     async with ctx.db.read() as s:
         run = await s.get(Run, token.run_id)
         viewer = await s.get(Viewer, token.viewer_id)
-    if (run is None or run.account_id != token.account_id or viewer is None or viewer.run_id != run.id
-            or viewer.revoked_at is not None):
+    if (
+        run is None
+        or run.account_id != token.account_id
+        or viewer is None
+        or viewer.run_id != run.id
+        or viewer.revoked_at is not None
+    ):
         raise tokens.invalid()
     return run
 
@@ -124,9 +158,18 @@ async def _run_of(ctx: AppContext, token: tokens.ViewerToken) -> Run:
 
 async def _record_viewer(ctx: AppContext, token: tokens.ViewerToken, take_control: Any = None) -> None:
     async with ctx.db.transaction() as s:
-        s.add(Viewer(id=token.viewer_id, run_id=token.run_id, account_id=token.account_id, kind=token.kind,
-                     control=token.control, created_at=clock.now(),
-                     expires_at=datetime.fromtimestamp(token.expires_at, UTC), revoked_at=None))
+        s.add(
+            Viewer(
+                id=token.viewer_id,
+                run_id=token.run_id,
+                account_id=token.account_id,
+                kind=token.kind,
+                control=token.control,
+                created_at=clock.now(),
+                expires_at=datetime.fromtimestamp(token.expires_at, UTC),
+                revoked_at=None,
+            )
+        )
         if take_control is not None:
             await s.flush()
             await controller.take(ctx, s, take_control, Holder("live_view", token.viewer_id.hex), OPEN_GRACE_MS)
@@ -180,16 +223,38 @@ async def replay_data(ctx: AppContext, raw: str | None) -> dict[str, Any]:
     status, duration_ms, row = await recording_of(ctx, run)
     frames = read_index(frames_dir(ctx, run.id)) if status != RS.NOT_AVAILABLE else []
     async with ctx.db.read() as s:
-        events = list((await s.execute(select(RunEvent).where(RunEvent.run_id == run.id)
-                                       .order_by(RunEvent.seq).limit(runs.ACTIVITY_EVENT_CAP))).scalars())
+        events = list(
+            (
+                await s.execute(
+                    select(RunEvent)
+                    .where(RunEvent.run_id == run.id)
+                    .order_by(RunEvent.seq)
+                    .limit(runs.ACTIVITY_EVENT_CAP)
+                )
+            ).scalars()
+        )
     start = run.started_at.timestamp()
-    activity = [{"t": max(0, int((datetime.fromisoformat(item["time"]).timestamp() - start) * 1000)),
-                 "category": item["category"], "severity": item["severity"], "message": item["message"]}
-                for item in activity_items.build(events)]
-    return {"runId": str(run.id), "runStatus": run.status, "status": status, "durationMs": duration_ms,
-            "startedAt": clock.iso(run.started_at), "frames": frames, "activity": activity,
-            "video": {"format": row.video_format, "artifactId": str(row.artifact_id)}
-            if row is not None and row.artifact_id else None}
+    activity = [
+        {
+            "t": max(0, int((datetime.fromisoformat(item["time"]).timestamp() - start) * 1000)),
+            "category": item["category"],
+            "severity": item["severity"],
+            "message": item["message"],
+        }
+        for item in activity_items.build(events)
+    ]
+    return {
+        "runId": str(run.id),
+        "runStatus": run.status,
+        "status": status,
+        "durationMs": duration_ms,
+        "startedAt": clock.iso(run.started_at),
+        "frames": frames,
+        "activity": activity,
+        "video": {"format": row.video_format, "artifactId": str(row.artifact_id)}
+        if row is not None and row.artifact_id
+        else None,
+    }
 
 
 async def replay_frame(ctx: AppContext, raw: str | None, seq: int):
@@ -265,11 +330,11 @@ class ViewerSession:
             tasks.append(asyncio.create_task(asyncio.sleep(max(0.0, self.token.expires_at - time.time()))))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             if tasks[-1] in done:
-                await self._send({"type": "state", "state": "expired",
-                                  "message": "This viewer link has expired; ask for a new one"})
+                await self._send(
+                    {"type": "state", "state": "expired", "message": "This viewer link has expired; ask for a new one"}
+                )
             elif revocation in done:
-                await self._send({"type": "state", "state": "revoked",
-                                  "message": "This viewer link was revoked"})
+                await self._send({"type": "state", "state": "revoked", "message": "This viewer link was revoked"})
         finally:
             _OPEN.get(self.token.viewer_id, set()).discard(self)
             if not _OPEN.get(self.token.viewer_id):
@@ -298,8 +363,15 @@ class ViewerSession:
                     return
             frame, self.frame = self.frame, None
             if frame is not None:
-                await self._send({"type": "frame", "data": frame.data, "width": frame.width, "height": frame.height,
-                                  "timestamp": frame.timestamp})
+                await self._send(
+                    {
+                        "type": "frame",
+                        "data": frame.data,
+                        "width": frame.width,
+                        "height": frame.height,
+                        "timestamp": frame.timestamp,
+                    }
+                )
                 self.sent_frame = frame
 
     def _control_state(self) -> str:
@@ -337,9 +409,15 @@ class ViewerSession:
                 async with self.ctx.db.transaction() as s:
                     self.lock_token = await controller.take(self.ctx, s, self.runtime.id, self.holder, CONTROL_TTL_MS)
             except DomainError as busy:
-                self._on_state({"type": "state", "state": self.cast.state["state"],
-                                "url": self.cast.state.get("url"), "title": self.cast.state.get("title"),
-                                "message": busy.message})
+                self._on_state(
+                    {
+                        "type": "state",
+                        "state": self.cast.state["state"],
+                        "url": self.cast.state.get("url"),
+                        "title": self.cast.state.get("title"),
+                        "message": busy.message,
+                    }
+                )
                 return
         self._emit("live.takeover")
         self._on_state({**self.cast.state})
@@ -381,15 +459,14 @@ async def open_viewer(ctx: AppContext, ws: WebSocket, raw: str | None) -> None:
     try:
         runtime = await _active_runtime(ctx, run)
     except Conflict:
-        await ws.send_text(orjson.dumps({"type": "state", "state": "ended",
-                                         "message": "The run has ended"}).decode())
+        await ws.send_text(orjson.dumps({"type": "state", "state": "ended", "message": "The run has ended"}).decode())
         await ws.close(1000)
         return
     session = ViewerSession(ctx, ws, token, run, runtime)
     try:
         await session.run_session()
     except OSError:
-        await ws.send_text(orjson.dumps({"type": "state", "state": "ended",
-                                         "message": "The browser cannot be reached"}).decode())
+        await ws.send_text(
+            orjson.dumps({"type": "state", "state": "ended", "message": "The browser cannot be reached"}).decode()
+        )
         await ws.close(1011)
-

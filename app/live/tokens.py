@@ -34,9 +34,22 @@ def _sign(key: bytes, payload: bytes) -> str:
 
 
 def mint(key: bytes, token: ViewerToken) -> str:
-    payload = base64.urlsafe_b64encode(orjson.dumps({
-        "k": token.kind, "v": token.viewer_id.hex, "r": token.run_id.hex, "a": token.account_id.hex,
-        "c": token.control, "e": int(token.expires_at)})).decode().rstrip("=")
+    payload = (
+        base64.urlsafe_b64encode(
+            orjson.dumps(
+                {
+                    "k": token.kind,
+                    "v": token.viewer_id.hex,
+                    "r": token.run_id.hex,
+                    "a": token.account_id.hex,
+                    "c": token.control,
+                    "e": int(token.expires_at),
+                }
+            )
+        )
+        .decode()
+        .rstrip("=")
+    )
     return f"{payload}.{_sign(key, payload.encode())}"
 
 
@@ -50,8 +63,14 @@ def verify(key: bytes, raw: str | None, kind: str) -> ViewerToken:
         if not hmac.compare_digest(signature, _sign(key, payload.encode())):
             raise ValueError("signature")
         data = orjson.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        token = ViewerToken(kind=data["k"], viewer_id=uuid.UUID(data["v"]), run_id=uuid.UUID(data["r"]),
-                            account_id=uuid.UUID(data["a"]), control=data["c"], expires_at=float(data["e"]))
+        token = ViewerToken(
+            kind=data["k"],
+            viewer_id=uuid.UUID(data["v"]),
+            run_id=uuid.UUID(data["r"]),
+            account_id=uuid.UUID(data["a"]),
+            control=data["c"],
+            expires_at=float(data["e"]),
+        )
     except (ValueError, KeyError, TypeError, orjson.JSONDecodeError):
         raise invalid() from None
     if token.kind != kind or token.expires_at <= time.time():

@@ -16,19 +16,33 @@ SEVERITIES = ("info", "warning", "error")
 MAX_CHILDREN = 500
 
 _RUNTIME = {
-    "runtime.starting": ("Runtime starting", "info"), "runtime.active": ("Browser is running", "info"),
-    "runtime.stopped": ("Runtime stopped", "info"), "runtime.failed": ("Runtime failed", "error"),
+    "runtime.starting": ("Runtime starting", "info"),
+    "runtime.active": ("Browser is running", "info"),
+    "runtime.stopped": ("Runtime stopped", "info"),
+    "runtime.failed": ("Runtime failed", "error"),
 }
 _CONNECTION = {
-    "connection.created": "CDP connection leased", "connection.attached": "Client attached",
-    "connection.detached": "Client detached", "connection.revoked": "CDP connection revoked",
+    "connection.created": "CDP connection leased",
+    "connection.attached": "Client attached",
+    "connection.detached": "Client detached",
+    "connection.revoked": "CDP connection revoked",
     "connection.expired": "CDP connection expired",
 }
 
 
 def _item(e: RunEvent, category: str, message: str, severity: str = "info", **extra: Any) -> dict[str, Any]:
-    return {"id": str(e.id), "time": clock.iso(e.time), "type": e.type, "category": category, "message": message,
-            "severity": severity, "pageId": e.page_id, "parentId": None, "data": e.data, **extra}
+    return {
+        "id": str(e.id),
+        "time": clock.iso(e.time),
+        "type": e.type,
+        "category": category,
+        "message": message,
+        "severity": severity,
+        "pageId": e.page_id,
+        "parentId": None,
+        "data": e.data,
+        **extra,
+    }
 
 
 def _request_line(e: RunEvent) -> str:
@@ -58,8 +72,17 @@ def build(events: list[RunEvent]) -> list[dict[str, Any]]:
         elif t == "page.navigated":
             if not str(d.get("url", "")).startswith(("http", "file", "data")):
                 continue  # about:blank and friends
-            item = _item(e, "browser", f"Navigated to {d.get('url')}", status="loading", children=[],
-                         requests=0, failedRequests=0, bytes=0, durationSeconds=None)
+            item = _item(
+                e,
+                "browser",
+                f"Navigated to {d.get('url')}",
+                status="loading",
+                children=[],
+                requests=0,
+                failedRequests=0,
+                bytes=0,
+                durationSeconds=None,
+            )
             items.append(item)
             navigation[e.page_id] = item
         elif t == "page.load":
@@ -93,8 +116,14 @@ def build(events: list[RunEvent]) -> list[dict[str, Any]]:
             items.append(_item(e, "browser", f"{d.get('type', 'dialog').capitalize()} dialog: {d.get('message')}"))
         elif t == "download.completed":
             ok = d.get("captured")
-            items.append(_item(e, "file", f"Downloaded {d.get('name')}" + ("" if ok else " (file not captured)"),
-                               "info" if ok else "warning"))
+            items.append(
+                _item(
+                    e,
+                    "file",
+                    f"Downloaded {d.get('name')}" + ("" if ok else " (file not captured)"),
+                    "info" if ok else "warning",
+                )
+            )
         elif t == "artifact.created":
             items.append(_item(e, "file", f"Artifact saved: {d.get('name', d.get('kind', 'file'))}"))
         elif t == "events.dropped":
@@ -110,5 +139,8 @@ def _time(item: dict[str, Any]):
 
 def select_items(items: list[dict[str, Any]], categories: list[str] | None, level: str | None) -> list[dict]:
     minimum = SEVERITIES.index(level) if level else 0
-    return [i for i in items if (not categories or i["category"] in categories)
-            and SEVERITIES.index(i["severity"]) >= minimum]
+    return [
+        i
+        for i in items
+        if (not categories or i["category"] in categories) and SEVERITIES.index(i["severity"]) >= minimum
+    ]

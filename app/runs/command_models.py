@@ -9,7 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
 
-
 # Statuses after which an invocation holds nothing (its controller lock is released).
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "timed_out")
 
@@ -19,9 +18,11 @@ class Command(Base):
     work, `execution_mode` durable): the invocation API reads and writes these same rows."""
 
     __tablename__ = "commands"
-    __table_args__ = (UniqueConstraint("run_id", "sequence_no", name="uq_commands_run_seq"),
-                      # Every worker looks for queued invocations twice a second.
-                      Index("ix_commands_mode_status", "execution_mode", "status"))
+    __table_args__ = (
+        UniqueConstraint("run_id", "sequence_no", name="uq_commands_run_seq"),
+        # Every worker looks for queued invocations twice a second.
+        Index("ix_commands_mode_status", "execution_mode", "status"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)

@@ -40,9 +40,11 @@ class Run(Base):
 
 class RunEvent(Base):
     __tablename__ = "run_events"
-    __table_args__ = (UniqueConstraint("run_id", "seq", name="uq_run_events_run_seq"),
-                      Index("ix_run_events_run_type", "run_id", "type"),
-                      Index("ix_run_events_time", "time"))
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq", name="uq_run_events_run_seq"),
+        Index("ix_run_events_run_type", "run_id", "type"),
+        Index("ix_run_events_time", "time"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterable
 
 import structlog
+
 from app.core.redisclient import redis_client
 
 log = structlog.get_logger(__name__)

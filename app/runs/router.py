@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
-
 import uuid
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
@@ -15,6 +14,7 @@ from app.core.responses import JSONResponse
 from app.core.schemas import errors
 from app.runs import service
 from app.runs.schemas import (
+    MAX_EVENT_WAIT_MS,
     ActivityCategory,
     ActivityPage,
     CommandPage,
@@ -23,7 +23,6 @@ from app.runs.schemas import (
     EventList,
     EventOut,
     EventWaitOut,
-    MAX_EVENT_WAIT_MS,
     EventWaitRequest,
     RunList,
     RunOut,
@@ -38,7 +37,9 @@ Page = Annotated[PageParams, Depends(page_params)]
 
 @router.get("", response_model=RunList, responses=errors(400))
 async def list_runs(
-    ctx: CtxDep, p: PrincipalDep, page: Page,
+    ctx: CtxDep,
+    p: PrincipalDep,
+    page: Page,
     status: Annotated[list[str] | None, Depends(multi("status", RunStatusLiteral))],
     space_id: Annotated[str | None, Query(alias="spaceId")] = None,
     runtime_id: Annotated[str | None, Query(alias="runtimeId")] = None,
@@ -48,22 +49,31 @@ async def list_runs(
     if (space_id and not parse_uuid(space_id)) or (runtime_id and not parse_uuid(runtime_id)):
         return RunList.of([], None)
     runs, cursor = await service.list_runs(
-        ctx.db, p, page, statuses=status,
+        ctx.db,
+        p,
+        page,
+        statuses=status,
         space_id=parse_uuid(space_id) if space_id else None,
-        runtime_id=parse_uuid(runtime_id) if runtime_id else None)
+        runtime_id=parse_uuid(runtime_id) if runtime_id else None,
+    )
     return RunList.of(runs, cursor)
 
 
 @router.get("/{run_id}", response_model=RunOut, responses=errors(404))
-async def get_run(ctx: CtxDep, p: PrincipalDep, run_id: str,
-                  include: Annotated[Literal["connection"] | None, Query()] = None):
+async def get_run(
+    ctx: CtxDep, p: PrincipalDep, run_id: str, include: Annotated[Literal["connection"] | None, Query()] = None
+):
     """`include=connection` adds the run's `connection` while the run is active (null otherwise)."""
     run = await service.get(ctx.db, p, run_id)
     if include != "connection":
         return RunOut.of(run)
     connection = await service.connection_of(ctx, run)
-    return JSONResponse({**RunOut.of(run).model_dump(mode="json"),
-                         "connection": connection.model_dump(mode="json") if connection else None})
+    return JSONResponse(
+        {
+            **RunOut.of(run).model_dump(mode="json"),
+            "connection": connection.model_dump(mode="json") if connection else None,
+        }
+    )
 
 
 def event_filter(
@@ -72,8 +82,12 @@ def event_filter(
     connection_id: Annotated[str | None, Query(alias="connectionId")] = None,
     page_id: Annotated[str | None, Query(alias="pageId", max_length=64)] = None,
 ) -> EventFilter:
-    return EventFilter(types=tuple(type or ()), categories=tuple(category or ()),
-                       connection_id=_uuid_or_nothing(connection_id), page_id=page_id)
+    return EventFilter(
+        types=tuple(type or ()),
+        categories=tuple(category or ()),
+        connection_id=_uuid_or_nothing(connection_id),
+        page_id=page_id,
+    )
 
 
 def _uuid_or_nothing(value: str | None) -> uuid.UUID | None:
@@ -97,20 +111,38 @@ async def list_events(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page, flt
 async def wait_event(ctx: CtxDep, p: PrincipalDep, run_id: str, body: EventWaitRequest) -> EventWaitOut:
     """Long-poll (up to `timeoutMs`) for the next event matching the filters after `cursor`
     (default: after the newest event now). Pass the returned `cursor` to wait for the one after."""
-    flt = EventFilter(types=tuple([*(body.type or ()), *(body.kind or ())]), categories=tuple(body.category or ()),
-                      connection_id=_uuid_or_nothing(body.connection_id), page_id=body.page_id)
+    flt = EventFilter(
+        types=tuple([*(body.type or ()), *(body.kind or ())]),
+        categories=tuple(body.category or ()),
+        connection_id=_uuid_or_nothing(body.connection_id),
+        page_id=body.page_id,
+    )
     used = min(body.timeout_ms, MAX_EVENT_WAIT_MS)
     event, cursor = await service.wait_event(ctx, p, run_id, flt, body.cursor, used)
-    return EventWaitOut(event=EventOut.of(event) if event else None, timed_out=event is None, cursor=cursor,
-                        timeout_ms=used, timeout_clamped=used < body.timeout_ms)
+    return EventWaitOut(
+        event=EventOut.of(event) if event else None,
+        timed_out=event is None,
+        cursor=cursor,
+        timeout_ms=used,
+        timeout_clamped=used < body.timeout_ms,
+    )
 
 
-@router.get("/{run_id}/events/stream", responses={200: {"content": {"text/event-stream": {}},
-                                                        "description": "SSE: run.event, heartbeat, run.ended"},
-                                                   **errors(400, 404)})
-async def stream_events(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
-                        cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
-                        last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None):
+@router.get(
+    "/{run_id}/events/stream",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "SSE: run.event, heartbeat, run.ended"},
+        **errors(400, 404),
+    },
+)
+async def stream_events(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    run_id: str,
+    flt: Filter,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+):
     """Server-sent events: `run.event` frames whose `id` is the resume cursor, a `heartbeat` every
     15 s while idle, and a final `run.ended`. `Last-Event-ID` (or `cursor`) resumes without gaps."""
     frames = await service.follow(ctx, p, run_id, flt, last_event_id or cursor)
@@ -118,40 +150,56 @@ async def stream_events(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
 
 
 @router.get("/{run_id}/stream", responses={200: {"content": {"text/event-stream": {}}}, **errors(400, 404)})
-async def stream_run(ctx: CtxDep, p: PrincipalDep, run_id: str, flt: Filter,
-                     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
-                     after: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN,
-                                                       description="Alias of cursor")] = None,
-                     include: Annotated[list[str] | None, Query(description="`events` (trace is not served)")] = None,
-                     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None):
+async def stream_run(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    run_id: str,
+    flt: Filter,
+    cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
+    after: Annotated[
+        str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN, description="Alias of cursor")
+    ] = None,
+    include: Annotated[list[str] | None, Query(description="`events` (trace is not served)")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+):
     """The flat API's run stream (Python SDK `runs.stream`): the same frames as /events/stream."""
     frames = await service.follow(ctx, p, run_id, flt, last_event_id or cursor or after)
     return EventSourceResponse(frames, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/{run_id}/activity", response_model=ActivityPage, response_model_exclude_unset=True,
-            responses=errors(400, 404))
+@router.get(
+    "/{run_id}/activity", response_model=ActivityPage, response_model_exclude_unset=True, responses=errors(400, 404)
+)
 async def activity(
-    ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page,
+    ctx: CtxDep,
+    p: PrincipalDep,
+    run_id: str,
+    page: Page,
     categories: Annotated[list[str] | None, Depends(multi("categories", ActivityCategory, "Item categories"))],
     category: Annotated[list[str] | None, Depends(multi("category", ActivityCategory, "Alias of categories"))],
     level: Annotated[Literal["info", "warning", "error"] | None, Query(description="Minimum severity")] = None,
 ) -> dict:
     """A human-readable timeline of the run: navigations with their requests as children, console
     errors with their severity, lifecycle, connections, dialogs and downloads."""
-    items, cursor, truncated = await service.activity(ctx.db, p, run_id, page,
-                                                      [*(categories or ()), *(category or ())] or None, level)
+    items, cursor, truncated = await service.activity(
+        ctx.db, p, run_id, page, [*(categories or ()), *(category or ())] or None, level
+    )
     # `truncated`: not the whole timeline (another page, capped requests, or past the first 50,000 events).
     return {"data": items, "activity": items, "nextCursor": cursor, "truncated": truncated}
 
 
-@router.get("/{run_id}/commands", response_model=CommandPage, response_model_exclude_unset=True,
-            responses=errors(400, 404))
+@router.get(
+    "/{run_id}/commands", response_model=CommandPage, response_model_exclude_unset=True, responses=errors(400, 404)
+)
 async def list_commands(
-    ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page,
+    ctx: CtxDep,
+    p: PrincipalDep,
+    run_id: str,
+    page: Page,
     status: Annotated[list[str] | None, Depends(multi("status", CommandStatus))],
-    include: Annotated[list[str] | None, Depends(multi("include", Literal["request", "result", "error"],
-                                                       "Heavy fields to add"))],
+    include: Annotated[
+        list[str] | None, Depends(multi("include", Literal["request", "result", "error"], "Heavy fields to add"))
+    ],
     order: Annotated[Literal["asc", "desc"], Query()] = "asc",
     execution_mode: Annotated[Literal["inline", "durable"] | None, Query(alias="executionMode")] = None,
 ) -> dict:

@@ -11,8 +11,9 @@ from app.runs.models import Run, RunEvent
 RunStatusLiteral = Literal["active", "completed", "failed"]
 ActivityCategory = Literal["runtime", "browser", "network", "console", "file", "invocation", "system"]
 CommandStatus = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled", "timed_out"]
-EventCategory = Literal["runtime", "connection", "browser", "network", "console", "artifact", "invocation", "live",
-                        "lifecycle"]
+EventCategory = Literal[
+    "runtime", "connection", "browser", "network", "console", "artifact", "invocation", "live", "lifecycle"
+]
 
 
 class Failure(WireModel):
@@ -45,12 +46,20 @@ class RunOut(WireModel):
     @classmethod
     def of(cls, run: Run) -> RunOut:
         duration = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-        return cls(id=str(run.id), runtime_id=str(run.runtime_id), space_id=str(run.space_id),
-                   runtime_type=run.runtime_type, status=run.status,
-                   failure=Failure(**run.failure) if run.failure else None,
-                   counts=RunCounts(events=run.event_seq), recording=RecordingFlag(enabled=run.recording),
-                   created_at=run.created_at, started_at=run.started_at, finished_at=run.finished_at,
-                   duration_seconds=duration)
+        return cls(
+            id=str(run.id),
+            runtime_id=str(run.runtime_id),
+            space_id=str(run.space_id),
+            runtime_type=run.runtime_type,
+            status=run.status,
+            failure=Failure(**run.failure) if run.failure else None,
+            counts=RunCounts(events=run.event_seq),
+            recording=RecordingFlag(enabled=run.recording),
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            duration_seconds=duration,
+        )
 
 
 RunList = list_model(RunOut, "runs")
@@ -70,10 +79,18 @@ class EventOut(WireModel):
 
     @classmethod
     def of(cls, e: RunEvent) -> EventOut:
-        return cls(id=str(e.id), run_id=str(e.run_id), seq=e.seq, time=e.time, type=e.type,
-                   category=e.category, source=e.source,
-                   connection_id=str(e.connection_id) if e.connection_id else None,
-                   page_id=e.page_id, data=e.data)
+        return cls(
+            id=str(e.id),
+            run_id=str(e.run_id),
+            seq=e.seq,
+            time=e.time,
+            type=e.type,
+            category=e.category,
+            source=e.source,
+            connection_id=str(e.connection_id) if e.connection_id else None,
+            page_id=e.page_id,
+            data=e.data,
+        )
 
 
 EventList = list_model(EventOut, "events")
@@ -83,16 +100,20 @@ MAX_EVENT_WAIT_MS = 120_000
 
 
 class EventWaitRequest(RequestModel):
-    cursor: str | None = Field(default=None, max_length=MAX_CURSOR, pattern=CURSOR_PATTERN,
-                               description="Wait for an event after this one")
+    cursor: str | None = Field(
+        default=None, max_length=MAX_CURSOR, pattern=CURSOR_PATTERN, description="Wait for an event after this one"
+    )
     type: list[str] | None = Field(default=None, max_length=50)
     kind: list[str] | None = Field(default=None, max_length=50, description="Alias of type")
     category: list[EventCategory] | None = None
     connection_id: str | None = Field(default=None, max_length=64)
     context_id: str | None = Field(default=None, max_length=64, description="Accepted; not used for matching")
     page_id: str | None = Field(default=None, max_length=64)
-    timeout_ms: int = Field(default=30_000, ge=0, description=f"Waits at most {MAX_EVENT_WAIT_MS} ms; more is "
-                                                             "clamped (`timeoutClamped: true`)")
+    timeout_ms: int = Field(
+        default=30_000,
+        ge=0,
+        description=f"Waits at most {MAX_EVENT_WAIT_MS} ms; more is clamped (`timeoutClamped: true`)",
+    )
 
 
 class EventWaitOut(WireModel):
@@ -127,9 +148,11 @@ class ActivityPage(WireModel):
     data: list[ActivityItem]
     activity: list[ActivityItem] = Field(description="Same list as `data`, under the resource name")
     next_cursor: str | None
-    truncated: bool = Field(description="This answer is not the whole timeline: follow nextCursor for more "
-                                        "items, a navigation lists only its first 500 requests, or the run has "
-                                        "more events than the timeline is built from (50,000)")
+    truncated: bool = Field(
+        description="This answer is not the whole timeline: follow nextCursor for more "
+        "items, a navigation lists only its first 500 requests, or the run has "
+        "more events than the timeline is built from (50,000)"
+    )
 
 
 class CommandOut(WireModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-
 from datetime import timedelta
 
 from sqlalchemy import delete as sql_delete
@@ -12,15 +11,15 @@ from sqlalchemy import select
 from app.accounts.service import Principal
 from app.connections import service as connections
 from app.connections.schemas import FlatConnection
-from app.core.context import AppContext
 from app.core import clock, ids
+from app.core.context import AppContext
 from app.core.db import Database
 from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, encode_cursor, fetch_by_id, split_page
 from app.runs import activity as activity_items
 from app.runs import commands, streams
-from app.runs.streams import EventFilter
 from app.runs.models import Run, RunEvent
+from app.runs.streams import EventFilter
 
 
 async def connection_of(ctx: AppContext, run: Run) -> FlatConnection | None:
@@ -42,9 +41,15 @@ async def get(db: Database, p: Principal, run_id: str) -> Run:
     return run
 
 
-async def list_runs(db: Database, p: Principal, page: PageParams, *, space_id: uuid.UUID | None = None,
-                    runtime_id: uuid.UUID | None = None, statuses: list[str] | None = None
-                    ) -> tuple[list[Run], str | None]:
+async def list_runs(
+    db: Database,
+    p: Principal,
+    page: PageParams,
+    *,
+    space_id: uuid.UUID | None = None,
+    runtime_id: uuid.UUID | None = None,
+    statuses: list[str] | None = None,
+) -> tuple[list[Run], str | None]:
     stmt = select(Run).where(Run.account_id == p.account_id)
     if space_id is not None:
         stmt = stmt.where(Run.space_id == space_id)
@@ -55,22 +60,26 @@ async def list_runs(db: Database, p: Principal, page: PageParams, *, space_id: u
     return await fetch_by_id(db, stmt, Run.id, page)
 
 
-async def list_events(db: Database, p: Principal, run_id: str, page: PageParams,
-                      flt: EventFilter) -> tuple[list[RunEvent], str | None]:
+async def list_events(
+    db: Database, p: Principal, run_id: str, page: PageParams, flt: EventFilter
+) -> tuple[list[RunEvent], str | None]:
     run = await get(db, p, run_id)
     stmt = flt.apply(select(RunEvent).where(RunEvent.run_id == run.id))
     if page.after is not None:
         if not isinstance(page.after, int):
-            raise InvalidRequest("cursor is not an event cursor", details={"fields": [
-                {"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}]})
+            raise InvalidRequest(
+                "cursor is not an event cursor",
+                details={"fields": [{"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}]},
+            )
         stmt = stmt.where(RunEvent.seq > page.after)
     async with db.read() as s:
         rows = list((await s.execute(stmt.order_by(RunEvent.seq).limit(page.limit + 1))).scalars())
     return split_page(rows, page, lambda e: e.seq)
 
 
-async def wait_event(ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, cursor: str | None,
-                     timeout_ms: int) -> tuple[RunEvent | None, str]:
+async def wait_event(
+    ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, cursor: str | None, timeout_ms: int
+) -> tuple[RunEvent | None, str]:
     """Long-poll for the next matching event after `cursor` (or after now)."""
     run = await get(ctx.db, p, run_id)
     event, last = await streams.wait_next(ctx, run, flt, streams.seq_of(cursor), timeout_ms / 1000)
@@ -86,16 +95,22 @@ async def follow(ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, c
 ACTIVITY_EVENT_CAP = 50_000
 
 
-async def activity(db: Database, p: Principal, run_id: str, page: PageParams, categories: list[str] | None,
-                   level: str | None) -> tuple[list[dict], str | None, bool]:
+async def activity(
+    db: Database, p: Principal, run_id: str, page: PageParams, categories: list[str] | None, level: str | None
+) -> tuple[list[dict], str | None, bool]:
     """The run's activity items (derived from up to ACTIVITY_EVENT_CAP events), filtered and paged."""
     run = await get(db, p, run_id)
     async with db.read() as s:
-        rows = list((await s.execute(select(RunEvent).where(RunEvent.run_id == run.id)
-                                     .order_by(RunEvent.seq).limit(ACTIVITY_EVENT_CAP))).scalars())
+        rows = list(
+            (
+                await s.execute(
+                    select(RunEvent).where(RunEvent.run_id == run.id).order_by(RunEvent.seq).limit(ACTIVITY_EVENT_CAP)
+                )
+            ).scalars()
+        )
     items = activity_items.select_items(activity_items.build(rows), categories, level)
     start = page.after if isinstance(page.after, int) else 0
-    chunk = items[start:start + page.limit]
+    chunk = items[start : start + page.limit]
     more = start + page.limit < len(items)
     # `truncated` tells a reader this answer is not the whole timeline: a further page, a navigation whose
     # requests were capped at MAX_CHILDREN, or a run longer than the events the timeline is built from.
@@ -104,8 +119,9 @@ async def activity(db: Database, p: Principal, run_id: str, page: PageParams, ca
     return chunk, encode_cursor(start + page.limit) if more else None, truncated
 
 
-async def list_commands(db: Database, p: Principal, run_id: str, page: PageParams, statuses: list[str] | None,
-                        order: str, include: set[str]) -> tuple[list[dict], str | None]:
+async def list_commands(
+    db: Database, p: Principal, run_id: str, page: PageParams, statuses: list[str] | None, order: str, include: set[str]
+) -> tuple[list[dict], str | None]:
     run = await get(db, p, run_id)
     rows, cursor = await commands.list_commands(db, run.id, page, statuses=statuses, descending=order == "desc")
     return [commands.as_wire(c, include) for c in rows], cursor

@@ -57,13 +57,16 @@ def seq_of(cursor: str | None) -> int | None:
     if not isinstance(value, int):
         from app.core.errors import InvalidRequest
 
-        raise InvalidRequest("cursor is not an event cursor", details={"fields": [
-            {"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}]})
+        raise InvalidRequest(
+            "cursor is not an event cursor",
+            details={"fields": [{"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}]},
+        )
     return value
 
 
-async def read_after(ctx: AppContext, run_id: uuid.UUID, after: int, flt: EventFilter,
-                     limit: int = PAGE, upto: int | None = None) -> list[RunEvent]:
+async def read_after(
+    ctx: AppContext, run_id: uuid.UUID, after: int, flt: EventFilter, limit: int = PAGE, upto: int | None = None
+) -> list[RunEvent]:
     stmt = flt.apply(select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq > after))
     if upto is not None:
         stmt = stmt.where(RunEvent.seq <= upto)
@@ -76,8 +79,9 @@ async def _run(ctx: AppContext, run_id: uuid.UUID) -> Run:
         return await s.get(Run, run_id, populate_existing=True)
 
 
-async def wait_next(ctx: AppContext, run: Run, flt: EventFilter, after: int | None,
-                    timeout: float) -> tuple[RunEvent | None, int]:
+async def wait_next(
+    ctx: AppContext, run: Run, flt: EventFilter, after: int | None, timeout: float
+) -> tuple[RunEvent | None, int]:
     """The first matching event after `after` (default: after the newest one now), or None at timeout."""
     deadline = asyncio.get_running_loop().time() + timeout
     with ctx.notifier.subscribe(run.id) as wakeup:
@@ -149,10 +153,15 @@ async def _follow(ctx: AppContext, run: Run, flt: EventFilter, after: int) -> As
                 if quiet_since is None or rows:
                     quiet_since = loop.time()
                 elif loop.time() - quiet_since >= END_GRACE_SECONDS:
-                    yield _frame("run.ended", {"runId": str(run.id),
-                                               "status": current.status if current else "failed",
-                                               "finishedAt": clock.iso(current.finished_at) if current else None,
-                                               "failure": current.failure if current else None})
+                    yield _frame(
+                        "run.ended",
+                        {
+                            "runId": str(run.id),
+                            "status": current.status if current else "failed",
+                            "finishedAt": clock.iso(current.finished_at) if current else None,
+                            "failure": current.failure if current else None,
+                        },
+                    )
                     return
                 await wakeup.wait(END_GRACE_SECONDS / 4)
                 continue

@@ -42,8 +42,15 @@ def _clean(value: Any) -> Any:
 
 
 class EventWriter:
-    def __init__(self, db: Database, *, bulk_capacity: int = 50_000, capacity: int = 200_000,
-                 batch_size: int = 2_000, interval: float = 0.01) -> None:
+    def __init__(
+        self,
+        db: Database,
+        *,
+        bulk_capacity: int = 50_000,
+        capacity: int = 200_000,
+        batch_size: int = 2_000,
+        interval: float = 0.01,
+    ) -> None:
         self.db = db
         self.bulk_capacity = bulk_capacity
         self.capacity = capacity
@@ -58,11 +65,29 @@ class EventWriter:
         self._stopping = False
         self.written = 0
 
-    def emit(self, run_id: uuid.UUID, type: str, category: str, data: dict[str, Any] | None = None, *,
-             source: str = "browser", page_id: str | None = None, connection_id: uuid.UUID | None = None) -> bool:
+    def emit(
+        self,
+        run_id: uuid.UUID,
+        type: str,
+        category: str,
+        data: dict[str, Any] | None = None,
+        *,
+        source: str = "browser",
+        page_id: str | None = None,
+        connection_id: uuid.UUID | None = None,
+    ) -> bool:
         """Queue an event; False when the queue policy dropped it (it is counted)."""
-        row = {"id": ids.new_id(), "run_id": run_id, "time": clock.now(), "type": type, "category": category,
-               "source": source, "page_id": page_id, "connection_id": connection_id, "data": _clean(data or {})}
+        row = {
+            "id": ids.new_id(),
+            "run_id": run_id,
+            "time": clock.now(),
+            "type": type,
+            "category": category,
+            "source": source,
+            "page_id": page_id,
+            "connection_id": connection_id,
+            "data": _clean(data or {}),
+        }
         if category in SAMPLED_CATEGORIES:
             if not self._admit_sampled():
                 self._count_drop(run_id, type)
@@ -133,11 +158,19 @@ class EventWriter:
             batch.append(self._bulk.popleft())
         dropped, self._dropped = self._dropped, {}
         for run_id, counts in dropped.items():
-            batch.append({"id": ids.new_id(), "run_id": run_id, "time": clock.now(), "type": "events.dropped",
-                          "category": "lifecycle", "source": "control-plane", "page_id": None,
-                          "connection_id": None,
-                          "data": {"count": sum(counts.values()), "byType": dict(counts),
-                                   "reason": "event queue full"}})
+            batch.append(
+                {
+                    "id": ids.new_id(),
+                    "run_id": run_id,
+                    "time": clock.now(),
+                    "type": "events.dropped",
+                    "category": "lifecycle",
+                    "source": "control-plane",
+                    "page_id": None,
+                    "connection_id": None,
+                    "data": {"count": sum(counts.values()), "byType": dict(counts), "reason": "event queue full"},
+                }
+            )
         if not batch:
             return 0
         try:
@@ -177,9 +210,14 @@ class EventWriter:
         async with self.db.transaction() as s:
             for run_id in sorted(by_run):  # a fixed lock order across writers
                 rows = by_run[run_id]
-                last = (await s.execute(update(Run).where(Run.id == run_id)
-                                        .values(event_seq=Run.event_seq + len(rows))
-                                        .returning(Run.event_seq))).scalar_one_or_none()
+                last = (
+                    await s.execute(
+                        update(Run)
+                        .where(Run.id == run_id)
+                        .values(event_seq=Run.event_seq + len(rows))
+                        .returning(Run.event_seq)
+                    )
+                ).scalar_one_or_none()
                 if last is None:  # the run was deleted meanwhile
                     by_run[run_id] = []
                     continue

@@ -27,7 +27,9 @@ import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.connections.models import Connection, ConnectionScope as Scope, ConnectionStatus as CS
+from app.connections.models import Connection
+from app.connections.models import ConnectionScope as Scope
+from app.connections.models import ConnectionStatus as CS
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import AFTER_COMMIT
@@ -48,8 +50,11 @@ CACHE_TIMEOUT_SECONDS = 1.0
 
 
 def controller_busy(runtime_id: object, holder: Holder) -> Conflict:
-    return Conflict(f"Runtime is controlled by {holder.kind} {holder.id}", code="runtime.controller_busy",
-                    details={"runtimeId": str(runtime_id), "holder": {"kind": holder.kind, "id": holder.id}})
+    return Conflict(
+        f"Runtime is controlled by {holder.kind} {holder.id}",
+        code="runtime.controller_busy",
+        details={"runtimeId": str(runtime_id), "holder": {"kind": holder.kind, "id": holder.id}},
+    )
 
 
 def holder_of(runtime: Runtime) -> Holder | None:
@@ -63,21 +68,29 @@ def token_of(runtime: Runtime) -> str | None:
 
 def _live(runtime: Runtime, now: datetime) -> bool:
     return runtime.controller_kind is not None and (
-        runtime.controller_expires_at is None or runtime.controller_expires_at > now)
+        runtime.controller_expires_at is None or runtime.controller_expires_at > now
+    )
 
 
 def _matches(token: str):
     holder = Holder.of_token(token)
-    return (Runtime.controller_kind == holder.kind, Runtime.controller_id == holder.id,
-            Runtime.controller_epoch == epoch_of(token))
+    return (
+        Runtime.controller_kind == holder.kind,
+        Runtime.controller_id == holder.id,
+        Runtime.controller_epoch == epoch_of(token),
+    )
 
 
 async def _row(s: AsyncSession, runtime_id: uuid.UUID) -> Runtime | None:
-    return (await s.execute(select(Runtime).where(Runtime.id == runtime_id).with_for_update()
-                            .execution_options(populate_existing=True))).scalar_one_or_none()
+    return (
+        await s.execute(
+            select(Runtime).where(Runtime.id == runtime_id).with_for_update().execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
 
 
 # --- the cache, written after commit ---------------------------------------------------------
+
 
 def _after_commit(ctx: AppContext, s: AsyncSession, action) -> None:
     async def run() -> None:
@@ -85,6 +98,7 @@ def _after_commit(ctx: AppContext, s: AsyncSession, action) -> None:
             await asyncio.wait_for(action(), CACHE_TIMEOUT_SECONDS)
         except Exception as exc:  # the database decided; a cache that missed a write is rebuilt
             log.warning("controller_cache_write_failed", error=repr(exc))
+
     s.info.setdefault(AFTER_COMMIT, []).append(run)
 
 
@@ -98,6 +112,7 @@ def _cache_drop(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, token: 
 
 # --- decisions ---------------------------------------------------------------------------------
 
+
 async def take(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, holder: Holder, ttl_ms: int) -> str:
     """Make `holder` the controller in the caller's transaction and return its token, or raise 409
     `runtime.controller_busy` naming who holds it."""
@@ -109,13 +124,23 @@ async def take(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, holder: 
     if _live(runtime, now) and current != holder and not await _may_take(s, runtime, current, holder):
         raise controller_busy(runtime_id, current)
     if current is not None and current != holder:
-        log.info("controller_taken_over", runtime_id=str(runtime_id), previous=f"{current.kind}:{current.id}",
-                 by=f"{holder.kind}:{holder.id}")
+        log.info(
+            "controller_taken_over",
+            runtime_id=str(runtime_id),
+            previous=f"{current.kind}:{current.id}",
+            by=f"{holder.kind}:{holder.id}",
+        )
     epoch = runtime.controller_epoch + 1
-    result = await s.execute(update(Runtime).where(
-        Runtime.id == runtime_id, Runtime.controller_epoch == runtime.controller_epoch).values(
-        controller_kind=holder.kind, controller_id=holder.id, controller_epoch=epoch,
-        controller_expires_at=now + timedelta(milliseconds=ttl_ms)))
+    result = await s.execute(
+        update(Runtime)
+        .where(Runtime.id == runtime_id, Runtime.controller_epoch == runtime.controller_epoch)
+        .values(
+            controller_kind=holder.kind,
+            controller_id=holder.id,
+            controller_epoch=epoch,
+            controller_expires_at=now + timedelta(milliseconds=ttl_ms),
+        )
+    )
     if result.rowcount != 1:  # another transaction took it between our read and our write
         runtime = await _row(s, runtime_id)
         raise controller_busy(runtime_id, holder_of(runtime) or Holder("none", ""))
@@ -126,8 +151,11 @@ async def take(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, holder: 
 
 async def renew(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, token: str, ttl_ms: int) -> bool:
     """Extend `token`'s hold; False when it no longer holds the runtime (it was taken over)."""
-    result = await s.execute(update(Runtime).where(Runtime.id == runtime_id, *_matches(token)).values(
-        controller_expires_at=clock.now() + timedelta(milliseconds=ttl_ms)))
+    result = await s.execute(
+        update(Runtime)
+        .where(Runtime.id == runtime_id, *_matches(token))
+        .values(controller_expires_at=clock.now() + timedelta(milliseconds=ttl_ms))
+    )
     if result.rowcount == 1:
         _cache_put(ctx, s, runtime_id, token, ttl_ms)
     return result.rowcount == 1
@@ -138,8 +166,11 @@ async def release(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, token
     if not token:
         return False
     _cache_drop(ctx, s, runtime_id, token)
-    result = await s.execute(update(Runtime).where(Runtime.id == runtime_id, *_matches(token)).values(
-        controller_kind=None, controller_id=None, controller_expires_at=None))
+    result = await s.execute(
+        update(Runtime)
+        .where(Runtime.id == runtime_id, *_matches(token))
+        .values(controller_kind=None, controller_id=None, controller_expires_at=None)
+    )
     if result.rowcount != 1:
         return False
     if Holder.of_token(token).kind != "connection":
@@ -160,8 +191,11 @@ async def end_run(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, run_i
         return
     token = token_of(runtime)
     _cache_drop(ctx, s, runtime_id, token)
-    await s.execute(update(Runtime).where(Runtime.id == runtime_id, *_matches(token)).values(
-        controller_kind=None, controller_id=None, controller_expires_at=None))
+    await s.execute(
+        update(Runtime)
+        .where(Runtime.id == runtime_id, *_matches(token))
+        .values(controller_kind=None, controller_id=None, controller_expires_at=None)
+    )
 
 
 async def current(ctx: AppContext, runtime_id: uuid.UUID) -> str | None:
@@ -184,12 +218,20 @@ async def current(ctx: AppContext, runtime_id: uuid.UUID) -> str | None:
 
 # --- upkeep (the reaper of every server process) -----------------------------------------------
 
+
 async def keep_run_connections(ctx: AppContext) -> None:
     """Renew every active flat run connection's hold; one that lost it (its viewer or invocation ended
     without handing back, or died) takes the runtime back once that holder is gone."""
     async with ctx.db.read() as s:
-        rows = list((await s.execute(select(Connection.id, Connection.runtime_id, Connection.lock_token).where(
-            Connection.status == CS.ACTIVE, Connection.scope == Scope.RUN))).all())
+        rows = list(
+            (
+                await s.execute(
+                    select(Connection.id, Connection.runtime_id, Connection.lock_token).where(
+                        Connection.status == CS.ACTIVE, Connection.scope == Scope.RUN
+                    )
+                )
+            ).all()
+        )
     for connection_id, runtime_id, lock_token in rows:
         try:
             async with ctx.db.transaction() as s:
@@ -211,8 +253,9 @@ async def rebuild_cache(ctx: AppContext) -> int:
         if not _live(runtime, now):
             continue
         try:
-            await asyncio.wait_for(ctx.lock.put(str(runtime.id), token_of(runtime), _remaining_ms(runtime)),
-                                   CACHE_TIMEOUT_SECONDS)
+            await asyncio.wait_for(
+                ctx.lock.put(str(runtime.id), token_of(runtime), _remaining_ms(runtime)), CACHE_TIMEOUT_SECONDS
+            )
             put += 1
         except Exception as exc:
             log.warning("controller_cache_rebuild_failed", error=repr(exc))
@@ -221,6 +264,7 @@ async def rebuild_cache(ctx: AppContext) -> int:
 
 
 # --- the rules -----------------------------------------------------------------------------------
+
 
 def _remaining_ms(runtime: Runtime) -> int:
     if runtime.controller_expires_at is None:
@@ -265,14 +309,17 @@ async def _run_of_holder(s: AsyncSession, holder: Holder) -> uuid.UUID | None:
     return row.run_id if row is not None else None
 
 
-async def _give_back(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID,
-                     only: uuid.UUID | None = None) -> None:
+async def _give_back(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, only: uuid.UUID | None = None) -> None:
     """The runtime's active flat run connection (if any) takes the runtime back, with a new epoch."""
     runtime = await _row(s, runtime_id)
     if runtime is None or runtime.active_run_id is None:
         return
-    query = select(Connection).where(Connection.runtime_id == runtime_id, Connection.run_id == runtime.active_run_id,
-                                     Connection.scope == Scope.RUN, Connection.status == CS.ACTIVE)
+    query = select(Connection).where(
+        Connection.runtime_id == runtime_id,
+        Connection.run_id == runtime.active_run_id,
+        Connection.scope == Scope.RUN,
+        Connection.status == CS.ACTIVE,
+    )
     if only is not None:
         query = query.where(Connection.id == only)
     connection = (await s.execute(query)).scalars().first()

@@ -21,7 +21,8 @@ from app.core.errors import Conflict, NotFound, TooManyRequests, Unavailable
 from app.drivers.base import BrowserHandle, DriverError, LaunchSpec
 from app.runs import commands, events
 from app.runs.models import Run, RunStatus
-from app.runtimes.models import Runtime, RuntimeStatus as RS
+from app.runtimes.models import Runtime
+from app.runtimes.models import RuntimeStatus as RS
 from app.runtimes.schemas import BrowserConfig
 from app.spaces.models import Space
 
@@ -50,9 +51,12 @@ def runtime_not_found(runtime_id: object) -> NotFound:
 
 
 def _transitioning(runtime: Runtime) -> Conflict:
-    return Conflict(f"Runtime is {runtime.status}; retry when it settles", code="runtime.transitioning",
-                    details={"runtimeId": str(runtime.id), "status": runtime.status},
-                    headers={"Retry-After": "1"})
+    return Conflict(
+        f"Runtime is {runtime.status}; retry when it settles",
+        code="runtime.transitioning",
+        details={"runtimeId": str(runtime.id), "status": runtime.status},
+        headers={"Retry-After": "1"},
+    )
 
 
 async def launch(ctx: AppContext, runtime_id: uuid.UUID, *, recording: bool | None = None) -> Started:
@@ -76,20 +80,36 @@ async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None
             raise _transitioning(runtime)
         if ctx.db.is_postgres:
             await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CAPACITY_LOCK_KEY})
-        live = (await s.execute(select(func.count()).select_from(Runtime).where(
-            Runtime.status.in_(RS.LIVE), Runtime.deleted_at.is_(None)))).scalar_one()
+        live = (
+            await s.execute(
+                select(func.count())
+                .select_from(Runtime)
+                .where(Runtime.status.in_(RS.LIVE), Runtime.deleted_at.is_(None))
+            )
+        ).scalar_one()
         if live >= settings.max_runtimes:
             raise TooManyRequests(
                 f"All {settings.max_runtimes} browser slots are in use; stop a runtime or retry later",
                 code="runtime.capacity_exhausted",
                 details={"limit": settings.max_runtimes, "live": live},
-                headers={"Retry-After": str(settings.capacity_retry_after_seconds)})
+                headers={"Retry-After": str(settings.capacity_retry_after_seconds)},
+            )
         now = clock.now()
         if recording is not None:
             runtime.recording = recording
-        run = Run(id=ids.new_id(), account_id=runtime.account_id, space_id=runtime.space_id,
-                  runtime_id=runtime.id, runtime_type=runtime.type, status=RunStatus.ACTIVE,
-                  recording=runtime.recording, failure=None, event_seq=0, created_at=now, started_at=now)
+        run = Run(
+            id=ids.new_id(),
+            account_id=runtime.account_id,
+            space_id=runtime.space_id,
+            runtime_id=runtime.id,
+            runtime_type=runtime.type,
+            status=RunStatus.ACTIVE,
+            recording=runtime.recording,
+            failure=None,
+            event_seq=0,
+            created_at=now,
+            started_at=now,
+        )
         s.add(run)
         await s.flush()
         runtime.status, runtime.active_run_id, runtime.failure = RS.STARTING, run.id, None
@@ -98,18 +118,23 @@ async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None
 
     config = BrowserConfig.model_validate(runtime.config or {})
     spec = LaunchSpec(runtime_id=runtime.id, run_id=run.id, window_size=config.window_size(), locale=config.locale)
+
     async def remember(state: dict) -> None:
         # Recorded while still `starting`, so a sweep can stop this browser if this process dies now.
         async with ctx.db.transaction() as s:
-            await s.execute(update(Runtime).where(Runtime.id == runtime.id, Runtime.status == RS.STARTING,
-                                                  Runtime.active_run_id == run.id).values(driver_state=state))
+            await s.execute(
+                update(Runtime)
+                .where(Runtime.id == runtime.id, Runtime.status == RS.STARTING, Runtime.active_run_id == run.id)
+                .values(driver_state=state)
+            )
 
     try:
         handle = await ctx.driver.launch(spec, settings.launch_timeout_seconds, remember)
     except DriverError as exc:
         await fail(ctx, runtime.id, run.id, exc.code, exc.message)
-        raise Unavailable(exc.message, code=exc.code,
-                          details={"runtimeId": str(runtime.id), "runId": str(run.id)}) from None
+        raise Unavailable(
+            exc.message, code=exc.code, details={"runtimeId": str(runtime.id), "runId": str(run.id)}
+        ) from None
     except BaseException as exc:
         await fail(ctx, runtime.id, run.id, "runtime.launch_failed", f"Launch failed: {exc!r}")
         raise
@@ -127,19 +152,33 @@ async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle:
     async with ctx.db.transaction() as s:
         now = clock.now()
         result = await s.execute(
-            update(Runtime).where(Runtime.id == runtime_id, Runtime.status == RS.STARTING,
-                                  Runtime.active_run_id == run.id)
-            .values(status=RS.ACTIVE, driver_state={**handle.state, "httpUrl": handle.http_url, "wsUrl": handle.ws_url},
-                    status_changed_at=now, updated_at=now))
+            update(Runtime)
+            .where(Runtime.id == runtime_id, Runtime.status == RS.STARTING, Runtime.active_run_id == run.id)
+            .values(
+                status=RS.ACTIVE,
+                driver_state={**handle.state, "httpUrl": handle.http_url, "wsUrl": handle.ws_url},
+                status_changed_at=now,
+                updated_at=now,
+            )
+        )
         if result.rowcount == 1:
             await events.append(s, run.id, "runtime.active", "runtime", {"driver": ctx.driver.name})
-            await commands.record(s, run.id, "runtime.start", request={"recording": run.recording},
-                                  result={"runId": str(run.id), "status": RS.ACTIVE}, started_at=run.started_at)
+            await commands.record(
+                s,
+                run.id,
+                "runtime.start",
+                request={"recording": run.recording},
+                result={"runId": str(run.id), "status": RS.ACTIVE},
+                started_at=run.started_at,
+            )
     if result.rowcount != 1:
         # Failed or swept while the browser was starting: do not leave that browser behind.
         await ctx.driver.stop(handle.state)
-        raise Unavailable("Runtime ended while its browser was starting", code="runtime.host_unavailable",
-                          details={"runtimeId": str(runtime_id), "runId": str(run.id)})
+        raise Unavailable(
+            "Runtime ended while its browser was starting",
+            code="runtime.host_unavailable",
+            details={"runtimeId": str(runtime_id), "runId": str(run.id)},
+        )
     async with ctx.db.transaction() as s:
         started = Started(await s.get(Runtime, runtime_id), await s.get(Run, run.id), started=True)
     # Last: the observer and recorder it starts then compete with nothing on the way to the response.
@@ -148,8 +187,9 @@ async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle:
     return started
 
 
-async def stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str = "stop requested",
-               run_id: uuid.UUID | None = None) -> Stopped:
+async def stop(
+    ctx: AppContext, runtime_id: uuid.UUID, reason: str = "stop requested", run_id: uuid.UUID | None = None
+) -> Stopped:
     """Stop the browser and close the run as completed. Stopping a stopped runtime is a no-op."""
     return await asyncio.shield(asyncio.ensure_future(_stop(ctx, runtime_id, reason, run_id)))
 
@@ -159,8 +199,7 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str, only_run: u
     deadline = asyncio.get_running_loop().time() + ctx.settings.stop_timeout_seconds * 3
     while True:
         async with ctx.db.transaction() as s:
-            runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime_id)
-                                       .with_for_update())).scalar_one()
+            runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime_id).with_for_update())).scalar_one()
             if runtime.status in RS.STARTABLE or (only_run is not None and runtime.active_run_id != only_run):
                 return Stopped(runtime, None, stopped=False)
             if runtime.status == RS.ACTIVE:
@@ -186,21 +225,33 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str, only_run: u
         log.exception("driver_stop_failed", runtime_id=str(runtime_id))
     async with ctx.db.transaction() as s:
         now = clock.now()
-        await s.execute(update(Runtime).where(Runtime.id == runtime_id, Runtime.status == RS.STOPPING)
-                        .values(status=RS.STOPPED, active_run_id=None, driver_state=None,
-                                status_changed_at=now, updated_at=now))
+        await s.execute(
+            update(Runtime)
+            .where(Runtime.id == runtime_id, Runtime.status == RS.STOPPING)
+            .values(status=RS.STOPPED, active_run_id=None, driver_state=None, status_changed_at=now, updated_at=now)
+        )
         if run_id:
-            await s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
-                            .values(status=RunStatus.COMPLETED, finished_at=now))
+            await s.execute(
+                update(Run)
+                .where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
+                .values(status=RunStatus.COMPLETED, finished_at=now)
+            )
             await events.append(s, run_id, "runtime.stopped", "runtime", {"reason": reason})
-            await commands.record(s, run_id, "runtime.stop", request={}, result={"status": RS.STOPPED},
-                                  started_at=stop_started)
+            await commands.record(
+                s, run_id, "runtime.stop", request={}, result={"status": RS.STOPPED}, started_at=stop_started
+            )
         runtime = await s.get(Runtime, runtime_id)
     return Stopped(runtime, run_id, stopped=True)
 
 
-async def fail(ctx: AppContext, runtime_id: uuid.UUID, run_id: uuid.UUID, code: str, message: str,
-               from_statuses: tuple[str, ...] = (RS.STARTING, RS.ACTIVE)) -> bool:
+async def fail(
+    ctx: AppContext,
+    runtime_id: uuid.UUID,
+    run_id: uuid.UUID,
+    code: str,
+    message: str,
+    from_statuses: tuple[str, ...] = (RS.STARTING, RS.ACTIVE),
+) -> bool:
     """Mark the run and runtime failed if that run is still the runtime's current one; clean up the browser.
 
     A browser that exits while its runtime is `stopping` was stopped on purpose, so by default
@@ -208,16 +259,20 @@ async def fail(ctx: AppContext, runtime_id: uuid.UUID, run_id: uuid.UUID, code: 
     """
     failure = {"code": code, "message": message}
     async with ctx.db.transaction() as s:
-        runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime_id)
-                                   .with_for_update())).scalar_one_or_none()
+        runtime = (
+            await s.execute(select(Runtime).where(Runtime.id == runtime_id).with_for_update())
+        ).scalar_one_or_none()
         if runtime is None or runtime.active_run_id != run_id or runtime.status not in from_statuses:
             return False
         state, prior = runtime.driver_state or {}, runtime.status
         now = clock.now()
         runtime.status, runtime.active_run_id, runtime.driver_state = RS.FAILED, None, None
         runtime.failure, runtime.status_changed_at, runtime.updated_at = failure, now, now
-        await s.execute(update(Run).where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
-                        .values(status=RunStatus.FAILED, failure=failure, finished_at=now))
+        await s.execute(
+            update(Run)
+            .where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
+            .values(status=RunStatus.FAILED, failure=failure, finished_at=now)
+        )
         await events.append(s, run_id, "runtime.failed", "runtime", failure)
         if prior == RS.STARTING:
             await commands.record(s, run_id, "runtime.start", request={}, error=failure)

@@ -48,11 +48,20 @@ async def heartbeat(ctx: AppContext) -> None:
     """Register this process, or say it is still alive."""
     now = clock.now()
     async with ctx.db.transaction() as s:
-        seen = (await s.execute(update(ServerProcess).where(ServerProcess.id == instance_of(ctx))
-                                .values(seen_at=now))).rowcount
+        seen = (
+            await s.execute(update(ServerProcess).where(ServerProcess.id == instance_of(ctx)).values(seen_at=now))
+        ).rowcount
         if not seen:
-            s.add(ServerProcess(id=instance_of(ctx), host=socket.gethostname(), pid=os.getpid(),
-                                process_start=_process_start(os.getpid()), started_at=now, seen_at=now))
+            s.add(
+                ServerProcess(
+                    id=instance_of(ctx),
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    process_start=_process_start(os.getpid()),
+                    started_at=now,
+                    seen_at=now,
+                )
+            )
         await s.execute(delete(ServerProcess).where(ServerProcess.seen_at < now - FORGET_AFTER))
 
 
@@ -62,8 +71,10 @@ async def dead(ctx: AppContext, instances: set[str]) -> set[str]:
     if not instances:
         return set()
     async with ctx.db.transaction() as s:
-        rows = {row.id: row for row in (await s.execute(
-            select(ServerProcess).where(ServerProcess.id.in_(instances)))).scalars()}
+        rows = {
+            row.id: row
+            for row in (await s.execute(select(ServerProcess).where(ServerProcess.id.in_(instances)))).scalars()
+        }
     now, here = clock.now(), socket.gethostname()
     found = set()
     for instance in instances:
@@ -102,9 +113,15 @@ async def detach_dead_sockets(ctx: AppContext) -> int:
             await s.execute(select(Run.id).where(Run.id == run_id).with_for_update())
             still = [n for _r, _c, i, n in await events.open_sockets(s, run_id, connection_id) if i == instance]
             for _ in range(still[0] if still else 0):
-                await events.append(s, run_id, "connection.detached", "connection", {
-                    "endedBy": "server", "code": 1006, "reason": "server_died", "serverInstance": instance},
-                    source="control-plane", connection_id=connection_id)
+                await events.append(
+                    s,
+                    run_id,
+                    "connection.detached",
+                    "connection",
+                    {"endedBy": "server", "code": 1006, "reason": "server_died", "serverInstance": instance},
+                    source="control-plane",
+                    connection_id=connection_id,
+                )
                 detached += 1
     if detached:
         log.warning("dead_server_sockets_detached", count=detached)

@@ -6,11 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from app.connections.schemas import FlatConnection
 from app.core import idempotency
 from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
-from app.connections.schemas import FlatConnection
 from app.core.responses import JSONResponse
 from app.core.schemas import Deleted, IdempotencyKey, errors
 from app.runs import service as runs
@@ -47,16 +47,25 @@ def _connection_fields(connection: FlatConnection | None) -> dict:
 
 # --- seed shape -------------------------------------------------------------------------------
 
+
 @seed.post("", status_code=201, response_model=RuntimeOut, responses=errors(400, 404, 409, 413, 429, 503))
-async def create_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, body: SeedRuntimeCreate, request: Request,
-                      idempotency_key: IdempotencyKey = None):
+async def create_seed(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    space_id: str,
+    body: SeedRuntimeCreate,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+):
     """Create a browser runtime and launch it: it comes back `active` with `activeRunId`."""
+
     async def handler():
         started = await service.create_and_launch(ctx, p, space_id, body)
         return 201, dump(RuntimeOut.of(started.runtime))
 
-    return await idempotency.serve(ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"),
-                                   handler)
+    return await idempotency.serve(
+        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"), handler
+    )
 
 
 @seed.get("", response_model=RuntimeList, responses=errors(400, 404))
@@ -71,16 +80,24 @@ async def get_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str)
 
 
 @seed.post("/{runtime_id}/start", response_model=RuntimeOut, responses=errors(404, 409, 429, 503))
-async def start_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, request: Request,
-                     body: StartRequest | None = None, idempotency_key: IdempotencyKey = None):
+async def start_seed(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    space_id: str,
+    runtime_id: str,
+    request: Request,
+    body: StartRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+):
     """Start a stopped or failed runtime again, opening a new run."""
+
     async def handler():
-        started = await service.start(ctx, p, runtime_id, space_id=space_id,
-                                      recording=body.recording if body else None)
+        started = await service.start(ctx, p, runtime_id, space_id=space_id, recording=body.recording if body else None)
         return 200, dump(RuntimeOut.of(started.runtime))
 
-    return await idempotency.serve(ctx.db, p.account_id, request, idempotency_key,
-                                   body.model_dump(mode="json") if body else None, handler)
+    return await idempotency.serve(
+        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json") if body else None, handler
+    )
 
 
 @seed.post("/{runtime_id}/stop", response_model=RuntimeOut, responses=errors(404, 409))
@@ -95,8 +112,14 @@ async def delete_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: s
 
 
 @seed.get("/{runtime_id}/runs", response_model=RunList, responses=errors(400, 404))
-async def runs_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, page: Page,
-                    status: Annotated[list[str] | None, Depends(multi("status", RunStatusLiteral))]) -> RunList:
+async def runs_seed(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    space_id: str,
+    runtime_id: str,
+    page: Page,
+    status: Annotated[list[str] | None, Depends(multi("status", RunStatusLiteral))],
+) -> RunList:
     runtime = await service.get(ctx, p, runtime_id, space_id=space_id)
     items, cursor = await runs.list_runs(ctx.db, p, page, runtime_id=runtime.id, statuses=status)
     return RunList.of(items, cursor)
@@ -104,21 +127,30 @@ async def runs_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str
 
 # --- flat shape -------------------------------------------------------------------------------
 
+
 @flat.post("", status_code=201, response_model=RuntimeOut, responses=errors(400, 404, 409, 413, 429, 503))
-async def create_flat(ctx: CtxDep, p: PrincipalDep, body: FlatRuntimeCreate, request: Request,
-                      idempotency_key: IdempotencyKey = None):
+async def create_flat(
+    ctx: CtxDep, p: PrincipalDep, body: FlatRuntimeCreate, request: Request, idempotency_key: IdempotencyKey = None
+):
     """Create a runtime in `spaceId` (default space when absent); `start: true` also launches it."""
+
     async def handler():
         runtime, connection = await service.create(ctx, p, body)
         return 201, dump(RuntimeOut.of(runtime), **_connection_fields(connection))
 
-    return await idempotency.serve(ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"),
-                                   handler)
+    return await idempotency.serve(
+        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"), handler
+    )
 
 
 @flat.get("", response_model=RuntimeList, responses=errors(400, 404))
-async def list_flat(ctx: CtxDep, p: PrincipalDep, page: Page, status: StatusFilter,
-                    space_id: Annotated[str | None, Query(alias="spaceId")] = None) -> RuntimeList:
+async def list_flat(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    page: Page,
+    status: StatusFilter,
+    space_id: Annotated[str | None, Query(alias="spaceId")] = None,
+) -> RuntimeList:
     runtimes, cursor = await service.list_runtimes(ctx, p, page, space_id=space_id, statuses=status)
     return RuntimeList.of(runtimes, cursor)
 
@@ -144,22 +176,41 @@ async def delete_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, force: Forc
 
 
 @flat.post("/{runtime_id}/start", response_model=StartOut, responses=errors(400, 404, 409, 429, 503))
-async def start_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, request: Request,
-                     body: StartRequest | None = None, idempotency_key: IdempotencyKey = None):
+async def start_flat(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    runtime_id: str,
+    request: Request,
+    body: StartRequest | None = None,
+    idempotency_key: IdempotencyKey = None,
+):
     """Start the runtime and open a run; starting an active runtime returns its current run (`started: false`)."""
-    async def handler():
-        started, connection = await service.start_with_connection(ctx, p, runtime_id,
-                                                                  recording=body.recording if body else None)
-        return 200, dump(StartOut(runtime_id=str(started.runtime.id), run_id=str(started.run.id),
-                                  status=started.runtime.status, started=started.started),
-                         **_connection_fields(connection))
 
-    return await idempotency.serve(ctx.db, p.account_id, request, idempotency_key,
-                                   body.model_dump(mode="json") if body else None, handler)
+    async def handler():
+        started, connection = await service.start_with_connection(
+            ctx, p, runtime_id, recording=body.recording if body else None
+        )
+        return 200, dump(
+            StartOut(
+                runtime_id=str(started.runtime.id),
+                run_id=str(started.run.id),
+                status=started.runtime.status,
+                started=started.started,
+            ),
+            **_connection_fields(connection),
+        )
+
+    return await idempotency.serve(
+        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json") if body else None, handler
+    )
 
 
 @flat.post("/{runtime_id}/stop", response_model=StopOut, responses=errors(404, 409))
 async def stop_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str) -> StopOut:
     stopped = await service.stop(ctx, p, runtime_id)
-    return StopOut(runtime_id=str(stopped.runtime.id), run_id=str(stopped.run_id) if stopped.run_id else None,
-                   status=stopped.runtime.status, stopped=stopped.stopped)
+    return StopOut(
+        runtime_id=str(stopped.runtime.id),
+        run_id=str(stopped.run_id) if stopped.run_id else None,
+        status=stopped.runtime.status,
+        stopped=stopped.stopped,
+    )

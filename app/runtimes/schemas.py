@@ -105,14 +105,26 @@ class RuntimeOut(WireModel):
 
     @classmethod
     def of(cls, r: Runtime, region: str = "local") -> RuntimeOut:
-        return cls(id=str(r.id), space_id=str(r.space_id), name=r.name, type=r.type, kind=r.type,
-                   status=r.status, region=region, capabilities=["cdp"],
-                   connections=ConnectionsSummary(cdp=CdpAvailability(available=r.status == "active")),
-                   active_run_id=str(r.active_run_id) if r.active_run_id else None,
-                   metadata=r.metadata_, config=r.config or {}, backing=Backing(),
-                   recording=RecordingFlag(enabled=r.recording), idle_timeout_seconds=r.idle_timeout_seconds,
-                   failure=Failure(**r.failure) if r.failure else None,
-                   created_at=r.created_at, updated_at=r.updated_at)
+        return cls(
+            id=str(r.id),
+            space_id=str(r.space_id),
+            name=r.name,
+            type=r.type,
+            kind=r.type,
+            status=r.status,
+            region=region,
+            capabilities=["cdp"],
+            connections=ConnectionsSummary(cdp=CdpAvailability(available=r.status == "active")),
+            active_run_id=str(r.active_run_id) if r.active_run_id else None,
+            metadata=r.metadata_,
+            config=r.config or {},
+            backing=Backing(),
+            recording=RecordingFlag(enabled=r.recording),
+            idle_timeout_seconds=r.idle_timeout_seconds,
+            failure=Failure(**r.failure) if r.failure else None,
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
 
 
 RuntimeList = list_model(RuntimeOut, "runtimes")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import delete as sql_delete, select
+from sqlalchemy import delete as sql_delete
+from sqlalchemy import select
 
 from app.accounts.service import Principal
 from app.connections import service as connections
@@ -16,7 +17,8 @@ from app.core.paging import PageParams, fetch_by_id
 from app.runs.models import Run
 from app.runtimes import lifecycle
 from app.runtimes.lifecycle import Started, Stopped, runtime_not_found
-from app.runtimes.models import Runtime, RuntimeStatus as RS
+from app.runtimes.models import Runtime
+from app.runtimes.models import RuntimeStatus as RS
 from app.runtimes.schemas import BrowserConfig, FlatRuntimeCreate, RuntimeUpdate, SeedRuntimeCreate
 from app.spaces import service as spaces
 from app.spaces.models import Space
@@ -28,15 +30,39 @@ def _config_dict(config: BrowserConfig | None) -> dict:
     return config.model_dump(by_alias=True, exclude_none=True) if config else {}
 
 
-async def _insert(ctx: AppContext, p: Principal, space: Space, *, name: str | None, type: str,
-                  config: BrowserConfig | None, metadata: dict | None, recording: bool,
-                  idle_timeout_seconds: int | None = None) -> Runtime:
+async def _insert(
+    ctx: AppContext,
+    p: Principal,
+    space: Space,
+    *,
+    name: str | None,
+    type: str,
+    config: BrowserConfig | None,
+    metadata: dict | None,
+    recording: bool,
+    idle_timeout_seconds: int | None = None,
+) -> Runtime:
     now = clock.now()
-    runtime = Runtime(id=ids.new_id(), account_id=p.account_id, space_id=space.id, name=name or DEFAULT_NAME,
-                      type=type, status=RS.STOPPED, config=_config_dict(config), metadata_=metadata,
-                      recording=recording, idle_timeout_seconds=idle_timeout_seconds, active_run_id=None,
-                      driver=ctx.driver.name, driver_state=None, failure=None, status_changed_at=now,
-                      created_at=now, updated_at=now, deleted_at=None)
+    runtime = Runtime(
+        id=ids.new_id(),
+        account_id=p.account_id,
+        space_id=space.id,
+        name=name or DEFAULT_NAME,
+        type=type,
+        status=RS.STOPPED,
+        config=_config_dict(config),
+        metadata_=metadata,
+        recording=recording,
+        idle_timeout_seconds=idle_timeout_seconds,
+        active_run_id=None,
+        driver=ctx.driver.name,
+        driver_state=None,
+        failure=None,
+        status_changed_at=now,
+        created_at=now,
+        updated_at=now,
+        deleted_at=None,
+    )
     async with ctx.db.transaction() as s:
         s.add(runtime)
     return runtime
@@ -45,8 +71,16 @@ async def _insert(ctx: AppContext, p: Principal, space: Space, *, name: str | No
 async def create_and_launch(ctx: AppContext, p: Principal, space_id: str, body: SeedRuntimeCreate) -> Started:
     """Seed shape: the runtime is created and launched in one call and comes back `active`."""
     space = await spaces.get(ctx.db, p, space_id)
-    runtime = await _insert(ctx, p, space, name=body.name, type=body.kind or body.type, config=body.config,
-                            metadata=body.metadata, recording=body.recording)
+    runtime = await _insert(
+        ctx,
+        p,
+        space,
+        name=body.name,
+        type=body.kind or body.type,
+        config=body.config,
+        metadata=body.metadata,
+        recording=body.recording,
+    )
     return await _launch_new(ctx, runtime)
 
 
@@ -56,25 +90,37 @@ async def _launch_new(ctx: AppContext, runtime: Runtime) -> Started:
         return await lifecycle.launch(ctx, runtime.id)
     except TooManyRequests:
         async with ctx.db.transaction() as s:
-            await s.execute(sql_delete(Runtime).where(Runtime.id == runtime.id, Runtime.status == RS.STOPPED,
-                                                  Runtime.active_run_id.is_(None)))
+            await s.execute(
+                sql_delete(Runtime).where(
+                    Runtime.id == runtime.id, Runtime.status == RS.STOPPED, Runtime.active_run_id.is_(None)
+                )
+            )
         raise
 
 
 async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> tuple[Runtime, FlatConnection | None]:
     """Flat shape: created `stopped`; with `start: true` also launched, with the run's connection."""
     space = await spaces.resolve(ctx.db, p, body.space_id)
-    runtime = await _insert(ctx, p, space, name=body.name, type=body.type, config=body.config,
-                            metadata=body.metadata, recording=body.recording,
-                            idle_timeout_seconds=body.idle_timeout_seconds)
+    runtime = await _insert(
+        ctx,
+        p,
+        space,
+        name=body.name,
+        type=body.type,
+        config=body.config,
+        metadata=body.metadata,
+        recording=body.recording,
+        idle_timeout_seconds=body.idle_timeout_seconds,
+    )
     if not body.start:
         return runtime, None
     started = await _launch_new(ctx, runtime)
     return started.runtime, await connections.run_connection(ctx, started.runtime, started.run)
 
 
-async def start_with_connection(ctx: AppContext, p: Principal, runtime_id: str, *,
-                                recording: bool | None = None) -> tuple[Started, FlatConnection]:
+async def start_with_connection(
+    ctx: AppContext, p: Principal, runtime_id: str, *, recording: bool | None = None
+) -> tuple[Started, FlatConnection]:
     """Flat start: the run (new, or the active one) and its run-scoped connection."""
     started = await start(ctx, p, runtime_id, recording=recording)
     return started, await connections.run_connection(ctx, started.runtime, started.run)
@@ -97,14 +143,19 @@ async def get(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str |
         raise runtime_not_found(runtime_id)
     async with ctx.db.read() as s:
         runtime = await s.get(Runtime, rid)
-    if (runtime is None or runtime.account_id != p.account_id or runtime.deleted_at is not None
-            or (space_id is not None and runtime.space_id != space.id)):
+    if (
+        runtime is None
+        or runtime.account_id != p.account_id
+        or runtime.deleted_at is not None
+        or (space_id is not None and runtime.space_id != space.id)
+    ):
         raise runtime_not_found(runtime_id)
     return runtime
 
 
-async def list_runtimes(ctx: AppContext, p: Principal, page: PageParams, *, space_id: str | None = None,
-                        statuses: list[str] | None = None) -> tuple[list[Runtime], str | None]:
+async def list_runtimes(
+    ctx: AppContext, p: Principal, page: PageParams, *, space_id: str | None = None, statuses: list[str] | None = None
+) -> tuple[list[Runtime], str | None]:
     stmt = select(Runtime).where(Runtime.account_id == p.account_id, Runtime.deleted_at.is_(None))
     if space_id is not None:
         space = await spaces.get(ctx.db, p, space_id)
@@ -114,8 +165,9 @@ async def list_runtimes(ctx: AppContext, p: Principal, page: PageParams, *, spac
     return await fetch_by_id(ctx.db, stmt, Runtime.id, page)
 
 
-async def start(ctx: AppContext, p: Principal, runtime_id: str, *, recording: bool | None = None,
-                space_id: str | None = None) -> Started:
+async def start(
+    ctx: AppContext, p: Principal, runtime_id: str, *, recording: bool | None = None, space_id: str | None = None
+) -> Started:
     runtime = await get(ctx, p, runtime_id, space_id=space_id)
     return await lifecycle.launch(ctx, runtime.id, recording=recording)
 
@@ -132,8 +184,11 @@ async def update(ctx: AppContext, p: Principal, runtime_id: str, body: RuntimeUp
         runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()
         if "config" in changes:
             if runtime.status != RS.STOPPED and runtime.status != RS.FAILED:
-                raise Conflict("config can only change while the runtime is stopped", code="runtime.not_stopped",
-                               details={"runtimeId": str(runtime.id), "status": runtime.status})
+                raise Conflict(
+                    "config can only change while the runtime is stopped",
+                    code="runtime.not_stopped",
+                    details={"runtimeId": str(runtime.id), "status": runtime.status},
+                )
             runtime.config = _config_dict(body.config)
         if "name" in changes and body.name is not None:
             runtime.name = body.name
@@ -147,8 +202,9 @@ async def update(ctx: AppContext, p: Principal, runtime_id: str, body: RuntimeUp
     return runtime
 
 
-async def delete(ctx: AppContext, p: Principal, runtime_id: str, *, force: bool = False,
-                 space_id: str | None = None) -> uuid.UUID:
+async def delete(
+    ctx: AppContext, p: Principal, runtime_id: str, *, force: bool = False, space_id: str | None = None
+) -> uuid.UUID:
     """Delete a stopped runtime (its runs stay readable); `force` stops a live one first."""
     runtime = await get(ctx, p, runtime_id, space_id=space_id)
     if force and runtime.status in RS.LIVE:
@@ -156,7 +212,10 @@ async def delete(ctx: AppContext, p: Principal, runtime_id: str, *, force: bool 
     async with ctx.db.transaction() as s:
         runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()
         if runtime.status in RS.LIVE:
-            raise Conflict("Runtime is running; stop it first or pass force=true", code="runtime.not_stopped",
-                           details={"runtimeId": str(runtime.id), "status": runtime.status})
+            raise Conflict(
+                "Runtime is running; stop it first or pass force=true",
+                code="runtime.not_stopped",
+                details={"runtimeId": str(runtime.id), "status": runtime.status},
+            )
         runtime.deleted_at = runtime.updated_at = clock.now()
     return runtime.id

@@ -17,13 +17,15 @@ import structlog
 from sqlalchemy import select, update
 
 from app.cdp.observer import RunObserver
-from app.live.recorder import Recorder, finalize_abandoned
 from app.core import clock
 from app.core.context import AppContext
-from app.runs import events, service as runs
+from app.live.recorder import Recorder, finalize_abandoned
+from app.runs import events
+from app.runs import service as runs
 from app.runs.models import RunEvent
 from app.runtimes import lifecycle, processes
-from app.runtimes.models import Runtime, RuntimeStatus as RS
+from app.runtimes.models import Runtime
+from app.runtimes.models import RuntimeStatus as RS
 
 log = structlog.get_logger(__name__)
 
@@ -49,8 +51,9 @@ class Supervisor:
     def watch(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
         """Follow the browser until it ends, and observe its run (the process that watches observes)."""
         self.unwatch(runtime_id)
-        self._watches[runtime_id] = asyncio.create_task(self._follow(runtime_id, run_id, state),
-                                                        name=f"watch-{runtime_id}")
+        self._watches[runtime_id] = asyncio.create_task(
+            self._follow(runtime_id, run_id, state), name=f"watch-{runtime_id}"
+        )
         if state.get("wsUrl"):
             observer = RunObserver(self.ctx, runtime_id, run_id, state)
             self._observers[runtime_id] = observer
@@ -118,8 +121,11 @@ class Supervisor:
         settings, driver = self.ctx.settings, self.ctx.driver
         stuck_after = timedelta(seconds=settings.launch_timeout_seconds + settings.stop_timeout_seconds * 3 + 5)
         async with self.ctx.db.read() as s:
-            rows = list((await s.execute(select(Runtime).where(
-                Runtime.status.in_(RS.LIVE), Runtime.driver == driver.name))).scalars())
+            rows = list(
+                (
+                    await s.execute(select(Runtime).where(Runtime.status.in_(RS.LIVE), Runtime.driver == driver.name))
+                ).scalars()
+            )
         now = clock.now()
         for rt in rows:
             if rt.active_run_id is None or self.watching(rt.id):
@@ -131,12 +137,18 @@ class Supervisor:
                         # Its server process died: this one looks after the browser from now on.
                         await self._adopt(rt.id, rt.active_run_id, state)
                 elif await self._owned_here(state):
-                    await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.browser_exited",
-                                         "The browser is no longer running")
+                    await lifecycle.fail(
+                        self.ctx, rt.id, rt.active_run_id, "runtime.browser_exited", "The browser is no longer running"
+                    )
             elif now - rt.status_changed_at > stuck_after or await self._launcher_gone(rt.status, state):
-                await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.transition_timeout",
-                                     f"Runtime was stuck '{rt.status}'; its server process probably died",
-                                     from_statuses=RS.LIVE)
+                await lifecycle.fail(
+                    self.ctx,
+                    rt.id,
+                    rt.active_run_id,
+                    "runtime.transition_timeout",
+                    f"Runtime was stuck '{rt.status}'; its server process probably died",
+                    from_statuses=RS.LIVE,
+                )
 
         # Sockets attached through a server that died never wrote their detach: written here.
         await processes.detach_dead_sockets(self.ctx)
@@ -148,10 +160,16 @@ class Supervisor:
         async with self.ctx.db.transaction() as s:
             # Named as the owner, so other processes (and this one's successor) judge ownership by us;
             # only if the owner is still the dead one, so two processes sweeping at once cannot both adopt.
-            result = await s.execute(update(Runtime).where(
-                Runtime.id == runtime_id, Runtime.status == RS.ACTIVE, Runtime.active_run_id == run_id,
-                Runtime.driver_state["serverInstance"].as_string() == previous_owner)
-                .values(driver_state=state))
+            result = await s.execute(
+                update(Runtime)
+                .where(
+                    Runtime.id == runtime_id,
+                    Runtime.status == RS.ACTIVE,
+                    Runtime.active_run_id == run_id,
+                    Runtime.driver_state["serverInstance"].as_string() == previous_owner,
+                )
+                .values(driver_state=state)
+            )
         if result.rowcount == 1:
             await self._serve_its_proxy(runtime_id, state)
             self.watch(runtime_id, run_id, state)
@@ -165,15 +183,18 @@ class Supervisor:
             try:
                 await serve(url)
             except OSError:
-                log.warning("adopted_browser_proxy_unavailable", runtime_id=str(runtime_id), proxy=url,
-                            exc_info=True)
+                log.warning("adopted_browser_proxy_unavailable", runtime_id=str(runtime_id), proxy=url, exc_info=True)
 
     async def _launcher_gone(self, status: str, state: dict) -> bool:
         """A launch whose server process died: no need to wait out the transition timeout."""
         driver = self.ctx.driver
-        return (status == RS.STARTING and bool(state.get("serverInstance"))
-                and state.get("serverInstance") != getattr(driver, "instance", None)
-                and await self._owned_here(state) and not await driver.has_owner(state))
+        return (
+            status == RS.STARTING
+            and bool(state.get("serverInstance"))
+            and state.get("serverInstance") != getattr(driver, "instance", None)
+            and await self._owned_here(state)
+            and not await driver.has_owner(state)
+        )
 
     async def _remove_orphans(self) -> None:
         """Remove browsers the driver can see whose runtime is no longer live (or was relaunched since)."""
@@ -182,8 +203,12 @@ class Supervisor:
         if not found:
             return
         async with self.ctx.db.read() as s:
-            rows = {rt.id: rt for rt in (await s.execute(select(Runtime).where(
-                Runtime.id.in_({b.runtime_id for b in found})))).scalars()}
+            rows = {
+                rt.id: rt
+                for rt in (
+                    await s.execute(select(Runtime).where(Runtime.id.in_({b.runtime_id for b in found})))
+                ).scalars()
+            }
         for browser in found:
             rt = rows.get(browser.runtime_id)
             known = self.ctx.driver.browser_id(rt.driver_state or {}) if rt else None
@@ -202,14 +227,25 @@ class Supervisor:
         if not watched:
             return
         async with self.ctx.db.read() as s:
-            rows = (await s.execute(select(Runtime.id, Runtime.active_run_id, Runtime.idle_timeout_seconds).where(
-                Runtime.id.in_(watched), Runtime.status == RS.ACTIVE, Runtime.idle_timeout_seconds.is_not(None)))).all()
+            rows = (
+                await s.execute(
+                    select(Runtime.id, Runtime.active_run_id, Runtime.idle_timeout_seconds).where(
+                        Runtime.id.in_(watched), Runtime.status == RS.ACTIVE, Runtime.idle_timeout_seconds.is_not(None)
+                    )
+                )
+            ).all()
         now = clock.now()
         for runtime_id, run_id, idle_seconds in rows:
             try:
                 async with self.ctx.db.transaction() as s:
-                    last = (await s.execute(select(RunEvent.time).where(RunEvent.run_id == run_id)
-                                            .order_by(RunEvent.seq.desc()).limit(1))).scalar_one_or_none()
+                    last = (
+                        await s.execute(
+                            select(RunEvent.time)
+                            .where(RunEvent.run_id == run_id)
+                            .order_by(RunEvent.seq.desc())
+                            .limit(1)
+                        )
+                    ).scalar_one_or_none()
                     opened = await events.attached_clients(s, run_id)
                 if opened == 0 and last is not None and (now - last).total_seconds() > idle_seconds:
                     log.info("runtime_idle_stop", runtime_id=str(runtime_id), idle_seconds=idle_seconds)
@@ -240,8 +276,13 @@ class Supervisor:
         self._watches.clear()
         for rt in rows:
             if rt.active_run_id is not None:
-                await lifecycle.fail(self.ctx, rt.id, rt.active_run_id, "runtime.host_shutdown",
-                                     "The server shut down while the browser was running")
+                await lifecycle.fail(
+                    self.ctx,
+                    rt.id,
+                    rt.active_run_id,
+                    "runtime.host_shutdown",
+                    "The server shut down while the browser was running",
+                )
         await self._drain()
 
     async def _drain(self) -> None:

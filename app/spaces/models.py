@@ -14,8 +14,13 @@ class Space(Base):
     __tablename__ = "spaces"
     __table_args__ = (
         # At most one default space per account, even when two first requests race to create it.
-        Index("uq_spaces_default_per_account", "account_id", unique=True,
-              postgresql_where=text("is_default"), sqlite_where=text("is_default")),
+        Index(
+            "uq_spaces_default_per_account",
+            "account_id",
+            unique=True,
+            postgresql_where=text("is_default"),
+            sqlite_where=text("is_default"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

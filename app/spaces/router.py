@@ -13,6 +13,7 @@ from app.spaces.schemas import SpaceCreate, SpaceList, SpaceOut, SpaceUpdate
 
 router = APIRouter(prefix="/v1/spaces", tags=["spaces"])
 
+
 @router.get("", response_model=SpaceList, responses=errors(400))
 async def list_spaces(ctx: CtxDep, p: PrincipalDep, page: Annotated[PageParams, Depends(page_params)]) -> SpaceList:
     spaces, cursor = await service.list_spaces(ctx.db, p, page)
@@ -20,13 +21,15 @@ async def list_spaces(ctx: CtxDep, p: PrincipalDep, page: Annotated[PageParams, 
 
 
 @router.post("", status_code=201, response_model=SpaceOut, responses=errors(400, 409, 413))
-async def create_space(ctx: CtxDep, p: PrincipalDep, body: SpaceCreate, request: Request,
-                       idempotency_key: IdempotencyKey = None):
+async def create_space(
+    ctx: CtxDep, p: PrincipalDep, body: SpaceCreate, request: Request, idempotency_key: IdempotencyKey = None
+):
     async def handler():
         return 201, SpaceOut.of(await service.create(ctx.db, p, body)).model_dump(mode="json")
 
-    return await idempotency.serve(ctx.db, p.account_id, request, idempotency_key,
-                                   body.model_dump(mode="json"), handler)
+    return await idempotency.serve(
+        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"), handler
+    )
 
 
 @router.get("/{space_id}", response_model=SpaceOut, responses=errors(404))

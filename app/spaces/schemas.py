@@ -31,8 +31,9 @@ class AiDefaults(RequestModel):
 
 
 class AiMount(RequestModel):
-    allow_connections: list[Annotated[str, StringConstraints(max_length=64)]] = Field(default_factory=list,
-                                                                                     max_length=100)
+    allow_connections: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list, max_length=100
+    )
     defaults: AiDefaults | None = None
 
 
@@ -68,8 +69,16 @@ class SpaceOut(WireModel):
 
     @classmethod
     def of(cls, s: Space) -> SpaceOut:
-        return cls(id=str(s.id), name=s.name, region=s.region, metadata=s.metadata_, mounts=s.mounts or {},
-                   is_default=s.is_default, created_at=s.created_at, updated_at=s.updated_at)
+        return cls(
+            id=str(s.id),
+            name=s.name,
+            region=s.region,
+            metadata=s.metadata_,
+            mounts=s.mounts or {},
+            is_default=s.is_default,
+            created_at=s.created_at,
+            updated_at=s.updated_at,
+        )
 
 
 SpaceList = list_model(SpaceOut, "spaces")

@@ -8,17 +8,17 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts.service import Principal
-from app.core import clock, ids
 from app.artifacts.models import Artifact
+from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import Database
-from app.files.models import StorageFile
-from app.storage import make_store
 from app.core.errors import Conflict, NotFound
 from app.core.paging import PageParams, fetch_by_id
+from app.files.models import StorageFile
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.spaces.models import Space
 from app.spaces.schemas import SpaceCreate, SpaceUpdate
+from app.storage import make_store
 
 DEFAULT_REGION = "local"
 DEFAULT_SPACE_NAME = "default"
@@ -30,10 +30,17 @@ def space_not_found(space_id: object) -> NotFound:
 
 async def create(db: Database, p: Principal, body: SpaceCreate) -> Space:
     now = clock.now()
-    space = Space(id=ids.new_id(), account_id=p.account_id, name=body.name, region=body.region or DEFAULT_REGION,
-                  metadata_=body.metadata,
-                  mounts=body.mounts.model_dump(by_alias=True, exclude_none=True) if body.mounts else {},
-                  is_default=False, created_at=now, updated_at=now)
+    space = Space(
+        id=ids.new_id(),
+        account_id=p.account_id,
+        name=body.name,
+        region=body.region or DEFAULT_REGION,
+        metadata_=body.metadata,
+        mounts=body.mounts.model_dump(by_alias=True, exclude_none=True) if body.mounts else {},
+        is_default=False,
+        created_at=now,
+        updated_at=now,
+    )
     async with db.transaction() as s:
         s.add(space)
     return space
@@ -65,8 +72,17 @@ async def default_space(db: Database, p: Principal) -> Space:
     if space is not None:
         return space
     now = clock.now()
-    space = Space(id=ids.new_id(), account_id=p.account_id, name=DEFAULT_SPACE_NAME, region=DEFAULT_REGION,
-                  metadata_=None, mounts={}, is_default=True, created_at=now, updated_at=now)
+    space = Space(
+        id=ids.new_id(),
+        account_id=p.account_id,
+        name=DEFAULT_SPACE_NAME,
+        region=DEFAULT_REGION,
+        metadata_=None,
+        mounts={},
+        is_default=True,
+        created_at=now,
+        updated_at=now,
+    )
     try:
         async with db.transaction() as s:
             s.add(space)
@@ -105,13 +121,23 @@ async def delete_space(ctx: AppContext, p: Principal, space_id: str) -> uuid.UUI
     async with ctx.db.transaction() as s:
         # Row lock: a runtime launch in this space takes the same lock, so neither slips past the other.
         await s.execute(select(Space.id).where(Space.id == space.id).with_for_update())
-        live = (await s.execute(select(func.count()).select_from(Runtime).where(
-            Runtime.space_id == space.id, Runtime.status.in_(RuntimeStatus.LIVE)))).scalar_one()
+        live = (
+            await s.execute(
+                select(func.count())
+                .select_from(Runtime)
+                .where(Runtime.space_id == space.id, Runtime.status.in_(RuntimeStatus.LIVE))
+            )
+        ).scalar_one()
         if live:
-            raise Conflict("Stop the space's runtimes before deleting it", code="runtime.not_stopped",
-                           details={"spaceId": str(space.id), "liveRuntimes": live})
-        keys = [*(await s.execute(select(StorageFile.object_key).where(StorageFile.space_id == space.id))).scalars(),
-                *(await s.execute(select(Artifact.object_key).where(Artifact.space_id == space.id))).scalars()]
+            raise Conflict(
+                "Stop the space's runtimes before deleting it",
+                code="runtime.not_stopped",
+                details={"spaceId": str(space.id), "liveRuntimes": live},
+            )
+        keys = [
+            *(await s.execute(select(StorageFile.object_key).where(StorageFile.space_id == space.id))).scalars(),
+            *(await s.execute(select(Artifact.object_key).where(Artifact.space_id == space.id))).scalars(),
+        ]
         await s.execute(delete(Space).where(Space.id == space.id))
     # Bytes go after the rows: a crash in between leaves unreferenced bytes, never a row without bytes.
     store = make_store(ctx.settings)

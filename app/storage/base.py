@@ -57,8 +57,7 @@ class StoredObject:
 
 @runtime_checkable
 class ObjectStore(Protocol):
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *,
-                         max_bytes: int | None = None) -> StoredObject:
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None) -> StoredObject:
         """Store the bytes of `chunks` under `key`; over `max_bytes` raises TooLarge and stores nothing."""
 
     async def put_file(self, key: str, source: Path, *, max_bytes: int | None = None) -> StoredObject:

@@ -36,7 +36,7 @@ class FilesystemStore:
         tmp_dir = self.root / TMP_DIR
         tmp_dir.mkdir(parents=True, exist_ok=True)
         tmp = tmp_dir / f"{uuid.uuid4().hex}.part"
-        return tmp, open(tmp, "xb")  # noqa: SIM115 - closed by _commit or _discard
+        return tmp, open(tmp, "xb")
 
     @staticmethod
     def _write(f: BinaryIO, digest, data: bytes) -> None:
@@ -58,8 +58,7 @@ class FilesystemStore:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
 
-    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *,
-                         max_bytes: int | None = None) -> StoredObject:
+    async def put_stream(self, key: str, chunks: AsyncIterable[bytes], *, max_bytes: int | None = None) -> StoredObject:
         check_key(key)
         tmp, f = await asyncio.to_thread(self._open_tmp)
         digest = hashlib.sha256()

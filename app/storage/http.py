@@ -30,8 +30,11 @@ class RangeNotSatisfiable(DomainError):
     code = "request.range_not_satisfiable"
 
     def __init__(self, size: int) -> None:
-        super().__init__("Requested range is outside the content", details={"sizeBytes": size},
-                         headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
+        super().__init__(
+            "Requested range is outside the content",
+            details={"sizeBytes": size},
+            headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"},
+        )
 
 
 def content_disposition(filename: str) -> str:
@@ -68,8 +71,9 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, min(end, size - 1)
 
 
-async def serve(store: ObjectStore, download: Download, range_header: str | None,
-                if_range: str | None = None) -> StreamingResponse:
+async def serve(
+    store: ObjectStore, download: Download, range_header: str | None, if_range: str | None = None
+) -> StreamingResponse:
     size = await store.size(download.key)  # storage.unavailable (503) before any header is sent
     etag = f'"{download.sha256}"'
     if if_range is not None and if_range.strip() != etag:
