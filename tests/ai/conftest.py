@@ -1,5 +1,5 @@
 """The AI tier's fixtures: the stand-in LLM, and a guard that fails any test whose code tries to
-reach an address off this machine (hosted LLMs included)."""
+reach an address off this machine (hosted LLMs included). tests/invocations imports them too."""
 
 from __future__ import annotations
 

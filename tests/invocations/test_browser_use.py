@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.invocations import agents
-from tests.ai.test_invocations import PAGES, connection, finished, invoke, page_state, runtime_on, shop  # noqa: F401
+from tests.invocations.test_invocations import PAGES, connection, finished, invoke, page_state, runtime_on, shop  # noqa: F401
 from tests.support import PageServer  # noqa: F401
 
 VENV = Path(os.environ.get("BCTRL_BROWSER_USE_VENV", "/var/cache/bctrl/browser-use-venv"))

@@ -10,7 +10,7 @@ import uuid
 
 from tests.e2e.conftest import create_db, drop_db, start_server, stop_server
 from tests.support import PageServer
-from tests.ai.test_invocations import PAGES
+from tests.invocations.test_invocations import PAGES
 
 
 def test_restart_fails_the_orphaned_invocation_and_serves_the_next(tmp_path, llm):
