@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import yaml
-from bctrl import Bctrl
+from bctrl.legacy import Bctrl
 from playwright.sync_api import sync_playwright
 
 from tests.docker.conftest import containers_of

@@ -1,9 +1,10 @@
-"""The official Python SDK (`bctrl<0.3`, `from bctrl import Bctrl`) pointed at our server."""
+"""The official Python SDK's original client pointed at our server: `from bctrl.legacy import Bctrl` in
+bctrl 0.3, which ships the 0.2 client's modules unchanged (in 0.3, `from bctrl import Bctrl` is the new client)."""
 
 from __future__ import annotations
 
 import pytest
-from bctrl import Bctrl, BctrlConflictError, BctrlNotFoundError, BctrlValidationError
+from bctrl.legacy import Bctrl, BctrlConflictError, BctrlNotFoundError, BctrlValidationError
 from playwright.sync_api import sync_playwright
 
 
