@@ -6,7 +6,7 @@ import asyncio
 
 from fastapi import APIRouter
 
-from app.core.auth import CtxDep
+from app.accounts.auth import CtxDep
 from app.core.errors import RETRY_AFTER_SECONDS
 from app.core.responses import JSONResponse
 

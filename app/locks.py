@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Protocol
 
+from app.core.ports import LockCache
 from app.core.redisclient import redis_client
 
 
@@ -36,21 +36,6 @@ def epoch_of(token: str) -> int:
         return int(token.rsplit(":", 1)[1])
     except (IndexError, ValueError):
         return -1
-
-
-class ControllerLock(Protocol):
-    async def current(self, runtime_id: str) -> str | None:
-        """The cached holder's token, if any."""
-
-    async def put(self, runtime_id: str, token: str, ttl_ms: int) -> bool:
-        """Cache `token` unless a token of a higher epoch is cached."""
-
-    async def drop(self, runtime_id: str, token: str) -> bool:
-        """Forget the cached holder if it is `token`."""
-
-    async def ping(self) -> None: ...
-
-    async def close(self) -> None: ...
 
 
 _PUT = """
@@ -140,5 +125,5 @@ class LocalLock:
         self._held.clear()
 
 
-def make_lock(redis_url: str | None, prefix: str) -> ControllerLock:
+def make_lock(redis_url: str | None, prefix: str) -> LockCache:
     return RedisLock(redis_url, prefix) if redis_url else LocalLock()

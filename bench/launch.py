@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from app.core.config import detect_chromium
-from app.drivers.base import LaunchSpec
+from app.core.driver import LaunchSpec
 from app.drivers.local import chromium_args
 from bench.harness import machine, median, percentile, server
 from tests.support import free_port

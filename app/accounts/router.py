@@ -4,7 +4,7 @@ from typing import Literal
 
 from fastapi import APIRouter
 
-from app.core.auth import CtxDep, PrincipalDep
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.core.schemas import WireModel, errors
 from app.spaces import service as spaces
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.ai import service
 from app.ai.schemas import AiConnectionCreate, AiConnectionList, AiConnectionOut, AiConnectionTest, AiConnectionUpdate
-from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.schemas import Deleted, errors
 

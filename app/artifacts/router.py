@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query
 from starlette.responses import StreamingResponse
 
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.artifacts import service
 from app.artifacts.schemas import ArtifactList, ArtifactOut
 from app.core import openapi
-from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
 from app.core.schemas import errors

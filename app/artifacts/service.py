@@ -17,7 +17,7 @@ from app.accounts.service import Principal
 from app.artifacts.models import Artifact, ArtifactKind
 from app.core import clock, ids
 from app.core.context import AppContext
-from app.core.db import Database
+from app.core.db import Database, get_owned
 from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.runs import events
@@ -159,12 +159,8 @@ async def list_for_space(
 
 async def get(db: Database, p: Principal, run_id: str, artifact_id: str) -> Artifact:
     run = await get_run(db, p, run_id)
-    aid = ids.parse_uuid(artifact_id)
-    if aid is None:
-        raise artifact_not_found(artifact_id)
-    async with db.read() as s:
-        artifact = await s.get(Artifact, aid)
-    if artifact is None or artifact.run_id != run.id or artifact.account_id != p.account_id:
+    artifact = await get_owned(db, Artifact, artifact_id, p.account_id)
+    if artifact is None or artifact.run_id != run.id:
         raise artifact_not_found(artifact_id)
     return artifact
 

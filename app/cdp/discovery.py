@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Query, Request
 
+from app.accounts.auth import CtxDep
 from app.connections import service as connections
-from app.core.auth import CtxDep
 from app.core.errors import NotFound, Unavailable
 from app.core.schemas import errors
 

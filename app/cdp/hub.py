@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from typing import Protocol
 
-
-class Closable(Protocol):
-    connection_id: uuid.UUID
-    run_id: uuid.UUID
-
-    def close(self, code: int, reason: str) -> None: ...
+from app.core.ports import Closable
 
 
 class Hub:

@@ -79,7 +79,14 @@ class RunObserver:
         # A fresh context: the observer outlives the request that launched the runtime (and its log ids).
         self._task = asyncio.create_task(self._run(), name=f"observer-{self.run_id}", context=contextvars.Context())
 
-    async def stop(self) -> None:
+    # A run's end waits for the observer: a download it is capturing must land before the browser goes.
+    awaited = True
+
+    @classmethod
+    def for_run(cls, ctx, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict[str, Any]) -> RunObserver | None:
+        return cls(ctx, runtime_id, run_id, state) if state.get("wsUrl") else None
+
+    async def stop(self, run_ended: bool = True) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

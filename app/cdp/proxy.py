@@ -21,7 +21,7 @@ from app.cdp.session import ProxySession
 from app.connections import service as connections
 from app.connections.service import AttachTicket
 from app.core.context import AppContext
-from app.core.errors import DomainError, backend_unavailable
+from app.core.errors import DomainError, backend_unavailable, error_body
 from app.core.responses import JSONResponse
 
 log = structlog.get_logger(__name__)
@@ -138,7 +138,7 @@ router = APIRouter(prefix="/v1/cdp", tags=["cdp"])
 async def _refuse(websocket: WebSocket, error: DomainError) -> None:
     """Refuse before the upgrade: an HTTP error in the envelope where the server can send one."""
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
-        body = {"error": error.message, "code": error.code, "requestId": None, "details": error.details}
+        body = error_body(error.code, error.message, error.details, None)
         await websocket.send_denial_response(JSONResponse(body, status_code=error.status, headers=error.headers))
     else:
         # 1013 "try again later" for an outage, 1008 for a refusal.

@@ -29,7 +29,7 @@ from app.cdp.session import ProxySession
 from app.connections import service as connections
 from app.connections.service import AttachTicket
 from app.core.context import AppContext
-from app.core.errors import DomainError, backend_unavailable
+from app.core.errors import DomainError, backend_unavailable, error_body
 
 log = structlog.get_logger(__name__)
 
@@ -156,9 +156,7 @@ class Splice(ProxySession):
         return True
 
     def _reply(self, status: int, code: str, message: str, details: dict | None = None) -> None:
-        self.client.write(
-            _http_response(status, {"error": message, "code": code, "requestId": None, "details": details or {}})
-        )
+        self.client.write(_http_response(status, error_body(code, message, details, None)))
         self.client.close()
 
     # --- relaying ---
@@ -339,11 +337,7 @@ def websocket_protocol(app, fallback: type[asyncio.Protocol]) -> type[asyncio.Pr
             headers: dict[str, str] | None = None,
         ) -> None:
             if not self._transport.is_closing():
-                self._transport.write(
-                    _http_response(
-                        status, {"error": message, "code": code, "requestId": None, "details": details or {}}, headers
-                    )
-                )
+                self._transport.write(_http_response(status, error_body(code, message, details, None), headers))
                 self._transport.close()
 
         def connection_lost(self, exc) -> None:

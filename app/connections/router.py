@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.connections import service
 from app.connections.schemas import ConnectionCreate, ConnectionList, ConnectionOut
-from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.schemas import errors
 

@@ -1,31 +1,36 @@
-"""Everything a request or a background task needs, built once per server process."""
+"""Everything a request or a background task needs, built once per server process (app/lifespan.py).
+
+Its parts are typed by ports (core/ports.py and core/driver.py), so the ground floor knows no floor
+above it; the implementations are chosen and wired by the assembly.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 if TYPE_CHECKING:
-    import uuid
-
-    from app.accounts.keys import StretchedKeys
-    from app.cdp.hub import Hub
     from app.core.config import Settings
     from app.core.db import Database
-    from app.drivers.base import Driver
-    from app.invocations.worker import InvocationWorker
-    from app.live.screencast import ScreencastHub
-    from app.locks import ControllerLock
-    from app.runs.notifier import RunNotifier
-    from app.runs.writer import EventWriter
-    from app.runtimes.supervisor import Supervisor
+    from app.core.driver import Driver
+    from app.core.ports import (
+        BrowserWatch,
+        EventSink,
+        InvocationQueue,
+        KeyDigests,
+        LockCache,
+        RunSubscriptions,
+        Screencasts,
+        SocketHub,
+    )
 
 # Called with (runtime_id, run_id) when a run ends, however it ends (stop, failure, shutdown).
-RunEndHook = Callable[["uuid.UUID", "uuid.UUID"], Awaitable[None]]
+RunEndHook = Callable[[uuid.UUID, uuid.UUID], Awaitable[None]]
 
 
 @dataclass
@@ -33,16 +38,16 @@ class AppContext:
     settings: Settings
     db: Database
     driver: Driver
-    lock: ControllerLock
-    hub: Hub
-    notifier: RunNotifier
-    events: EventWriter
+    lock: LockCache
+    hub: SocketHub
+    notifier: RunSubscriptions
+    events: EventSink
     signing_key: bytes = b""
-    # How a human-chosen API key is stored and recognised (app/accounts/keys.py).
-    api_keys: StretchedKeys | None = None
-    supervisor: Supervisor | None = None
-    screencasts: ScreencastHub | None = None
-    invocations: InvocationWorker | None = None
+    # How a human-chosen API key is stored and recognised.
+    api_keys: KeyDigests | None = None
+    supervisor: BrowserWatch | None = None
+    screencasts: Screencasts | None = None
+    invocations: InvocationQueue | None = None
     run_end_hooks: list[RunEndHook] = field(default_factory=list)
     # Extra checks for /readyz beyond the database (e.g. the lock backend), by name.
     readiness_probes: dict[str, Callable[[], Awaitable[object]]] = field(default_factory=dict)
@@ -52,3 +57,6 @@ class AppContext:
 
 def get_ctx(request: Request) -> AppContext:
     return request.app.state.ctx
+
+
+CtxDep = Annotated[AppContext, Depends(get_ctx)]

@@ -154,17 +154,19 @@ def backend_unavailable(exc: BaseException) -> Unavailable | None:
     return None
 
 
+def error_body(code: str, message: str, details: dict[str, Any] | None, request_id: str | None) -> dict[str, Any]:
+    """The error envelope of the seed and flat generations, the one place it is built: REST responses,
+    the middleware's last resort, and the CDP upgrade's refusals (TCP splice and ASGI relay)."""
+    return {"error": message, "code": code, "requestId": request_id, "details": details or {}}
+
+
 def envelope(
     status: int, code: str, message: str, details: dict[str, Any] | None = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     if status == 503 and not any(k.lower() == "retry-after" for k in headers or {}):
         # Every 503 says when to come back.
         headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_SECONDS)}
-    return JSONResponse(
-        {"error": message, "code": code, "requestId": current_request_id(), "details": details or {}},
-        status_code=status,
-        headers=headers,
-    )
+    return JSONResponse(error_body(code, message, details, current_request_id()), status_code=status, headers=headers)
 
 
 # Codes for HTTP errors raised by the framework itself (unknown route, wrong method, ...).

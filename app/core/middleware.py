@@ -10,7 +10,7 @@ import orjson
 import structlog
 from starlette.exceptions import HTTPException
 
-from app.core.errors import backend_unavailable
+from app.core.errors import backend_unavailable, error_body
 from app.core.requestctx import current_request_id, reset_request_id, set_request_id
 
 _access = structlog.get_logger("bctrl.access")
@@ -70,7 +70,7 @@ class RequestIdMiddleware:
                 _errors.exception("unhandled_error", path=scope.get("path"), method=scope.get("method"))
                 status_code, code, message, details, extra = 500, "server.error", "Internal server error", {}, []
             if scope["type"] == "http" and not status:
-                body = orjson.dumps({"error": message, "code": code, "requestId": request_id, "details": details})
+                body = orjson.dumps(error_body(code, message, details, request_id))
                 await send_logged(
                     {
                         "type": "http.response.start",
@@ -153,12 +153,12 @@ class BodyLimitMiddleware:
 
     async def _reject(self, send) -> None:
         body = orjson.dumps(
-            {
-                "error": f"Request body is larger than {self.max_bytes} bytes",
-                "code": "request.too_large",
-                "requestId": current_request_id(),
-                "details": {"maxBytes": self.max_bytes},
-            }
+            error_body(
+                "request.too_large",
+                f"Request body is larger than {self.max_bytes} bytes",
+                {"maxBytes": self.max_bytes},
+                current_request_id(),
+            )
         )
         await send(
             {

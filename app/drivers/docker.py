@@ -33,7 +33,7 @@ import httpx
 import structlog
 from requests.exceptions import RequestException
 
-from app.drivers.base import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
+from app.core.driver import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
 
 log = structlog.get_logger(__name__)
 

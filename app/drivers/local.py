@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import structlog
 
-from app.drivers.base import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
+from app.core.driver import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
 from app.drivers.policy import managed_policy
 
 log = structlog.get_logger(__name__)

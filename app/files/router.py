@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import StreamingResponse
 
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.artifacts.schemas import ArtifactOut
 from app.core import idempotency, openapi
-from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.schemas import Deleted, IdempotencyKey, errors
 from app.files import runtime_files, service

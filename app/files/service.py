@@ -28,7 +28,7 @@ from app.artifacts import service as artifacts
 from app.artifacts.models import Artifact, ArtifactKind
 from app.core import clock, ids
 from app.core.context import AppContext
-from app.core.db import Database
+from app.core.db import Database, get_owned
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.core.schemas import storable_problem
@@ -300,12 +300,8 @@ async def upload(
 
 async def get(db: Database, p: Principal, file_id: str, *, space_id: str | None = None) -> StorageFile:
     space = await spaces.get(db, p, space_id) if space_id is not None else None
-    fid = ids.parse_uuid(file_id)
-    if fid is None:
-        raise file_not_found(file_id)
-    async with db.read() as s:
-        row = await s.get(StorageFile, fid)
-    if row is None or row.account_id != p.account_id or (space is not None and row.space_id != space.id):
+    row = await get_owned(db, StorageFile, file_id, p.account_id)
+    if row is None or (space is not None and row.space_id != space.id):
         raise file_not_found(file_id)
     return row
 

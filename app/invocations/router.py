@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from pydantic import Field
 
-from app.core.auth import CtxDep, PrincipalDep
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.core.errors import InvalidRequest
 from app.core.paging import PageParams, page_params
 from app.core.responses import JSONResponse

@@ -164,6 +164,12 @@ class Recorder:
                 .values(status=RS.FAILED, failure={"code": code, "message": message}, updated_at=clock.now())
             )
 
+    awaited = False  # the video is made in the background, after the run
+
+    @classmethod
+    def for_run(cls, ctx, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict[str, Any]) -> Recorder | None:
+        return cls(ctx, runtime_id, run_id, state["wsUrl"]) if state.get("wsUrl") else None
+
     def stop(self, finalize: bool) -> asyncio.Task:
         """Stop keeping frames; with `finalize` (the run ended) make the video. Idempotent."""
         if self._stopping is None:

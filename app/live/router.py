@@ -10,8 +10,8 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import Field
 from starlette.responses import StreamingResponse
 
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.core import clock, openapi
-from app.core.auth import CtxDep, PrincipalDep
 from app.core.errors import NotFound
 from app.core.schemas import RequestModel, WireModel, errors
 from app.live import service

@@ -14,8 +14,8 @@ import structlog
 from sqlalchemy import select
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from app.accounts.auth import Principal
 from app.core import clock, ids
-from app.core.auth import Principal
 from app.core.context import AppContext
 from app.core.errors import Conflict, DomainError, NotFound
 from app.live import input as viewer_input

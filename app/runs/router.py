@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
 
-from app.core.auth import CtxDep, PrincipalDep
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.core.ids import parse_uuid
 from app.core.paging import CURSOR_PATTERN, MAX_CURSOR, PageParams, page_params
 from app.core.query import multi

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from app.accounts.service import Principal
 from app.connections import service as connections
 from app.connections.schemas import FlatConnection
-from app.core import clock, ids
+from app.core import clock
 from app.core.context import AppContext
-from app.core.db import Database
+from app.core.db import Database, get_owned
 from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, encode_cursor, fetch_by_id, split_page
 from app.runs import activity as activity_items
@@ -31,12 +31,8 @@ def run_not_found(run_id: object) -> NotFound:
 
 
 async def get(db: Database, p: Principal, run_id: str) -> Run:
-    rid = ids.parse_uuid(run_id)
-    if rid is None:
-        raise run_not_found(run_id)
-    async with db.read() as s:
-        run = await s.get(Run, rid)
-    if run is None or run.account_id != p.account_id:
+    run = await get_owned(db, Run, run_id, p.account_id)
+    if run is None:
         raise run_not_found(run_id)
     return run
 

@@ -17,8 +17,8 @@ from sqlalchemy import func, select, text, update
 
 from app.core import clock, ids
 from app.core.context import AppContext
+from app.core.driver import BrowserHandle, DriverError, LaunchSpec
 from app.core.errors import Conflict, NotFound, TooManyRequests, Unavailable
-from app.drivers.base import BrowserHandle, DriverError, LaunchSpec
 from app.runs import commands, events
 from app.runs.models import Run, RunStatus
 from app.runtimes.models import Runtime

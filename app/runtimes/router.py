@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.connections.schemas import FlatConnection
 from app.core import idempotency
-from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
 from app.core.responses import JSONResponse

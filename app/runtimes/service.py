@@ -12,6 +12,7 @@ from app.connections import service as connections
 from app.connections.schemas import FlatConnection
 from app.core import clock, ids
 from app.core.context import AppContext
+from app.core.db import get_owned
 from app.core.errors import Conflict, TooManyRequests
 from app.core.paging import PageParams, fetch_by_id
 from app.runs.models import Run
@@ -136,19 +137,9 @@ async def connection_of(ctx: AppContext, runtime: Runtime) -> FlatConnection | N
 
 
 async def get(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str | None = None) -> Runtime:
-    rid = ids.parse_uuid(runtime_id)
-    if space_id is not None:
-        space = await spaces.get(ctx.db, p, space_id)
-    if rid is None:
-        raise runtime_not_found(runtime_id)
-    async with ctx.db.read() as s:
-        runtime = await s.get(Runtime, rid)
-    if (
-        runtime is None
-        or runtime.account_id != p.account_id
-        or runtime.deleted_at is not None
-        or (space_id is not None and runtime.space_id != space.id)
-    ):
+    space = await spaces.get(ctx.db, p, space_id) if space_id is not None else None
+    runtime = await get_owned(ctx.db, Runtime, runtime_id, p.account_id)
+    if runtime is None or runtime.deleted_at is not None or (space is not None and runtime.space_id != space.id):
         raise runtime_not_found(runtime_id)
     return runtime
 

@@ -11,17 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Protocol
 
 import structlog
 from sqlalchemy import select, update
 
-from app.cdp.observer import RunObserver
 from app.core import clock
 from app.core.context import AppContext
-from app.live.recorder import Recorder, finalize_abandoned
 from app.runs import events
-from app.runs import service as runs
 from app.runs.models import RunEvent
 from app.runtimes import lifecycle, processes
 from app.runtimes.models import Runtime
@@ -30,22 +29,43 @@ from app.runtimes.models import RuntimeStatus as RS
 log = structlog.get_logger(__name__)
 
 
+class RunWatcher(Protocol):
+    """Something that follows a run's browser while it lives (the observer, the recorder), registered
+    with the supervisor by the assembly (app/lifespan.py) rather than named by it."""
+
+    # Whether the run's end waits for this watcher to stop before the browser goes (captures in flight).
+    awaited: bool
+
+    def start(self) -> None: ...
+
+    def stop(self, run_ended: bool) -> Awaitable[None]:
+        """`run_ended` false: the browser lives on, another process adopts it."""
+
+
+# Builds a run's watcher from (ctx, runtime id, run id, browser state), or None when it has nothing to watch.
+WatcherFactory = Callable[[AppContext, uuid.UUID, uuid.UUID, dict], RunWatcher | None]
+# A job of every sweep (purging old events, finishing abandoned recordings, recovering invocations).
+Upkeep = Callable[[], Awaitable[object]]
+
+
 class Unwatched:
-    def __init__(self, observer_stop: asyncio.Task | None) -> None:
-        self.observer_stop = observer_stop
+    def __init__(self, awaited: list[asyncio.Future]) -> None:
+        self.awaited = awaited
 
     async def wait_observer(self, timeout: float) -> None:
-        if self.observer_stop is not None:
-            await asyncio.wait([self.observer_stop], timeout=timeout)
+        """Wait (bounded) for the watchers whose work must finish before the browser is removed."""
+        if self.awaited:
+            await asyncio.wait(self.awaited, timeout=timeout)
 
 
 class Supervisor:
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, watchers: Sequence[WatcherFactory] = (), upkeep: Sequence[Upkeep] = ()) -> None:
         self.ctx = ctx
+        self.watchers = list(watchers)
+        self.upkeep = list(upkeep)
         self._watches: dict[uuid.UUID, asyncio.Task] = {}
-        self._observers: dict[uuid.UUID, RunObserver] = {}
-        self._recorders: dict[uuid.UUID, Recorder] = {}
-        self._stopping: set[asyncio.Task] = set()
+        self._watchers: dict[uuid.UUID, list[RunWatcher]] = {}
+        self._stopping: set[asyncio.Future] = set()
         self._sweeper: asyncio.Task | None = None
 
     def watch(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
@@ -54,31 +74,29 @@ class Supervisor:
         self._watches[runtime_id] = asyncio.create_task(
             self._follow(runtime_id, run_id, state), name=f"watch-{runtime_id}"
         )
-        if state.get("wsUrl"):
-            observer = RunObserver(self.ctx, runtime_id, run_id, state)
-            self._observers[runtime_id] = observer
-            observer.start()
-            recorder = Recorder(self.ctx, runtime_id, run_id, state["wsUrl"])
-            self._recorders[runtime_id] = recorder
-            recorder.start()
+        started = []
+        for factory in self.watchers:
+            watcher = factory(self.ctx, runtime_id, run_id, state)
+            if watcher is not None:
+                watcher.start()
+                started.append(watcher)
+        self._watchers[runtime_id] = started
 
     def unwatch(self, runtime_id: uuid.UUID, run_ended: bool = True) -> Unwatched:
         """Stop following a browser; `run_ended` false means it lives on (another process will adopt it)."""
         task = self._watches.pop(runtime_id, None)
         if task is not None and task is not asyncio.current_task():
             task.cancel()
-        observer = self._observers.pop(runtime_id, None)
-        observer_stop = None
-        if observer is not None:
-            observer_stop = asyncio.create_task(observer.stop())
-            self._keep(observer_stop)
-        recorder = self._recorders.pop(runtime_id, None)
-        if recorder is not None:
-            # With the run over, the recording becomes a video in the background (the stop call does not wait).
-            self._keep(recorder.stop(finalize=run_ended))
-        return Unwatched(observer_stop)
+        awaited = []
+        for watcher in self._watchers.pop(runtime_id, []):
+            # Stopped in the background (a recording becomes a video); the run's end waits only for `awaited`.
+            stopping = asyncio.ensure_future(watcher.stop(run_ended))
+            self._keep(stopping)
+            if watcher.awaited:
+                awaited.append(stopping)
+        return Unwatched(awaited)
 
-    def _keep(self, task: asyncio.Task) -> None:
+    def _keep(self, task: asyncio.Future) -> None:
         self._stopping.add(task)
         task.add_done_callback(self._stopping.discard)
 
@@ -110,12 +128,13 @@ class Supervisor:
             try:
                 await self.sweep()
                 await self.stop_idle()
-                await runs.purge_old_events(self.ctx)
-                await finalize_abandoned(self.ctx)
-                if self.ctx.invocations is not None:
-                    await self.ctx.invocations.recover()
             except Exception:
                 log.exception("sweep_failed")
+            for job in self.upkeep:
+                try:
+                    await job()
+                except Exception:
+                    log.exception("upkeep_failed", job=getattr(job, "__qualname__", repr(job)))
 
     async def sweep(self) -> None:
         settings, driver = self.ctx.settings, self.ctx.driver

@@ -4,8 +4,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 
+from app.accounts.auth import CtxDep, PrincipalDep
 from app.core import idempotency
-from app.core.auth import CtxDep, PrincipalDep
 from app.core.paging import PageParams, page_params
 from app.core.schemas import Deleted, IdempotencyKey, errors
 from app.spaces import service

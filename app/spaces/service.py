@@ -11,7 +11,7 @@ from app.accounts.service import Principal
 from app.artifacts.models import Artifact
 from app.core import clock, ids
 from app.core.context import AppContext
-from app.core.db import Database
+from app.core.db import Database, get_owned
 from app.core.errors import Conflict, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.files.models import StorageFile
@@ -50,12 +50,8 @@ async def get(db: Database, p: Principal, space_id: str) -> Space:
     """`default` names the account's default space, created on first use."""
     if space_id == "default":
         return await default_space(db, p)
-    sid = ids.parse_uuid(space_id)
-    if sid is None:
-        raise space_not_found(space_id)
-    async with db.read() as s:
-        space = await s.get(Space, sid)
-    if space is None or space.account_id != p.account_id:
+    space = await get_owned(db, Space, space_id, p.account_id)
+    if space is None:
         raise space_not_found(space_id)
     return space
 

@@ -1,4 +1,4 @@
-"""Bearer authentication as a FastAPI dependency."""
+"""Bearer authentication as a FastAPI dependency (the accounts package decides who a key is)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.accounts.service import Principal, authenticate
-from app.core.context import AppContext, get_ctx
+from app.core.context import AppContext, CtxDep, get_ctx
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer bctrl_...`")
 
@@ -22,4 +22,4 @@ async def current_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
-CtxDep = Annotated[AppContext, Depends(get_ctx)]
+__all__ = ["CtxDep", "PrincipalDep", "current_principal"]
