@@ -68,8 +68,7 @@ class Server:
 
     def anonymous(self, headers: dict | None = None, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=raise_app_exceptions)
-        return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers or {},
-                                 timeout=60)
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver", headers=headers or {}, timeout=60)
 
 
 @asynccontextmanager

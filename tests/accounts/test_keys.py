@@ -45,8 +45,11 @@ async def test_legacy_digest_row_is_rewritten(tmp_path):
     async with running_app(make_settings(tmp_path, "sqlite", None, api_key=CHOSEN)) as srv:
         # What a server before this change wrote: the plain SHA-256 of the chosen key.
         async with srv.ctx.db.transaction() as s:
-            await s.execute(update(ApiKey).where(ApiKey.name == BOOTSTRAP_KEY_NAME)
-                            .values(key_hash=hashlib.sha256(CHOSEN.encode()).hexdigest(), prefix=CHOSEN[:12]))
+            await s.execute(
+                update(ApiKey)
+                .where(ApiKey.name == BOOTSTRAP_KEY_NAME)
+                .values(key_hash=hashlib.sha256(CHOSEN.encode()).hexdigest(), prefix=CHOSEN[:12])
+            )
     async with running_app(make_settings(tmp_path, "sqlite", None, api_key=CHOSEN)) as srv:
         [row] = await _bootstrap_rows(srv)
         assert row.key_hash.startswith("k1$") and row.prefix == "env:BCTRL_API_KEY"

@@ -27,13 +27,16 @@ class StandInLlm:
         self.requests: list[dict[str, Any]] = []
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        app = Starlette(routes=[
-            Route("/v1/chat/completions", self._openai, methods=["POST"]),
-            Route("/v1/messages", self._anthropic, methods=["POST"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-        ])
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                                    lifespan="off"))
+        app = Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/v1/messages", self._anthropic, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         deadline = time.monotonic() + 10
@@ -73,8 +76,9 @@ class StandInLlm:
         if step.get("delay"):
             await asyncio.sleep(step["delay"])
         if "status" in step:
-            return None, JSONResponse({"error": {"message": step.get("message", "scripted failure")}},
-                                      status_code=step["status"])
+            return None, JSONResponse(
+                {"error": {"message": step.get("message", "scripted failure")}}, status_code=step["status"]
+            )
         if "raw" in step:
             return None, Response(step["raw"], media_type="application/json")
         return step, None
@@ -86,12 +90,24 @@ class StandInLlm:
         message: dict[str, Any] = {"role": "assistant", "content": step.get("text")}
         if "tool" in step:
             args = step["args"] if isinstance(step["args"], str) else orjson.dumps(step["args"]).decode()
-            message["tool_calls"] = [{"id": f"call_{len(self.requests)}", "type": "function",
-                                      "function": {"name": step["tool"], "arguments": args}}]
-        return JSONResponse({"id": "chatcmpl-standin", "object": "chat.completion", "model": "standin",
-                             "choices": [{"index": 0, "message": message,
-                                          "finish_reason": "tool_calls" if "tool" in step else "stop"}],
-                             "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}})
+            message["tool_calls"] = [
+                {
+                    "id": f"call_{len(self.requests)}",
+                    "type": "function",
+                    "function": {"name": step["tool"], "arguments": args},
+                }
+            ]
+        return JSONResponse(
+            {
+                "id": "chatcmpl-standin",
+                "object": "chat.completion",
+                "model": "standin",
+                "choices": [
+                    {"index": 0, "message": message, "finish_reason": "tool_calls" if "tool" in step else "stop"}
+                ],
+                "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+            }
+        )
 
     async def _anthropic(self, request: Request) -> Response:
         step, early = await self._next(request, anthropic=True)
@@ -101,11 +117,20 @@ class StandInLlm:
         if step.get("text"):
             content.append({"type": "text", "text": step["text"]})
         if "tool" in step:
-            content.append({"type": "tool_use", "id": f"toolu_{len(self.requests)}", "name": step["tool"],
-                            "input": step["args"]})
-        return JSONResponse({"id": "msg_standin", "type": "message", "role": "assistant", "model": "standin",
-                             "content": content, "stop_reason": "tool_use" if "tool" in step else "end_turn",
-                             "usage": {"input_tokens": 100, "output_tokens": 20}})
+            content.append(
+                {"type": "tool_use", "id": f"toolu_{len(self.requests)}", "name": step["tool"], "input": step["args"]}
+            )
+        return JSONResponse(
+            {
+                "id": "msg_standin",
+                "type": "message",
+                "role": "assistant",
+                "model": "standin",
+                "content": content,
+                "stop_reason": "tool_use" if "tool" in step else "end_turn",
+                "usage": {"input_tokens": 100, "output_tokens": 20},
+            }
+        )
 
     async def _models(self, request: Request) -> Response:
         anthropic = "anthropic-version" in request.headers

@@ -22,8 +22,15 @@ from app.artifacts import service as artifacts
 
 ENVELOPE = {"error", "code", "requestId", "details"}
 # Path parameters naming one of A's resources, by name (`connection_id` is a lease's, except under /v1/ai).
-RESOURCE_PARAMS = {"space_id": "space", "runtime_id": "runtime", "run_id": "run", "artifact_id": "artifact",
-                   "file_id": "file", "invocation_id": "invocation", "viewer_id": "viewer"}
+RESOURCE_PARAMS = {
+    "space_id": "space",
+    "runtime_id": "runtime",
+    "run_id": "run",
+    "artifact_id": "artifact",
+    "file_id": "file",
+    "invocation_id": "invocation",
+    "viewer_id": "viewer",
+}
 # Path parameters that name no resource, and the value that reaches the route's own checks.
 PLAIN_PARAMS = {"seq": "0", "rest": "/version"}
 
@@ -51,8 +58,11 @@ def sample(schema: dict[str, Any], components: dict[str, Any], where: str) -> An
         required = set(schema.get("required", []))
         for branch in schema.get("anyOf", [])[:1]:  # an object's alternatives: satisfy the first
             required |= set(branch.get("required", []))
-        return {name: sample(sub, components, f"{where}.{name}")
-                for name, sub in schema.get("properties", {}).items() if name in required}
+        return {
+            name: sample(sub, components, f"{where}.{name}")
+            for name, sub in schema.get("properties", {}).items()
+            if name in required
+        }
     if kind == "string":
         value = "x" * max(1, schema.get("minLength", 1))
         if "pattern" in schema and not re.search(schema["pattern"], value):
@@ -88,30 +98,45 @@ def operations(schema: dict[str, Any]):
 async def account_a(server, api, runtime: dict) -> dict[str, str]:
     """A's real resources, one of each kind a path can name."""
     ids = {"runtime": runtime["id"], "run": runtime["activeRunId"], "space": runtime["spaceId"]}
-    ai = await api.post("/v1/ai-connections", json={"label": "a", "provider": "openai-compatible",
-                                                   "baseUrl": "http://127.0.0.1:9", "apiKey": "sk-a",
-                                                   "defaultModel": "m"})
+    ai = await api.post(
+        "/v1/ai-connections",
+        json={
+            "label": "a",
+            "provider": "openai-compatible",
+            "baseUrl": "http://127.0.0.1:9",
+            "apiKey": "sk-a",
+            "defaultModel": "m",
+        },
+    )
     assert ai.status_code == 201, ai.text
     ids["ai_connection"] = ai.json()["id"]
     # Its provider is a closed loopback port: the invocation fails at once and frees the runtime.
-    invocation = await api.post(f"/v1/runtimes/{runtime['id']}/invocations",
-                                json={"action": "act", "instruction": "x", "connection": ids["ai_connection"]})
+    invocation = await api.post(
+        f"/v1/runtimes/{runtime['id']}/invocations",
+        json={"action": "act", "instruction": "x", "connection": ids["ai_connection"]},
+    )
     assert invocation.status_code == 202, invocation.text
     ids["invocation"] = invocation.json()["id"]
     waited = await api.post(f"/v1/invocations/{ids['invocation']}/wait", json={"timeoutMs": 30_000})
     assert waited.json()["timedOut"] is False, waited.text
-    lease = await api.post(f"/v1/spaces/{ids['space']}/runtimes/{runtime['id']}/connections",
-                           json={"protocol": "cdp"})
+    lease = await api.post(f"/v1/spaces/{ids['space']}/runtimes/{runtime['id']}/connections", json={"protocol": "cdp"})
     assert lease.status_code == 201, lease.text
     ids["connection"] = lease.json()["id"]
-    uploaded = await api.post("/v1/files", params={"spaceId": ids["space"]},
-                              files={"file": ("a.txt", b"account a's bytes", "text/plain")})
+    uploaded = await api.post(
+        "/v1/files", params={"spaceId": ids["space"]}, files={"file": ("a.txt", b"account a's bytes", "text/plain")}
+    )
     assert uploaded.status_code == 201, uploaded.text
     ids["file"] = uploaded.json()["id"]
     source = server.settings.data_dir / f"matrix-{uuid.uuid4().hex}"
     source.write_bytes(b"account a's artifact")
-    artifact = await artifacts.record(server.ctx, run_id=uuid.UUID(ids["run"]), kind="download", name="a.bin",
-                                      content_type="application/octet-stream", source=source)
+    artifact = await artifacts.record(
+        server.ctx,
+        run_id=uuid.UUID(ids["run"]),
+        kind="download",
+        name="a.bin",
+        content_type="application/octet-stream",
+        source=source,
+    )
     ids["artifact"] = str(artifact.id)
     live = await api.post(f"/v1/runs/{ids['run']}/live", json={})
     assert live.status_code == 200, live.text
@@ -174,19 +199,26 @@ async def test_authorization_matrix(server, api):
                     await check(b, 401, "wrong token", params={"token": "x" * 40})
                 elif named:
                     pytest.fail(f"{where} names a resource but requires neither a key nor a token")
-            print(f"authz matrix ({server.settings.database_url and 'postgres' or 'sqlite'}): "
-                  f"{len(list(operations(schema)))} operations, {cross_routes} with A's ids, {cases} cases")
+            print(
+                f"authz matrix ({server.settings.database_url and 'postgres' or 'sqlite'}): "
+                f"{len(list(operations(schema)))} operations, {cross_routes} with A's ids, {cases} cases"
+            )
             assert not problems, "\n".join(problems)
             assert cross_routes >= 60, "the generator found far fewer routes with ids than the API has"
 
         # Nothing B did changed A's resources.
         assert (await api.get(f"/v1/runtimes/{ids['runtime']}")).json()["status"] == status
-        lease = (await api.get(f"/v1/spaces/{ids['space']}/runtimes/{ids['runtime']}/connections/"
-                               f"{ids['connection']}")).json()
+        lease = (
+            await api.get(f"/v1/spaces/{ids['space']}/runtimes/{ids['runtime']}/connections/{ids['connection']}")
+        ).json()
         assert lease["status"] == "active", lease
-        for url in (f"/v1/spaces/{ids['space']}", f"/v1/files/{ids['file']}",
-                    f"/v1/ai-connections/{ids['ai_connection']}", f"/v1/invocations/{ids['invocation']}",
-                    f"/v1/runs/{ids['run']}/artifacts/{ids['artifact']}"):
+        for url in (
+            f"/v1/spaces/{ids['space']}",
+            f"/v1/files/{ids['file']}",
+            f"/v1/ai-connections/{ids['ai_connection']}",
+            f"/v1/invocations/{ids['invocation']}",
+            f"/v1/runs/{ids['run']}/artifacts/{ids['artifact']}",
+        ):
             assert (await api.get(url)).status_code == 200, url
         revoked = (await api.get(f"/v1/runs/{ids['run']}/events", params={"type": "live.revoked"})).json()
         assert revoked["data"] == [], "B revoked A's viewer"

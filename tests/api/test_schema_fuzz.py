@@ -18,8 +18,6 @@ import subprocess
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.conftest import BIN, cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,15 +26,12 @@ SEED = os.environ.get("BCTRL_FUZZ_SEED", "1")
 
 # Operations that cannot be fuzzed safely, each with its reason. Everything else is fuzzed.
 EXCLUDED = {
-    "POST /v1/ai-connections/{connection_id}/test":
-        "calls the provider at the connection's baseUrl: fuzzed URLs would send traffic off loopback",
+    "POST /v1/ai-connections/{connection_id}/test": "calls the provider at the connection's baseUrl: fuzzed URLs would send traffic off loopback",
     "POST /v1/ai/credentials/{connection_id}/test": "the same route under its flat name",
-    "POST /v1/spaces/{space_id}/runtimes/{runtime_id}/invocations":
-        "runs a hosted AI agent, which calls an LLM provider off loopback (tests/ai use a stand-in)",
+    "POST /v1/spaces/{space_id}/runtimes/{runtime_id}/invocations": "runs a hosted AI agent, which calls an LLM provider off loopback (tests/ai use a stand-in)",
     "POST /v1/runtimes/{runtime_id}/invocations": "the same, flat route",
-    "GET /v1/runs/{run_id}/events/stream":
-        "an SSE stream of an active run stays open until the run ends, and the fuzzer reads each body to "
-        "its end (streams: tests/e2e/test_streams.py; authorization: test_authz_matrix.py)",
+    "GET /v1/runs/{run_id}/events/stream": "an SSE stream of an active run stays open until the run ends, and the fuzzer reads each body to "
+    "its end (streams: tests/e2e/test_streams.py; authorization: test_authz_matrix.py)",
     "GET /v1/runs/{run_id}/stream": "the same, for the combined stream",
 }
 
@@ -46,27 +41,45 @@ def test_fuzz_openapi_finds_nothing(tmp_path):
     with cluster(tmp_path, BCTRL_MAX_RUNTIMES="2") as servers:
         server = servers[0]
         report = tmp_path / "report"
-        command = [str(BIN / "st"), "run", f"{server.url}/openapi.json",
-                   "-H", f"Authorization: Bearer {server.api_key}",
-                   "--checks", "all", "--max-examples", EXAMPLES, "--seed", SEED,
-                   # One worker: hypothesis parses lambdas (ast.parse) while describing strategies, and on
-                   # CPython 3.11.7 two threads doing so fail with "AST constructor recursion depth mismatch".
-                   "--workers", "1",
-                   "--no-shrink", "--request-timeout", "60", "--report", "json",
-                   "--report-json-path", str(report / "run.json")]
+        command = [
+            str(BIN / "st"),
+            "run",
+            f"{server.url}/openapi.json",
+            "-H",
+            f"Authorization: Bearer {server.api_key}",
+            "--checks",
+            "all",
+            "--max-examples",
+            EXAMPLES,
+            "--seed",
+            SEED,
+            # One worker: hypothesis parses lambdas (ast.parse) while describing strategies, and on
+            # CPython 3.11.7 two threads doing so fail with "AST constructor recursion depth mismatch".
+            "--workers",
+            "1",
+            "--no-shrink",
+            "--request-timeout",
+            "60",
+            "--report",
+            "json",
+            "--report-json-path",
+            str(report / "run.json"),
+        ]
         for name in EXCLUDED:
             command += ["--exclude-name", name]
-        env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.api.fuzz_hooks", "PYTHONPATH": str(ROOT),
-               "NO_COLOR": "1"}
+        env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.api.fuzz_hooks", "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
         started = time.monotonic()
         run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
         elapsed = time.monotonic() - started
     result = json.loads((report / "run.json").read_text())
     failures = {f["title"]: f["count"] for f in result["failures"]}
-    figures = (f"fuzz: {result['operations']['tested']} of {result['operations']['total']} operations, "
-               f"{result['test_cases']['generated']} cases, {len(EXCLUDED)} excluded, "
-               f"failures {failures or 0}, errors {result['errors'] or 0}, {elapsed:.0f} s")
+    figures = (
+        f"fuzz: {result['operations']['tested']} of {result['operations']['total']} operations, "
+        f"{result['test_cases']['generated']} cases, {len(EXCLUDED)} excluded, "
+        f"failures {failures or 0}, errors {result['errors'] or 0}, {elapsed:.0f} s"
+    )
     print(figures)
-    assert run.returncode == 0 and not result["failures"] and not result["errors"], \
+    assert run.returncode == 0 and not result["failures"] and not result["errors"], (
         f"{figures}\n{run.stdout[-20000:]}\n{run.stderr[-3000:]}"
+    )
     assert result["operations"]["tested"] == result["operations"]["total"] - len(EXCLUDED)

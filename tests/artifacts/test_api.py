@@ -17,14 +17,22 @@ def stored_objects(server) -> set[str]:
     return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()} if root.exists() else set()
 
 
-
-
-async def record(server, tmp_path, run_id: str, data: bytes, *, kind: str = "download", name: str = "file.bin",
-                 content_type: str = "application/octet-stream", **kw):
+async def record(
+    server,
+    tmp_path,
+    run_id: str,
+    data: bytes,
+    *,
+    kind: str = "download",
+    name: str = "file.bin",
+    content_type: str = "application/octet-stream",
+    **kw,
+):
     source = tmp_path / uuid.uuid4().hex
     source.write_bytes(data)
-    artifact = await artifacts.record(server.ctx, run_id=uuid.UUID(run_id), kind=kind, name=name,
-                                      content_type=content_type, source=source, **kw)
+    artifact = await artifacts.record(
+        server.ctx, run_id=uuid.UUID(run_id), kind=kind, name=name, content_type=content_type, source=source, **kw
+    )
     assert source.read_bytes() == data, "the source is left to its owner"
     return artifact
 
@@ -33,10 +41,25 @@ async def test_record_list_get_and_download(server, api, tmp_path):
     async with started_runtime(api) as runtime:
         run_id = runtime["activeRunId"]
         before = stored_objects(server)
-        csv = await record(server, tmp_path, run_id, b"a,b\n1,2\n", name="report.csv", content_type="text/csv",
-                           path="/downloads/report.csv", metadata={"url": "https://example.test/r.csv"})
-        png = await record(server, tmp_path, run_id, b"\x89PNG" + bytes(500), kind="screenshot", name="shot.png",
-                           content_type="image/png")
+        csv = await record(
+            server,
+            tmp_path,
+            run_id,
+            b"a,b\n1,2\n",
+            name="report.csv",
+            content_type="text/csv",
+            path="/downloads/report.csv",
+            metadata={"url": "https://example.test/r.csv"},
+        )
+        png = await record(
+            server,
+            tmp_path,
+            run_id,
+            b"\x89PNG" + bytes(500),
+            kind="screenshot",
+            name="shot.png",
+            content_type="image/png",
+        )
         assert len(stored_objects(server) - before) == 2
 
         listed = (await api.get(f"/v1/runs/{run_id}/artifacts")).json()
@@ -44,11 +67,20 @@ async def test_record_list_get_and_download(server, api, tmp_path):
         assert listed["data"] == listed["artifacts"] and listed["nextCursor"] is None
         one = listed["artifacts"][1]
         assert one == {
-            "id": str(csv.id), "runId": run_id, "runtimeId": runtime["id"], "runtimeKind": "browser",
-            "kind": "download", "name": "report.csv", "fileId": None, "path": "/downloads/report.csv",
-            "contentType": "text/csv", "sizeBytes": 8, "createdAt": one["createdAt"],
+            "id": str(csv.id),
+            "runId": run_id,
+            "runtimeId": runtime["id"],
+            "runtimeKind": "browser",
+            "kind": "download",
+            "name": "report.csv",
+            "fileId": None,
+            "path": "/downloads/report.csv",
+            "contentType": "text/csv",
+            "sizeBytes": 8,
+            "createdAt": one["createdAt"],
             "downloadUrl": f"/v1/runs/{run_id}/artifacts/{csv.id}/content",
-            "metadata": {"url": "https://example.test/r.csv"}}
+            "metadata": {"url": "https://example.test/r.csv"},
+        }
         assert (await api.get(f"/v1/runs/{run_id}/artifacts/{csv.id}")).json() == one
 
         got = await api.get(one["downloadUrl"])
@@ -74,8 +106,10 @@ async def test_record_list_get_and_download(server, api, tmp_path):
 async def test_kind_filter_and_paging(server, api, tmp_path):
     async with started_runtime(api) as runtime:
         run_id = runtime["activeRunId"]
-        made = [await record(server, tmp_path, run_id, bytes([i]), kind=kind, name=f"{i}")
-                for i, kind in enumerate(["download", "screenshot", "download", "report"])]
+        made = [
+            await record(server, tmp_path, run_id, bytes([i]), kind=kind, name=f"{i}")
+            for i, kind in enumerate(["download", "screenshot", "download", "report"])
+        ]
         base = f"/v1/runs/{run_id}/artifacts"
         downloads = (await api.get(base, params={"kind": "download"})).json()["data"]
         assert [a["id"] for a in downloads] == [str(made[2].id), str(made[0].id)]
@@ -113,8 +147,11 @@ async def test_another_accounts_artifacts_are_404(server, api, tmp_path):
         run_id = runtime["activeRunId"]
         mine = await record(server, tmp_path, run_id, b"mine")
         async with await server.client("intruder") as other:
-            for url in (f"/v1/runs/{run_id}/artifacts", f"/v1/runs/{run_id}/artifacts/{mine.id}",
-                        f"/v1/runs/{run_id}/artifacts/{mine.id}/content"):
+            for url in (
+                f"/v1/runs/{run_id}/artifacts",
+                f"/v1/runs/{run_id}/artifacts/{mine.id}",
+                f"/v1/runs/{run_id}/artifacts/{mine.id}/content",
+            ):
                 response = await other.get(url)
                 assert response.status_code == 404 and response.json()["code"] == "run.not_found"
             response = await other.get(f"/v1/spaces/{runtime['spaceId']}/artifacts")

@@ -28,11 +28,22 @@ def test_prefixes_of_masked_and_unmasked_frames_under_any_split():
     small = '{"id":7,"method":"Page.navigate","params":{"url":"http://127.0.0.1/"}}'
     medium = '{"id":8,"method":"Runtime.evaluate","params":{"expression":"' + "x" * 300 + '"}}'
     large = '{"id":9,"result":{"data":"' + "A" * 70_000 + '"}}'
-    frames = [Frame(Opcode.TEXT, small.encode()), Frame(Opcode.BINARY, b"\x00" * 50),
-              Frame(Opcode.TEXT, medium.encode()), Frame(Opcode.PING, b""), Frame(Opcode.TEXT, large.encode()),
-              Frame(Opcode.TEXT, b""), Frame(Opcode.CLOSE, Close(1000, "bye").serialize())]
-    expected = [(TEXT, small.encode()), (TEXT, medium.encode()[:PREFIX_BYTES]),
-                (TEXT, large.encode()[:PREFIX_BYTES]), (TEXT, b""), (CLOSE, b"\x03\xe8bye")]
+    frames = [
+        Frame(Opcode.TEXT, small.encode()),
+        Frame(Opcode.BINARY, b"\x00" * 50),
+        Frame(Opcode.TEXT, medium.encode()),
+        Frame(Opcode.PING, b""),
+        Frame(Opcode.TEXT, large.encode()),
+        Frame(Opcode.TEXT, b""),
+        Frame(Opcode.CLOSE, Close(1000, "bye").serialize()),
+    ]
+    expected = [
+        (TEXT, small.encode()),
+        (TEXT, medium.encode()[:PREFIX_BYTES]),
+        (TEXT, large.encode()[:PREFIX_BYTES]),
+        (TEXT, b""),
+        (CLOSE, b"\x03\xe8bye"),
+    ]
     rng = random.Random(5)
     for mask in (True, False):
         stream = b"".join(encode(f, mask) for f in frames)

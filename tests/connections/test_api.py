@@ -42,10 +42,12 @@ async def test_another_accounts_leases_are_404(server, api, stop_afterwards):
     stop_afterwards(runtime["id"])
     lease = (await api.post(_base(runtime), json={"protocol": "cdp"})).json()
     async with await server.client("other") as other:
-        for response in (await other.post(_base(runtime), json={"protocol": "cdp"}),
-                         await other.get(_base(runtime)),
-                         await other.get(f"{_base(runtime)}/{lease['id']}"),
-                         await other.delete(f"{_base(runtime)}/{lease['id']}")):
+        for response in (
+            await other.post(_base(runtime), json={"protocol": "cdp"}),
+            await other.get(_base(runtime)),
+            await other.get(f"{_base(runtime)}/{lease['id']}"),
+            await other.delete(f"{_base(runtime)}/{lease['id']}"),
+        ):
             assert response.status_code == 404, response.text
     assert (await api.get(f"{_base(runtime)}/{lease['id']}")).json()["status"] == "active"
     assert (await api.get(f"{_base(runtime)}/not-a-uuid")).json()["code"] == "connection.not_found"
@@ -69,8 +71,9 @@ async def test_flat_start_twice_shares_the_runs_connection(server, api, stop_aft
     stop_afterwards(runtime["id"])
     import asyncio
 
-    first, second = await asyncio.gather(api.post(f"/v1/runtimes/{runtime['id']}/start"),
-                                         api.post(f"/v1/runtimes/{runtime['id']}/start"))
+    first, second = await asyncio.gather(
+        api.post(f"/v1/runtimes/{runtime['id']}/start"), api.post(f"/v1/runtimes/{runtime['id']}/start")
+    )
     urls = set()
     for response in (first, second):
         if response.status_code == 200:
@@ -90,9 +93,13 @@ async def test_bad_lease_requests(server, api):
     base = _base(runtime)
     refused = await api.post(base, json={"protocol": "cdp"})
     assert refused.status_code == 409 and refused.json()["code"] == "runtime.not_active"
-    for body, field in (({"protocol": "cua"}, "protocol"), ({"protocol": "cdp", "ttlSeconds": 59}, "ttlSeconds"),
-                        ({"protocol": "cdp", "ttlSeconds": 7201}, "ttlSeconds"), ({}, "protocol"),
-                        ({"protocol": "cdp", "extra": 1}, "extra")):
+    for body, field in (
+        ({"protocol": "cua"}, "protocol"),
+        ({"protocol": "cdp", "ttlSeconds": 59}, "ttlSeconds"),
+        ({"protocol": "cdp", "ttlSeconds": 7201}, "ttlSeconds"),
+        ({}, "protocol"),
+        ({"protocol": "cdp", "extra": 1}, "extra"),
+    ):
         response = await api.post(base, json=body)
         assert response.status_code == 400 and field in [f["field"] for f in response.json()["details"]["fields"]]
     assert (await api.get(base)).json()["data"] == []

@@ -15,9 +15,11 @@ async def test_a_read_does_not_wait_for_an_open_write(server):
     async with db.transaction() as s:
         await s.execute(select(Space).limit(1))
         await s.execute(text("UPDATE spaces SET name = name WHERE 1 = 0"))  # holds the write lock now
+
         async def read():
             async with db.read() as r:
                 return (await r.execute(select(Space.id).limit(1))).all()
+
         # SQLite's write lock (and the in-process writer queue) must not hold a reader up.
         await asyncio.wait_for(read(), 5)
 

@@ -7,8 +7,12 @@ import pytest
 
 async def test_missing_and_wrong_keys_are_401(server):
     async with server.anonymous() as anon:
-        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"},
-                        {"Authorization": "Bearer "}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer nope"},
+            {"Authorization": "Basic abc"},
+            {"Authorization": "Bearer "},
+        ):
             response = await anon.get("/v1/spaces", headers=headers)
             assert response.status_code == 401
             body = response.json()
@@ -111,9 +115,15 @@ async def test_openapi_describes_every_route_and_errors(server):
     async with server.anonymous() as anon:
         spec = (await anon.get("/openapi.json")).json()
     paths = spec["paths"]
-    for path, method in [("/v1/spaces", "post"), ("/v1/spaces/{space_id}/runtimes", "post"),
-                         ("/v1/runtimes/{runtime_id}/start", "post"), ("/v1/runs/{run_id}/events", "get"),
-                         ("/v1/auth/whoami", "get"), ("/healthz", "get"), ("/readyz", "get")]:
+    for path, method in [
+        ("/v1/spaces", "post"),
+        ("/v1/spaces/{space_id}/runtimes", "post"),
+        ("/v1/runtimes/{runtime_id}/start", "post"),
+        ("/v1/runs/{run_id}/events", "get"),
+        ("/v1/auth/whoami", "get"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+    ]:
         assert method in paths[path], (path, method)
     create = paths["/v1/spaces/{space_id}/runtimes"]["post"]
     for status in ("400", "401", "404", "429", "503"):

@@ -21,14 +21,17 @@ def refused(response, field: str) -> None:
     assert field in [f["field"] for f in body["details"]["fields"]], body
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"name": NUL}, "name"),
-    ({"name": "x", "region": NUL}, "region"),
-    ({"name": "x", "metadata": {"k": NUL}}, "metadata.k"),
-    ({"name": "x", "metadata": {"a": {"b": [1, NUL]}}}, "metadata.a.b.1"),
-    ({"name": "x", "metadata": {NUL: 1}}, "metadata.a\\u0000b"),
-    ({"name": "x", "mounts": {"vault": {"allow": [NUL]}}}, "mounts.vault.allow.0"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"name": NUL}, "name"),
+        ({"name": "x", "region": NUL}, "region"),
+        ({"name": "x", "metadata": {"k": NUL}}, "metadata.k"),
+        ({"name": "x", "metadata": {"a": {"b": [1, NUL]}}}, "metadata.a.b.1"),
+        ({"name": "x", "metadata": {NUL: 1}}, "metadata.a\\u0000b"),
+        ({"name": "x", "mounts": {"vault": {"allow": [NUL]}}}, "mounts.vault.allow.0"),
+    ],
+)
 async def test_nul_in_a_body_is_refused_and_nothing_stored(api, body, field):
     before = (await api.get("/v1/spaces", params={"limit": 200})).json()["data"]
     refused(await api.post("/v1/spaces", json=body), field)
@@ -42,28 +45,33 @@ async def test_nul_in_runtime_ai_and_file_bodies(api):
     assert (await api.get(f"/v1/runtimes/{runtime['id']}")).json()["metadata"] is None
     refused(await api.post("/v1/ai-connections", json={"label": NUL, "provider": "openai", "apiKey": "k"}), "label")
     assert (await api.get("/v1/ai-connections")).json()["data"] == []
-    upload = await api.post("/v1/files", files={"file": ("f.txt", b"hi")},
-                            data={"metadata": '{"k": "a\\u0000b"}'})
+    upload = await api.post("/v1/files", files={"file": ("f.txt", b"hi")}, data={"metadata": '{"k": "a\\u0000b"}'})
     refused(upload, "metadata.k")
     assert (await api.get("/v1/files")).json()["data"] == []
 
 
-@pytest.mark.parametrize("path, params, field", [
-    ("/v1/runs", {"spaceId": NUL}, "spaceId"),
-    ("/v1/runtimes", {"spaceId": NUL}, "spaceId"),
-    ("/v1/files", {"prefix": NUL}, "prefix"),
-])
+@pytest.mark.parametrize(
+    "path, params, field",
+    [
+        ("/v1/runs", {"spaceId": NUL}, "spaceId"),
+        ("/v1/runtimes", {"spaceId": NUL}, "spaceId"),
+        ("/v1/files", {"prefix": NUL}, "prefix"),
+    ],
+)
 async def test_nul_in_a_query_parameter_is_refused(api, path, params, field):
     refused(await api.get(path, params=params), field)
 
 
 @pytest.mark.parametrize("raw", ["18446744073709551616", "9223372036854775808", "-9223372036854775809"])
 async def test_integers_beyond_64_bits_in_metadata_are_refused(api, raw):
-    body = '{"name": "x", "metadata": {"a": [{"n": %s}]}}' % raw
+    body = '{"name": "x", "metadata": {"a": [{"n": ' + raw + "}]}}"
     response = await api.post("/v1/spaces", content=body, headers={"content-type": "application/json"})
     refused(response, "metadata.a.0.n")
-    ok = await api.post("/v1/spaces", content='{"name": "x", "metadata": {"n": 9223372036854775807}}',
-                        headers={"content-type": "application/json"})
+    ok = await api.post(
+        "/v1/spaces",
+        content='{"name": "x", "metadata": {"n": 9223372036854775807}}',
+        headers={"content-type": "application/json"},
+    )
     assert ok.status_code == 201 and ok.json()["metadata"] == {"n": 2**63 - 1}
 
 
@@ -71,10 +79,21 @@ async def test_crafted_cursors_are_400_on_lists_waits_and_streams(api):
     runtime = (await api.post("/v1/runtimes", json={"start": True})).json()
     run = runtime["activeRunId"]
     try:
-        for crafted in (cursor_of('{"a": true}'), cursor_of('{"a": %d}' % 2**63), cursor_of('{"a": 1.5}'),
-                        cursor_of('{"a": -1}'), cursor_of("junk"), "bm90LWpzb24"):
-            for path in (f"/v1/runs/{run}/events", f"/v1/runs/{run}/commands", f"/v1/runs/{run}/activity",
-                         "/v1/spaces", f"/v1/runtimes/{runtime['id']}/files"):
+        for crafted in (
+            cursor_of('{"a": true}'),
+            cursor_of(f'{{"a": {2**63}}}'),
+            cursor_of('{"a": 1.5}'),
+            cursor_of('{"a": -1}'),
+            cursor_of("junk"),
+            "bm90LWpzb24",
+        ):
+            for path in (
+                f"/v1/runs/{run}/events",
+                f"/v1/runs/{run}/commands",
+                f"/v1/runs/{run}/activity",
+                "/v1/spaces",
+                f"/v1/runtimes/{runtime['id']}/files",
+            ):
                 refused(await api.get(path, params={"cursor": crafted}), "cursor")
             waited = await api.post(f"/v1/runs/{run}/events/wait", json={"cursor": crafted, "timeoutMs": 0})
             assert waited.status_code == 400 and waited.json()["code"] == "request.invalid"
@@ -93,13 +112,15 @@ async def test_runtime_file_paths_beyond_name_max_and_directories(api):
     try:
         uploaded = (await api.post(f"/v1/spaces/{space}/storage/files", files={"file": ("f.txt", b"hi")})).json()
         for bad in ("a" * 256, "dir/" + "é" * 128):
-            response = await api.post(f"/v1/runtimes/{rid}/files/stage",
-                                      json={"fileId": uploaded["id"], "runtimePath": bad})
+            response = await api.post(
+                f"/v1/runtimes/{rid}/files/stage", json={"fileId": uploaded["id"], "runtimePath": bad}
+            )
             assert response.status_code == 400 and response.json()["code"] == "runtime_file.path_invalid"
             response = await api.post(f"/v1/runtimes/{rid}/files/collect", json={"runtimePath": bad})
             assert response.status_code == 400 and response.json()["code"] == "runtime_file.path_invalid"
-        staged = await api.post(f"/v1/runtimes/{rid}/files/stage",
-                                json={"fileId": uploaded["id"], "runtimePath": "dir/inner.txt"})
+        staged = await api.post(
+            f"/v1/runtimes/{rid}/files/stage", json={"fileId": uploaded["id"], "runtimePath": "dir/inner.txt"}
+        )
         assert staged.status_code == 201
         collected = await api.post(f"/v1/runtimes/{rid}/files/collect", json={"runtimePath": "dir"})
         assert collected.status_code == 400, collected.text
@@ -121,8 +142,9 @@ async def test_patch_keeps_every_field_it_was_given(api):
 
 
 async def test_malformed_json_says_what_and_where(api):
-    response = await api.post("/v1/spaces", content=b'{"name": "x"\n "y": 1}',
-                              headers={"content-type": "application/json"})
+    response = await api.post(
+        "/v1/spaces", content=b'{"name": "x"\n "y": 1}', headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     body = response.json()
     assert body["code"] == "request.invalid"
@@ -159,12 +181,15 @@ async def test_activity_says_truncated_when_more_items_follow(api):
     assert len(first["data"]) == 1 and first["nextCursor"] and first["truncated"] is True
 
 
-@pytest.mark.parametrize("path, params, field", [
-    ("/v1/spaces", {"limt": "2"}, "limt"),
-    ("/v1/runtimes", {"stauts": "active"}, "stauts"),
-    ("/v1/runs", {"runtimeID": "x"}, "runtimeID"),
-    ("/v1/files", {"prefx": "a"}, "prefx"),
-])
+@pytest.mark.parametrize(
+    "path, params, field",
+    [
+        ("/v1/spaces", {"limt": "2"}, "limt"),
+        ("/v1/runtimes", {"stauts": "active"}, "stauts"),
+        ("/v1/runs", {"runtimeID": "x"}, "runtimeID"),
+        ("/v1/files", {"prefx": "a"}, "prefx"),
+    ],
+)
 async def test_unknown_query_parameters_are_refused(api, path, params, field):
     refused(await api.get(path, params=params), field)
 
@@ -176,9 +201,12 @@ async def test_declared_aliases_still_work(api):
 
 async def test_strict_integers_and_booleans(api):
     runtime = (await api.post("/v1/runtimes", json={"name": "s"})).json()
-    for body, field in (({"idleTimeoutSeconds": "600"}, "idleTimeoutSeconds"),
-                        ({"recording": 0}, "recording"), ({"recording": "true"}, "recording"),
-                        ({"idleTimeoutSeconds": 600.5}, "idleTimeoutSeconds")):
+    for body, field in (
+        ({"idleTimeoutSeconds": "600"}, "idleTimeoutSeconds"),
+        ({"recording": 0}, "recording"),
+        ({"recording": "true"}, "recording"),
+        ({"idleTimeoutSeconds": 600.5}, "idleTimeoutSeconds"),
+    ):
         refused(await api.patch(f"/v1/runtimes/{runtime['id']}", json=body), field)
     refused(await api.post("/v1/runtimes", json={"start": 0}), "start")
     assert (await api.get(f"/v1/runtimes/{runtime['id']}")).json()["idleTimeoutSeconds"] is None
@@ -193,12 +221,14 @@ async def test_strict_integers_and_booleans(api):
 async def test_a_whole_float_is_an_integer_as_json_schema_counts_it(api):
     # json.dumps(600.0) is "600.0": a client that computes a timeout in floats must not get a 400.
     runtime = (await api.post("/v1/runtimes", json={"name": "w"})).json()
-    patched = await api.patch(f"/v1/runtimes/{runtime['id']}", content=b'{"idleTimeoutSeconds": 600.0}',
-                              headers={"content-type": "application/json"})
+    patched = await api.patch(
+        f"/v1/runtimes/{runtime['id']}",
+        content=b'{"idleTimeoutSeconds": 600.0}',
+        headers={"content-type": "application/json"},
+    )
     assert patched.status_code == 200, patched.text
     assert patched.json()["idleTimeoutSeconds"] == 600
-    refused(await api.patch(f"/v1/runtimes/{runtime['id']}", json={"idleTimeoutSeconds": 1e30}),
-            "idleTimeoutSeconds")
+    refused(await api.patch(f"/v1/runtimes/{runtime['id']}", json={"idleTimeoutSeconds": 1e30}), "idleTimeoutSeconds")
 
 
 async def test_the_description_says_what_bodies_and_queries_may_hold(api):

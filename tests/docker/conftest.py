@@ -10,8 +10,12 @@ import pytest
 
 from tests.e2e.conftest import cluster, pages  # noqa: F401  (the page server fixture)
 
-DOCKER_ENV = dict(BCTRL_DRIVER="docker", BCTRL_DOCKER_NETWORK="host", BCTRL_DOCKER_IMAGE="bctrl/chromium:latest",
-                  BCTRL_LAUNCH_TIMEOUT_SECONDS="60")
+DOCKER_ENV = dict(
+    BCTRL_DRIVER="docker",
+    BCTRL_DOCKER_NETWORK="host",
+    BCTRL_DOCKER_IMAGE="bctrl/chromium:latest",
+    BCTRL_LAUNCH_TIMEOUT_SECONDS="60",
+)
 
 
 def pytest_collection_modifyitems(items):

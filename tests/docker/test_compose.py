@@ -20,8 +20,11 @@ from tests.docker.conftest import containers_of
 from tests.support import env_with, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPOSE = ["docker", "compose"] if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0 \
+COMPOSE = (
+    ["docker", "compose"]
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0
     else [shutil.which("docker-compose") or "docker-compose"]
+)
 
 
 def merged_config(env: dict, tmp_path: Path) -> Path:
@@ -29,8 +32,16 @@ def merged_config(env: dict, tmp_path: Path) -> Path:
     published ports and networks, which host networking makes meaningless. Compose 2.24+ could do
     this with `!reset` in the override; Debian's docker-compose 1.29 refuses `network_mode: host`
     beside a base file's `networks`, so the override is applied here."""
-    base = yaml.safe_load(subprocess.run([*COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config"], env=env,
-                                         cwd=ROOT, capture_output=True, text=True, check=True).stdout)
+    base = yaml.safe_load(
+        subprocess.run(
+            [*COMPOSE, "-f", str(ROOT / "docker-compose.yml"), "config"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     text = re.sub(r"\$\{(\w+)\}", lambda m: env[m.group(1)], (ROOT / "tests/docker/compose.test.yml").read_text())
     override = yaml.safe_load(text)
     config = _overlay(base, override)
@@ -52,8 +63,12 @@ def _overlay(base, over):
 def test_compose_deployment_runs_the_sdk_flow(engine, pages, tmp_path):
     api_port, pg_port, redis_port = free_port(), free_port(), free_port()
     key = f"bctrl_compose_{uuid.uuid4().hex}"
-    env = env_with(BCTRL_API_KEY=key, BCTRL_TEST_API_PORT=str(api_port), BCTRL_TEST_PG_PORT=str(pg_port),
-                   BCTRL_TEST_REDIS_PORT=str(redis_port))
+    env = env_with(
+        BCTRL_API_KEY=key,
+        BCTRL_TEST_API_PORT=str(api_port),
+        BCTRL_TEST_PG_PORT=str(pg_port),
+        BCTRL_TEST_REDIS_PORT=str(redis_port),
+    )
     compose = [*COMPOSE, "-p", f"bctrltest{uuid.uuid4().hex[:8]}", "-f", str(merged_config(env, tmp_path))]
     url = f"http://127.0.0.1:{api_port}"
     up = subprocess.run([*compose, "up", "-d", "--no-build"], env=env, cwd=ROOT, capture_output=True, text=True)

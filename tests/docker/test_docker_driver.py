@@ -35,8 +35,9 @@ def _drive(url: str, page_url: str) -> str:
     return title
 
 
-def test_runtime_runs_in_a_container_driven_through_the_proxy_and_removed_at_stop(dlive, engine, pages,
-                                                                                 stop_afterwards):
+def test_runtime_runs_in_a_container_driven_through_the_proxy_and_removed_at_stop(
+    dlive, engine, pages, stop_afterwards
+):
     with dlive.client() as client:
         runtime = _runtime(client)
         stop_afterwards(runtime["id"])
@@ -46,7 +47,9 @@ def test_runtime_runs_in_a_container_driven_through_the_proxy_and_removed_at_sto
         url = lease(client, runtime).json()["endpoint"]["url"]
         # The container shares the host's network: it reaches the page server on loopback.
         assert _drive(url, f"{pages.url}/one.html") == "page one"
-        navigated = [e["data"]["url"] for e in events_of(client, runtime["activeRunId"]) if e["type"] == "page.navigated"]
+        navigated = [
+            e["data"]["url"] for e in events_of(client, runtime["activeRunId"]) if e["type"] == "page.navigated"
+        ]
         assert f"{pages.url}/one.html" in navigated  # the observer watches the container's browser too
         _stop(client, runtime)
         assert gone(engine, container.id)
@@ -87,8 +90,9 @@ def test_download_in_a_container_becomes_a_run_artifact(dlive, pages, stop_after
             with page.expect_download():
                 page.click("#dl")
             browser.close()
-        completed = wait_for(lambda: [e for e in events_of(client, run_id) if e["type"] == "download.completed"],
-                             timeout=20)
+        completed = wait_for(
+            lambda: [e for e in events_of(client, run_id) if e["type"] == "download.completed"], timeout=20
+        )
         assert completed[0]["data"]["captured"] is True, completed
         artifact = next(a for a in client.get(f"/v1/runs/{run_id}/artifacts").json()["data"] if a["kind"] == "download")
         assert client.get(artifact["downloadUrl"]).content == (PAGES / "report.csv").read_bytes()
@@ -123,8 +127,12 @@ def test_server_restart_adopts_live_containers_removes_orphans_and_fails_lost_on
         # While no server runs: one browser container dies, and a labelled container nobody knows appears.
         lost_container.remove(force=True)
         orphan = engine.containers.run(
-            "bctrl/chromium:latest", entrypoint=["sleep", "300"], detach=True, network_mode="none",
-            labels={**kept_container.labels, "io.bctrl.runtime": str(uuid.uuid4())})
+            "bctrl/chromium:latest",
+            entrypoint=["sleep", "300"],
+            detach=True,
+            network_mode="none",
+            labels={**kept_container.labels, "io.bctrl.runtime": str(uuid.uuid4())},
+        )
         leftovers.append(orphan)
         second = start_server(tmp_path / "second", database, key, prefix, **DOCKER_ENV)
         servers.append(second)
@@ -139,8 +147,13 @@ def test_server_restart_adopts_live_containers_removes_orphans_and_fails_lost_on
             response = lease(client, kept)
             assert response.status_code == 201, response.text
             assert _drive(response.json()["endpoint"]["url"], f"{pages.url}/two.html") == "page two"
-            wait_for(lambda: any(e["type"] == "page.navigated" and e["data"]["url"].endswith("/two.html")
-                                 for e in events_of(client, kept["activeRunId"])), timeout=10)
+            wait_for(
+                lambda: any(
+                    e["type"] == "page.navigated" and e["data"]["url"].endswith("/two.html")
+                    for e in events_of(client, kept["activeRunId"])
+                ),
+                timeout=10,
+            )
             _stop(client, kept)
             assert gone(engine, kept_container.id)
     finally:

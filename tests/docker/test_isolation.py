@@ -9,11 +9,11 @@ import json
 import uuid
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import sync_playwright
 
 from tests.docker.conftest import containers_of
 from tests.e2e.conftest import lease
-from tests.e2e.test_cdp import events_of, wait_for
 
 BLOCKED = "ERR_BLOCKED_BY_ADMINISTRATOR"
 
@@ -41,8 +41,12 @@ def test_the_escalation_fails_at_its_first_step_in_a_container(dlive, engine, pa
                     got[target] = refused.value.message.splitlines()[0]
                 page = browser.contexts[0].new_page()  # a fresh tab: the blocked page's error page may still load
                 assert page.goto(f"{pages.url}/one.html").status == 200
-                for target in (f"http://127.0.0.1:{port}/readyz", "http://127.0.0.1:5432/", "http://127.0.0.1:6379/",
-                               "http://169.254.169.254/"):
+                for target in (
+                    f"http://127.0.0.1:{port}/readyz",
+                    "http://127.0.0.1:5432/",
+                    "http://127.0.0.1:6379/",
+                    "http://169.254.169.254/",
+                ):
                     response = page.goto(target)
                     got[target] = (response.status, response.headers.get("x-bctrl-egress"))
                     assert got[target] == (403, "refused"), got
@@ -56,8 +60,10 @@ def test_the_escalation_fails_at_its_first_step_in_a_container(dlive, engine, pa
                     browser.close()
             print("docker escalation:", got)
             assert all(BLOCKED in got[t] for t in (f"file://{data_dir}/", "file:///etc/passwd")), got
-            assert all(BLOCKED in got[t] or got[t].startswith("browser ended")
-                       for t in ("chrome://version", "view-source:file:///etc/passwd")), got
+            assert all(
+                BLOCKED in got[t] or got[t].startswith("browser ended")
+                for t in ("chrome://version", "view-source:file:///etc/passwd")
+            ), got
             artifacts = client.get(f"/v1/runs/{rt['activeRunId']}/artifacts").json()["data"]
             assert not [a for a in artifacts if a["kind"] == "download"]
         finally:

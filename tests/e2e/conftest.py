@@ -71,19 +71,29 @@ def drop_db(url: str) -> None:
     _run(run())
 
 
-def start_server(data_dir: Path, database_url: str, api_key: str, redis_prefix: str, port: int | None = None,
-                 **extra: str) -> LiveServer:
+def start_server(
+    data_dir: Path, database_url: str, api_key: str, redis_prefix: str, port: int | None = None, **extra: str
+) -> LiveServer:
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / f"server-{port}.log"
-    values = dict(BCTRL_DATA_DIR=str(data_dir), BCTRL_DATABASE_URL=database_url, BCTRL_REDIS_URL=REDIS_URL,
-                  BCTRL_REDIS_PREFIX=redis_prefix, BCTRL_API_KEY=api_key, BCTRL_PORT=str(port),
-                  BCTRL_HOST="127.0.0.1", BCTRL_SWEEP_INTERVAL_SECONDS="1")
+    values = dict(
+        BCTRL_DATA_DIR=str(data_dir),
+        BCTRL_DATABASE_URL=database_url,
+        BCTRL_REDIS_URL=REDIS_URL,
+        BCTRL_REDIS_PREFIX=redis_prefix,
+        BCTRL_API_KEY=api_key,
+        BCTRL_PORT=str(port),
+        BCTRL_HOST="127.0.0.1",
+        BCTRL_SWEEP_INTERVAL_SECONDS="1",
+    )
     env = env_with(**{**values, **extra})
-    process = subprocess.Popen([str(BIN / "bctrl-server"), "serve"], env=env, stdout=open(log_path, "wb"),
-                               stderr=subprocess.STDOUT)
-    server = LiveServer(url=f"http://127.0.0.1:{port}", api_key=api_key, data_dir=data_dir, process=process,
-                        log_path=log_path)
+    process = subprocess.Popen(
+        [str(BIN / "bctrl-server"), "serve"], env=env, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT
+    )
+    server = LiveServer(
+        url=f"http://127.0.0.1:{port}", api_key=api_key, data_dir=data_dir, process=process, log_path=log_path
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -169,8 +179,10 @@ def stop_afterwards(live):
 
 
 def lease(client: httpx.Client, runtime: dict, ttl: int = 600) -> httpx.Response:
-    return client.post(f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/connections",
-                       json={"protocol": "cdp", "ttlSeconds": ttl})
+    return client.post(
+        f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/connections",
+        json={"protocol": "cdp", "ttlSeconds": ttl},
+    )
 
 
 os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")

@@ -83,13 +83,20 @@ def test_playwright_drives_the_browser_through_the_proxy(live, runtime, pages, f
             browser.close()
 
         run_id = runtime["activeRunId"]
-        types = wait_for(lambda: [e["type"] for e in events_of(client, run_id,
-                                                               connectionId=connection["id"])
-                                  if e["type"] == "connection.detached"] and
-                         [e["type"] for e in events_of(client, run_id)])
+        types = wait_for(
+            lambda: (
+                [
+                    e["type"]
+                    for e in events_of(client, run_id, connectionId=connection["id"])
+                    if e["type"] == "connection.detached"
+                ]
+                and [e["type"] for e in events_of(client, run_id)]
+            )
+        )
         assert "connection.created" in types and "connection.attached" in types
-        commands = [e for e in events_of(client, run_id, type="connection.command")
-                    if e["connectionId"] == connection["id"]]
+        commands = [
+            e for e in events_of(client, run_id, type="connection.command") if e["connectionId"] == connection["id"]
+        ]
         methods = {m["method"]: m for e in commands for m in e["data"]["methods"]}
         assert "Page.navigate" in methods and "Page.captureScreenshot" in methods
         assert methods["Page.captureScreenshot"]["avgMs"] is not None
@@ -109,8 +116,11 @@ def test_discovery_endpoints_point_back_at_the_proxy(live, runtime):
             assert version["webSocketDebuggerUrl"] == connection["endpoint"]["url"]
             assert "Chrome" in version["Browser"] or "Chromium" in version["Browser"]
         targets = client.get(f"{base}/json/list?{query}").json()
-        assert targets and all(t["webSocketDebuggerUrl"].startswith(base.replace("http://", "ws://") + "/devtools/")
-                               for t in targets if "webSocketDebuggerUrl" in t)
+        assert targets and all(
+            t["webSocketDebuggerUrl"].startswith(base.replace("http://", "ws://") + "/devtools/")
+            for t in targets
+            if "webSocketDebuggerUrl" in t
+        )
         assert all("devtoolsFrontendUrl" not in t for t in targets)
         # A page-level socket from /json/list works through the proxy too.
         page_target = next(t for t in targets if t["type"] == "page")
@@ -153,8 +163,13 @@ def test_refusals_before_the_upgrade_leave_no_lock_held(live, runtime, space):
         # A valid token of one lease does not open another.
         assert refusal(f"{base}?token={other_token}")[0] == 401
 
-        for body in ({"protocol": "cua"}, {"protocol": "cdp", "ttlSeconds": 7201}, {"protocol": "cdp", "ttlSeconds": 30},
-                     {"ttlSeconds": 600}, {"protocol": "cdp", "ttlSeconds": "long"}):
+        for body in (
+            {"protocol": "cua"},
+            {"protocol": "cdp", "ttlSeconds": 7201},
+            {"protocol": "cdp", "ttlSeconds": 30},
+            {"ttlSeconds": 600},
+            {"protocol": "cdp", "ttlSeconds": "long"},
+        ):
             bad = client.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/connections", json=body)
             assert bad.status_code == 400 and bad.json()["code"] == "request.invalid", body
 

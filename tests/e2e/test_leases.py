@@ -36,14 +36,20 @@ def test_200_concurrent_leases_across_two_processes_yield_one(tmp_path):
         async def attempt_all() -> list[httpx.Response]:
             headers = {"Authorization": f"Bearer {a.api_key}"}
             limits = httpx.Limits(max_connections=100)
-            async with httpx.AsyncClient(base_url=a.url, headers=headers, timeout=60, limits=limits) as ca, \
-                    httpx.AsyncClient(base_url=b.url, headers=headers, timeout=60, limits=limits) as cb:
+            async with (
+                httpx.AsyncClient(base_url=a.url, headers=headers, timeout=60, limits=limits) as ca,
+                httpx.AsyncClient(base_url=b.url, headers=headers, timeout=60, limits=limits) as cb,
+            ):
                 calls = [(ca if i % 2 else cb).post(path, json={"protocol": "cdp"}) for i in range(200)]
                 return await asyncio.gather(*calls)
 
         responses = asyncio.run(attempt_all())
         statuses = [r.status_code for r in responses]
-        assert statuses.count(201) == 1 and statuses.count(409) == 199, sorted(set(statuses))
+        assert statuses.count(201) == 1 and statuses.count(409) == 199, (
+            sorted(set(statuses)),
+            [r.text for r in responses if r.status_code >= 500][:2],
+            [line for server in (a, b) for line in server.log().splitlines() if "error" in line.lower()][:6],
+        )
         winner = next(r.json() for r in responses if r.status_code == 201)
         holders = {tuple(r.json()["details"]["holder"].values()) for r in responses if r.status_code == 409}
         assert holders == {("connection", winner["id"])}
@@ -52,8 +58,11 @@ def test_200_concurrent_leases_across_two_processes_yield_one(tmp_path):
             listed = client.get(path).json()["data"]
             assert [c["id"] for c in listed] == [winner["id"]]
             # The lease taken through one process is usable through the other.
-            other_url = winner["endpoint"]["url"].replace(a.url.split("//")[1], b.url.split("//")[1]).replace(
-                b.url.split("//")[1], b.url.split("//")[1])
+            other_url = (
+                winner["endpoint"]["url"]
+                .replace(a.url.split("//")[1], b.url.split("//")[1])
+                .replace(b.url.split("//")[1], b.url.split("//")[1])
+            )
             with sync_playwright() as pw:
                 browser = pw.chromium.connect_over_cdp(other_url)
                 assert browser.contexts[0].new_page().evaluate("1 + 1") == 2
@@ -117,12 +126,16 @@ def test_browser_death_closes_the_socket_and_fails_the_run(live):
         with sync_playwright() as pw:
             browser = pw.chromium.connect_over_cdp(url)
             page = browser.contexts[0].new_page()
-            main = [pid for pid in chromium_pids(profile_fragment(live.data_dir, runtime["id"]))
-                    if b"--type=" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            main = [
+                pid
+                for pid in chromium_pids(profile_fragment(live.data_dir, runtime["id"]))
+                if b"--type=" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
             os.kill(main[0], signal.SIGKILL)
             wait_for(lambda: _closed_yet(page), timeout=10)
-        run = wait_for(lambda: (r := client.get(f"/v1/runs/{runtime['activeRunId']}").json())["status"] == "failed"
-                       and r)
+        run = wait_for(
+            lambda: (r := client.get(f"/v1/runs/{runtime['activeRunId']}").json())["status"] == "failed" and r
+        )
         assert run["failure"]["code"] == "runtime.browser_exited"
         detached = wait_for(lambda: events_of(client, run["id"], type="connection.detached"))
         assert detached[0]["data"]["endedBy"] in ("browser", "server")

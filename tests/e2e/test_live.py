@@ -70,8 +70,9 @@ def open_viewer(viewer_browser, url: str):
     # bypass_csp: the page forbids eval, which Playwright's wait_for_function uses when polling.
     page = viewer_browser.new_page(viewport={"width": 1000, "height": 700}, bypass_csp=True)
     page.goto(url)
-    page.wait_for_function("window.__viewer && window.__viewer.frames > 0 && window.__viewer.state === 'live'",
-                           timeout=15_000)
+    page.wait_for_function(
+        "window.__viewer && window.__viewer.frames > 0 && window.__viewer.state === 'live'", timeout=15_000
+    )
     return page
 
 
@@ -146,8 +147,7 @@ def _prepare_controls(pw, client: httpx.Client, runtime: dict, pages) -> None:
     revoke(client, runtime, created["id"])
 
 
-def test_input_mode_clicks_and_types_and_holds_the_controller_lock(live, runtime, pages, pw, viewer_browser,
-                                                                  tmp_path):
+def test_input_mode_clicks_and_types_and_holds_the_controller_lock(live, runtime, pages, pw, viewer_browser, tmp_path):
     with live.client() as client:
         _prepare_controls(pw, client, runtime, pages)
         run_id = runtime["activeRunId"]
@@ -180,8 +180,10 @@ def test_input_mode_clicks_and_types_and_holds_the_controller_lock(live, runtime
 
         state = wait_for(lambda: _try_state(pw, client, runtime), timeout=15)
         assert state == {"clicks": 1, "field": "hello liv"}
-        types = [e["type"] for e in client.get(f"/v1/runs/{run_id}/events",
-                                               params={"category": "live", "limit": 200}).json()["data"]]
+        types = [
+            e["type"]
+            for e in client.get(f"/v1/runs/{run_id}/events", params={"category": "live", "limit": 200}).json()["data"]
+        ]
         assert {"live.opened", "live.takeover", "live.handback", "live.closed"} <= set(types)
 
 
@@ -189,7 +191,9 @@ def _try_state(pw, client: httpx.Client, runtime: dict) -> dict | None:
     if lease(client, runtime).status_code == 409:
         return None
     # That probe lease holds the lock now: revoke it, then read.
-    for connection in client.get(f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/connections").json()["data"]:
+    for connection in client.get(f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/connections").json()[
+        "data"
+    ]:
         if connection["status"] == "active":
             revoke(client, runtime, connection["id"])
     return _controls_state(pw, client, runtime)
@@ -207,12 +211,15 @@ def test_watch_only_ignores_input_whatever_the_page_sends(live, runtime, pages, 
                 while frames < 1:
                     message = orjson.loads(await ws.recv())
                     frames += message["type"] == "frame"
-                for message in ({"type": "takeover"},
-                                {"type": "mouse", "event": "down", "x": 0.5, "y": 0.27, "button": "left"},
-                                {"type": "mouse", "event": "up", "x": 0.5, "y": 0.27, "button": "left"},
-                                {"type": "mouse", "event": "down", "x": 0.5, "y": 0.67, "button": "left"},
-                                {"type": "mouse", "event": "up", "x": 0.5, "y": 0.67, "button": "left"},
-                                {"type": "key", "event": "down", "key": "x"}, {"type": "text", "text": "typed"}):
+                for message in (
+                    {"type": "takeover"},
+                    {"type": "mouse", "event": "down", "x": 0.5, "y": 0.27, "button": "left"},
+                    {"type": "mouse", "event": "up", "x": 0.5, "y": 0.27, "button": "left"},
+                    {"type": "mouse", "event": "down", "x": 0.5, "y": 0.67, "button": "left"},
+                    {"type": "mouse", "event": "up", "x": 0.5, "y": 0.67, "button": "left"},
+                    {"type": "key", "event": "down", "key": "x"},
+                    {"type": "text", "text": "typed"},
+                ):
                     await ws.send(orjson.dumps(message).decode())
                 await asyncio.sleep(1.0)
                 return frames
@@ -231,17 +238,22 @@ def test_nonsense_input_is_ignored_and_the_session_goes_on(live, runtime, pages,
             async with websockets.connect(uri, max_size=None) as ws:
                 while orjson.loads(await ws.recv())["type"] != "frame":
                     pass
-                for raw in ("not json", "[1,2]", orjson.dumps({"type": "mouse", "event": "down", "x": 1e309}),
-                            orjson.dumps({"type": "mouse", "event": "down", "x": -3, "y": 7}),
-                            orjson.dumps({"type": "mouse", "event": "explode", "x": 0.5, "y": 0.5}),
-                            orjson.dumps({"type": "key", "event": "down", "key": "DROP TABLE runs"}),
-                            orjson.dumps({"type": "text", "text": "x" * 100_000}),
-                            orjson.dumps({"type": "wheel", "x": 0.5, "y": 0.5, "deltaY": "lots"})):
+                for raw in (
+                    "not json",
+                    "[1,2]",
+                    orjson.dumps({"type": "mouse", "event": "down", "x": 1e309}),
+                    orjson.dumps({"type": "mouse", "event": "down", "x": -3, "y": 7}),
+                    orjson.dumps({"type": "mouse", "event": "explode", "x": 0.5, "y": 0.5}),
+                    orjson.dumps({"type": "key", "event": "down", "key": "DROP TABLE runs"}),
+                    orjson.dumps({"type": "text", "text": "x" * 100_000}),
+                    orjson.dumps({"type": "wheel", "x": 0.5, "y": 0.5, "deltaY": "lots"}),
+                ):
                     await ws.send(raw if isinstance(raw, str) else raw.decode())
                 # Still alive, and valid input after the nonsense works.
                 for event in ("down", "up"):
-                    await ws.send(orjson.dumps({"type": "mouse", "event": event, "x": 0.5, "y": 0.27,
-                                                "button": "left"}).decode())
+                    await ws.send(
+                        orjson.dumps({"type": "mouse", "event": event, "x": 0.5, "y": 0.27, "button": "left"}).decode()
+                    )
                 await asyncio.sleep(1.0)
 
         in_thread(nonsense())
@@ -301,8 +313,7 @@ def test_viewer_page_says_when_its_link_is_invalid(live, viewer_browser):
     page.close()
 
 
-def test_revoking_an_open_input_link_closes_the_page_and_frees_the_browser(live, runtime, pages, pw,
-                                                                           viewer_browser):
+def test_revoking_an_open_input_link_closes_the_page_and_frees_the_browser(live, runtime, pages, pw, viewer_browser):
     with live.client() as client:
         _prepare_controls(pw, client, runtime, pages)
         minted = mint(client, runtime["activeRunId"], control="input", expiresInSeconds=600).json()

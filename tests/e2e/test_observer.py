@@ -31,13 +31,20 @@ def test_observer_records_navigation_console_errors_network_and_downloads(live, 
             browser.close()
         expected = b"id,amount\n1,10\n2,32\n"
 
-        events = wait_for(lambda: (e := events_of(client, run_id)) and
-                          any(x["type"] == "download.completed" for x in e) and
-                          any(x["type"] == "page.closed" for x in e) and e, timeout=15)
+        events = wait_for(
+            lambda: (
+                (e := events_of(client, run_id))
+                and any(x["type"] == "download.completed" for x in e)
+                and any(x["type"] == "page.closed" for x in e)
+                and e
+            ),
+            timeout=15,
+        )
         types = [e["type"] for e in events]
         page_events = [e for e in events if e["category"] in ("browser", "console", "network")]
-        page_id = next(e["pageId"] for e in events if e["type"] == "page.navigated"
-                       and e["data"]["url"].endswith("/one.html"))
+        page_id = next(
+            e["pageId"] for e in events if e["type"] == "page.navigated" and e["data"]["url"].endswith("/one.html")
+        )
         assert all(e["source"] == "browser" for e in page_events)
 
         navigations = [e["data"]["url"] for e in events if e["type"] == "page.navigated" and e["pageId"] == page_id]
@@ -107,8 +114,11 @@ def test_a_request_cut_off_by_navigation_or_close_still_ends_with_its_status(liv
 
         def cut_off():
             events = events_of(client, run_id)
-            ended = {e["data"]["url"].rsplit("?", 1)[1]: e for e in events
-                     if e["type"] in ("network.failed", "network.response") and "/stall/" in (e["data"]["url"] or "")}
+            ended = {
+                e["data"]["url"].rsplit("?", 1)[1]: e
+                for e in events
+                if e["type"] in ("network.failed", "network.response") and "/stall/" in (e["data"]["url"] or "")
+            }
             return ended if len(ended) == 2 else None
 
         ended = wait_for(cut_off, timeout=15)

@@ -17,8 +17,9 @@ def test_puppeteer_connects_with_browser_ws_endpoint(live, runtime, pages):
     assert (JS / "node_modules" / "puppeteer-core").is_dir(), "run `npm ci` in tests/e2e/js (make test does)"
     with live.client() as client:
         endpoint = lease(client, runtime).json()["endpoint"]["url"]
-    result = subprocess.run(["node", str(JS / "flow.mjs"), endpoint, f"{pages.url}/index.html"],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        ["node", str(JS / "flow.mjs"), endpoint, f"{pages.url}/index.html"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout.strip().splitlines()[-1])
     assert seen["title"] == "bctrl test page" and seen["status"] == "clicked 1"

@@ -61,9 +61,14 @@ def test_recording_of_a_changing_page(live, space, pages, pw, viewer_browser, tm
         # While the run was active: what was recorded so far.
         assert recorded["during"]["status"] == "preparing" and recorded["during"]["durationMs"] > 1500
 
-        ready = wait_for(lambda: (r := client.post(f"/v1/runs/{run_id}/recording",
-                                                   json={"expiresInSeconds": 600}).json())["status"] == "ready" and r,
-                         timeout=60)
+        ready = wait_for(
+            lambda: (
+                (r := client.post(f"/v1/runs/{run_id}/recording", json={"expiresInSeconds": 600}).json())["status"]
+                == "ready"
+                and r
+            ),
+            timeout=60,
+        )
         run = client.get(f"/v1/runs/{run_id}").json()
         run_ms = run["durationSeconds"] * 1000 if run.get("durationSeconds") else None
         assert ready["durationMs"] > 2500 and ready["durationSeconds"] == pytest.approx(ready["durationMs"] / 1000)
@@ -79,12 +84,20 @@ def test_recording_of_a_changing_page(live, space, pages, pw, viewer_browser, tm
         assert frames[-1]["t"] - frames[0]["t"] >= 1800
 
         # The video is a run artifact, about as long as the recorded span.
-        artifact = next(a for a in client.get(f"/v1/runs/{run_id}/artifacts").json()["data"] if a["kind"] == "recording")
+        artifact = next(
+            a for a in client.get(f"/v1/runs/{run_id}/artifacts").json()["data"] if a["kind"] == "recording"
+        )
         assert artifact["contentType"] == "video/webm" and artifact["id"] == ready["artifactId"]
         video = tmp_path / "recording.webm"
         video.write_bytes(client.get(artifact["downloadUrl"]).content)
-        probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json",
-                                           str(video)], capture_output=True, text=True, check=True).stdout)
+        probe = json.loads(
+            subprocess.run(
+                ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "json", str(video)],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
         assert abs(float(probe["format"]["duration"]) * 1000 - (ready["durationMs"] - frames[0]["t"])) < 600
 
         # The replay page: frames beside the run's activity, seekable.
@@ -117,9 +130,13 @@ def test_without_ffmpeg_the_frames_are_the_artifact(tmp_path, pages, pw, viewer_
     with cluster(tmp_path, BCTRL_FFMPEG_PATH="none") as [server], server.client() as client:
         space = client.post("/v1/spaces", json={"name": "no-ffmpeg"}).json()
         run_id = _record_colours(pw, client, space["id"], pages)["run_id"]
-        ready = wait_for(lambda: (r := client.post(f"/v1/runs/{run_id}/recording", json={}).json())["status"]
-                         == "ready" and r, timeout=60)
-        artifact = next(a for a in client.get(f"/v1/runs/{run_id}/artifacts").json()["data"] if a["kind"] == "recording")
+        ready = wait_for(
+            lambda: (r := client.post(f"/v1/runs/{run_id}/recording", json={}).json())["status"] == "ready" and r,
+            timeout=60,
+        )
+        artifact = next(
+            a for a in client.get(f"/v1/runs/{run_id}/artifacts").json()["data"] if a["kind"] == "recording"
+        )
         assert artifact["contentType"] == "application/zip"
         archive = zipfile.ZipFile(BytesIO(client.get(artifact["downloadUrl"]).content))
         index = json.loads(archive.read("index.json"))
@@ -140,8 +157,10 @@ def test_a_full_disk_fails_the_recording_not_the_run(tmp_path, pages, pw):  # no
             browser = pw.chromium.connect_over_cdp(lease(client, runtime).json()["endpoint"]["url"])
             page = browser.contexts[0].pages[0] if browser.contexts[0].pages else browser.contexts[0].new_page()
             page.goto(f"{pages.url}/clock.html")  # a new picture on every frame fills 200 KB quickly
-            failed = wait_for(lambda: (r := client.post(f"/v1/runs/{run_id}/recording", json={}).json())["status"]
-                              == "failed" and r, timeout=30)
+            failed = wait_for(
+                lambda: (r := client.post(f"/v1/runs/{run_id}/recording", json={}).json())["status"] == "failed" and r,
+                timeout=30,
+            )
             assert failed["failure"]["code"] == "recording.storage_failed"
             assert "space" in failed["failure"]["message"].lower()
             # The run goes on: the browser still answers, the runtime is active.

@@ -52,8 +52,11 @@ def test_sdk_started_browser_context_manager(sdk, pages):
         assert sdk.runtimes.get(rt.id)["status"] == "active"
         # The run's connection holds the controller lock: a second controller is refused.
         with pytest.raises(BctrlConflictError) as busy:
-            sdk._http.request("POST", f"/spaces/{sdk.runtimes.get(rt.id)['spaceId']}/runtimes/{rt.id}/connections",
-                              json_body={"protocol": "cdp"})
+            sdk._http.request(
+                "POST",
+                f"/spaces/{sdk.runtimes.get(rt.id)['spaceId']}/runtimes/{rt.id}/connections",
+                json_body={"protocol": "cdp"},
+            )
         assert busy.value.code == "runtime.controller_busy"
     assert sdk.runtimes.get(rt.id)["status"] == "stopped"
     events = sdk.runs.events.list(run_id, limit=200)["data"]
@@ -64,8 +67,9 @@ def test_sdk_started_browser_context_manager(sdk, pages):
     # connection.created) and the recording's artifact.created (encoded as the run ends, possibly after
     # runtime.stopped). The observer only starts once the runtime is active.
     assert types[:2] == ["runtime.starting", "runtime.active"]
-    lifecycle = [e["type"] for e in events
-                 if e["source"] == "control-plane" and e["category"] in ("runtime", "connection")]
+    lifecycle = [
+        e["type"] for e in events if e["source"] == "control-plane" and e["category"] in ("runtime", "connection")
+    ]
     assert lifecycle[:3] == ["runtime.starting", "runtime.active", "connection.created"]
     assert "connection.attached" in types and "connection.command" in types
     assert lifecycle[-1] == "runtime.stopped"
@@ -85,5 +89,5 @@ def test_sdk_runs_stream_ends_with_run_ended(sdk):
     later = list(sdk.runs.stream(run_id, cursor=frames[1]["id"]))
     resumed = [f["data"]["seq"] for f in later if f.get("event") == "run.event"]
     expected = [f["data"]["seq"] for f in frames[2:] if f.get("event") == "run.event"]
-    assert resumed[:len(expected)] == expected
-    assert all(seq > expected[-1] for seq in resumed[len(expected):])
+    assert resumed[: len(expected)] == expected
+    assert all(seq > expected[-1] for seq in resumed[len(expected) :])

@@ -78,9 +78,10 @@ def test_sse_resumes_without_gaps_and_ends_with_run_ended(live, pages, stop_afte
 
         threading.Thread(target=stop_later).start()
         ended = None
-        with client.stream("GET", f"/v1/runs/{run_id}/stream", headers={"Last-Event-ID": last_id},
-                           timeout=30) as response:
-            for event, ident, data in sse_frames(response):
+        with client.stream(
+            "GET", f"/v1/runs/{run_id}/stream", headers={"Last-Event-ID": last_id}, timeout=30
+        ) as response:
+            for event, _ident, data in sse_frames(response):
                 if event == "run.ended":
                     ended = data
                     break
@@ -92,7 +93,9 @@ def test_sse_resumes_without_gaps_and_ends_with_run_ended(live, pages, stop_afte
         stored_all = stored
         cursor = None
         while True:
-            page = client.get(f"/v1/runs/{run_id}/events", params={"limit": 200, **({"cursor": cursor} if cursor else {})}).json()
+            page = client.get(
+                f"/v1/runs/{run_id}/events", params={"limit": 200, **({"cursor": cursor} if cursor else {})}
+            ).json()
             if cursor is None:
                 stored_all = []
             stored_all += page["data"]
@@ -107,8 +110,7 @@ def test_event_written_by_one_process_is_streamed_by_the_other(tmp_path, pages):
     with cluster(tmp_path, count=2) as (a, b), a.client() as ca, b.client() as cb:
         started = ca.post("/v1/runtimes", json={"start": True}).json()  # A launches and observes
         run_id = started["activeRunId"]
-        with cb.stream("GET", f"/v1/runs/{run_id}/events/stream", params={"type": "page.load"},
-                       timeout=30) as response:
+        with cb.stream("GET", f"/v1/runs/{run_id}/events/stream", params={"type": "page.load"}, timeout=30) as response:
             frames = sse_frames(response)
             threading.Thread(target=drive, args=(started["connection"]["cdpUrl"], pages.url, 1)).start()
             t0 = time.monotonic()
@@ -128,12 +130,16 @@ def test_wait_returns_the_next_matching_event_or_times_out(live, pages, stop_aft
         empty = client.post(f"/v1/runs/{run_id}/events/wait", json={"type": ["page.load"], "timeoutMs": 300}).json()
         assert empty["timedOut"] is True and empty["event"] is None and empty["cursor"]
         threading.Timer(0.5, drive, args=(started["connection"]["cdpUrl"], pages.url, 1)).start()
-        got = client.post(f"/v1/runs/{run_id}/events/wait",
-                          json={"type": ["page.load"], "cursor": empty["cursor"], "timeoutMs": 20000}).json()
+        got = client.post(
+            f"/v1/runs/{run_id}/events/wait",
+            json={"type": ["page.load"], "cursor": empty["cursor"], "timeoutMs": 20000},
+        ).json()
         assert got["timedOut"] is False and got["event"]["type"] == "page.load"
         # Over the maximum is clamped and says so (the page.load after that cursor answers at once); negative is 400.
-        clamped = client.post(f"/v1/runs/{run_id}/events/wait", json={"type": ["page.load"], "cursor": empty["cursor"],
-                                                                          "timeoutMs": 999999})
+        clamped = client.post(
+            f"/v1/runs/{run_id}/events/wait",
+            json={"type": ["page.load"], "cursor": empty["cursor"], "timeoutMs": 999999},
+        )
         assert clamped.status_code == 200 and clamped.json()["timeoutClamped"] is True, clamped.text
         bad = client.post(f"/v1/runs/{run_id}/events/wait", json={"timeoutMs": -1})
         assert bad.status_code == 400 and bad.json()["details"]["fields"][0]["field"] == "timeoutMs", bad.text
@@ -166,8 +172,9 @@ def test_activity_and_commands_describe_the_run(live, runtime, pages):
         commands = client.get(f"/v1/runs/{run_id}/commands").json()["data"]
         assert [c["entryCall"] for c in commands] == ["runtime.start", "connection.create", "connection.revoke"]
         assert all(c["status"] == "succeeded" and "request" not in c for c in commands)
-        detailed = client.get(f"/v1/runs/{run_id}/commands",
-                              params=[("include", "request"), ("include", "result"), ("order", "desc")]).json()
+        detailed = client.get(
+            f"/v1/runs/{run_id}/commands", params=[("include", "request"), ("include", "result"), ("order", "desc")]
+        ).json()
         assert detailed["commands"][0]["entryCall"] == "connection.revoke"
         assert detailed["data"][1]["request"] == {"protocol": "cdp", "ttlSeconds": 600, "scope": "lease"}
         assert detailed["data"][1]["result"]["connectionId"] == connection["id"]
@@ -186,15 +193,18 @@ def test_idle_stream_heartbeats_and_a_crash_ends_it_with_run_ended_failed(live):
         frames = []
         with client.stream("GET", f"/v1/runs/{run_id}/events/stream", timeout=30) as response:
             stream = sse_frames(response)
-            for event, ident, data in stream:
+            for event, _ident, data in stream:
                 frames.append((event, data))
                 if event == "heartbeat":
                     break
             before_crash = [d["seq"] for e, d in frames if e == "run.event"]
-            main = [pid for pid in chromium_pids(profile_fragment(live.data_dir, runtime_id))
-                    if b"--type=" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+            main = [
+                pid
+                for pid in chromium_pids(profile_fragment(live.data_dir, runtime_id))
+                if b"--type=" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
             os.kill(main[0], signal.SIGKILL)
-            for event, ident, data in stream:
+            for event, _ident, data in stream:
                 frames.append((event, data))
                 if event == "run.ended":
                     break
@@ -203,7 +213,8 @@ def test_idle_stream_heartbeats_and_a_crash_ends_it_with_run_ended_failed(live):
         assert ended[1]["failure"]["code"] == "runtime.browser_exited"
         streamed = [d for e, d in frames if e == "run.event"]
         assert streamed[-1]["type"] in ("runtime.failed", "connection.detached") or any(
-            d["type"] == "runtime.failed" for d in streamed)
+            d["type"] == "runtime.failed" for d in streamed
+        )
         # Everything up to the crash is kept, and the stream showed all of it.
         stored = events_of(client, run_id)
         assert [d["seq"] for d in streamed] == [e["seq"] for e in stored]

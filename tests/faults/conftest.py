@@ -27,7 +27,6 @@ import subprocess
 import tempfile
 import time
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -68,16 +67,30 @@ class PrivatePostgres:
         if os.geteuid() == 0:
             shutil.chown(self.base, "postgres", "postgres")
         os.chmod(self.base, 0o700)
-        done = _as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                             "--no-sync", "-E", "UTF8", "--locale=C"])
+        done = _as_postgres(
+            [
+                _pg_bin("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ]
+        )
         if done.returncode != 0:
             raise RuntimeError(f"initdb failed: {done.stderr}")
         with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
-                       f"unix_socket_directories = '{self.base}'\nmax_connections = 200\n"
-                       # Safe to skip while the machine itself stays up (an immediate stop is a crash of
-                       # PostgreSQL, not of the kernel); synchronous_commit stays on, or commits vanish.
-                       "fsync = off\nfull_page_writes = off\n")
+            conf.write(
+                f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
+                f"unix_socket_directories = '{self.base}'\nmax_connections = 200\n"
+                # Safe to skip while the machine itself stays up (an immediate stop is a crash of
+                # PostgreSQL, not of the kernel); synchronous_commit stays on, or commits vanish.
+                "fsync = off\nfull_page_writes = off\n"
+            )
 
     @property
     def admin_dsn(self) -> str:
@@ -90,8 +103,7 @@ class PrivatePostgres:
         return _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "status"]).returncode == 0
 
     def start(self) -> None:
-        done = _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30",
-                             "start"])
+        done = _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-w", "-t", "30", "start"])
         if done.returncode != 0:
             raise RuntimeError(f"pg_ctl start failed: {done.stdout}{done.stderr}\n{self.log.read_text()}")
 
@@ -106,8 +118,11 @@ class PrivatePostgres:
         self.start()
 
     def psql(self, sql: str, database: str = "postgres") -> str:
-        done = subprocess.run([_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                               "-d", database, "-XAtqc", sql], capture_output=True, text=True)
+        done = subprocess.run(
+            [_pg_bin("psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-d", database, "-XAtqc", sql],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"psql failed: {done.stderr}")
         return done.stdout
@@ -144,9 +159,24 @@ class PrivateRedis:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         while not _port_open(self.port):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -229,8 +259,13 @@ def fault_server(tmp_path, private_pg, private_redis):
     def factory(redis: bool = True, database_url: str | None = None, **env: str) -> LiveServer:
         url = database_url or private_pg.create_database()
         values = {"BCTRL_REDIS_URL": private_redis.url if redis else "", **env}
-        server = start_server(tmp_path / f"srv{len(started)}", url, f"bctrl_fault_{uuid.uuid4().hex}",
-                              f"bctrl-fault-{uuid.uuid4().hex[:8]}", **values)
+        server = start_server(
+            tmp_path / f"srv{len(started)}",
+            url,
+            f"bctrl_fault_{uuid.uuid4().hex}",
+            f"bctrl-fault-{uuid.uuid4().hex[:8]}",
+            **values,
+        )
         started.append(server)
         return server
 

@@ -70,7 +70,7 @@ class StreamReader:
                 self.opened.set()
                 for frame in sse_frames(response):
                     self.frames.append(frame)
-        except BaseException as exc:  # noqa: BLE001 - reported to the test
+        except BaseException as exc:
             self.error = exc
         finally:
             self.opened.set()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import httpx
-
 from playwright.sync_api import sync_playwright
 
 
@@ -21,8 +20,11 @@ def test_redis_restart_with_an_attached_lease_keeps_one_controller(private_redis
         try:
             first = api.post(_leases(runtime), json={"protocol": "cdp", "ttlSeconds": 600}).json()
             browser = pw.chromium.connect_over_cdp(first["endpoint"]["url"])
-            page = browser.contexts[0].pages[0] if browser.contexts and browser.contexts[0].pages else \
-                browser.new_context().new_page()
+            page = (
+                browser.contexts[0].pages[0]
+                if browser.contexts and browser.contexts[0].pages
+                else browser.new_context().new_page()
+            )
             assert page.evaluate("1 + 1") == 2
 
             started = time.monotonic()
@@ -42,7 +44,9 @@ def test_redis_restart_with_an_attached_lease_keeps_one_controller(private_redis
             refused = httpx.get(first["endpoint"]["httpUrl"].replace("?token=", "/json/version?token="))
             assert refused.status_code == 409 and refused.json()["code"] == "connection.revoked", refused.text
             browser.close()
-            print(f"\nFAULT redis-restart-with-attached-lease: second lease 409 in {took * 1000:.0f} ms after restart; "
-                  "first socket 30/30 commands; revoke then new lease 201")
+            print(
+                f"\nFAULT redis-restart-with-attached-lease: second lease 409 in {took * 1000:.0f} ms after restart; "
+                "first socket 30/30 commands; revoke then new lease 201"
+            )
         finally:
             api.post(f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}/stop")

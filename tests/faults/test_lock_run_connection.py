@@ -24,8 +24,9 @@ def test_run_connection_keeps_its_lock_and_gets_it_back(private_redis, fault_ser
             assert _version(cdp_url).status_code == 200, "the run connection lost its lock to a Redis restart"
             # A foreign lease never takes it, not even right after the restart.
             seed = api.get(f"/v1/runtimes/{runtime['id']}").json()
-            lease = api.post(f"/v1/spaces/{seed['spaceId']}/runtimes/{runtime['id']}/connections",
-                             json={"protocol": "cdp"})
+            lease = api.post(
+                f"/v1/spaces/{seed['spaceId']}/runtimes/{runtime['id']}/connections", json={"protocol": "cdp"}
+            )
             assert lease.status_code == 409 and lease.json()["code"] == "runtime.controller_busy", lease.text
             # It yields to an input viewer (no client attached) ...
             minted = api.post(f"/v1/runs/{run_id}/live", json={"control": "input"})

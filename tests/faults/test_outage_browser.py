@@ -47,7 +47,8 @@ def test_browser_kill_fails_the_run_closes_the_socket_and_frees_capacity(fault_s
             except TimeoutError:
                 raise AssertionError("the lease's socket stayed open after the browser died") from None
         run, failed_after = wait_until(
-            lambda: (r := client.get(f"/v1/runs/{runtime['activeRunId']}").json())["status"] == "failed" and r, 10)
+            lambda: (r := client.get(f"/v1/runs/{runtime['activeRunId']}").json())["status"] == "failed" and r, 10
+        )
         assert run["failure"]["code"] == "runtime.browser_exited", run
         rt = client.get(f"{runtimes}/{runtime['id']}").json()
         assert rt["failure"]["code"] == "runtime.browser_exited" and rt["activeRunId"] is None, rt
@@ -56,6 +57,8 @@ def test_browser_kill_fails_the_run_closes_the_socket_and_frees_capacity(fault_s
         # Capacity is free: another browser starts.
         other, freed_after = wait_until(lambda: (r := client.post(runtimes, json={})).status_code == 201 and r, 15)
         assert other.json()["status"] == "active", other.text
-        print(f"\nbrowser kill: socket closed {closed_after:.3f}s, run failed {failed_after + closed_after:.3f}s "
-              f"after kill -9; capacity free again {freed_after:.3f}s after that")
+        print(
+            f"\nbrowser kill: socket closed {closed_after:.3f}s, run failed {failed_after + closed_after:.3f}s "
+            f"after kill -9; capacity free again {freed_after:.3f}s after that"
+        )
         client.post(f"{runtimes}/{other.json()['id']}/stop")

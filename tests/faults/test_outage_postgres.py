@@ -18,8 +18,9 @@ OUTAGE_SECONDS = 3.0
 RECOVERY_LIMIT_SECONDS = 15.0
 
 
-@pytest.mark.parametrize("mode,splice", [("fast", True), ("immediate", True), ("fast", False)],
-                         ids=["fast-stop", "crash", "asgi-relay"])
+@pytest.mark.parametrize(
+    "mode,splice", [("fast", True), ("immediate", True), ("fast", False)], ids=["fast-stop", "crash", "asgi-relay"]
+)
 def test_postgres_restart_under_traffic(private_pg, fault_server, mode, splice):
     """mode: how PostgreSQL stops (`immediate` is a crash); splice: the CDP path (TCP splice or ASGI relay)."""
     server = fault_server(BCTRL_SSE_HEARTBEAT_SECONDS="1", BCTRL_CDP_SPLICE=str(splice).lower())
@@ -31,10 +32,14 @@ def test_postgres_restart_under_traffic(private_pg, fault_server, mode, splice):
         connection = lease(client, runtime).json()
         ws_url, http_url = connection["endpoint"]["url"], connection["endpoint"]["httpUrl"]
         base, query = http_url.split("?", 1)
-        calls = [("GET", "/v1/spaces", {}), ("GET", f"/v1/spaces/{space['id']}", {}),
-                 ("POST", "/v1/spaces", {"json": {"name": "during"}}),
-                 ("GET", f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}", {}),
-                 ("GET", f"/v1/runs/{run_id}/events", {}), ("GET", f"{base}/json/version?{query}", {})]
+        calls = [
+            ("GET", "/v1/spaces", {}),
+            ("GET", f"/v1/spaces/{space['id']}", {}),
+            ("POST", "/v1/spaces", {"json": {"name": "during"}}),
+            ("GET", f"/v1/spaces/{space['id']}/runtimes/{runtime['id']}", {}),
+            ("GET", f"/v1/runs/{run_id}/events", {}),
+            ("GET", f"{base}/json/version?{query}", {}),
+        ]
         assert all(a["status"] < 300 for _, a in sweep(client, calls, 0, max_rounds=1))
         stream = StreamReader(client, f"/v1/runs/{run_id}/events/stream")
         assert stream.opened.wait(10) and stream.error is None
@@ -42,8 +47,11 @@ def test_postgres_restart_under_traffic(private_pg, fault_server, mode, splice):
 
         private_pg.stop(mode)
         answers = sweep(client, calls, OUTAGE_SECONDS)
-        bad = [(call, a) for call, a in answers
-               if (a["status"], a["code"]) != (503, "database.unavailable") or not a["retryAfter"]]
+        bad = [
+            (call, a)
+            for call, a in answers
+            if (a["status"], a["code"]) != (503, "database.unavailable") or not a["retryAfter"]
+        ]
         assert answers and not bad, bad[:5]
         # The CDP socket is refused like the REST API refuses, before the upgrade.
         assert ws_attempt(ws_url) == {"status": 503, "code": "database.unavailable", "retryAfter": "2"}
@@ -58,8 +66,10 @@ def test_postgres_restart_under_traffic(private_pg, fault_server, mode, splice):
         private_pg.start()
         back = time.monotonic()
         seconds, before = first_2xx_after(client, "GET", "/v1/spaces", timeout=RECOVERY_LIMIT_SECONDS)
-        print(f"\nPostgreSQL {mode} stop: {len(answers)} calls in {OUTAGE_SECONDS}s all 503 "
-              f"database.unavailable; first 2xx {seconds:.3f}s after PostgreSQL was back ({before})")
+        print(
+            f"\nPostgreSQL {mode} stop: {len(answers)} calls in {OUTAGE_SECONDS}s all 503 "
+            f"database.unavailable; first 2xx {seconds:.3f}s after PostgreSQL was back ({before})"
+        )
         assert all(a["status"] < 300 for _, a in sweep(client, calls, 0, max_rounds=1))
         assert ws_attempt(ws_url)["status"] == 101
         wait_until(lambda: httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200, 10)

@@ -19,8 +19,10 @@ def _ok_or_unavailable(label: str, answer: dict, ok: int) -> bool:
     """True for `ok`, False for a coded 503 with Retry-After; anything else fails the test."""
     if answer["status"] == ok:
         return True
-    assert answer["status"] == 503 and str(answer["code"]).endswith(".unavailable") and answer["retryAfter"], \
-        (label, answer)
+    assert answer["status"] == 503 and str(answer["code"]).endswith(".unavailable") and answer["retryAfter"], (
+        label,
+        answer,
+    )
     return False
 
 
@@ -61,7 +63,9 @@ def test_redis_down_and_back(private_redis, fault_server):
         else:
             # Refused: nothing half-created.
             assert [c for c in client.get(connections).json()["data"] if c["status"] == "active"] == []
-        mint = refusal(live := client.post(f"/v1/runs/{run_id}/live", json={"control": "input", "expiresInSeconds": 60}))
+        mint = refusal(
+            live := client.post(f"/v1/runs/{run_id}/live", json={"control": "input", "expiresInSeconds": 60})
+        )
         seen["live input mint"] = mint
         _ok_or_unavailable("live input mint", mint, 200)
         ready = httpx.get(f"{server.url}/readyz", timeout=10)

@@ -34,11 +34,14 @@ def test_sigkill_with_an_attached_socket_is_detached_by_the_next_sweep(private_p
                 wait_until(lambda: _events(api, run_id, "connection.attached"), 10)
             stop_server(first, signal.SIGKILL)  # no detach is ever written by it
             killed = time.monotonic()
-        second = start_server(first.data_dir, database_url, first.api_key, "unused",
-                              BCTRL_REDIS_URL=private_redis.url)
+        second = start_server(first.data_dir, database_url, first.api_key, "unused", BCTRL_REDIS_URL=private_redis.url)
         with second.client() as api:
-            detached, _ = wait_until(lambda: [e for e in _events(api, run_id, "connection.detached")
-                                              if e["data"].get("reason") == "server_died"], 30)
+            detached, _ = wait_until(
+                lambda: [
+                    e for e in _events(api, run_id, "connection.detached") if e["data"].get("reason") == "server_died"
+                ],
+                30,
+            )
             detached_after = time.monotonic() - killed
             assert len(detached) == 1 and detached[0]["connectionId"] == lease["id"]
             # With no socket counted, the idle timeout (60 s) stops the runtime.
@@ -46,8 +49,10 @@ def test_sigkill_with_an_attached_socket_is_detached_by_the_next_sweep(private_p
             stopped_after = time.monotonic() - killed
             got = api.get(f"/v1/runtimes/{runtime['id']}").json()
             assert got["status"] == "stopped", got
-            print(f"\nFAULT sigkill-with-attached-socket: detach written {detached_after:.1f} s after the kill; "
-                  f"idle stop {stopped_after:.1f} s after the kill (idleTimeoutSeconds 60)")
+            print(
+                f"\nFAULT sigkill-with-attached-socket: detach written {detached_after:.1f} s after the kill; "
+                f"idle stop {stopped_after:.1f} s after the kill (idleTimeoutSeconds 60)"
+            )
     finally:
         if second is not None:
             with second.client() as api:

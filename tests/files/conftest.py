@@ -28,7 +28,6 @@ def runtime_area(server, runtime_id: str) -> Path:
     return (server.settings.resolved_browser_root / "files" / runtime_id).resolve()
 
 
-
 @pytest.fixture
 def objects(server):
     """A snapshot of the object store taken before the test; call it to get what was added since."""

@@ -14,8 +14,9 @@ from tests.files.conftest import started_runtime
 async def record(server, tmp_path, run_id: str, data: bytes, kind: str, name: str, content_type: str):
     source = tmp_path / uuid.uuid4().hex
     source.write_bytes(data)
-    return await artifacts.record(server.ctx, run_id=uuid.UUID(run_id), kind=kind, name=name,
-                                  content_type=content_type, source=source)
+    return await artifacts.record(
+        server.ctx, run_id=uuid.UUID(run_id), kind=kind, name=name, content_type=content_type, source=source
+    )
 
 
 async def test_export_zips_the_runs_artifacts(server, api, tmp_path, objects):
@@ -26,8 +27,9 @@ async def test_export_zips_the_runs_artifacts(server, api, tmp_path, objects):
         await record(server, tmp_path, run_id, b"\x89PNG" + bytes(2000), "screenshot", "page.png", "image/png")
         await record(server, tmp_path, run_id, b"x", "download", "../../evil", "text/plain")
 
-        created = await api.post(f"/v1/runs/{run_id}/files/export", json={"name": "bundle.zip"},
-                                 headers={"Idempotency-Key": "export-1"})
+        created = await api.post(
+            f"/v1/runs/{run_id}/files/export", json={"name": "bundle.zip"}, headers={"Idempotency-Key": "export-1"}
+        )
         assert created.status_code == 201, created.text
         f = created.json()
         assert f["path"] == f"exports/{run_id}/bundle.zip" and f["name"] == "bundle.zip"
@@ -38,17 +40,22 @@ async def test_export_zips_the_runs_artifacts(server, api, tmp_path, objects):
         assert got.headers["content-type"] == "application/zip"
         assert got.headers["content-disposition"].startswith('attachment; filename="bundle.zip"')
         with zipfile.ZipFile(io.BytesIO(got.content)) as zf:
-            assert sorted(zf.namelist()) == ["download/.._.._evil", "download/report (2).csv",
-                                             "download/report.csv", "manifest.json", "screenshot/page.png"]
+            assert sorted(zf.namelist()) == [
+                "download/.._.._evil",
+                "download/report (2).csv",
+                "download/report.csv",
+                "manifest.json",
+                "screenshot/page.png",
+            ]
             assert zf.read("download/report.csv") == b"a,b\n"
             assert zf.read("download/report (2).csv") == b"a,c\n"
             assert zf.read("screenshot/page.png") == b"\x89PNG" + bytes(2000)
             manifest = json.loads(zf.read("manifest.json"))
-            assert [m["entry"] for m in manifest["artifacts"]][:2] == ["download/report.csv",
-                                                                      "download/report (2).csv"]
+            assert [m["entry"] for m in manifest["artifacts"]][:2] == ["download/report.csv", "download/report (2).csv"]
 
-        replay = await api.post(f"/v1/runs/{run_id}/files/export", json={"name": "bundle.zip"},
-                                headers={"Idempotency-Key": "export-1"})
+        replay = await api.post(
+            f"/v1/runs/{run_id}/files/export", json={"name": "bundle.zip"}, headers={"Idempotency-Key": "export-1"}
+        )
         assert replay.status_code == 201 and replay.json() == f
         again = await api.post(f"/v1/runs/{run_id}/files/export", json={"name": "bundle.zip"})
         assert again.status_code == 409 and again.json()["code"] == "storage_file.path_exists"
@@ -73,8 +80,13 @@ async def test_export_refusals(server, api, objects):
     async with started_runtime(api) as runtime:
         run_id = runtime["activeRunId"]
         before = objects()
-        for body in ({"name": "bundle.tar"}, {"name": "a/b.zip"}, {"name": "../x.zip"}, {"kind": ["nope"]},
-                     {"unknown": 1}):
+        for body in (
+            {"name": "bundle.tar"},
+            {"name": "a/b.zip"},
+            {"name": "../x.zip"},
+            {"kind": ["nope"]},
+            {"unknown": 1},
+        ):
             refused = await api.post(f"/v1/runs/{run_id}/files/export", json=body)
             assert refused.status_code == 400, (body, refused.text)
         async with await server.client("intruder") as other:

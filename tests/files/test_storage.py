@@ -17,17 +17,27 @@ async def new_space(api, name: str = "work") -> str:
     return created.json()["id"]
 
 
-async def upload(api, space_id: str, data: bytes, filename: str = "report.txt", content_type: str = "text/plain",
-                 **fields):
-    return await api.post(f"/v1/spaces/{space_id}/storage/files",
-                          files={"file": (filename, data, content_type)}, data=fields)
+async def upload(
+    api, space_id: str, data: bytes, filename: str = "report.txt", content_type: str = "text/plain", **fields
+):
+    return await api.post(
+        f"/v1/spaces/{space_id}/storage/files", files={"file": (filename, data, content_type)}, data=fields
+    )
 
 
 async def test_upload_and_download_round_trip(server, api, objects):
     space_id = await new_space(api)
     data = os.urandom(300_000)
-    created = await upload(api, space_id, data, filename="raw.bin", content_type="application/x-custom",
-                           path="inputs/2026/raw.bin", name="Raw data", metadata='{"job": 7}')
+    created = await upload(
+        api,
+        space_id,
+        data,
+        filename="raw.bin",
+        content_type="application/x-custom",
+        path="inputs/2026/raw.bin",
+        name="Raw data",
+        metadata='{"job": 7}',
+    )
     assert created.status_code == 201, created.text
     f = created.json()
     assert f["path"] == "inputs/2026/raw.bin" and f["name"] == "Raw data" and f["spaceId"] == space_id
@@ -55,7 +65,7 @@ async def test_upload_and_download_round_trip(server, api, objects):
 
 async def test_defaults_come_from_the_file_name(server, api):
     space_id = await new_space(api)
-    f = (await upload(api, space_id, b"a,b\n1,2\n", filename="table.csv", content_type="application/octet-stream"))
+    f = await upload(api, space_id, b"a,b\n1,2\n", filename="table.csv", content_type="application/octet-stream")
     assert f.status_code == 201, f.text
     f = f.json()
     assert f["path"] == "table.csv" and f["name"] == "table.csv" and f["contentType"] == "text/csv"
@@ -67,12 +77,21 @@ async def test_defaults_come_from_the_file_name(server, api):
 
 async def test_non_ascii_names_use_rfc6266_filename_star(server, api):
     space_id = await new_space(api)
-    f = (await upload(api, space_id, b"%PDF-1.4", filename="x.pdf", content_type="application/pdf",
-                      path="cv/résumé.pdf", name='résumé "final" 2026.pdf')).json()
+    f = (
+        await upload(
+            api,
+            space_id,
+            b"%PDF-1.4",
+            filename="x.pdf",
+            content_type="application/pdf",
+            path="cv/résumé.pdf",
+            name='résumé "final" 2026.pdf',
+        )
+    ).json()
     got = await api.get(f["downloadUrl"])
     assert got.headers["content-disposition"] == (
-        "attachment; filename=\"r_sum_ _final_ 2026.pdf\"; "
-        "filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%202026.pdf")
+        "attachment; filename=\"r_sum_ _final_ 2026.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20%22final%22%202026.pdf"
+    )
 
 
 async def test_range_requests(server, api):
@@ -168,19 +187,23 @@ async def test_uploads_are_not_bound_by_the_json_body_limit(server, api):
     assert huge.status_code == 413
 
 
-@pytest.mark.parametrize("fields,files,code", [
-    ({"path": "a.txt"}, None, "request.invalid"),
-    ({"path": "a.txt", "unknown": "1"}, {"file": ("a.txt", b"x")}, "request.invalid"),
-    ({"metadata": "[1, 2]"}, {"file": ("a.txt", b"x")}, "request.invalid"),
-    ({"metadata": "{not json"}, {"file": ("a.txt", b"x")}, "request.invalid"),
-    ({"name": "x" * 256}, {"file": ("a.txt", b"x")}, "request.invalid"),
-    ({}, {"file": ("a.txt", b"x"), "other": ("b.txt", b"y")}, "request.invalid"),
-])
+@pytest.mark.parametrize(
+    "fields,files,code",
+    [
+        ({"path": "a.txt"}, None, "request.invalid"),
+        ({"path": "a.txt", "unknown": "1"}, {"file": ("a.txt", b"x")}, "request.invalid"),
+        ({"metadata": "[1, 2]"}, {"file": ("a.txt", b"x")}, "request.invalid"),
+        ({"metadata": "{not json"}, {"file": ("a.txt", b"x")}, "request.invalid"),
+        ({"name": "x" * 256}, {"file": ("a.txt", b"x")}, "request.invalid"),
+        ({}, {"file": ("a.txt", b"x"), "other": ("b.txt", b"y")}, "request.invalid"),
+    ],
+)
 async def test_invalid_forms_leave_nothing(server, api, objects, fields, files, code):
     space_id = await new_space(api)
     if files is None:
-        refused = await api.post(f"/v1/spaces/{space_id}/storage/files", data=fields,
-                                 files={"not_file": ("a.txt", b"x")})
+        refused = await api.post(
+            f"/v1/spaces/{space_id}/storage/files", data=fields, files={"not_file": ("a.txt", b"x")}
+        )
     else:
         refused = await api.post(f"/v1/spaces/{space_id}/storage/files", data=fields, files=files)
     assert refused.status_code == 400, refused.text
@@ -240,8 +263,9 @@ async def test_list_prefix_and_paging(server, api):
 
 
 async def test_flat_routes_default_to_the_default_space(server, api):
-    created = await api.post("/v1/files", files={"file": ("notes.txt", b"flat", "text/plain")},
-                             data={"path": "flat/notes.txt"})
+    created = await api.post(
+        "/v1/files", files={"file": ("notes.txt", b"flat", "text/plain")}, data={"path": "flat/notes.txt"}
+    )
     assert created.status_code == 201, created.text
     f = created.json()
     default = (await api.get("/v1/spaces/default")).json()
@@ -249,8 +273,7 @@ async def test_flat_routes_default_to_the_default_space(server, api):
     assert [x["id"] for x in (await api.get("/v1/files")).json()["data"]] == [f["id"]]
 
     space_id = await new_space(api)
-    in_query = (await api.post("/v1/files", params={"spaceId": space_id},
-                               files={"file": ("q.txt", b"q")})).json()
+    in_query = (await api.post("/v1/files", params={"spaceId": space_id}, files={"file": ("q.txt", b"q")})).json()
     in_form = (await api.post("/v1/files", data={"spaceId": space_id}, files={"file": ("f.txt", b"f")})).json()
     assert in_query["spaceId"] == in_form["spaceId"] == space_id
     listed = (await api.get("/v1/files", params={"spaceId": space_id})).json()["data"]
@@ -265,18 +288,27 @@ async def test_flat_routes_default_to_the_default_space(server, api):
     assert (await api.delete(f"/v1/files/{f['id']}")).status_code == 200
     assert (await api.get(f"/v1/files/{f['id']}")).status_code == 404
 
-    unknown = await api.post("/v1/files", params={"spaceId": "0190a000-0000-7000-8000-000000000000"},
-                             files={"file": ("q.txt", b"q")})
+    unknown = await api.post(
+        "/v1/files", params={"spaceId": "0190a000-0000-7000-8000-000000000000"}, files={"file": ("q.txt", b"q")}
+    )
     assert unknown.status_code == 404 and unknown.json()["code"] == "space.not_found"
 
 
 async def test_idempotent_upload_replays(server, api, objects):
     space_id = await new_space(api)
     headers = {"Idempotency-Key": "upload-1"}
-    first = await api.post(f"/v1/spaces/{space_id}/storage/files", headers=headers,
-                           files={"file": ("a.txt", b"same")}, data={"path": "a.txt"})
-    again = await api.post(f"/v1/spaces/{space_id}/storage/files", headers=headers,
-                           files={"file": ("a.txt", b"same")}, data={"path": "a.txt"})
+    first = await api.post(
+        f"/v1/spaces/{space_id}/storage/files",
+        headers=headers,
+        files={"file": ("a.txt", b"same")},
+        data={"path": "a.txt"},
+    )
+    again = await api.post(
+        f"/v1/spaces/{space_id}/storage/files",
+        headers=headers,
+        files={"file": ("a.txt", b"same")},
+        data={"path": "a.txt"},
+    )
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json() and again.headers.get("idempotency-replayed") == "true"
     assert len(objects()) == 1
@@ -286,15 +318,18 @@ async def test_another_accounts_files_are_404(server, api, objects):
     space_id = await new_space(api)
     f = (await upload(api, space_id, b"mine", path="mine.txt")).json()
     async with await server.client("intruder") as other:
-        for response in (await other.get(f"/v1/files/{f['id']}"),
-                         await other.get(f"/v1/files/{f['id']}/content"),
-                         await other.patch(f"/v1/files/{f['id']}", json={"name": "x"}),
-                         await other.delete(f"/v1/files/{f['id']}")):
+        for response in (
+            await other.get(f"/v1/files/{f['id']}"),
+            await other.get(f"/v1/files/{f['id']}/content"),
+            await other.patch(f"/v1/files/{f['id']}", json={"name": "x"}),
+            await other.delete(f"/v1/files/{f['id']}"),
+        ):
             assert response.status_code == 404 and response.json()["code"] == "file.not_found"
-        for response in (await other.get(f"/v1/spaces/{space_id}/storage/files"),
-                         await other.get(f"/v1/spaces/{space_id}/storage/files/{f['id']}/content"),
-                         await other.post(f"/v1/spaces/{space_id}/storage/files",
-                                          files={"file": ("x.txt", b"x")})):
+        for response in (
+            await other.get(f"/v1/spaces/{space_id}/storage/files"),
+            await other.get(f"/v1/spaces/{space_id}/storage/files/{f['id']}/content"),
+            await other.post(f"/v1/spaces/{space_id}/storage/files", files={"file": ("x.txt", b"x")}),
+        ):
             assert response.status_code == 404 and response.json()["code"] == "space.not_found"
         other_space = (await other.post("/v1/spaces", json={"name": "theirs"})).json()["id"]
         assert (await other.get(f"/v1/spaces/{other_space}/storage/files/{f['id']}")).status_code == 404

@@ -32,8 +32,7 @@ async def test_without_the_engine_installed_it_says_how_to_install_it(make_serve
 
 
 def step(goal: str, action: dict) -> dict:
-    return {"text": json.dumps({"evaluation_previous_goal": "ok", "memory": "", "next_goal": goal,
-                                "action": [action]})}
+    return {"text": json.dumps({"evaluation_previous_goal": "ok", "memory": "", "next_goal": goal, "action": [action]})}
 
 
 @pytest.fixture
@@ -47,10 +46,15 @@ async def test_browser_use_completes_a_task(bu_server, llm, shop):  # noqa: F811
     server, api = bu_server
     await connection(api, llm)
     async with runtime_on(server, api, f"{shop.url}/checkout.html") as runtime:
-        llm.then(step("open the shop", {"navigate": {"url": f"{shop.url}/shop.html", "new_tab": False}}),
-                 step("report the price", {"done": {"text": "The mug costs $42", "success": True}}))
-        done = await finished(api, await invoke(api, runtime, action="browserUse", instruction="what does the mug cost?",
-                                                maxSteps=4), timeout_ms=60_000)
+        llm.then(
+            step("open the shop", {"navigate": {"url": f"{shop.url}/shop.html", "new_tab": False}}),
+            step("report the price", {"done": {"text": "The mug costs $42", "success": True}}),
+        )
+        done = await finished(
+            api,
+            await invoke(api, runtime, action="browserUse", instruction="what does the mug cost?", maxSteps=4),
+            timeout_ms=60_000,
+        )
         assert done["status"] == "succeeded", done["error"]
         assert done["result"]["result"] == "The mug costs $42" and done["result"]["success"] is True
         assert done["stepCount"] == 2
@@ -59,11 +63,13 @@ async def test_browser_use_completes_a_task(bu_server, llm, shop):  # noqa: F811
         sent = llm.requests[-1]
         assert sent["headers"]["authorization"] == "Bearer sk-test"
         assert sent["body"]["response_format"]["type"] == "json_schema"
-        events = (await api.get(f"/v1/runs/{runtime['activeRunId']}/events",
-                                params={"type": "invocation.step"})).json()["data"]
+        events = (
+            await api.get(f"/v1/runs/{runtime['activeRunId']}/events", params={"type": "invocation.step"})
+        ).json()["data"]
         assert [e["data"]["action"] for e in events] == ["navigate", "done"]
-        calls = (await api.get(f"/v1/runs/{runtime['activeRunId']}/events",
-                               params={"type": "invocation.llm_call"})).json()["data"]
+        calls = (
+            await api.get(f"/v1/runs/{runtime['activeRunId']}/events", params={"type": "invocation.llm_call"})
+        ).json()["data"]
         assert [(c["data"]["inputTokens"], c["data"]["outputTokens"]) for c in calls] == [(100, 20), (100, 20)]
         assert "sk-test" not in str(calls)
 
@@ -74,9 +80,12 @@ async def test_browser_use_that_never_finishes(bu_server, llm, shop):  # noqa: F
     await connection(api, llm)
     async with runtime_on(server, api, f"{shop.url}/shop.html") as runtime:
         llm.then(*[step("scroll", {"scroll": {"down": True, "pages": 1}})] * 3)
-        done = await finished(api, await invoke(api, runtime, action="browserUse", instruction="scroll", maxSteps=2),
-                              timeout_ms=60_000)
-        assert done["status"] == "failed" and done["error"]["code"] == "invocation.browser_use_incomplete", done["error"]
+        done = await finished(
+            api, await invoke(api, runtime, action="browserUse", instruction="scroll", maxSteps=2), timeout_ms=60_000
+        )
+        assert done["status"] == "failed" and done["error"]["code"] == "invocation.browser_use_incomplete", done[
+            "error"
+        ]
 
 
 @installed

@@ -7,10 +7,9 @@ import signal
 import time
 import uuid
 
-
 from tests.e2e.conftest import create_db, drop_db, start_server, stop_server
-from tests.support import PageServer
 from tests.invocations.test_invocations import PAGES
+from tests.support import PageServer
 
 
 def test_restart_fails_the_orphaned_invocation_and_serves_the_next(tmp_path, llm):
@@ -22,13 +21,21 @@ def test_restart_fails_the_orphaned_invocation_and_serves_the_next(tmp_path, llm
         first = start_server(tmp_path / "first", database, key, prefix, **env)
         servers.append(first)
         with first.client() as client:
-            client.post("/v1/ai-connections", json={"label": "stand-in", "provider": "openai-compatible",
-                                                    "baseUrl": f"{llm.base}/v1", "apiKey": "sk-test",
-                                                    "defaultModel": "m"}).raise_for_status()
+            client.post(
+                "/v1/ai-connections",
+                json={
+                    "label": "stand-in",
+                    "provider": "openai-compatible",
+                    "baseUrl": f"{llm.base}/v1",
+                    "apiKey": "sk-test",
+                    "defaultModel": "m",
+                },
+            ).raise_for_status()
             runtime = client.post("/v1/runtimes", json={"start": True, "recording": False}).json()
             llm.then({"delay": 20, "tool": "no_match", "args": {"reason": "too late"}})
-            orphan = client.post(f"/v1/runtimes/{runtime['id']}/invocations",
-                                 json={"action": "act", "instruction": "x"}).json()
+            orphan = client.post(
+                f"/v1/runtimes/{runtime['id']}/invocations", json={"action": "act", "instruction": "x"}
+            ).json()
             deadline = time.monotonic() + 15
             while client.get(f"/v1/invocations/{orphan['id']}").json()["status"] != "running":
                 assert time.monotonic() < deadline
@@ -56,5 +63,3 @@ def test_restart_fails_the_orphaned_invocation_and_serves_the_next(tmp_path, llm
             stop_server(server)
         drop_db(database)
         pages.close()
-
-

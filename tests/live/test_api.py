@@ -26,7 +26,8 @@ async def test_live_and_recording_leases_are_scoped_to_the_account(server, api):
         recording = await api.post(f"/v1/runs/{run_id}/recording", json={})
         assert recording.status_code == 200
         assert recording.json()["status"] in ("preparing",) and recording.json()["iframeUrl"].startswith(
-            f"{server.settings.resolved_public_url}/replay?token=")
+            f"{server.settings.resolved_public_url}/replay?token="
+        )
 
         async with await server.client("someone-else") as other:
             for path in (f"/v1/runs/{run_id}/live", f"/v1/runs/{run_id}/recording"):
@@ -37,9 +38,13 @@ async def test_live_and_recording_leases_are_scoped_to_the_account(server, api):
 async def test_bad_requests(server, api):
     async with started_runtime(api) as runtime:
         run_id = runtime["connection"]["runId"]
-        for body, field in (({"control": "drive"}, "control"), ({"expiresInSeconds": 0}, "expiresInSeconds"),
-                            ({"expiresInSeconds": 86_401}, "expiresInSeconds"), ({"components": ["nope"]}, "components"),
-                            ({"colour": "red"}, "colour")):
+        for body, field in (
+            ({"control": "drive"}, "control"),
+            ({"expiresInSeconds": 0}, "expiresInSeconds"),
+            ({"expiresInSeconds": 86_401}, "expiresInSeconds"),
+            ({"components": ["nope"]}, "components"),
+            ({"colour": "red"}, "colour"),
+        ):
             response = await api.post(f"/v1/runs/{run_id}/live", json=body)
             assert response.status_code == 400 and response.json()["code"] == "request.invalid", body
             assert field in str(response.json()["details"]), response.json()
@@ -113,6 +118,7 @@ async def test_links_can_be_revoked_before_they_expire(server, api):
         assert everything.status_code == 200
         assert {v["viewerId"] for v in everything.json()["data"]} == {live["viewerId"], replay["viewerId"]}
         assert all(v["revokedAt"] for v in everything.json()["data"])
+
         async def revocations():  # events are written in batches, shortly after the answer
             events = (await api.get(f"/v1/runs/{run_id}/events", params={"category": "live"})).json()["data"]
             found = [e["data"]["viewerId"] for e in events if e["type"] == "live.revoked"]

@@ -29,8 +29,7 @@ async def test_runs_list_filters_and_event_paging(server, api, stop_afterwards):
     flt = [("category", "runtime"), ("category", "connection")]
     page1 = (await api.get(f"/v1/runs/{first_run}/events", params=[*flt, ("limit", 2)])).json()
     assert [e["type"] for e in page1["events"]] == ["runtime.starting", "runtime.active"] and page1["nextCursor"]
-    page2 = (await api.get(f"/v1/runs/{first_run}/events",
-                           params=[*flt, ("cursor", page1["nextCursor"])])).json()
+    page2 = (await api.get(f"/v1/runs/{first_run}/events", params=[*flt, ("cursor", page1["nextCursor"])])).json()
     assert [e["type"] for e in page2["data"]] == ["connection.created", "runtime.stopped"]
     assert page2["nextCursor"] is None
     seqs = [e["seq"] for e in page1["data"] + page2["data"]]

@@ -51,11 +51,23 @@ async def test_old_events_are_purged_when_retention_is_set(make_server):
         run_id, runtime_id = await _run_id(api)
         old = clock.now() - timedelta(days=2)
         async with srv.ctx.db.transaction() as s:
-            s.add(RunEvent(id=ids.new_id(), run_id=run_id, seq=10_000, time=old, type="console.message",
-                           category="console", source="browser", connection_id=None, page_id=None, data={}))
+            s.add(
+                RunEvent(
+                    id=ids.new_id(),
+                    run_id=run_id,
+                    seq=10_000,
+                    time=old,
+                    type="console.message",
+                    category="console",
+                    source="browser",
+                    connection_id=None,
+                    page_id=None,
+                    data={},
+                )
+            )
         assert await purge_old_events(srv.ctx) == 1
         async with srv.ctx.db.transaction() as s:
-            left = (await s.execute(select(func.count()).select_from(RunEvent).where(RunEvent.run_id == run_id)))
+            left = await s.execute(select(func.count()).select_from(RunEvent).where(RunEvent.run_id == run_id))
             assert left.scalar_one() > 0, "recent events stay"
         await api.post(f"/v1/runtimes/{runtime_id}/stop")
 
@@ -68,6 +80,8 @@ async def test_a_nul_character_in_page_text_does_not_block_other_events(server, 
     writer.emit(run_id, "console.message", "console", {"text": "next"})
     while writer.pending:
         await writer.flush()
-    texts = [e["data"]["text"] for e in (await api.get(f"/v1/runs/{run_id}/events",
-                                                        params={"category": "console"})).json()["data"]]
+    texts = [
+        e["data"]["text"]
+        for e in (await api.get(f"/v1/runs/{run_id}/events", params={"category": "console"})).json()["data"]
+    ]
     assert texts == ["before\ufffdafter", "next"]

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import timedelta
 import os
 import signal
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -36,8 +36,10 @@ async def new_space(api) -> str:
 
 async def test_seed_create_launches_and_stop_cleans_up(server, api, stop_afterwards):
     space_id = await new_space(api)
-    created = await api.post(f"/v1/spaces/{space_id}/runtimes", json={
-        "name": "crm", "metadata": {"job": 7}, "config": {"viewport": {"width": 1024, "height": 768}}})
+    created = await api.post(
+        f"/v1/spaces/{space_id}/runtimes",
+        json={"name": "crm", "metadata": {"job": 7}, "config": {"viewport": {"width": 1024, "height": 768}}},
+    )
     assert created.status_code == 201, created.text
     runtime = created.json()
     stop_afterwards(runtime["id"])
@@ -93,11 +95,13 @@ async def test_runtime_in_another_space_or_account_is_404(server, api):
     runtime = (await api.post("/v1/runtimes", json={"spaceId": space_a})).json()
     assert (await api.get(f"/v1/spaces/{space_b}/runtimes/{runtime['id']}")).status_code == 404
     async with await server.client("other") as other:
-        for call in (other.get(f"/v1/runtimes/{runtime['id']}"),
-                     other.post(f"/v1/runtimes/{runtime['id']}/start"),
-                     other.post(f"/v1/runtimes/{runtime['id']}/stop"),
-                     other.delete(f"/v1/runtimes/{runtime['id']}"),
-                     other.post(f"/v1/spaces/{space_a}/runtimes", json={})):
+        for call in (
+            other.get(f"/v1/runtimes/{runtime['id']}"),
+            other.post(f"/v1/runtimes/{runtime['id']}/start"),
+            other.post(f"/v1/runtimes/{runtime['id']}/stop"),
+            other.delete(f"/v1/runtimes/{runtime['id']}"),
+            other.post(f"/v1/spaces/{space_a}/runtimes", json={}),
+        ):
             response = await call
             assert response.status_code == 404, response.text
     assert (await api.get(f"/v1/runtimes/{runtime['id']}")).json()["status"] == "stopped"
@@ -145,8 +149,9 @@ async def test_flat_create_with_start_and_filters(server, api, stop_afterwards):
     assert ids(await api.get("/v1/runtimes", params={"spaceId": space_id})) == [live["id"], idle["id"]]
     assert ids(await api.get("/v1/runtimes", params={"status": "active"})) == [live["id"]]
     assert ids(await api.get("/v1/runtimes", params=[("status[]", "stopped")])) == [idle["id"]]
-    assert ids(await api.get("/v1/runtimes", params=[("status", "active"), ("status", "stopped"),
-                                                       ("spaceId", space_id)])) == [live["id"], idle["id"]]
+    assert ids(
+        await api.get("/v1/runtimes", params=[("status", "active"), ("status", "stopped"), ("spaceId", space_id)])
+    ) == [live["id"], idle["id"]]
     bad = await api.get("/v1/runtimes", params={"status": "sleeping"})
     assert bad.status_code == 400 and bad.json()["details"]["fields"][0]["field"].startswith("query.status")
     assert (await api.get("/v1/runtimes", params={"spaceId": "nope"})).status_code == 404
@@ -166,16 +171,19 @@ async def test_patch_runtime(server, api, stop_afterwards):
     assert b"--lang=de-DE" in Path(f"/proc/{main_browser_pid(server, runtime['id'])}/cmdline").read_bytes()
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"type": "desktop"}, "type"),
-    ({"name": "y" * 300}, "name"),
-    ({"name": ""}, "name"),
-    ({"start": "soon"}, "start"),
-    ({"config": {"viewport": {"width": 10, "height": 10}}}, "config.viewport.width"),
-    ({"config": {"proxy": "http://x"}}, "config.proxy"),
-    ({"config": {"locale": "not a locale"}}, "config.locale"),
-    ({"idleTimeoutSeconds": 5}, "idleTimeoutSeconds"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"type": "desktop"}, "type"),
+        ({"name": "y" * 300}, "name"),
+        ({"name": ""}, "name"),
+        ({"start": "soon"}, "start"),
+        ({"config": {"viewport": {"width": 10, "height": 10}}}, "config.viewport.width"),
+        ({"config": {"proxy": "http://x"}}, "config.proxy"),
+        ({"config": {"locale": "not a locale"}}, "config.locale"),
+        ({"idleTimeoutSeconds": 5}, "idleTimeoutSeconds"),
+    ],
+)
 async def test_bad_runtime_bodies(server, api, body, field):
     response = await api.post("/v1/runtimes", json=body)
     assert response.status_code == 400, response.text
@@ -274,8 +282,10 @@ async def test_launch_timeout_kills_what_it_started(make_server, tmp_path):
     fake, marker = bin_dir / f"hanging-chromium-{tag}", f"bctrl-hanging-child-{tag}"
     fake.write_text(f"#!/bin/sh\nsh -c 'sleep 300' {marker} &\nwait\n")
     fake.chmod(0o755)
-    async with make_server("sqlite", chromium_path=str(fake), launch_timeout_seconds=1.0) as srv, \
-            await srv.client() as api:
+    async with (
+        make_server("sqlite", chromium_path=str(fake), launch_timeout_seconds=1.0) as srv,
+        await srv.client() as api,
+    ):
         response = await api.post("/v1/runtimes", json={"start": True})
         assert response.status_code == 503 and "within 1s" in response.json()["error"]
         runtime_id = response.json()["details"]["runtimeId"]
@@ -305,8 +315,11 @@ async def test_capacity_limit_is_429_with_retry_after(make_server, backend):
         assert int(refused.headers["retry-after"]) > 0
         listed = (await api.get("/v1/runtimes")).json()["data"]
         assert sorted(r["status"] for r in listed) == ["active", "active", "stopped", "stopped", "stopped"]
-        browsers = [pid for pid in chromium_pids(profile_fragment(srv.settings.data_dir))
-                    if b"--type=" not in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        browsers = [
+            pid
+            for pid in chromium_pids(profile_fragment(srv.settings.data_dir))
+            if b"--type=" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
         assert len(browsers) == 2
         # A create that is refused for capacity leaves no runtime behind.
         refused_create = await api.post("/v1/runtimes", json={"start": True})
@@ -337,8 +350,11 @@ async def test_idle_runtime_is_stopped_and_busy_one_is_not(server, api, stop_aft
         await server.ctx.events.flush()
     async with server.ctx.db.transaction() as s:
         for runtime in (idle, plain, busy):
-            await s.execute(update(RunEvent).where(RunEvent.run_id == uuid.UUID(runtime["activeRunId"]))
-                            .values(time=clock.now() - timedelta(minutes=2)))
+            await s.execute(
+                update(RunEvent)
+                .where(RunEvent.run_id == uuid.UUID(runtime["activeRunId"]))
+                .values(time=clock.now() - timedelta(minutes=2))
+            )
     await server.ctx.supervisor.stop_idle()
 
     assert (await api.get(f"/v1/runtimes/{idle['id']}")).json()["status"] == "stopped"

@@ -27,7 +27,7 @@ def test_a_browser_launched_by_a_killed_server_is_ended_by_the_next(tmp_path):
     SLOW_DIR.mkdir(parents=True, exist_ok=True)
     SLOW_DIR.chmod(0o755)
     slow = SLOW_DIR / f"slow-chromium-{uuid.uuid4().hex[:8]}"
-    slow.write_text("#!/bin/sh\nsleep 3\nexec /usr/bin/chromium \"$@\"\n")
+    slow.write_text('#!/bin/sh\nsleep 3\nexec /usr/bin/chromium "$@"\n')
     slow.chmod(0o755)
     data_dir = tmp_path / "srv"
     key = f"bctrl_sec_{uuid.uuid4().hex}"
@@ -43,6 +43,7 @@ def test_a_browser_launched_by_a_killed_server_is_ended_by_the_next(tmp_path):
                     client.post(f"/v1/spaces/{space['id']}/runtimes", json={})
                 except httpx.HTTPError:
                     pass  # the server dies under this request
+
             threading.Thread(target=create, daemon=True).start()
             deadline = time.monotonic() + 30
             while not (pids := chromium_pids(profile_fragment(data_dir))) and time.monotonic() < deadline:

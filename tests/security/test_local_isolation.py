@@ -11,7 +11,8 @@ import subprocess
 import uuid
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import sync_playwright
 
 from app.drivers.local import browser_uid
 from tests.e2e.conftest import lease
@@ -23,13 +24,16 @@ BLOCKED = "ERR_BLOCKED_BY_ADMINISTRATOR"
 
 
 def _uids(pid: int) -> list[int]:
-    line = next(l for l in open(f"/proc/{pid}/status") if l.startswith("Uid:"))
+    line = next(entry for entry in open(f"/proc/{pid}/status") if entry.startswith("Uid:"))
     return [int(x) for x in line.split()[1:]]
 
 
 def _as_uid(uid: int, *command: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *command],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", *command],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_the_escalation_fails_at_its_first_step(embedded, pages):
@@ -57,8 +61,10 @@ def test_the_escalation_fails_at_its_first_step(embedded, pages):
             # A client pointing downloads at the data directory: the browser cannot write there, and
             # nothing outside the run's own download area is read back as an artifact.
             cdp = browser.new_browser_cdp_session()
-            cdp.send("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(data_dir),
-                                                     "eventsEnabled": True})
+            cdp.send(
+                "Browser.setDownloadBehavior",
+                {"behavior": "allow", "downloadPath": str(data_dir), "eventsEnabled": True},
+            )
             page.goto(f"{pages.url}/one.html")
             page.click("#dl")
             page.wait_for_timeout(1500)
@@ -79,8 +85,10 @@ def test_the_escalation_fails_at_its_first_step(embedded, pages):
                 browser.close()
 
         run_id = mine["activeRunId"]
-        ended = wait_for(lambda: [e for e in events_of(client, run_id)
-                                  if e["type"] in ("download.completed", "download.canceled")], timeout=15)
+        ended = wait_for(
+            lambda: [e for e in events_of(client, run_id) if e["type"] in ("download.completed", "download.canceled")],
+            timeout=15,
+        )
         assert all(not e["data"].get("captured") for e in ended), ended
         assert not (data_dir / "report.csv").exists()
         artifacts = client.get(f"/v1/runs/{run_id}/artifacts").json()["data"]
@@ -115,9 +123,15 @@ def test_a_page_cannot_reach_the_control_plane(backed, pages):
             page = browser.contexts[0].new_page()
             assert page.goto(f"{pages.url}/one.html").status == 200  # an ordinary loopback page
             refused = {}
-            for target in (f"http://127.0.0.1:{port}/readyz", f"http://localhost:{port}/healthz",
-                           "http://127.0.0.1:5432/", "http://127.0.0.1:6379/", "http://169.254.169.254/latest/meta-data/",
-                           f"http://0.0.0.0:{port}/readyz", f"http://[::1]:{port}/readyz"):
+            for target in (
+                f"http://127.0.0.1:{port}/readyz",
+                f"http://localhost:{port}/healthz",
+                "http://127.0.0.1:5432/",
+                "http://127.0.0.1:6379/",
+                "http://169.254.169.254/latest/meta-data/",
+                f"http://0.0.0.0:{port}/readyz",
+                f"http://[::1]:{port}/readyz",
+            ):
                 response = page.goto(target)
                 refused[target] = (response.status, response.headers.get("x-bctrl-egress"))
                 assert "egress policy" in page.content()

@@ -26,12 +26,27 @@ def test_runtime_image_starts_chromium_with_the_local_drivers_quiet_flags():
 
 def test_private_mode_refuses_the_control_plane_and_metadata_only():
     policy = EgressPolicy("private", [("127.0.0.1", 8787), ("127.0.0.1", 5432), ("db.invalid", 6379)])
-    for address, port in (("127.0.0.1", 8787), ("127.0.0.2", 5432), ("::1", 8787), ("::ffff:127.0.0.1", 8787),
-                          ("0.0.0.0", 80), ("169.254.169.254", 80), ("fe80::1", 80), ("fd00:ec2::254", 80),
-                          ("100.100.100.200", 80), ("224.0.0.1", 80)):
+    for address, port in (
+        ("127.0.0.1", 8787),
+        ("127.0.0.2", 5432),
+        ("::1", 8787),
+        ("::ffff:127.0.0.1", 8787),
+        ("0.0.0.0", 80),
+        ("169.254.169.254", 80),
+        ("fe80::1", 80),
+        ("fd00:ec2::254", 80),
+        ("100.100.100.200", 80),
+        ("224.0.0.1", 80),
+    ):
         assert policy.refusal(ip(address), port), (address, port)
-    for address, port in (("127.0.0.1", 8080), ("10.0.0.5", 5432), ("192.168.1.1", 80), ("100.64.0.1", 80),
-                          ("fd12::1", 443), ("93.184.216.34", 443)):
+    for address, port in (
+        ("127.0.0.1", 8080),
+        ("10.0.0.5", 5432),
+        ("192.168.1.1", 80),
+        ("100.64.0.1", 80),
+        ("fd12::1", 443),
+        ("93.184.216.34", 443),
+    ):
         assert policy.refusal(ip(address), port) is None, (address, port)
 
 

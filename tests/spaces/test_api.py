@@ -6,9 +6,15 @@ import pytest
 
 
 async def test_create_get_list_update_delete(api):
-    created = await api.post("/v1/spaces", json={"name": "invoices", "region": "eu-west",
-                                                 "metadata": {"team": "ops"},
-                                                 "mounts": {"ai": {"allowConnections": ["anthropic-prod"]}}})
+    created = await api.post(
+        "/v1/spaces",
+        json={
+            "name": "invoices",
+            "region": "eu-west",
+            "metadata": {"team": "ops"},
+            "mounts": {"ai": {"allowConnections": ["anthropic-prod"]}},
+        },
+    )
     assert created.status_code == 201
     space = created.json()
     assert space["name"] == "invoices" and space["region"] == "eu-west"
@@ -66,17 +72,22 @@ async def test_default_space_is_created_once(api):
     assert whoami["defaultSpaceId"] == first["id"]
 
 
-@pytest.mark.parametrize("body, field", [
-    ({}, "name"),
-    ({"name": ""}, "name"),
-    ({"name": "   "}, "name"),
-    ({"name": "x" * 300}, "name"),
-    ({"name": 12}, "name"),
-    ({"name": "ok", "metadata": "not an object"}, "metadata"),
-    ({"name": "ok", "colour": "blue"}, "colour"),
-    ({"name": "ok", "mounts": {"ai": {"defaults": {"stagehand": {"model": "m"}}}}},
-     "mounts.ai.defaults.stagehand.connection"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "x" * 300}, "name"),
+        ({"name": 12}, "name"),
+        ({"name": "ok", "metadata": "not an object"}, "metadata"),
+        ({"name": "ok", "colour": "blue"}, "colour"),
+        (
+            {"name": "ok", "mounts": {"ai": {"defaults": {"stagehand": {"model": "m"}}}}},
+            "mounts.ai.defaults.stagehand.connection",
+        ),
+    ],
+)
 async def test_bad_create_bodies_are_400_naming_the_field(api, body, field):
     response = await api.post("/v1/spaces", json=body)
     assert response.status_code == 400
@@ -99,8 +110,11 @@ async def test_unknown_or_malformed_ids_are_404(api, space_id):
 
 async def test_deleting_a_space_removes_its_file_bytes(server, api):
     space = (await api.post("/v1/spaces", json={"name": "with-files"})).json()
-    uploaded = await api.post(f"/v1/spaces/{space['id']}/storage/files",
-                              files={"file": ("notes.txt", b"remember me", "text/plain")}, data={"path": "notes.txt"})
+    uploaded = await api.post(
+        f"/v1/spaces/{space['id']}/storage/files",
+        files={"file": ("notes.txt", b"remember me", "text/plain")},
+        data={"path": "notes.txt"},
+    )
     assert uploaded.status_code == 201, uploaded.text
     objects = server.settings.objects_dir
 
