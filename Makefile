@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: install run test test-docker images up down bench clean
+.PHONY: install lint run test test-docker images up down bench clean
 
 install: $(VENV)/.installed
 
@@ -19,7 +19,13 @@ run: install
 	@scripts/ensure-chromium.sh
 	$(BIN)/bctrl-server serve
 
-test: install tests/e2e/js/node_modules
+# Lint, format and the import layering (CONVENTIONS.md): seconds, so they run before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+test: install lint tests/e2e/js/node_modules
 	@scripts/ensure-chromium.sh
 	@scripts/ensure-services.sh
 	$(BIN)/pytest -m "not docker"
