@@ -20,7 +20,8 @@ from tests.conftest import REDIS_URL
 from tests.e2e.conftest import create_db, drop_db
 
 
-async def _load(url: str, clients: int, per_client: int, method: str, path: str) -> list[float]:
+async def _load(url: str, clients: int, per_client: int, method: str, path: str) -> tuple[list[float], float]:
+    """Per-request latencies (ms) and the throughput (requests per second) of the whole phase."""
     timings: list[float] = []
 
     async def one(client: httpx.AsyncClient) -> None:
@@ -37,18 +38,21 @@ async def _load(url: str, clients: int, per_client: int, method: str, path: str)
         httpx.AsyncClient(base_url=url, headers={"Authorization": "Bearer bench-key"}, timeout=60)
         for _ in range(clients)
     ]
+    started = time.perf_counter()
     try:
         await asyncio.gather(*(one(user) for user in users))
     finally:
+        elapsed = time.perf_counter() - started
         await asyncio.gather(*(user.aclose() for user in users))
-    return timings
+    return timings, len(timings) / elapsed
 
 
-def _row(name: str, values: list[float], baseline: list[float]) -> str:
+def _row(name: str, measured: tuple[list[float], float], baseline: tuple[list[float], float]) -> str:
+    (values, rate), base = measured, baseline[0]
     p50, p99 = percentile(values, 50), percentile(values, 99)
     return (
-        f"  {name:<22} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms   "
-        f"(x{p99 / max(percentile(baseline, 99), 0.001):.1f} the /healthz p99)"
+        f"  {name:<22} p50 {p50:7.1f} ms  p99 {p99:7.1f} ms  {rate:5.0f} req/s  "
+        f"(p99 x{p99 / max(percentile(base, 99), 0.001):.1f} the /healthz p99)"
     )
 
 
