@@ -30,6 +30,7 @@ from app.runs.models import Run, RunStatus
 from app.runs.schemas import RecordingFlag
 from app.runtimes import controller
 from app.runtimes import service as runtimes
+from app.runtimes.lifecycle import runtime_not_active
 from app.runtimes.models import Runtime
 from app.runtimes.models import RuntimeStatus as RS
 
@@ -46,14 +47,6 @@ def connection_not_found(connection_id: object) -> NotFound:
 
 
 controller_busy = controller.controller_busy
-
-
-def runtime_not_active(runtime: Runtime) -> Conflict:
-    return Conflict(
-        f"Runtime is {runtime.status}, not active",
-        code="runtime.not_active",
-        details={"runtimeId": str(runtime.id), "status": runtime.status},
-    )
 
 
 def endpoint_urls(ctx: AppContext, connection_id: uuid.UUID, token: str) -> tuple[str, str]:
@@ -88,7 +81,7 @@ async def create_lease(
         )
     runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
     if runtime.status != RS.ACTIVE or runtime.active_run_id is None:
-        raise runtime_not_active(runtime)
+        raise runtime_not_active(runtime.id, runtime.status)
     token = ids.new_secret()
     expires_at = clock.now() + timedelta(seconds=body.ttl_seconds)
     connection = await _lease(
@@ -122,7 +115,7 @@ async def _lease(
     async with ctx.db.transaction() as s:
         current = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()
         if current.status != RS.ACTIVE or current.active_run_id != runtime.active_run_id:
-            raise runtime_not_active(current)
+            raise runtime_not_active(current.id, current.status)
         lock_token = await controller.take(ctx, s, runtime.id, Holder("connection", str(connection_id)), lock_ttl_ms)
         connection = Connection(
             id=connection_id,
@@ -310,11 +303,7 @@ async def authorize_attach(
             )
         runtime = await s.get(Runtime, connection.runtime_id)
         if runtime is None or runtime.status != RS.ACTIVE or runtime.active_run_id != connection.run_id:
-            raise Conflict(
-                "The runtime is not active",
-                code="runtime.not_active",
-                details={"runtimeId": str(connection.runtime_id)},
-            )
+            raise runtime_not_active(connection.runtime_id, message="The runtime is not active")
         # The runtime row is the truth of who controls it (a lock cache lost to a Redis restart changes nothing).
         if not await controller.holds(s, runtime, connection.lock_token):
             raise controller_busy(runtime.id, controller.holder_of(runtime) or Holder("none", ""))

@@ -28,7 +28,7 @@ from app.artifacts.models import Artifact
 from app.core import ids
 from app.core.config import Settings
 from app.core.context import AppContext
-from app.core.errors import Conflict, InvalidRequest, NotFound
+from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, split_page
 from app.files import service as files
 from app.files.models import StorageFile
@@ -36,6 +36,7 @@ from app.files.paths import basename, check_relative
 from app.files.schemas import CollectRequest, StageRequest
 from app.runs.models import Run
 from app.runtimes import service as runtimes
+from app.runtimes.lifecycle import runtime_not_active
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.spaces.models import Space
 from app.storage import make_store, new_key
@@ -100,11 +101,7 @@ def resolve(root: Path, raw: object, field: str) -> tuple[str, Path]:
 
 def require_active(runtime: Runtime) -> None:
     if runtime.status != RuntimeStatus.ACTIVE:
-        raise Conflict(
-            "Runtime is not active; start it first",
-            code="runtime.not_active",
-            details={"runtimeId": str(runtime.id), "status": runtime.status},
-        )
+        raise runtime_not_active(runtime.id, runtime.status, "Runtime is not active; start it first")
 
 
 async def _active_runtime(ctx: AppContext, p: Principal, runtime_id: str, space_id: str | None) -> Runtime:

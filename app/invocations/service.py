@@ -14,7 +14,7 @@ from app.ai.models import AiConnection
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import get_owned
-from app.core.errors import Conflict, InvalidRequest, NotFound
+from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.invocations.engine import check_schema
 from app.locks import Holder
@@ -24,6 +24,7 @@ from app.runs.command_models import TERMINAL_STATUSES, Command
 from app.runs.models import Run
 from app.runtimes import controller
 from app.runtimes import service as runtimes
+from app.runtimes.lifecycle import runtime_not_active
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.spaces.models import Space
 
@@ -102,11 +103,7 @@ async def create(
             f"outputSchema is not a valid JSON Schema: {problem}", code="invocation.output_schema_invalid"
         )
     if runtime.status != RuntimeStatus.ACTIVE or runtime.active_run_id is None:
-        raise Conflict(
-            "The runtime is not active",
-            code="runtime.not_active",
-            details={"runtimeId": str(runtime.id), "status": runtime.status},
-        )
+        raise runtime_not_active(runtime.id, runtime.status, "The runtime is not active")
     async with ctx.db.read() as s:
         space = await s.get(Space, runtime.space_id)
     connection = await resolve_connection(ctx, p.account_id, space, provider, request.get("connection"))

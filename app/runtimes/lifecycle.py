@@ -50,6 +50,12 @@ def runtime_not_found(runtime_id: object) -> NotFound:
     return NotFound("Runtime not found", code="runtime.not_found", details={"runtimeId": str(runtime_id)})
 
 
+def runtime_not_active(runtime_id: object, status: str | None = None, message: str | None = None) -> Conflict:
+    """409 `runtime.not_active`, built here only; `message` may say what to do about it."""
+    details = {"runtimeId": str(runtime_id)} | ({"status": status} if status is not None else {})
+    return Conflict(message or f"Runtime is {status}, not active", code="runtime.not_active", details=details)
+
+
 def _transitioning(runtime: Runtime) -> Conflict:
     return Conflict(
         f"Runtime is {runtime.status}; retry when it settles",
