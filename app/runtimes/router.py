@@ -16,6 +16,7 @@ from app.core.schemas import Deleted, IdempotencyKey, errors
 from app.runs import service as runs
 from app.runs.schemas import RunList, RunStatusLiteral
 from app.runtimes import service
+from app.runtimes.paths import FlatRuntime, SeedRuntime
 from app.runtimes.schemas import (
     FlatRuntimeCreate,
     RuntimeList,
@@ -75,8 +76,8 @@ async def list_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, page: Page, sta
 
 
 @seed.get("/{runtime_id}", response_model=RuntimeOut, responses=errors(404))
-async def get_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str) -> RuntimeOut:
-    return RuntimeOut.of(await service.get(ctx, p, runtime_id, space_id=space_id))
+async def get_seed(runtime: SeedRuntime) -> RuntimeOut:
+    return RuntimeOut.of(runtime)
 
 
 @seed.post("/{runtime_id}/start", response_model=RuntimeOut, responses=errors(404, 409, 429, 503))
@@ -101,14 +102,14 @@ async def start_seed(
 
 
 @seed.post("/{runtime_id}/stop", response_model=RuntimeOut, responses=errors(404, 409))
-async def stop_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str) -> RuntimeOut:
+async def stop_seed(ctx: CtxDep, runtime: SeedRuntime) -> RuntimeOut:
     """Stop the browser and complete the run; stopping a stopped runtime returns it unchanged."""
-    return RuntimeOut.of((await service.stop(ctx, p, runtime_id, space_id=space_id)).runtime)
+    return RuntimeOut.of((await service.stop(ctx, runtime)).runtime)
 
 
 @seed.delete("/{runtime_id}", response_model=Deleted, responses=errors(404, 409))
-async def delete_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, force: Force = False) -> Deleted:
-    return Deleted(id=str(await service.delete(ctx, p, runtime_id, force=force, space_id=space_id)))
+async def delete_seed(ctx: CtxDep, runtime: SeedRuntime, force: Force = False) -> Deleted:
+    return Deleted(id=str(await service.delete(ctx, runtime, force=force)))
 
 
 @seed.get("/{runtime_id}/runs", response_model=RunList, responses=errors(400, 404))
@@ -171,8 +172,8 @@ async def update_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, body: Runti
 
 
 @flat.delete("/{runtime_id}", response_model=Deleted, responses=errors(404, 409))
-async def delete_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, force: Force = False) -> Deleted:
-    return Deleted(id=str(await service.delete(ctx, p, runtime_id, force=force)))
+async def delete_flat(ctx: CtxDep, runtime: FlatRuntime, force: Force = False) -> Deleted:
+    return Deleted(id=str(await service.delete(ctx, runtime, force=force)))
 
 
 @flat.post("/{runtime_id}/start", response_model=StartOut, responses=errors(400, 404, 409, 429, 503))
@@ -206,8 +207,8 @@ async def start_flat(
 
 
 @flat.post("/{runtime_id}/stop", response_model=StopOut, responses=errors(404, 409))
-async def stop_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str) -> StopOut:
-    stopped = await service.stop(ctx, p, runtime_id)
+async def stop_flat(ctx: CtxDep, runtime: FlatRuntime) -> StopOut:
+    stopped = await service.stop(ctx, runtime)
     return StopOut(
         runtime_id=str(stopped.runtime.id),
         run_id=str(stopped.run_id) if stopped.run_id else None,

@@ -163,8 +163,7 @@ async def start(
     return await lifecycle.launch(ctx, runtime.id, recording=recording)
 
 
-async def stop(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str | None = None) -> Stopped:
-    runtime = await get(ctx, p, runtime_id, space_id=space_id)
+async def stop(ctx: AppContext, runtime: Runtime) -> Stopped:
     return await lifecycle.stop(ctx, runtime.id)
 
 
@@ -193,11 +192,8 @@ async def update(ctx: AppContext, p: Principal, runtime_id: str, body: RuntimeUp
     return runtime
 
 
-async def delete(
-    ctx: AppContext, p: Principal, runtime_id: str, *, force: bool = False, space_id: str | None = None
-) -> uuid.UUID:
+async def delete(ctx: AppContext, runtime: Runtime, *, force: bool = False) -> uuid.UUID:
     """Delete a stopped runtime (its runs stay readable); `force` stops a live one first."""
-    runtime = await get(ctx, p, runtime_id, space_id=space_id)
     if force and runtime.status in RS.LIVE:
         await lifecycle.stop(ctx, runtime.id)
     async with ctx.db.transaction() as s:
