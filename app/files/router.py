@@ -28,6 +28,7 @@ from app.files.schemas import (
     StageRequest,
     UploadOut,
 )
+from app.spaces import service as spaces
 from app.storage import http as content
 from app.storage import make_store
 
@@ -169,7 +170,8 @@ async def upload_seed(
 
 @storage.get("", response_model=FileList, responses=errors(400, 404))
 async def list_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, page: Page, prefix: Prefix = None) -> FileList:
-    rows, cursor = await service.list_files(ctx.db, p, page, space_id=space_id, prefix=prefix)
+    space = await spaces.get(ctx.db, p, space_id)
+    rows, cursor = await service.list_files(ctx.db, space, page, prefix=prefix)
     return FileList.of(rows, cursor)
 
 
@@ -230,7 +232,8 @@ async def upload_flat(
 async def list_flat(
     ctx: CtxDep, p: PrincipalDep, page: Page, space_id: SpaceQuery = None, prefix: Prefix = None
 ) -> FileList:
-    rows, cursor = await service.list_files(ctx.db, p, page, space_id=space_id, prefix=prefix, flat=True)
+    space = await spaces.resolve(ctx.db, p, space_id)  # no spaceId: the default space
+    rows, cursor = await service.list_files(ctx.db, space, page, prefix=prefix)
     return FileList.of(rows, cursor)
 
 

@@ -307,9 +307,8 @@ async def get(db: Database, p: Principal, file_id: str, *, space_id: str | None 
 
 
 async def list_files(
-    db: Database, p: Principal, page: PageParams, *, space_id: str | None, prefix: str | None = None, flat: bool = False
+    db: Database, space: Space, page: PageParams, *, prefix: str | None = None
 ) -> tuple[list[StorageFile], str | None]:
-    space = await (spaces.resolve(db, p, space_id) if flat else spaces.get(db, p, space_id))
     stmt = select(StorageFile).where(StorageFile.space_id == space.id)
     if prefix:
         stmt = stmt.where(StorageFile.path.startswith(prefix, autoescape=True))
