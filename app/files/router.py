@@ -14,6 +14,7 @@ from app.core import idempotency, openapi
 from app.core.paging import PageParams, page_params
 from app.core.schemas import Deleted, IdempotencyKey, errors
 from app.files import runtime_files, service
+from app.files.pathobjects import FlatFile, SeedFile
 from app.files.paths import MAX_PATH, NAME_PATTERN, PATH_PATTERN
 from app.files.schemas import (
     CollectOut,
@@ -176,8 +177,8 @@ async def list_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, page: Page, pre
 
 
 @storage.get("/{file_id}", response_model=FileOut, responses=errors(404))
-async def get_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, file_id: str) -> FileOut:
-    return FileOut.of(await service.get(ctx.db, p, file_id, space_id=space_id))
+async def get_seed(row: SeedFile) -> FileOut:
+    return FileOut.of(row)
 
 
 @storage.patch("/{file_id}", response_model=FileOut, responses=errors(400, 404))
@@ -186,8 +187,8 @@ async def update_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, file_id: str,
 
 
 @storage.delete("/{file_id}", response_model=Deleted, responses=errors(404))
-async def delete_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, file_id: str) -> Deleted:
-    return Deleted(id=str(await service.delete_file(ctx, p, file_id, space_id=space_id)))
+async def delete_seed(ctx: CtxDep, row: SeedFile) -> Deleted:
+    return Deleted(id=str(await service.delete_file(ctx, row)))
 
 
 @storage.get(
@@ -238,8 +239,8 @@ async def list_flat(
 
 
 @flat.get("/{file_id}", response_model=FileOut, responses=errors(404))
-async def get_flat(ctx: CtxDep, p: PrincipalDep, file_id: str) -> FileOut:
-    return FileOut.of(await service.get(ctx.db, p, file_id))
+async def get_flat(row: FlatFile) -> FileOut:
+    return FileOut.of(row)
 
 
 @flat.patch("/{file_id}", response_model=FileOut, responses=errors(400, 404))
@@ -248,8 +249,8 @@ async def update_flat(ctx: CtxDep, p: PrincipalDep, file_id: str, body: FileUpda
 
 
 @flat.delete("/{file_id}", response_model=Deleted, responses=errors(404))
-async def delete_flat(ctx: CtxDep, p: PrincipalDep, file_id: str) -> Deleted:
-    return Deleted(id=str(await service.delete_file(ctx, p, file_id)))
+async def delete_flat(ctx: CtxDep, row: FlatFile) -> Deleted:
+    return Deleted(id=str(await service.delete_file(ctx, row)))
 
 
 @flat.get("/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **openapi.download()})

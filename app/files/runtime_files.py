@@ -310,7 +310,7 @@ async def upload(
     try:
         return await stage_file(ctx, runtime, row, runtime_path=runtime_path, name=None)
     except BaseException:
-        await files.delete_file(ctx, p, str(row.id))
+        await files.delete_file(ctx, row)
         raise
 
 

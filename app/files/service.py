@@ -334,9 +334,8 @@ async def update_file(
     return row
 
 
-async def delete_file(ctx: AppContext, p: Principal, file_id: str, *, space_id: str | None = None) -> uuid.UUID:
+async def delete_file(ctx: AppContext, row: StorageFile) -> uuid.UUID:
     """Remove the row, then the bytes. Artifacts keep their own copy; their `fileId` is cleared."""
-    row = await get(ctx.db, p, file_id, space_id=space_id)
     async with ctx.db.transaction() as s:
         await s.execute(update(Artifact).where(Artifact.file_id == row.id).values(file_id=None))
         await s.delete(await s.merge(row))
