@@ -231,6 +231,15 @@ async def run_connection(ctx: AppContext, runtime: Runtime, run: Run) -> FlatCon
     return _flat(ctx, existing, run)
 
 
+async def flat_connection_for_runtime(ctx: AppContext, runtime: Runtime) -> FlatConnection | None:
+    """`?include=connection`: the active run's connection, if it has one."""
+    if runtime.active_run_id is None:
+        return None
+    async with ctx.db.read() as s:
+        run = await s.get(Run, runtime.active_run_id)
+    return await flat_connection_for_run(ctx, run) if run else None
+
+
 async def flat_connection_for_run(ctx: AppContext, run: Run) -> FlatConnection | None:
     """`?include=connection`: the run's connection while the run is active, else null."""
     if run.status != RunStatus.ACTIVE:

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
 
 from app.accounts.auth import CtxDep, PrincipalDep
+from app.connections import service as connections
 from app.core.ids import parse_uuid
 from app.core.paging import CURSOR_PATTERN, MAX_CURSOR, PageParams, page_params
 from app.core.query import multi
@@ -67,7 +68,7 @@ async def get_run(
     run = await service.get(ctx.db, p, run_id)
     if include != "connection":
         return RunOut.of(run)
-    connection = await service.connection_of(ctx, run)
+    connection = await connections.flat_connection_for_run(ctx, run)
     return JSONResponse(
         {
             **RunOut.of(run).model_dump(mode="json"),

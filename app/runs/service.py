@@ -9,8 +9,6 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
 from app.accounts.service import Principal
-from app.connections import service as connections
-from app.connections.schemas import FlatConnection
 from app.core import clock
 from app.core.context import AppContext
 from app.core.db import Database, get_owned
@@ -20,10 +18,6 @@ from app.runs import activity as activity_items
 from app.runs import commands, streams
 from app.runs.models import Run, RunEvent
 from app.runs.streams import EventFilter
-
-
-async def connection_of(ctx: AppContext, run: Run) -> FlatConnection | None:
-    return await connections.flat_connection_for_run(ctx, run)
 
 
 def run_not_found(run_id: object) -> NotFound:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 
 from app.accounts.auth import CtxDep, PrincipalDep
+from app.connections import service as connections
 from app.connections.schemas import FlatConnection
 from app.core import idempotency
 from app.core.paging import PageParams, page_params
@@ -16,6 +17,7 @@ from app.core.schemas import Deleted, IdempotencyKey, errors
 from app.runs import service as runs
 from app.runs.schemas import RunList, RunStatusLiteral
 from app.runtimes import service
+from app.runtimes.models import Runtime
 from app.runtimes.paths import FlatRuntime, SeedRuntime
 from app.runtimes.schemas import (
     FlatRuntimeCreate,
@@ -136,8 +138,11 @@ async def create_flat(
     """Create a runtime in `spaceId` (default space when absent); `start: true` also launches it."""
 
     async def handler():
-        runtime, connection = await service.create(ctx, p, body)
-        return 201, dump(RuntimeOut.of(runtime), **_connection_fields(connection))
+        created = await service.create(ctx, p, body)
+        if isinstance(created, Runtime):
+            return 201, dump(RuntimeOut.of(created), **_connection_fields(None))
+        connection = await connections.run_connection(ctx, created.runtime, created.run)
+        return 201, dump(RuntimeOut.of(created.runtime), **_connection_fields(connection))
 
     return await idempotency.serve(
         ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"), handler
@@ -162,7 +167,8 @@ async def get_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, include: Inclu
     runtime = await service.get(ctx, p, runtime_id)
     if include != "connection":
         return RuntimeOut.of(runtime)
-    return JSONResponse(dump(RuntimeOut.of(runtime), **_connection_fields(await service.connection_of(ctx, runtime))))
+    connection = await connections.flat_connection_for_runtime(ctx, runtime)
+    return JSONResponse(dump(RuntimeOut.of(runtime), **_connection_fields(connection)))
 
 
 @flat.patch("/{runtime_id}", response_model=RuntimeOut, responses=errors(400, 404, 409))
@@ -188,9 +194,9 @@ async def start_flat(
     """Start the runtime and open a run; starting an active runtime returns its current run (`started: false`)."""
 
     async def handler():
-        started, connection = await service.start_with_connection(
-            ctx, p, runtime_id, recording=body.recording if body else None
-        )
+        # The run (new, or the active one) and its run-scoped connection.
+        started = await service.start(ctx, p, runtime_id, recording=body.recording if body else None)
+        connection = await connections.run_connection(ctx, started.runtime, started.run)
         return 200, dump(
             StartOut(
                 runtime_id=str(started.runtime.id),

@@ -8,14 +8,11 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
 from app.accounts.service import Principal
-from app.connections import service as connections
-from app.connections.schemas import FlatConnection
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import get_owned
 from app.core.errors import Conflict, TooManyRequests
 from app.core.paging import PageParams, fetch_by_id
-from app.runs.models import Run
 from app.runtimes import lifecycle
 from app.runtimes.lifecycle import Started, Stopped, runtime_not_found
 from app.runtimes.models import Runtime
@@ -99,8 +96,8 @@ async def _launch_new(ctx: AppContext, runtime: Runtime) -> Started:
         raise
 
 
-async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> tuple[Runtime, FlatConnection | None]:
-    """Flat shape: created `stopped`; with `start: true` also launched, with the run's connection."""
+async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> Runtime | Started:
+    """Created `stopped`, or with `start: true` also launched (then what the launch started)."""
     space = await spaces.resolve(ctx.db, p, body.space_id)
     runtime = await _insert(
         ctx,
@@ -114,26 +111,8 @@ async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> tupl
         idle_timeout_seconds=body.idle_timeout_seconds,
     )
     if not body.start:
-        return runtime, None
-    started = await _launch_new(ctx, runtime)
-    return started.runtime, await connections.run_connection(ctx, started.runtime, started.run)
-
-
-async def start_with_connection(
-    ctx: AppContext, p: Principal, runtime_id: str, *, recording: bool | None = None
-) -> tuple[Started, FlatConnection]:
-    """Flat start: the run (new, or the active one) and its run-scoped connection."""
-    started = await start(ctx, p, runtime_id, recording=recording)
-    return started, await connections.run_connection(ctx, started.runtime, started.run)
-
-
-async def connection_of(ctx: AppContext, runtime: Runtime) -> FlatConnection | None:
-    """`?include=connection`: the active run's connection, if it has one."""
-    if runtime.active_run_id is None:
-        return None
-    async with ctx.db.read() as s:
-        run = await s.get(Run, runtime.active_run_id)
-    return await connections.flat_connection_for_run(ctx, run) if run else None
+        return runtime
+    return await _launch_new(ctx, runtime)
 
 
 async def get(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str | None = None) -> Runtime:
