@@ -90,10 +90,17 @@ async def serve(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     if settings.redis_url:
         ctx.readiness_probes["lock"] = lock.ping
     ctx.invocations = InvocationWorker(ctx)
+
+    async def purge_old_events() -> None:
+        await runs.purge_old_events(ctx)
+
+    async def finish_abandoned_recordings() -> None:
+        await finalize_abandoned(ctx)
+
     ctx.supervisor = Supervisor(
         ctx,
         watchers=[RunObserver.for_run, Recorder.for_run],
-        upkeep=[lambda: runs.purge_old_events(ctx), lambda: finalize_abandoned(ctx), ctx.invocations.recover],
+        upkeep=[purge_old_events, finish_abandoned_recordings, ctx.invocations.recover],
     )
     ctx.run_end_hooks.append(lambda runtime_id, run_id: connection_service.on_run_end(ctx, runtime_id, run_id))
     reaper = Reaper(ctx)

@@ -134,7 +134,7 @@ class Supervisor:
                 try:
                     await job()
                 except Exception:
-                    log.exception("upkeep_failed", job=getattr(job, "__qualname__", repr(job)))
+                    log.exception("upkeep_failed", job=getattr(job, "__name__", repr(job)))
 
     async def sweep(self) -> None:
         settings, driver = self.ctx.settings, self.ctx.driver
