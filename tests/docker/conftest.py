@@ -8,7 +8,7 @@ import docker
 import docker.errors
 import pytest
 
-from tests.e2e.conftest import cluster, pages  # noqa: F401  (the page server fixture)
+from tests.e2e.conftest import cluster, pages, stop_in_teardown  # noqa: F401  (the page server fixture)
 
 DOCKER_ENV = dict(
     BCTRL_DRIVER="docker",
@@ -40,14 +40,8 @@ def dlive(tmp_path_factory):
 
 @pytest.fixture
 def stop_afterwards(dlive):
-    """`stop_afterwards(runtime_id)`: the runtime is stopped in teardown, whether the test passed or not,
-    so a failed assertion leaves no container on the shared server. Stopping a runtime that is stopped
-    already (or failed) answers 200 `stopped: false`, a deleted one 404: both are fine."""
-    runtime_ids: list[str] = []
-    yield runtime_ids.append
-    with dlive.client() as client:
-        answers = [client.post(f"/v1/runtimes/{runtime_id}/stop") for runtime_id in runtime_ids]
-    assert all(a.status_code in (200, 404) for a in answers), [a.text for a in answers]
+    """As tests/e2e's: the runtime is stopped in teardown, so no container is left on the shared server."""
+    yield from stop_in_teardown(dlive)
 
 
 def containers_of(engine, runtime_id: str) -> list:

@@ -166,16 +166,21 @@ def runtime(live, space):
         client.post(f"/v1/spaces/{space['id']}/runtimes/{rt['id']}/stop")
 
 
-@pytest.fixture
-def stop_afterwards(live):
-    """`stop_afterwards(runtime_id)`: the runtime is stopped in teardown, whether the test passed or not,
-    so a failed assertion leaves no browser on the shared server. Stopping a runtime that is stopped
-    already (or failed) answers 200 `stopped: false`, a deleted one 404: both are fine."""
+def stop_in_teardown(server: LiveServer):
+    """The body of the `stop_afterwards` fixtures: `stop_afterwards(runtime_id)` has the runtime stopped
+    in teardown, whether the test passed or not, so a failed assertion leaves no browser on the shared
+    server. Stopping a runtime that is stopped already (or failed) answers 200 `stopped: false`, a
+    deleted one 404: both are fine."""
     runtime_ids: list[str] = []
     yield runtime_ids.append
-    with live.client() as client:
+    with server.client() as client:
         answers = [client.post(f"/v1/runtimes/{runtime_id}/stop") for runtime_id in runtime_ids]
     assert all(a.status_code in (200, 404) for a in answers), [a.text for a in answers]
+
+
+@pytest.fixture
+def stop_afterwards(live):
+    yield from stop_in_teardown(live)
 
 
 def lease(client: httpx.Client, runtime: dict, ttl: int = 600) -> httpx.Response:
