@@ -317,22 +317,7 @@ class RunObserver:
         if len(self.abandoned) > 10_000:  # bounded: a late report of a very old request is dropped
             self.abandoned.clear()
         self.abandoned.add(key)
-        self.emit(
-            "network.failed",
-            "network",
-            {
-                "requestId": key[1],
-                "url": _url(entry["url"]),
-                "method": entry["method"],
-                "resourceType": entry["type"],
-                "errorText": f"net::ERR_ABORTED ({why})",
-                "canceled": True,
-                "blockedReason": None,
-                "status": entry["status"],
-                "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1),
-            },
-            self.page_of_session.get(key[0]),
-        )
+        self._emit_failed(key, entry, {"errorText": f"net::ERR_ABORTED ({why})", "canceled": True})
 
     def _failed(self, params: dict, session: str | None) -> None:
         key = (session, params["requestId"])
@@ -346,21 +331,25 @@ class RunObserver:
             "started": time.monotonic(),
             "status": None,
         }
+        self._emit_failed(key, entry, params)
+
+    def _emit_failed(self, key: tuple[str | None, str], entry: dict, failure: dict) -> None:
+        """`failure`: Network.loadingFailed's params, or what we say for a request we ended ourselves."""
         self.emit(
             "network.failed",
             "network",
             {
-                "requestId": params["requestId"],
+                "requestId": key[1],
                 "url": _url(entry["url"]),
                 "method": entry["method"],
-                "resourceType": params.get("type") or entry["type"],
-                "errorText": params.get("errorText"),
-                "canceled": params.get("canceled", False),
-                "blockedReason": params.get("blockedReason"),
+                "resourceType": failure.get("type") or entry["type"],
+                "errorText": failure.get("errorText"),
+                "canceled": failure.get("canceled", False),
+                "blockedReason": failure.get("blockedReason"),
                 "status": entry["status"],
                 "durationMs": round((time.monotonic() - entry["started"]) * 1000, 1),
             },
-            self.page_of_session.get(session),
+            self.page_of_session.get(key[0]),
         )
 
     def _dialog_opened(self, params: dict, session: str | None) -> None:

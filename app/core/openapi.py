@@ -169,9 +169,8 @@ def _storable_bounds(schema: dict[str, Any], components: dict[str, Any]) -> None
                 node.get("description", "") + " Free-form JSON: no NUL (\\u0000) in any "
                 "string or key, integers within signed 64 bits."
             ).strip()
-        for key in ("properties",):
-            for item in node.get(key, {}).values():
-                visit(item)
+        for item in node.get("properties", {}).values():
+            visit(item)
         for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "prefixItems"):
             if key in node:
                 visit(node[key])

@@ -41,7 +41,7 @@ def _declared(route: Any) -> dict[str, type | None]:
     declared: dict[str, type | None] = {}
     for field in _query_fields(route.dependant):
         annotation = field.field_info.annotation
-        scalars = {a for a in _flatten(annotation)}
+        scalars = set(_flatten(annotation))
         strict = bool if scalars == {bool} else int if scalars == {int} else None
         declared[field.alias] = strict
     route._bctrl_query = declared

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, get_args
 
@@ -82,32 +83,25 @@ class RequestModel(WireModel):
                 details={"fields": [{"field": where or "body", "in": "body", "message": what, "type": "value_error"}]},
             )
         if isinstance(data, dict):
+            integers = _integer_fields(cls)
             whole = {
                 key: int(value)
                 for key, value in data.items()
-                if key in _integer_fields(cls)
-                and isinstance(value, float)
-                and value.is_integer()
-                and INT_MIN <= value <= INT_MAX
+                if key in integers and isinstance(value, float) and value.is_integer() and INT_MIN <= value <= INT_MAX
             }
             if whole:
                 data = {**data, **whole}
         return data
 
 
-_INTEGER_FIELDS: dict[type[BaseModel], frozenset[str]] = {}
-
-
+@functools.cache
 def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
     """Wire names (alias and name) of a model's fields typed `int` or `int | None`, computed once per model."""
-    cached = _INTEGER_FIELDS.get(model)
-    if cached is None:
-        names = set()
-        for name, field in model.model_fields.items():
-            if {a for a in get_args(field.annotation) or (field.annotation,) if a is not type(None)} == {int}:
-                names |= {name, field.alias or name}
-        cached = _INTEGER_FIELDS[model] = frozenset(names)
-    return cached
+    names = set()
+    for name, field in model.model_fields.items():
+        if {a for a in get_args(field.annotation) or (field.annotation,) if a is not type(None)} == {int}:
+            names |= {name, field.alias or name}
+    return frozenset(names)
 
 
 class ErrorOut(WireModel):

@@ -53,7 +53,11 @@ def runtime_not_found(runtime_id: object) -> NotFound:
 def runtime_not_active(runtime_id: object, status: str | None = None, message: str | None = None) -> Conflict:
     """409 `runtime.not_active`, built here only; `message` may say what to do about it."""
     details = {"runtimeId": str(runtime_id)} | ({"status": status} if status is not None else {})
-    return Conflict(message or f"Runtime is {status}, not active", code="runtime.not_active", details=details)
+    return Conflict(
+        message or (f"Runtime is {status}, not active" if status else "The runtime is not active"),
+        code="runtime.not_active",
+        details=details,
+    )
 
 
 def _transitioning(runtime: Runtime) -> Conflict:

@@ -197,7 +197,7 @@ class Supervisor:
     async def _serve_its_proxy(self, runtime_id: uuid.UUID, state: dict) -> None:
         """An adopted browser keeps the proxy address it was started with (another port when the earlier
         server could not reuse its own): listen there too, or it could reach nothing."""
-        url, serve = state.get("proxyUrl"), getattr(self.ctx.driver, "serve_proxy", None)
+        url, serve = state.get("proxyUrl"), self.ctx.driver.serve_proxy
         if url and serve is not None and url != self.ctx.driver.proxy_url:
             try:
                 await serve(url)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import schemathesis
 
+from app.core.schemas import INT_MAX, INT_MIN
+
 OPAQUE_QUERY = ("cursor", "after")
 OPAQUE_HEADERS = ("Last-Event-ID",)
 MAX_POLL_MS = 1000
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 def storable(value):
