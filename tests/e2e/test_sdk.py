@@ -91,3 +91,26 @@ def test_sdk_runs_stream_ends_with_run_ended(sdk):
     expected = [f["data"]["seq"] for f in frames[2:] if f.get("event") == "run.event"]
     assert resumed[: len(expected)] == expected
     assert all(seq > expected[-1] for seq in resumed[len(expected) :])
+
+
+def test_sdk_deletes_runtimes_and_manages_stored_files(sdk):
+    # The routes that now resolve their runtime or file in a path dependency, through the client unchanged.
+    space = sdk.spaces.create(name="sdk-files")
+    runtime = sdk.runtimes.create(type="browser", name="sdk-del", space_id=space["id"])
+    assert sdk.runtimes.delete(runtime["id"])["deleted"] is True
+    with pytest.raises(BctrlNotFoundError):
+        sdk.runtimes.get(runtime["id"])
+    with pytest.raises(BctrlNotFoundError):
+        sdk.runtimes.delete(runtime["id"])
+
+    uploaded = sdk.files.upload(
+        file=b"id,amount\n1,10\n", filename="report.csv", path="in/report.csv", space_id=space["id"]
+    )
+    listed = sdk.files.list(spaceId=space["id"], prefix="in/")["data"]
+    assert [f["id"] for f in listed] == [uploaded["id"]]
+    assert sdk.files.get(uploaded["id"])["path"] == "in/report.csv"
+    assert sdk.files.content(uploaded["id"]) == b"id,amount\n1,10\n"
+    assert sdk.files.delete(uploaded["id"])["deleted"] is True
+    with pytest.raises(BctrlNotFoundError):
+        sdk.files.get(uploaded["id"])
+    assert sdk.files.list(spaceId=space["id"])["data"] == []
