@@ -148,7 +148,7 @@ class ExportRequest(RequestModel):
         Annotated[
             str,
             StringConstraints(
-                strip_whitespace=True, min_length=5, max_length=255, pattern=r"(?i)^[^/\\\x00-\x1f]+\.zip$"
+                strip_whitespace=True, min_length=5, max_length=255, pattern=r"(?i)^[^/\\\x00-\x1f\x7f]+\.zip$"
             ),
         ]
         | None

@@ -240,3 +240,15 @@ async def test_the_description_says_what_bodies_and_queries_may_hold(api):
     assert ttl["maximum"] <= 2**63 - 1
     prefix = next(p for p in schema["paths"]["/v1/files"]["get"]["parameters"] if p["name"] == "prefix")
     assert {"type": "string", "maxLength": 4096, "pattern": "^[^\\u0000]*$"} in prefix["schema"]["anyOf"], prefix
+
+
+def test_an_export_name_with_a_control_character_is_refused_as_the_description_says():
+    # DEL (\x7f) is a control character to the stored-path rules (files/paths.py); the name's pattern says so.
+    from pydantic import ValidationError
+
+    from app.files.schemas import ExportRequest
+
+    assert ExportRequest.model_validate({"name": "run.zip"}).name == "run.zip"
+    for name in ("\x7frun.zip", "a\x1fb.zip", "a/b.zip"):
+        with pytest.raises(ValidationError):
+            ExportRequest.model_validate({"name": name})
