@@ -16,5 +16,5 @@ def iso(value: datetime | None) -> str | None:
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    # isoformat is C code (strftime was a fifth of a 50-item list's time); "+00:00" becomes "Z".
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"

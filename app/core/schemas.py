@@ -7,7 +7,16 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar, get_args
 
 from fastapi import Header
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    create_model,
+    model_serializer,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from app.core.clock import iso
@@ -141,6 +150,13 @@ class ListOut(WireModel):
         """From database rows, each turned into the item model with its own `of`."""
         items = [cls.item.of(row) for row in rows]
         return cls(data=items, next_cursor=next_cursor, **{cls.resource: items})
+
+    @model_serializer(mode="wrap")
+    def _items_once(self, handler):  # no return annotation: the API description keeps the fields
+        # The two lists are the same items: serialise them once, then share the result.
+        data = handler(self.model_copy(update={self.resource: []}))
+        data[self.resource] = data["data"]
+        return data
 
 
 def list_model(item: type[WireModel], resource: str) -> type[ListOut]:
