@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from fastapi import APIRouter
+from pydantic import Field
 
 from app.accounts.auth import CtxDep
 from app.core.errors import RETRY_AFTER_SECONDS
 from app.core.responses import JSONResponse
+from app.core.schemas import WireModel
 
 PROBE_TIMEOUT_SECONDS = 3.0
 
@@ -21,7 +24,14 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
+class Readiness(WireModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(description="Each dependency: `ok`, or `unreachable: <reason>`")
+    unavailable: list[str] | None = Field(default=None, description="What does not answer (only when unavailable)")
+
+
 _NOT_READY = {
+    200: {"model": Readiness, "description": "Everything the server needs answers"},
     503: {
         "description": "Something the server needs does not answer; `checks` names it",
         "content": {
@@ -37,7 +47,7 @@ _NOT_READY = {
                 }
             }
         },
-    }
+    },
 }
 
 

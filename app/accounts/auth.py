@@ -1,4 +1,5 @@
-"""Bearer authentication as a FastAPI dependency (the accounts package decides who a key is)."""
+"""Request dependencies: Bearer authentication (the accounts package decides who a key is) and the
+Idempotency-Key scope of the authenticated account."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.accounts.service import Principal, authenticate
 from app.core.context import AppContext, CtxDep, get_ctx
+from app.core.idempotency import Idempotency
+from app.core.schemas import IdempotencyKey
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer bctrl_...`")
 
@@ -22,4 +25,21 @@ async def current_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
-__all__ = ["CtxDep", "PrincipalDep", "current_principal"]
+
+
+async def idempotency_scope(
+    request: Request, ctx: CtxDep, p: PrincipalDep, idempotency_key: IdempotencyKey = None
+) -> Idempotency:
+    route = request.scope.get("route")  # the matched route: its declared success status is what a replay repeats
+    return Idempotency(
+        db=ctx.db,
+        account_id=p.account_id,
+        key=idempotency_key,
+        method=request.method,
+        path=request.url.path,
+        status=getattr(route, "status_code", None) or 200,
+    )
+
+
+IdempotencyDep = Annotated[Idempotency, Depends(idempotency_scope)]
+__all__ = ["CtxDep", "IdempotencyDep", "PrincipalDep", "current_principal"]

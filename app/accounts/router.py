@@ -24,7 +24,7 @@ class WhoAmI(WireModel):
 @router.get("/whoami", response_model=WhoAmI, responses=errors())
 async def whoami(ctx: CtxDep, p: PrincipalDep) -> WhoAmI:
     """The account behind the API key. A self-hosted server has no billing plan, so every key is `enterprise`."""
-    default = await spaces.default_space(ctx.db, p)
+    default = await spaces.default_space(ctx, p)
     return WhoAmI(
         key_id=str(p.key_id),
         organization_id=str(p.account_id),

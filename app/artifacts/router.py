@@ -28,13 +28,13 @@ router = APIRouter(tags=["artifacts"])
 @router.get("/v1/runs/{run_id}/artifacts", response_model=ArtifactList, responses=errors(400, 404))
 async def list_run_artifacts(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page, kind: KindFilter) -> ArtifactList:
     """Artifacts of a run, newest first."""
-    artifacts, cursor = await service.list_for_run(ctx.db, p, run_id, page, kinds=kind)
+    artifacts, cursor = await service.list_for_run(ctx, p, run_id, page, kinds=kind)
     return ArtifactList.of(artifacts, cursor)
 
 
 @router.get("/v1/runs/{run_id}/artifacts/{artifact_id}", response_model=ArtifactOut, responses=errors(404))
 async def get_artifact(ctx: CtxDep, p: PrincipalDep, run_id: str, artifact_id: str) -> ArtifactOut:
-    return ArtifactOut.of(await service.get(ctx.db, p, run_id, artifact_id))
+    return ArtifactOut.of(await service.get(ctx, p, run_id, artifact_id))
 
 
 @router.get(
@@ -51,7 +51,7 @@ async def artifact_content(
     if_range: IfRangeHeader = None,
 ) -> StreamingResponse:
     """The artifact's bytes as an attachment; a single `Range: bytes=...` gets 206."""
-    download = await service.content(ctx.db, p, run_id, artifact_id)
+    download = await service.content(ctx, p, run_id, artifact_id)
     return await content.serve(make_store(ctx.settings), download, range_, if_range)
 
 
@@ -65,5 +65,5 @@ async def list_space_artifacts(
     runtime_id: Annotated[str | None, Query(alias="runtimeId")] = None,
 ) -> ArtifactList:
     """Artifacts of every run in a space, newest first; `runtimeId` narrows to one runtime."""
-    artifacts, cursor = await service.list_for_space(ctx.db, p, space_id, page, runtime_id=runtime_id, kinds=kind)
+    artifacts, cursor = await service.list_for_space(ctx, p, space_id, page, runtime_id=runtime_id, kinds=kind)
     return ArtifactList.of(artifacts, cursor)

@@ -17,7 +17,7 @@ from app.accounts.service import Principal
 from app.artifacts.models import Artifact, ArtifactKind
 from app.core import clock, ids
 from app.core.context import AppContext
-from app.core.db import Database, get_owned
+from app.core.db import get_owned
 from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.runs import events
@@ -127,17 +127,17 @@ async def insert(
 
 
 async def list_for_run(
-    db: Database, p: Principal, run_id: str, page: PageParams, *, kinds: list[str] | None = None
+    ctx: AppContext, p: Principal, run_id: str, page: PageParams, *, kinds: list[str] | None = None
 ) -> tuple[list[Artifact], str | None]:
-    run = await get_run(db, p, run_id)
+    run = await get_run(ctx, p, run_id)
     stmt = select(Artifact).where(Artifact.run_id == run.id)
     if kinds:
         stmt = stmt.where(Artifact.kind.in_(kinds))
-    return await fetch_by_id(db, stmt, Artifact.id, page, newest_first=True)
+    return await fetch_by_id(ctx.db, stmt, Artifact.id, page, newest_first=True)
 
 
 async def list_for_space(
-    db: Database,
+    ctx: AppContext,
     p: Principal,
     space_id: str,
     page: PageParams,
@@ -145,7 +145,7 @@ async def list_for_space(
     runtime_id: str | None = None,
     kinds: list[str] | None = None,
 ) -> tuple[list[Artifact], str | None]:
-    space = await spaces.get(db, p, space_id)
+    space = await spaces.get(ctx, p, space_id)
     stmt = select(Artifact).where(Artifact.space_id == space.id, Artifact.account_id == p.account_id)
     if runtime_id is not None:
         rid = ids.parse_uuid(runtime_id)
@@ -154,28 +154,28 @@ async def list_for_space(
         stmt = stmt.where(Artifact.runtime_id == rid)
     if kinds:
         stmt = stmt.where(Artifact.kind.in_(kinds))
-    return await fetch_by_id(db, stmt, Artifact.id, page, newest_first=True)
+    return await fetch_by_id(ctx.db, stmt, Artifact.id, page, newest_first=True)
 
 
-async def get(db: Database, p: Principal, run_id: str, artifact_id: str) -> Artifact:
-    run = await get_run(db, p, run_id)
-    artifact = await get_owned(db, Artifact, artifact_id, p.account_id)
+async def get(ctx: AppContext, p: Principal, run_id: str, artifact_id: str) -> Artifact:
+    run = await get_run(ctx, p, run_id)
+    artifact = await get_owned(ctx.db, Artifact, artifact_id, p.account_id)
     if artifact is None or artifact.run_id != run.id:
         raise artifact_not_found(artifact_id)
     return artifact
 
 
-async def content(db: Database, p: Principal, run_id: str, artifact_id: str) -> Download:
-    artifact = await get(db, p, run_id, artifact_id)
+async def content(ctx: AppContext, p: Principal, run_id: str, artifact_id: str) -> Download:
+    artifact = await get(ctx, p, run_id, artifact_id)
     return Download(
         key=artifact.object_key, filename=artifact.name, content_type=artifact.content_type, sha256=artifact.sha256
     )
 
 
-async def of_run(db: Database, run: Run, kinds: list[str] | None = None) -> list[Artifact]:
+async def of_run(ctx: AppContext, run: Run, kinds: list[str] | None = None) -> list[Artifact]:
     """Every artifact of a run, oldest first (for exports)."""
     stmt = select(Artifact).where(Artifact.run_id == run.id)
     if kinds:
         stmt = stmt.where(Artifact.kind.in_(kinds))
-    async with db.read() as s:
+    async with ctx.db.read() as s:
         return list((await s.execute(stmt.order_by(Artifact.id))).scalars())

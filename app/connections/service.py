@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 import structlog
 from sqlalchemy import select, update
 
-from app.accounts.service import Principal
 from app.connections.models import Connection
 from app.connections.models import ConnectionScope as Scope
 from app.connections.models import ConnectionStatus as CS
@@ -29,7 +28,6 @@ from app.runs import commands, events
 from app.runs.models import Run, RunStatus
 from app.runs.schemas import RecordingFlag
 from app.runtimes import controller
-from app.runtimes import service as runtimes
 from app.runtimes.lifecycle import runtime_not_active
 from app.runtimes.models import Runtime
 from app.runtimes.models import RuntimeStatus as RS
@@ -61,9 +59,7 @@ def endpoint_urls(ctx: AppContext, connection_id: uuid.UUID, token: str) -> tupl
 # --- seed leases ------------------------------------------------------------------------------
 
 
-async def create_lease(
-    ctx: AppContext, p: Principal, space_id: str, runtime_id: str, body: ConnectionCreate
-) -> tuple[Connection, Endpoint]:
+async def create_lease(ctx: AppContext, runtime: Runtime, body: ConnectionCreate) -> tuple[Connection, Endpoint]:
     minimum = ctx.settings.min_lease_ttl_seconds
     if body.ttl_seconds < minimum:
         raise InvalidRequest(
@@ -79,7 +75,6 @@ async def create_lease(
                 ]
             },
         )
-    runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
     if runtime.status != RS.ACTIVE or runtime.active_run_id is None:
         raise runtime_not_active(runtime.id, runtime.status)
     token = ids.new_secret()
@@ -156,15 +151,11 @@ async def _lease(
     return connection
 
 
-async def list_leases(
-    ctx: AppContext, p: Principal, space_id: str, runtime_id: str, page: PageParams
-) -> tuple[list[Connection], str | None]:
-    runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
+async def list_leases(ctx: AppContext, runtime: Runtime, page: PageParams) -> tuple[list[Connection], str | None]:
     return await fetch_by_id(ctx.db, select(Connection).where(Connection.runtime_id == runtime.id), Connection.id, page)
 
 
-async def get_lease(ctx: AppContext, p: Principal, space_id: str, runtime_id: str, connection_id: str) -> Connection:
-    runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
+async def get_lease(ctx: AppContext, runtime: Runtime, connection_id: str) -> Connection:
     cid = ids.parse_uuid(connection_id)
     if cid is None:
         raise connection_not_found(connection_id)
@@ -175,9 +166,9 @@ async def get_lease(ctx: AppContext, p: Principal, space_id: str, runtime_id: st
     return connection
 
 
-async def revoke(ctx: AppContext, p: Principal, space_id: str, runtime_id: str, connection_id: str) -> Connection:
+async def revoke(ctx: AppContext, runtime: Runtime, connection_id: str) -> Connection:
     """Refuse new attaches at once and free the controller lock; repeat calls return the same lease."""
-    connection = await get_lease(ctx, p, space_id, runtime_id, connection_id)
+    connection = await get_lease(ctx, runtime, connection_id)
     async with ctx.db.transaction() as s:
         now = clock.now()
         result = await s.execute(

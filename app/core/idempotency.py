@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from fastapi import Request
+from pydantic import BaseModel
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,6 +42,35 @@ class IdempotencyRecord(Base):
 
 
 Handler = Callable[[], Awaitable[tuple[int, Any]]]
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """The request's Idempotency-Key scope, a route dependency (`IdempotencyDep` in app/accounts/auth.py).
+
+    `once(make, body)` runs `make` the first time and returns its model (the route's response model);
+    a later request with the same key and fingerprint gets the stored response instead, with the
+    status it had and `Idempotency-Replayed: true`."""
+
+    db: Database
+    account_id: uuid.UUID
+    key: str | None
+    method: str
+    path: str
+    status: int
+
+    async def once(self, make: Callable[[], Awaitable[M]], body: Any) -> M | JSONResponse:
+        if self.key is None:
+            return await make()
+        made: list[M] = []
+
+        async def handler() -> tuple[int, Any]:
+            made.append(await make())
+            return self.status, made[0].model_dump(mode="json")  # wire models serialise by alias
+
+        response = await respond(self.db, self.account_id, self.key, fingerprint(self.method, self.path, body), handler)
+        return made[0] if made else response
 
 
 def fingerprint(method: str, route: str, body: Any) -> str:

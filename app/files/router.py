@@ -8,11 +8,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from starlette.responses import StreamingResponse
 
-from app.accounts.auth import CtxDep, PrincipalDep
+from app.accounts.auth import CtxDep, IdempotencyDep, PrincipalDep
 from app.artifacts.schemas import ArtifactOut
-from app.core import idempotency, openapi
+from app.core import openapi
 from app.core.paging import PageParams, page_params
-from app.core.schemas import Deleted, IdempotencyKey, errors
+from app.core.schemas import Deleted, errors
 from app.files import runtime_files, service
 from app.files.pathobjects import FlatFile, SeedFile
 from app.files.paths import MAX_PATH, NAME_PATTERN, PATH_PATTERN
@@ -29,7 +29,9 @@ from app.files.schemas import (
     StageRequest,
     UploadOut,
 )
+from app.runtimes.paths import FlatRuntime, SeedRuntime
 from app.spaces import service as spaces
+from app.spaces.paths import PathSpace, QuerySpace
 from app.storage import http as content
 from app.storage import make_store
 
@@ -111,13 +113,9 @@ def _body(request: Request) -> service.UploadBody:
     )
 
 
-def _upload_fingerprint(request: Request) -> str:
+def _upload_fingerprint(request: Request) -> dict[str, Any]:
     # A streamed body cannot be hashed before it is read: the key covers the route, the query and the length.
-    return idempotency.fingerprint(
-        request.method,
-        request.url.path,
-        {"query": str(request.url.query), "length": request.headers.get("content-length")},
-    )
+    return {"query": str(request.url.query), "length": request.headers.get("content-length")}
 
 
 def _staged(staged: runtime_files.Staged) -> StagedFile:
@@ -140,11 +138,8 @@ def _runtime_file_list(entries: list[runtime_files.RuntimeFile], cursor: str | N
     return RuntimeFileList(data=items, files=items, next_cursor=cursor)
 
 
-def _collected(row, artifact) -> dict:
-    return {
-        **FileOut.of(row).model_dump(mode="json"),
-        "artifact": ArtifactOut.of(artifact).model_dump(mode="json") if artifact else None,
-    }
+def _collected(row, artifact) -> CollectOut:
+    return CollectOut.of(row).model_copy(update={"artifact": ArtifactOut.of(artifact) if artifact else None})
 
 
 # --- space storage, seed ------------------------------------------------------------------------
@@ -157,22 +152,18 @@ def _collected(row, artifact) -> dict:
     responses=errors(400, 404, 409, 413),
     openapi_extra=_multipart(**STORAGE_FORM),
 )
-async def upload_seed(
-    ctx: CtxDep, p: PrincipalDep, space_id: str, request: Request, idempotency_key: IdempotencyKey = None
-):
+async def upload_seed(ctx: CtxDep, p: PrincipalDep, space: PathSpace, request: Request, idem: IdempotencyDep):
     """Upload a file (multipart `file`, `path`, `name`, `metadata`); the body is streamed to storage."""
 
-    async def handler():
-        row = await service.upload(ctx, p, _body(request), space_id=space_id)
-        return 201, FileOut.of(row).model_dump(mode="json")
+    async def make() -> FileOut:
+        return FileOut.of(await service.upload(ctx, p, _body(request), space=space))
 
-    return await idempotency.respond(ctx.db, p.account_id, idempotency_key, _upload_fingerprint(request), handler)
+    return await idem.once(make, _upload_fingerprint(request))
 
 
 @storage.get("", response_model=FileList, responses=errors(400, 404))
-async def list_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, page: Page, prefix: Prefix = None) -> FileList:
-    space = await spaces.get(ctx.db, p, space_id)
-    rows, cursor = await service.list_files(ctx.db, space, page, prefix=prefix)
+async def list_seed(ctx: CtxDep, space: PathSpace, page: Page, prefix: Prefix = None) -> FileList:
+    rows, cursor = await service.list_files(ctx, space, page, prefix=prefix)
     return FileList.of(rows, cursor)
 
 
@@ -182,8 +173,8 @@ async def get_seed(row: SeedFile) -> FileOut:
 
 
 @storage.patch("/{file_id}", response_model=FileOut, responses=errors(400, 404))
-async def update_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, file_id: str, body: FileUpdate) -> FileOut:
-    return FileOut.of(await service.update_file(ctx.db, p, file_id, body, space_id=space_id))
+async def update_seed(ctx: CtxDep, row: SeedFile, body: FileUpdate) -> FileOut:
+    return FileOut.of(await service.update_file(ctx, row, body))
 
 
 @storage.delete("/{file_id}", response_model=Deleted, responses=errors(404))
@@ -195,16 +186,10 @@ async def delete_seed(ctx: CtxDep, row: SeedFile) -> Deleted:
     "/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **openapi.download()}
 )
 async def content_seed(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    space_id: str,
-    file_id: str,
-    range_: RangeHeader = None,
-    if_range: IfRangeHeader = None,
+    ctx: CtxDep, row: SeedFile, range_: RangeHeader = None, if_range: IfRangeHeader = None
 ) -> StreamingResponse:
     """The file's bytes as an attachment; a single `Range: bytes=...` gets 206."""
-    download = await service.content(ctx.db, p, file_id, space_id=space_id)
-    return await content.serve(make_store(ctx.settings), download, range_, if_range)
+    return await content.serve(make_store(ctx.settings), service.content(row), range_, if_range)
 
 
 # --- space storage, flat ------------------------------------------------------------------------
@@ -218,23 +203,22 @@ async def content_seed(
     openapi_extra=_multipart(**STORAGE_FORM, spaceId="Space id when not given as ?spaceId"),
 )
 async def upload_flat(
-    ctx: CtxDep, p: PrincipalDep, request: Request, space_id: SpaceQuery = None, idempotency_key: IdempotencyKey = None
+    ctx: CtxDep, p: PrincipalDep, request: Request, idem: IdempotencyDep, space_id: SpaceQuery = None
 ):
     """Upload into `spaceId` (query or form), else the default space."""
 
-    async def handler():
-        row = await service.upload(ctx, p, _body(request), space_id=space_id, flat=True)
-        return 201, FileOut.of(row).model_dump(mode="json")
+    async def make() -> FileOut:
+        # Checked before the body is read when the query names the space; else the form may name it.
+        space = await spaces.get(ctx, p, space_id) if space_id is not None else None
+        return FileOut.of(await service.upload(ctx, p, _body(request), space=space, fields=service.FLAT_UPLOAD_FIELDS))
 
-    return await idempotency.respond(ctx.db, p.account_id, idempotency_key, _upload_fingerprint(request), handler)
+    return await idem.once(make, _upload_fingerprint(request))
 
 
 @flat.get("", response_model=FileList, responses=errors(400, 404))
-async def list_flat(
-    ctx: CtxDep, p: PrincipalDep, page: Page, space_id: SpaceQuery = None, prefix: Prefix = None
-) -> FileList:
-    space = await spaces.resolve(ctx.db, p, space_id)  # no spaceId: the default space
-    rows, cursor = await service.list_files(ctx.db, space, page, prefix=prefix)
+async def list_flat(ctx: CtxDep, p: PrincipalDep, page: Page, space: QuerySpace, prefix: Prefix = None) -> FileList:
+    # The principal first: an unauthenticated request is 401 before its query is judged.
+    rows, cursor = await service.list_files(ctx, space, page, prefix=prefix)
     return FileList.of(rows, cursor)
 
 
@@ -244,8 +228,8 @@ async def get_flat(row: FlatFile) -> FileOut:
 
 
 @flat.patch("/{file_id}", response_model=FileOut, responses=errors(400, 404))
-async def update_flat(ctx: CtxDep, p: PrincipalDep, file_id: str, body: FileUpdate) -> FileOut:
-    return FileOut.of(await service.update_file(ctx.db, p, file_id, body))
+async def update_flat(ctx: CtxDep, row: FlatFile, body: FileUpdate) -> FileOut:
+    return FileOut.of(await service.update_file(ctx, row, body))
 
 
 @flat.delete("/{file_id}", response_model=Deleted, responses=errors(404))
@@ -255,76 +239,52 @@ async def delete_flat(ctx: CtxDep, row: FlatFile) -> Deleted:
 
 @flat.get("/{file_id}/content", response_class=StreamingResponse, responses={**errors(404, 503), **openapi.download()})
 async def content_flat(
-    ctx: CtxDep, p: PrincipalDep, file_id: str, range_: RangeHeader = None, if_range: IfRangeHeader = None
+    ctx: CtxDep, row: FlatFile, range_: RangeHeader = None, if_range: IfRangeHeader = None
 ) -> StreamingResponse:
-    download = await service.content(ctx.db, p, file_id)
-    return await content.serve(make_store(ctx.settings), download, range_, if_range)
+    return await content.serve(make_store(ctx.settings), service.content(row), range_, if_range)
 
 
 # --- runtime files (both shapes share the handlers below) ---------------------------------------
 
 
-async def _stage(ctx, p, runtime_id: str, body: StageRequest, request: Request, key: str | None, space_id: str | None):
-    async def handler():
-        staged = await runtime_files.stage(ctx, p, runtime_id, body, space_id=space_id)
-        return 201, _staged(staged).model_dump(mode="json")
+async def _stage(ctx, p, runtime, body: StageRequest, idem):
+    async def make() -> StagedFile:
+        return _staged(await runtime_files.stage(ctx, p, runtime, body))
 
-    return await idempotency.serve(ctx.db, p.account_id, request, key, body.model_dump(mode="json"), handler)
-
-
-async def _collect(
-    ctx, p, runtime_id: str, body: CollectRequest, request: Request, key: str | None, space_id: str | None
-):
-    async def handler():
-        row, artifact = await runtime_files.collect(ctx, p, runtime_id, body, space_id=space_id)
-        return 201, _collected(row, artifact)
-
-    return await idempotency.serve(ctx.db, p.account_id, request, key, body.model_dump(mode="json"), handler)
+    return await idem.once(make, body.model_dump(mode="json"))
 
 
-async def _upload(ctx, p, runtime_id: str, request: Request, key: str | None, space_id: str | None):
-    async def handler():
-        staged = await runtime_files.upload(ctx, p, runtime_id, _body(request), space_id=space_id)
-        return 201, UploadOut(file=FileOut.of(staged.file), staged=_staged(staged)).model_dump(mode="json")
+async def _collect(ctx, runtime, body: CollectRequest, idem):
+    async def make() -> CollectOut:
+        return _collected(*await runtime_files.collect(ctx, runtime, body))
 
-    return await idempotency.respond(ctx.db, p.account_id, key, _upload_fingerprint(request), handler)
+    return await idem.once(make, body.model_dump(mode="json"))
+
+
+async def _upload(ctx, runtime, request: Request, idem):
+    async def make() -> UploadOut:
+        staged = await runtime_files.upload(ctx, runtime, _body(request))
+        return UploadOut(file=FileOut.of(staged.file), staged=_staged(staged))
+
+    return await idem.once(make, _upload_fingerprint(request))
 
 
 @runtime_seed.get("", response_model=RuntimeFileList, responses=errors(400, 404))
-async def runtime_files_seed(
-    ctx: CtxDep, p: PrincipalDep, space_id: str, runtime_id: str, page: Page
-) -> RuntimeFileList:
+async def runtime_files_seed(ctx: CtxDep, runtime: SeedRuntime, page: Page) -> RuntimeFileList:
     """Files in the runtime's file area (relative paths, regular files only)."""
-    entries, cursor = await runtime_files.list_runtime_files(ctx, p, runtime_id, page, space_id=space_id)
-    return _runtime_file_list(entries, cursor)
+    return _runtime_file_list(*await runtime_files.list_runtime_files(ctx, runtime, page))
 
 
 @runtime_seed.post("/stage", status_code=201, response_model=StagedFile, responses=errors(400, 404, 409))
-async def stage_seed(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    space_id: str,
-    runtime_id: str,
-    body: StageRequest,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-):
+async def stage_seed(ctx: CtxDep, p: PrincipalDep, runtime: SeedRuntime, body: StageRequest, idem: IdempotencyDep):
     """Copy a storage file into the runtime; `path` is where the browser can read it."""
-    return await _stage(ctx, p, runtime_id, body, request, idempotency_key, space_id)
+    return await _stage(ctx, p, runtime, body, idem)
 
 
 @runtime_seed.post("/collect", status_code=201, response_model=CollectOut, responses=errors(400, 404, 409, 413))
-async def collect_seed(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    space_id: str,
-    runtime_id: str,
-    body: CollectRequest,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-):
+async def collect_seed(ctx: CtxDep, runtime: SeedRuntime, body: CollectRequest, idem: IdempotencyDep):
     """Copy a runtime file into space storage; `artifact` also records it as an artifact of the active run."""
-    return await _collect(ctx, p, runtime_id, body, request, idempotency_key, space_id)
+    return await _collect(ctx, runtime, body, idem)
 
 
 @runtime_seed.post(
@@ -334,46 +294,24 @@ async def collect_seed(
     responses=errors(400, 404, 409, 413),
     openapi_extra=_multipart(**RUNTIME_FORM),
 )
-async def upload_runtime_seed(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    space_id: str,
-    runtime_id: str,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-):
+async def upload_runtime_seed(ctx: CtxDep, runtime: SeedRuntime, request: Request, idem: IdempotencyDep):
     """Upload into the runtime's space and stage it into the runtime in one call."""
-    return await _upload(ctx, p, runtime_id, request, idempotency_key, space_id)
+    return await _upload(ctx, runtime, request, idem)
 
 
 @runtime_flat.get("", response_model=RuntimeFileList, responses=errors(400, 404))
-async def runtime_files_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, page: Page) -> RuntimeFileList:
-    entries, cursor = await runtime_files.list_runtime_files(ctx, p, runtime_id, page)
-    return _runtime_file_list(entries, cursor)
+async def runtime_files_flat(ctx: CtxDep, runtime: FlatRuntime, page: Page) -> RuntimeFileList:
+    return _runtime_file_list(*await runtime_files.list_runtime_files(ctx, runtime, page))
 
 
 @runtime_flat.post("/stage", status_code=201, response_model=StagedFile, responses=errors(400, 404, 409))
-async def stage_flat(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    runtime_id: str,
-    body: StageRequest,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-):
-    return await _stage(ctx, p, runtime_id, body, request, idempotency_key, None)
+async def stage_flat(ctx: CtxDep, p: PrincipalDep, runtime: FlatRuntime, body: StageRequest, idem: IdempotencyDep):
+    return await _stage(ctx, p, runtime, body, idem)
 
 
 @runtime_flat.post("/collect", status_code=201, response_model=CollectOut, responses=errors(400, 404, 409, 413))
-async def collect_flat(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    runtime_id: str,
-    body: CollectRequest,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-):
-    return await _collect(ctx, p, runtime_id, body, request, idempotency_key, None)
+async def collect_flat(ctx: CtxDep, runtime: FlatRuntime, body: CollectRequest, idem: IdempotencyDep):
+    return await _collect(ctx, runtime, body, idem)
 
 
 @runtime_flat.post(
@@ -383,10 +321,8 @@ async def collect_flat(
     responses=errors(400, 404, 409, 413),
     openapi_extra=_multipart(**RUNTIME_FORM),
 )
-async def upload_runtime_flat(
-    ctx: CtxDep, p: PrincipalDep, runtime_id: str, request: Request, idempotency_key: IdempotencyKey = None
-):
-    return await _upload(ctx, p, runtime_id, request, idempotency_key, None)
+async def upload_runtime_flat(ctx: CtxDep, runtime: FlatRuntime, request: Request, idem: IdempotencyDep):
+    return await _upload(ctx, runtime, request, idem)
 
 
 # --- run files ----------------------------------------------------------------------------------
@@ -395,26 +331,16 @@ async def upload_runtime_flat(
 @runs.get("", response_model=FileList, responses=errors(400, 404))
 async def run_files(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page) -> FileList:
     """Storage files the run produced: collected from its runtime or exported from it."""
-    rows, cursor = await service.list_run_files(ctx.db, p, run_id, page)
+    rows, cursor = await service.list_run_files(ctx, p, run_id, page)
     return FileList.of(rows, cursor)
 
 
 @runs.post("/export", status_code=201, response_model=FileOut, responses=errors(400, 404, 409))
-async def export(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    run_id: str,
-    request: Request,
-    body: ExportRequest | None = None,
-    idempotency_key: IdempotencyKey = None,
-):
+async def export(ctx: CtxDep, p: PrincipalDep, run_id: str, idem: IdempotencyDep, body: ExportRequest | None = None):
     """ZIP the run's artifacts into space storage at `exports/<run id>/<name>`; also an `export` artifact."""
     body = body or ExportRequest()
 
-    async def handler():
-        row = await service.export_run(ctx, p, run_id, body)
-        return 201, FileOut.of(row).model_dump(mode="json")
+    async def make() -> FileOut:
+        return FileOut.of(await service.export_run(ctx, p, run_id, body))
 
-    return await idempotency.serve(
-        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"), handler
-    )
+    return await idem.once(make, body.model_dump(mode="json"))

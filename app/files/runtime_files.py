@@ -35,7 +35,6 @@ from app.files.models import StorageFile
 from app.files.paths import basename, check_relative
 from app.files.schemas import CollectRequest, StageRequest
 from app.runs.models import Run
-from app.runtimes import service as runtimes
 from app.runtimes.lifecycle import runtime_not_active
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.spaces.models import Space
@@ -104,12 +103,6 @@ def require_active(runtime: Runtime) -> None:
         raise runtime_not_active(runtime.id, runtime.status, "Runtime is not active; start it first")
 
 
-async def _active_runtime(ctx: AppContext, p: Principal, runtime_id: str, space_id: str | None) -> Runtime:
-    runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
-    require_active(runtime)
-    return runtime
-
-
 # --- stage: storage -> runtime ------------------------------------------------------------------
 
 
@@ -170,12 +163,10 @@ async def stage_file(
     )
 
 
-async def stage(
-    ctx: AppContext, p: Principal, runtime_id: str, body: StageRequest, *, space_id: str | None = None
-) -> Staged:
+async def stage(ctx: AppContext, p: Principal, runtime: Runtime, body: StageRequest) -> Staged:
     """Copy a storage file of the runtime's space into its file area (an existing file there is replaced)."""
-    runtime = await _active_runtime(ctx, p, runtime_id, space_id)
-    row = await files.get(ctx.db, p, body.file_id)
+    require_active(runtime)
+    row = await files.get(ctx, p, body.file_id)
     if row.space_id != runtime.space_id:
         raise files.file_not_found(body.file_id)
     return await stage_file(ctx, runtime, row, runtime_path=body.runtime_path, name=body.name)
@@ -210,11 +201,9 @@ async def _read_source(f) -> AsyncIterator[bytes]:
         f.close()
 
 
-async def collect(
-    ctx: AppContext, p: Principal, runtime_id: str, body: CollectRequest, *, space_id: str | None = None
-) -> tuple[StorageFile, Artifact | None]:
+async def collect(ctx: AppContext, runtime: Runtime, body: CollectRequest) -> tuple[StorageFile, Artifact | None]:
     """Copy a runtime file into space storage (source `runtime`); with `artifact`, also a run artifact."""
-    runtime = await _active_runtime(ctx, p, runtime_id, space_id)
+    require_active(runtime)
     rel, real = resolve(area(ctx.settings, runtime.id), body.runtime_path, "runtimePath")
     path = files.check_path(
         body.storage_path if body.storage_path is not None else rel,
@@ -224,7 +213,7 @@ async def collect(
     async with ctx.db.read() as s:
         space = await s.get(Space, runtime.space_id)
         run = await s.get(Run, runtime.active_run_id) if runtime.active_run_id else None
-    await files.ensure_free(ctx.db, space.id, path)
+    await files.ensure_free(ctx, space.id, path)
     source = await asyncio.to_thread(_open_source, real, rel, "runtimePath")
     store = make_store(ctx.settings)
     try:
@@ -278,11 +267,9 @@ async def collect(
 RUNTIME_UPLOAD_FIELDS = frozenset({"runtimePath", "destinationPath", "path", "name", "metadata"})
 
 
-async def upload(
-    ctx: AppContext, p: Principal, runtime_id: str, body: files.UploadBody, *, space_id: str | None = None
-) -> Staged:
+async def upload(ctx: AppContext, runtime: Runtime, body: files.UploadBody) -> Staged:
     """Upload into the runtime's space (at `destinationPath`, else the file name) and stage it."""
-    runtime = await _active_runtime(ctx, p, runtime_id, space_id)
+    require_active(runtime)
     received = await files.receive(ctx, body, RUNTIME_UPLOAD_FIELDS)
     fields = received.fields
     try:
@@ -347,10 +334,9 @@ def _walk(root: Path) -> list[RuntimeFile]:
 
 
 async def list_runtime_files(
-    ctx: AppContext, p: Principal, runtime_id: str, page: PageParams, *, space_id: str | None = None
+    ctx: AppContext, runtime: Runtime, page: PageParams
 ) -> tuple[list[RuntimeFile], str | None]:
     """Regular files in the runtime's area, by path; symbolic links are left out."""
-    runtime = await runtimes.get(ctx, p, runtime_id, space_id=space_id)
     entries = await asyncio.to_thread(_walk, area(ctx.settings, runtime.id))
     if isinstance(page.after, str):
         entries = [e for e in entries if e.path > page.after]

@@ -28,7 +28,7 @@ from app.artifacts import service as artifacts
 from app.artifacts.models import Artifact, ArtifactKind
 from app.core import clock, ids
 from app.core.context import AppContext
-from app.core.db import Database, get_owned
+from app.core.db import get_owned
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.core.schemas import storable_problem
@@ -159,16 +159,16 @@ def new_row(
     )
 
 
-async def path_taken(db: Database, space_id: uuid.UUID, path: str) -> bool:
-    async with db.read() as s:
+async def path_taken(ctx: AppContext, space_id: uuid.UUID, path: str) -> bool:
+    async with ctx.db.read() as s:
         found = await s.execute(
             select(StorageFile.id).where(StorageFile.space_id == space_id, StorageFile.path == path)
         )
     return found.first() is not None
 
 
-async def ensure_free(db: Database, space_id: uuid.UUID, path: str) -> None:
-    if await path_taken(db, space_id, path):
+async def ensure_free(ctx: AppContext, space_id: uuid.UUID, path: str) -> None:
+    if await path_taken(ctx, space_id, path):
         raise path_exists(space_id, path)
 
 
@@ -193,7 +193,7 @@ async def commit(
                 await also(s)
     except IntegrityError:
         await discard(ctx, keys)
-        if await path_taken(ctx.db, row.space_id, row.path):
+        if await path_taken(ctx, row.space_id, row.path):
             raise path_exists(row.space_id, row.path) from None
         raise spaces.space_not_found(row.space_id) from None
     except BaseException:
@@ -277,54 +277,49 @@ async def store_received(
 
 
 async def upload(
-    ctx: AppContext, p: Principal, body: UploadBody, *, space_id: str | None, flat: bool = False
+    ctx: AppContext, p: Principal, body: UploadBody, *, space: Space | None, fields: frozenset[str] = UPLOAD_FIELDS
 ) -> StorageFile:
-    """Seed: into space `space_id`. Flat: `?spaceId`, else the form's `spaceId`, else the default space."""
-    # Checked before reading the body when the route names the space; the flat form may name it inside.
-    space = await spaces.get(ctx.db, p, space_id) if space_id is not None or not flat else None
-    received = await receive(ctx, body, FLAT_UPLOAD_FIELDS if flat else UPLOAD_FIELDS)
-    fields = received.fields
+    """Into `space`; with none given, into the space the form's `spaceId` names, else the default one.
+    `fields` are the form fields the route accepts besides `file`."""
+    received = await receive(ctx, body, fields)
+    form = received.fields
     if space is None:
         try:
-            space = await spaces.resolve(ctx.db, p, fields.get("spaceId") or None)
+            space = await spaces.resolve(ctx, p, form.get("spaceId") or None)
         except BaseException:
             await discard(ctx, [received.stored.key])
             raise
     return await store_received(
-        ctx, space, received, path=fields.get("path"), name=fields.get("name"), metadata=fields.get("metadata")
+        ctx, space, received, path=form.get("path"), name=form.get("name"), metadata=form.get("metadata")
     )
 
 
 # --- reads and changes --------------------------------------------------------------------------
 
 
-async def get(db: Database, p: Principal, file_id: str, *, space_id: str | None = None) -> StorageFile:
-    space = await spaces.get(db, p, space_id) if space_id is not None else None
-    row = await get_owned(db, StorageFile, file_id, p.account_id)
-    if row is None or (space is not None and row.space_id != space.id):
+async def get(ctx: AppContext, p: Principal, file_id: str) -> StorageFile:
+    row = await get_owned(ctx.db, StorageFile, file_id, p.account_id)
+    if row is None:
         raise file_not_found(file_id)
     return row
 
 
 async def list_files(
-    db: Database, space: Space, page: PageParams, *, prefix: str | None = None
+    ctx: AppContext, space: Space, page: PageParams, *, prefix: str | None = None
 ) -> tuple[list[StorageFile], str | None]:
     stmt = select(StorageFile).where(StorageFile.space_id == space.id)
     if prefix:
         stmt = stmt.where(StorageFile.path.startswith(prefix, autoescape=True))
-    return await _page(db, stmt, page)
+    return await _page(ctx, stmt, page)
 
 
-async def _page(db: Database, stmt, page: PageParams) -> tuple[list[StorageFile], str | None]:
-    return await fetch_by_id(db, stmt, StorageFile.id, page)
+async def _page(ctx: AppContext, stmt, page: PageParams) -> tuple[list[StorageFile], str | None]:
+    return await fetch_by_id(ctx.db, stmt, StorageFile.id, page)
 
 
-async def update_file(
-    db: Database, p: Principal, file_id: str, body: FileUpdate, *, space_id: str | None = None
-) -> StorageFile:
-    row = await get(db, p, file_id, space_id=space_id)
+async def update_file(ctx: AppContext, row: StorageFile, body: FileUpdate) -> StorageFile:
     changes = body.model_fields_set  # field names (a dump would give the camelCase aliases)
-    async with db.transaction() as s:
+    async with ctx.db.transaction() as s:
         row = await s.merge(row)
         if "name" in changes and body.name is not None:
             row.name = check_name(body.name, row.name)
@@ -343,8 +338,7 @@ async def delete_file(ctx: AppContext, row: StorageFile) -> uuid.UUID:
     return row.id
 
 
-async def content(db: Database, p: Principal, file_id: str, *, space_id: str | None = None) -> Download:
-    row = await get(db, p, file_id, space_id=space_id)
+def content(row: StorageFile) -> Download:
     return Download(key=row.object_key, filename=row.name, content_type=row.content_type, sha256=row.sha256)
 
 
@@ -352,12 +346,12 @@ async def content(db: Database, p: Principal, file_id: str, *, space_id: str | N
 
 
 async def list_run_files(
-    db: Database, p: Principal, run_id: str, page: PageParams
+    ctx: AppContext, p: Principal, run_id: str, page: PageParams
 ) -> tuple[list[StorageFile], str | None]:
     """Storage files a run produced (collected from its runtime, or exported from it)."""
-    run = await get_run(db, p, run_id)
+    run = await get_run(ctx, p, run_id)
     stmt = select(StorageFile).where(StorageFile.run_id == run.id, StorageFile.account_id == p.account_id)
-    return await _page(db, stmt, page)
+    return await _page(ctx, stmt, page)
 
 
 def _entry_name(artifact: Artifact, taken: set[str]) -> str:
@@ -413,15 +407,15 @@ async def _build_zip(ctx: AppContext, target: Path, items: list[Artifact]) -> No
 
 async def export_run(ctx: AppContext, p: Principal, run_id: str, body: ExportRequest) -> StorageFile:
     """ZIP the run's artifacts into space storage (`exports/<run>/<name>`), also recorded as an `export` artifact."""
-    run = await get_run(ctx.db, p, run_id)
+    run = await get_run(ctx, p, run_id)
     kinds = body.kind or [k for k in ArtifactKind.ALL if k != ArtifactKind.EXPORT]
     stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
     name = body.name or f"run-{run.id}-{stamp}.zip"
     path = check_path(f"exports/{run.id}/{name}")
     async with ctx.db.read() as s:
         space = await s.get(Space, run.space_id)
-    await ensure_free(ctx.db, space.id, path)
-    items = await artifacts.of_run(ctx.db, run, kinds)
+    await ensure_free(ctx, space.id, path)
+    items = await artifacts.of_run(ctx, run, kinds)
     tmp_dir = ctx.settings.data_dir / "tmp"
     await asyncio.to_thread(tmp_dir.mkdir, parents=True, exist_ok=True)
     target = tmp_dir / f"export-{uuid.uuid4().hex}.zip"

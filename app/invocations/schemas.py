@@ -6,7 +6,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator
 
-from app.core.schemas import RequestModel
+from app.core.schemas import RequestModel, WireModel, list_model
+from app.runs import commands
+from app.runs.command_models import Command
+from app.runs.schemas import CommandOut
 
 Instruction = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
 PROVIDERS = {
@@ -104,3 +107,33 @@ def _knobs(body: Knobs) -> dict[str, Any]:
         }.items()
         if v is not None
     }
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class InvocationOut(CommandOut):
+    """An invocation: its command record with the request, result and error, and who runs it."""
+
+    request: Any = None
+    result: Any = None
+    error: Any = None
+    provider: str | None
+    method: str | None
+    output: Any = Field(default=None, description="Same as `result`")
+
+    @classmethod
+    def of(cls, c: Command) -> InvocationOut:
+        wire = commands.as_wire(c, {"request", "result", "error"})
+        return cls.model_validate({**wire, "provider": c.provider, "method": c.method, "output": c.result})
+
+
+InvocationList = list_model(InvocationOut, "invocations")
+
+
+class WaitOut(WireModel):
+    invocation: InvocationOut
+    timed_out: bool
+    wait_status: Literal["timeout", "completed"]
+    timeout_ms: int = Field(description="The wait used (the ask, or the maximum when it asked for more)")
+    timeout_clamped: bool

@@ -19,11 +19,8 @@ from app.core.paging import PageParams, fetch_by_id
 from app.invocations.engine import check_schema
 from app.locks import Holder
 from app.runs import commands, events
-from app.runs import service as runs
 from app.runs.command_models import TERMINAL_STATUSES, Command
-from app.runs.models import Run
 from app.runtimes import controller
-from app.runtimes import service as runtimes
 from app.runtimes.lifecycle import runtime_not_active
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.spaces.models import Space
@@ -35,11 +32,6 @@ DEFAULT_TIMEOUT_SECONDS = 300
 
 def not_found(invocation_id: object) -> NotFound:
     return NotFound("Invocation not found", code="invocation.not_found", details={"invocationId": str(invocation_id)})
-
-
-def wire(c: Command) -> dict[str, Any]:
-    body = commands.as_wire(c, {"request", "result", "error"})
-    return {**body, "provider": c.provider, "method": c.method, "output": c.result}
 
 
 def space_default(space: Space, provider: str) -> dict[str, Any]:
@@ -204,11 +196,3 @@ async def cancel(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
             await controller.release(ctx, s, row.runtime_id, row.lock_token)
     async with ctx.db.read() as s:
         return await s.get(Command, row.id, populate_existing=True)
-
-
-async def runtime_of(ctx: AppContext, p: Principal, runtime_id: str, space_id: str | None = None) -> Runtime:
-    return await runtimes.get(ctx, p, runtime_id, space_id=space_id)
-
-
-async def run_for(ctx: AppContext, p: Principal, run_id: str) -> Run:
-    return await runs.get(ctx.db, p, run_id)

@@ -15,6 +15,7 @@ from app.core import clock, openapi
 from app.core.errors import NotFound
 from app.core.schemas import RequestModel, WireModel, errors
 from app.live import service
+from app.live.schemas import ReplayData
 from app.storage import make_store
 from app.storage.http import Download, serve
 
@@ -134,7 +135,7 @@ async def viewer_socket(ws: WebSocket, token: str | None = None):
     await service.open_viewer(ctx, ws, token)
 
 
-@api.get("/replay/data")
+@api.get("/replay/data", response_model=ReplayData)
 async def replay_data(ctx: CtxDep, token: str | None = None):
     return await service.replay_data(ctx, token)
 

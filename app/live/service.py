@@ -79,7 +79,7 @@ async def _active_runtime(ctx: AppContext, run: Run) -> Runtime:
 
 
 async def mint_live(ctx: AppContext, p: Principal, run_id: str, control: str, expires_in: int) -> Minted:
-    run = await runs.get(ctx.db, p, run_id)
+    run = await runs.get(ctx, p, run_id)
     runtime = await _active_runtime(ctx, run)
     viewer_id = ids.new_id()
     token = tokens.ViewerToken(
@@ -117,7 +117,7 @@ async def recording_of(ctx: AppContext, run: Run) -> tuple[str, int, Recording |
 
 
 async def mint_recording(ctx: AppContext, p: Principal, run_id: str, expires_in: int) -> tuple[Minted, dict]:
-    run = await runs.get(ctx.db, p, run_id)
+    run = await runs.get(ctx, p, run_id)
     status, duration_ms, row = await recording_of(ctx, run)
     token = tokens.ViewerToken(
         kind="replay",
@@ -182,7 +182,7 @@ def viewer_not_found(viewer_id: object) -> NotFound:
 async def revoke_viewers(ctx: AppContext, p: Principal, run_id: str, viewer_id: str | None = None) -> list[Viewer]:
     """Revoke one link of the run (or all of them): pages open on it close, its URL stops working.
     Revoking a revoked link returns it unchanged."""
-    run = await runs.get(ctx.db, p, run_id)
+    run = await runs.get(ctx, p, run_id)
     wanted = ids.parse_uuid(viewer_id) if viewer_id is not None else None
     if viewer_id is not None and wanted is None:
         raise viewer_not_found(viewer_id)

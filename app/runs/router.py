@@ -50,7 +50,7 @@ async def list_runs(
     if (space_id and not parse_uuid(space_id)) or (runtime_id and not parse_uuid(runtime_id)):
         return RunList.of([], None)
     runs, cursor = await service.list_runs(
-        ctx.db,
+        ctx,
         p,
         page,
         statuses=status,
@@ -65,7 +65,7 @@ async def get_run(
     ctx: CtxDep, p: PrincipalDep, run_id: str, include: Annotated[Literal["connection"] | None, Query()] = None
 ):
     """`include=connection` adds the run's `connection` while the run is active (null otherwise)."""
-    run = await service.get(ctx.db, p, run_id)
+    run = await service.get(ctx, p, run_id)
     if include != "connection":
         return RunOut.of(run)
     connection = await connections.flat_connection_for_run(ctx, run)
@@ -104,7 +104,7 @@ Filter = Annotated[EventFilter, Depends(event_filter)]
 @router.get("/{run_id}/events", response_model=EventList, responses=errors(400, 404))
 async def list_events(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page, flt: Filter) -> EventList:
     """Events of a run in sequence order; `nextCursor` resumes after the last one returned."""
-    events, cursor = await service.list_events(ctx.db, p, run_id, page, flt)
+    events, cursor = await service.list_events(ctx, p, run_id, page, flt)
     return EventList.of(events, cursor)
 
 
@@ -183,7 +183,7 @@ async def activity(
     """A human-readable timeline of the run: navigations with their requests as children, console
     errors with their severity, lifecycle, connections, dialogs and downloads."""
     items, cursor, truncated = await service.activity(
-        ctx.db, p, run_id, page, [*(categories or ()), *(category or ())] or None, level
+        ctx, p, run_id, page, [*(categories or ()), *(category or ())] or None, level
     )
     # `truncated`: not the whole timeline (another page, capped requests, or past the first 50,000 events).
     return {"data": items, "activity": items, "nextCursor": cursor, "truncated": truncated}
@@ -206,7 +206,7 @@ async def list_commands(
 ) -> dict:
     """Platform command records of the run (runtime start and stop, leases; invocations later).
     `request`, `result` and `error` are only included when asked for with `include`."""
-    rows, cursor = await service.list_commands(ctx.db, p, run_id, page, status, order, set(include or ()))
+    rows, cursor = await service.list_commands(ctx, p, run_id, page, status, order, set(include or ()))
     if execution_mode:
         rows = [r for r in rows if r["executionMode"] == execution_mode]
     return {"data": rows, "commands": rows, "nextCursor": cursor}

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from app.accounts.service import Principal
 from app.core import clock
 from app.core.context import AppContext
-from app.core.db import Database, get_owned
+from app.core.db import get_owned
 from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, encode_cursor, fetch_by_id, split_page
 from app.runs import activity as activity_items
@@ -24,15 +24,15 @@ def run_not_found(run_id: object) -> NotFound:
     return NotFound("Run not found", code="run.not_found", details={"runId": str(run_id)})
 
 
-async def get(db: Database, p: Principal, run_id: str) -> Run:
-    run = await get_owned(db, Run, run_id, p.account_id)
+async def get(ctx: AppContext, p: Principal, run_id: str) -> Run:
+    run = await get_owned(ctx.db, Run, run_id, p.account_id)
     if run is None:
         raise run_not_found(run_id)
     return run
 
 
 async def list_runs(
-    db: Database,
+    ctx: AppContext,
     p: Principal,
     page: PageParams,
     *,
@@ -47,13 +47,13 @@ async def list_runs(
         stmt = stmt.where(Run.runtime_id == runtime_id)
     if statuses:
         stmt = stmt.where(Run.status.in_(statuses))
-    return await fetch_by_id(db, stmt, Run.id, page)
+    return await fetch_by_id(ctx.db, stmt, Run.id, page)
 
 
 async def list_events(
-    db: Database, p: Principal, run_id: str, page: PageParams, flt: EventFilter
+    ctx: AppContext, p: Principal, run_id: str, page: PageParams, flt: EventFilter
 ) -> tuple[list[RunEvent], str | None]:
-    run = await get(db, p, run_id)
+    run = await get(ctx, p, run_id)
     stmt = flt.apply(select(RunEvent).where(RunEvent.run_id == run.id))
     if page.after is not None:
         if not isinstance(page.after, int):
@@ -62,7 +62,7 @@ async def list_events(
                 details={"fields": [{"field": "cursor", "in": "query", "message": "invalid cursor", "type": "cursor"}]},
             )
         stmt = stmt.where(RunEvent.seq > page.after)
-    async with db.read() as s:
+    async with ctx.db.read() as s:
         rows = list((await s.execute(stmt.order_by(RunEvent.seq).limit(page.limit + 1))).scalars())
     return split_page(rows, page, lambda e: e.seq)
 
@@ -71,14 +71,14 @@ async def wait_event(
     ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, cursor: str | None, timeout_ms: int
 ) -> tuple[RunEvent | None, str]:
     """Long-poll for the next matching event after `cursor` (or after now)."""
-    run = await get(ctx.db, p, run_id)
+    run = await get(ctx, p, run_id)
     event, last = await streams.wait_next(ctx, run, flt, streams.seq_of(cursor), timeout_ms / 1000)
     return event, encode_cursor(last)
 
 
 async def follow(ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, cursor: str | None):
     """The SSE frames of the run's events from `cursor` (checked before the stream starts)."""
-    run = await get(ctx.db, p, run_id)
+    run = await get(ctx, p, run_id)
     return streams.follow(ctx, run, flt, streams.seq_of(cursor) or 0)
 
 
@@ -86,11 +86,11 @@ ACTIVITY_EVENT_CAP = 50_000
 
 
 async def activity(
-    db: Database, p: Principal, run_id: str, page: PageParams, categories: list[str] | None, level: str | None
+    ctx: AppContext, p: Principal, run_id: str, page: PageParams, categories: list[str] | None, level: str | None
 ) -> tuple[list[dict], str | None, bool]:
     """The run's activity items (derived from up to ACTIVITY_EVENT_CAP events), filtered and paged."""
-    run = await get(db, p, run_id)
-    async with db.read() as s:
+    run = await get(ctx, p, run_id)
+    async with ctx.db.read() as s:
         rows = list(
             (
                 await s.execute(
@@ -110,10 +110,16 @@ async def activity(
 
 
 async def list_commands(
-    db: Database, p: Principal, run_id: str, page: PageParams, statuses: list[str] | None, order: str, include: set[str]
+    ctx: AppContext,
+    p: Principal,
+    run_id: str,
+    page: PageParams,
+    statuses: list[str] | None,
+    order: str,
+    include: set[str],
 ) -> tuple[list[dict], str | None]:
-    run = await get(db, p, run_id)
-    rows, cursor = await commands.list_commands(db, run.id, page, statuses=statuses, descending=order == "desc")
+    run = await get(ctx, p, run_id)
+    rows, cursor = await commands.list_commands(ctx.db, run.id, page, statuses=statuses, descending=order == "desc")
     return [commands.as_wire(c, include) for c in rows], cursor
 
 

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 
-from app.accounts.auth import CtxDep, PrincipalDep
+from app.accounts.auth import CtxDep, IdempotencyDep, PrincipalDep
 from app.connections import service as connections
-from app.connections.schemas import FlatConnection
-from app.core import idempotency
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
-from app.core.responses import JSONResponse
-from app.core.schemas import Deleted, IdempotencyKey, errors
+from app.core.schemas import Deleted, errors
 from app.runs import service as runs
 from app.runs.schemas import RunList, RunStatusLiteral
 from app.runtimes import service
@@ -21,16 +18,19 @@ from app.runtimes.models import Runtime
 from app.runtimes.paths import FlatRuntime, SeedRuntime
 from app.runtimes.schemas import (
     FlatRuntimeCreate,
+    FlatRuntimeOut,
+    FlatStartOut,
     RuntimeList,
     RuntimeOut,
     RuntimeStatusLiteral,
     RuntimeUpdate,
     SeedRuntimeCreate,
-    StartOut,
     StartRequest,
     StopOut,
-    dump,
 )
+from app.runtimes.service import RuntimeSpec
+from app.spaces import service as spaces
+from app.spaces.paths import PathSpace, SpaceFilter
 
 Page = Annotated[PageParams, Depends(page_params)]
 Include = Annotated[Literal["connection"] | None, Query(description="`connection`: add the run's connection")]
@@ -41,39 +41,30 @@ seed = APIRouter(prefix="/v1/spaces/{space_id}/runtimes", tags=["runtimes (seed)
 flat = APIRouter(prefix="/v1/runtimes", tags=["runtimes"])
 
 
-def _connection_fields(connection: FlatConnection | None) -> dict:
-    if connection is None:
-        return {"connection": None}
-    wire = connection.model_dump(mode="json")
-    return {"connection": wire, "connectUrl": wire["cdpUrl"], "cdpUrl": wire["cdpUrl"]}
-
-
 # --- seed shape -------------------------------------------------------------------------------
 
 
 @seed.post("", status_code=201, response_model=RuntimeOut, responses=errors(400, 404, 409, 413, 429, 503))
-async def create_seed(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    space_id: str,
-    body: SeedRuntimeCreate,
-    request: Request,
-    idempotency_key: IdempotencyKey = None,
-):
+async def create_seed(ctx: CtxDep, p: PrincipalDep, space: PathSpace, body: SeedRuntimeCreate, idem: IdempotencyDep):
     """Create a browser runtime and launch it: it comes back `active` with `activeRunId`."""
-
-    async def handler():
-        started = await service.create_and_launch(ctx, p, space_id, body)
-        return 201, dump(RuntimeOut.of(started.runtime))
-
-    return await idempotency.serve(
-        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"), handler
+    spec = RuntimeSpec(
+        name=body.name,
+        type=body.kind or body.type,
+        config=body.config,
+        metadata=body.metadata,
+        recording=body.recording,
     )
+
+    async def make() -> RuntimeOut:
+        started = await service.create(ctx, p, space, spec, start=True)
+        return RuntimeOut.of(started.runtime)
+
+    return await idem.once(make, body.model_dump(mode="json"))
 
 
 @seed.get("", response_model=RuntimeList, responses=errors(400, 404))
-async def list_seed(ctx: CtxDep, p: PrincipalDep, space_id: str, page: Page, status: StatusFilter) -> RuntimeList:
-    runtimes, cursor = await service.list_runtimes(ctx, p, page, space_id=space_id, statuses=status)
+async def list_seed(ctx: CtxDep, p: PrincipalDep, space: PathSpace, page: Page, status: StatusFilter) -> RuntimeList:
+    runtimes, cursor = await service.list_runtimes(ctx, p, page, space=space, statuses=status)
     return RuntimeList.of(runtimes, cursor)
 
 
@@ -83,24 +74,14 @@ async def get_seed(runtime: SeedRuntime) -> RuntimeOut:
 
 
 @seed.post("/{runtime_id}/start", response_model=RuntimeOut, responses=errors(404, 409, 429, 503))
-async def start_seed(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    space_id: str,
-    runtime_id: str,
-    request: Request,
-    body: StartRequest | None = None,
-    idempotency_key: IdempotencyKey = None,
-):
+async def start_seed(ctx: CtxDep, runtime: SeedRuntime, idem: IdempotencyDep, body: StartRequest | None = None):
     """Start a stopped or failed runtime again, opening a new run."""
 
-    async def handler():
-        started = await service.start(ctx, p, runtime_id, space_id=space_id, recording=body.recording if body else None)
-        return 200, dump(RuntimeOut.of(started.runtime))
+    async def make() -> RuntimeOut:
+        started = await service.start(ctx, runtime, recording=body.recording if body else None)
+        return RuntimeOut.of(started.runtime)
 
-    return await idempotency.serve(
-        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json") if body else None, handler
-    )
+    return await idem.once(make, body.model_dump(mode="json") if body else None)
 
 
 @seed.post("/{runtime_id}/stop", response_model=RuntimeOut, responses=errors(404, 409))
@@ -118,63 +99,61 @@ async def delete_seed(ctx: CtxDep, runtime: SeedRuntime, force: Force = False) -
 async def runs_seed(
     ctx: CtxDep,
     p: PrincipalDep,
-    space_id: str,
-    runtime_id: str,
+    runtime: SeedRuntime,
     page: Page,
     status: Annotated[list[str] | None, Depends(multi("status", RunStatusLiteral))],
 ) -> RunList:
-    runtime = await service.get(ctx, p, runtime_id, space_id=space_id)
-    items, cursor = await runs.list_runs(ctx.db, p, page, runtime_id=runtime.id, statuses=status)
+    items, cursor = await runs.list_runs(ctx, p, page, runtime_id=runtime.id, statuses=status)
     return RunList.of(items, cursor)
 
 
 # --- flat shape -------------------------------------------------------------------------------
 
 
-@flat.post("", status_code=201, response_model=RuntimeOut, responses=errors(400, 404, 409, 413, 429, 503))
-async def create_flat(
-    ctx: CtxDep, p: PrincipalDep, body: FlatRuntimeCreate, request: Request, idempotency_key: IdempotencyKey = None
-):
+@flat.post("", status_code=201, response_model=FlatRuntimeOut, responses=errors(400, 404, 409, 413, 429, 503))
+async def create_flat(ctx: CtxDep, p: PrincipalDep, body: FlatRuntimeCreate, idem: IdempotencyDep):
     """Create a runtime in `spaceId` (default space when absent); `start: true` also launches it."""
-
-    async def handler():
-        created = await service.create(ctx, p, body)
-        if isinstance(created, Runtime):
-            return 201, dump(RuntimeOut.of(created), **_connection_fields(None))
-        connection = await connections.run_connection(ctx, created.runtime, created.run)
-        return 201, dump(RuntimeOut.of(created.runtime), **_connection_fields(connection))
-
-    return await idempotency.serve(
-        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json"), handler
+    spec = RuntimeSpec(
+        name=body.name,
+        type=body.type,
+        config=body.config,
+        metadata=body.metadata,
+        recording=body.recording,
+        idle_timeout_seconds=body.idle_timeout_seconds,
     )
+
+    async def make() -> FlatRuntimeOut:
+        space = await spaces.resolve(ctx, p, body.space_id)
+        created = await service.create(ctx, p, space, spec, start=body.start)
+        if isinstance(created, Runtime):
+            return FlatRuntimeOut.of(created)
+        connection = await connections.run_connection(ctx, created.runtime, created.run)
+        return FlatRuntimeOut.of(created.runtime).attached(connection)
+
+    return await idem.once(make, body.model_dump(mode="json"))
 
 
 @flat.get("", response_model=RuntimeList, responses=errors(400, 404))
 async def list_flat(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    page: Page,
-    status: StatusFilter,
-    space_id: Annotated[str | None, Query(alias="spaceId")] = None,
+    ctx: CtxDep, p: PrincipalDep, page: Page, status: StatusFilter, space: SpaceFilter = None
 ) -> RuntimeList:
-    runtimes, cursor = await service.list_runtimes(ctx, p, page, space_id=space_id, statuses=status)
+    runtimes, cursor = await service.list_runtimes(ctx, p, page, space=space, statuses=status)
     return RuntimeList.of(runtimes, cursor)
 
 
-@flat.get("/{runtime_id}", response_model=RuntimeOut, responses=errors(404))
-async def get_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, include: Include = None):
+@flat.get("/{runtime_id}", response_model=RuntimeOut | FlatRuntimeOut, responses=errors(404))
+async def get_flat(ctx: CtxDep, runtime: FlatRuntime, include: Include = None) -> RuntimeOut | FlatRuntimeOut:
     """`include=connection` adds the active run's `connection` (and `connectUrl`)."""
-    runtime = await service.get(ctx, p, runtime_id)
     if include != "connection":
         return RuntimeOut.of(runtime)
     connection = await connections.flat_connection_for_runtime(ctx, runtime)
-    return JSONResponse(dump(RuntimeOut.of(runtime), **_connection_fields(connection)))
+    return FlatRuntimeOut.of(runtime).attached(connection)
 
 
 @flat.patch("/{runtime_id}", response_model=RuntimeOut, responses=errors(400, 404, 409))
-async def update_flat(ctx: CtxDep, p: PrincipalDep, runtime_id: str, body: RuntimeUpdate) -> RuntimeOut:
+async def update_flat(ctx: CtxDep, runtime: FlatRuntime, body: RuntimeUpdate) -> RuntimeOut:
     """Rename, retag or reconfigure; `config` only while stopped."""
-    return RuntimeOut.of(await service.update(ctx, p, runtime_id, body))
+    return RuntimeOut.of(await service.update(ctx, runtime, body))
 
 
 @flat.delete("/{runtime_id}", response_model=Deleted, responses=errors(404, 409))
@@ -182,34 +161,22 @@ async def delete_flat(ctx: CtxDep, runtime: FlatRuntime, force: Force = False) -
     return Deleted(id=str(await service.delete(ctx, runtime, force=force)))
 
 
-@flat.post("/{runtime_id}/start", response_model=StartOut, responses=errors(400, 404, 409, 429, 503))
-async def start_flat(
-    ctx: CtxDep,
-    p: PrincipalDep,
-    runtime_id: str,
-    request: Request,
-    body: StartRequest | None = None,
-    idempotency_key: IdempotencyKey = None,
-):
+@flat.post("/{runtime_id}/start", response_model=FlatStartOut, responses=errors(400, 404, 409, 429, 503))
+async def start_flat(ctx: CtxDep, runtime: FlatRuntime, idem: IdempotencyDep, body: StartRequest | None = None):
     """Start the runtime and open a run; starting an active runtime returns its current run (`started: false`)."""
 
-    async def handler():
+    async def make() -> FlatStartOut:
         # The run (new, or the active one) and its run-scoped connection.
-        started = await service.start(ctx, p, runtime_id, recording=body.recording if body else None)
+        started = await service.start(ctx, runtime, recording=body.recording if body else None)
         connection = await connections.run_connection(ctx, started.runtime, started.run)
-        return 200, dump(
-            StartOut(
-                runtime_id=str(started.runtime.id),
-                run_id=str(started.run.id),
-                status=started.runtime.status,
-                started=started.started,
-            ),
-            **_connection_fields(connection),
-        )
+        return FlatStartOut(
+            runtime_id=str(started.runtime.id),
+            run_id=str(started.run.id),
+            status=started.runtime.status,
+            started=started.started,
+        ).attached(connection)
 
-    return await idempotency.serve(
-        ctx.db, p.account_id, request, idempotency_key, body.model_dump(mode="json") if body else None, handler
-    )
+    return await idem.once(make, body.model_dump(mode="json") if body else None)
 
 
 @flat.post("/{runtime_id}/stop", response_model=StopOut, responses=errors(404, 409))

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_serializer
 
+from app.connections.schemas import FlatConnection
 from app.core.schemas import JsonObject, Name, RequestModel, Timestamp, WireModel, list_model
 from app.runs.schemas import Failure, RecordingFlag
 from app.runtimes.models import Runtime
@@ -147,5 +148,30 @@ class StopOut(WireModel):
     stopped: bool
 
 
-def dump(model: WireModel, **extra: Any) -> dict[str, Any]:
-    return {**model.model_dump(mode="json", by_alias=True), **extra}
+class WithConnection(WireModel):
+    """Flat responses carrying the run's connection: `connection` always (null without a run), and its
+    URL as `connectUrl` and `cdpUrl` (the SDKs' spellings) only when there is one."""
+
+    connection: FlatConnection | None = None
+    connect_url: str | None = Field(default=None, description="The connection's `cdpUrl`; absent without one")
+    cdp_url: str | None = Field(default=None, description="The connection's `cdpUrl`; absent without one")
+
+    @model_serializer(mode="wrap")
+    def _urls_only_with_connection(self, handler):  # unannotated: the API description keeps the fields
+        data = handler(self)
+        if self.connection is None:
+            data.pop("connectUrl", None)
+            data.pop("cdpUrl", None)
+        return data
+
+    def attached(self, connection: FlatConnection | None) -> Self:
+        url = connection.cdp_url if connection else None
+        return self.model_copy(update={"connection": connection, "connect_url": url, "cdp_url": url})
+
+
+class FlatRuntimeOut(RuntimeOut, WithConnection):
+    """A runtime with its active run's connection (flat create, `include=connection`)."""
+
+
+class FlatStartOut(StartOut, WithConnection):
+    """Flat start: the run and its connection."""

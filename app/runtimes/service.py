@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
@@ -17,8 +18,7 @@ from app.runtimes import lifecycle
 from app.runtimes.lifecycle import Started, Stopped, runtime_not_found
 from app.runtimes.models import Runtime
 from app.runtimes.models import RuntimeStatus as RS
-from app.runtimes.schemas import BrowserConfig, FlatRuntimeCreate, RuntimeUpdate, SeedRuntimeCreate
-from app.spaces import service as spaces
+from app.runtimes.schemas import BrowserConfig, RuntimeUpdate
 from app.spaces.models import Space
 
 DEFAULT_NAME = "browser"
@@ -28,30 +28,31 @@ def _config_dict(config: BrowserConfig | None) -> dict:
     return config.model_dump(by_alias=True, exclude_none=True) if config else {}
 
 
-async def _insert(
-    ctx: AppContext,
-    p: Principal,
-    space: Space,
-    *,
-    name: str | None,
-    type: str,
-    config: BrowserConfig | None,
-    metadata: dict | None,
-    recording: bool,
-    idle_timeout_seconds: int | None = None,
-) -> Runtime:
+@dataclass(frozen=True, slots=True)
+class RuntimeSpec:
+    """What a create asks for, whichever generation spelled it (the routers translate their bodies)."""
+
+    name: str | None = None
+    type: str = "browser"
+    config: BrowserConfig | None = None
+    metadata: dict | None = None
+    recording: bool = True
+    idle_timeout_seconds: int | None = None
+
+
+async def _insert(ctx: AppContext, p: Principal, space: Space, spec: RuntimeSpec) -> Runtime:
     now = clock.now()
     runtime = Runtime(
         id=ids.new_id(),
         account_id=p.account_id,
         space_id=space.id,
-        name=name or DEFAULT_NAME,
-        type=type,
+        name=spec.name or DEFAULT_NAME,
+        type=spec.type,
         status=RS.STOPPED,
-        config=_config_dict(config),
-        metadata_=metadata,
-        recording=recording,
-        idle_timeout_seconds=idle_timeout_seconds,
+        config=_config_dict(spec.config),
+        metadata_=spec.metadata,
+        recording=spec.recording,
+        idle_timeout_seconds=spec.idle_timeout_seconds,
         active_run_id=None,
         driver=ctx.driver.name,
         driver_state=None,
@@ -66,19 +67,12 @@ async def _insert(
     return runtime
 
 
-async def create_and_launch(ctx: AppContext, p: Principal, space_id: str, body: SeedRuntimeCreate) -> Started:
-    """Seed shape: the runtime is created and launched in one call and comes back `active`."""
-    space = await spaces.get(ctx.db, p, space_id)
-    runtime = await _insert(
-        ctx,
-        p,
-        space,
-        name=body.name,
-        type=body.kind or body.type,
-        config=body.config,
-        metadata=body.metadata,
-        recording=body.recording,
-    )
+async def create(ctx: AppContext, p: Principal, space: Space, spec: RuntimeSpec, *, start: bool) -> Runtime | Started:
+    """Created `stopped`, or with `start` also launched (then what the launch started: the runtime
+    `active` with its run). A runtime whose launch is refused for capacity is not kept."""
+    runtime = await _insert(ctx, p, space, spec)
+    if not start:
+        return runtime
     return await _launch_new(ctx, runtime)
 
 
@@ -96,49 +90,25 @@ async def _launch_new(ctx: AppContext, runtime: Runtime) -> Started:
         raise
 
 
-async def create(ctx: AppContext, p: Principal, body: FlatRuntimeCreate) -> Runtime | Started:
-    """Created `stopped`, or with `start: true` also launched (then what the launch started)."""
-    space = await spaces.resolve(ctx.db, p, body.space_id)
-    runtime = await _insert(
-        ctx,
-        p,
-        space,
-        name=body.name,
-        type=body.type,
-        config=body.config,
-        metadata=body.metadata,
-        recording=body.recording,
-        idle_timeout_seconds=body.idle_timeout_seconds,
-    )
-    if not body.start:
-        return runtime
-    return await _launch_new(ctx, runtime)
-
-
-async def get(ctx: AppContext, p: Principal, runtime_id: str, *, space_id: str | None = None) -> Runtime:
-    space = await spaces.get(ctx.db, p, space_id) if space_id is not None else None
+async def get(ctx: AppContext, p: Principal, runtime_id: str) -> Runtime:
     runtime = await get_owned(ctx.db, Runtime, runtime_id, p.account_id)
-    if runtime is None or runtime.deleted_at is not None or (space is not None and runtime.space_id != space.id):
+    if runtime is None or runtime.deleted_at is not None:
         raise runtime_not_found(runtime_id)
     return runtime
 
 
 async def list_runtimes(
-    ctx: AppContext, p: Principal, page: PageParams, *, space_id: str | None = None, statuses: list[str] | None = None
+    ctx: AppContext, p: Principal, page: PageParams, *, space: Space | None = None, statuses: list[str] | None = None
 ) -> tuple[list[Runtime], str | None]:
     stmt = select(Runtime).where(Runtime.account_id == p.account_id, Runtime.deleted_at.is_(None))
-    if space_id is not None:
-        space = await spaces.get(ctx.db, p, space_id)
+    if space is not None:
         stmt = stmt.where(Runtime.space_id == space.id)
     if statuses:
         stmt = stmt.where(Runtime.status.in_(statuses))
     return await fetch_by_id(ctx.db, stmt, Runtime.id, page)
 
 
-async def start(
-    ctx: AppContext, p: Principal, runtime_id: str, *, recording: bool | None = None, space_id: str | None = None
-) -> Started:
-    runtime = await get(ctx, p, runtime_id, space_id=space_id)
+async def start(ctx: AppContext, runtime: Runtime, *, recording: bool | None = None) -> Started:
     return await lifecycle.launch(ctx, runtime.id, recording=recording)
 
 
@@ -146,8 +116,7 @@ async def stop(ctx: AppContext, runtime: Runtime) -> Stopped:
     return await lifecycle.stop(ctx, runtime.id)
 
 
-async def update(ctx: AppContext, p: Principal, runtime_id: str, body: RuntimeUpdate) -> Runtime:
-    runtime = await get(ctx, p, runtime_id)
+async def update(ctx: AppContext, runtime: Runtime, body: RuntimeUpdate) -> Runtime:
     changes = body.model_fields_set  # field names (a dump would give the camelCase aliases)
     async with ctx.db.transaction() as s:
         runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()

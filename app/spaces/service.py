@@ -11,7 +11,7 @@ from app.accounts.service import Principal
 from app.artifacts.models import Artifact
 from app.core import clock, ids
 from app.core.context import AppContext
-from app.core.db import Database, get_owned
+from app.core.db import get_owned
 from app.core.errors import Conflict, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.files.models import StorageFile
@@ -28,7 +28,7 @@ def space_not_found(space_id: object) -> NotFound:
     return NotFound("Space not found", code="space.not_found", details={"spaceId": str(space_id)})
 
 
-async def create(db: Database, p: Principal, body: SpaceCreate) -> Space:
+async def create(ctx: AppContext, p: Principal, body: SpaceCreate) -> Space:
     now = clock.now()
     space = Space(
         id=ids.new_id(),
@@ -41,29 +41,29 @@ async def create(db: Database, p: Principal, body: SpaceCreate) -> Space:
         created_at=now,
         updated_at=now,
     )
-    async with db.transaction() as s:
+    async with ctx.db.transaction() as s:
         s.add(space)
     return space
 
 
-async def get(db: Database, p: Principal, space_id: str) -> Space:
+async def get(ctx: AppContext, p: Principal, space_id: str) -> Space:
     """`default` names the account's default space, created on first use."""
     if space_id == "default":
-        return await default_space(db, p)
-    space = await get_owned(db, Space, space_id, p.account_id)
+        return await default_space(ctx, p)
+    space = await get_owned(ctx.db, Space, space_id, p.account_id)
     if space is None:
         raise space_not_found(space_id)
     return space
 
 
-async def resolve(db: Database, p: Principal, space_id: str | None) -> Space:
+async def resolve(ctx: AppContext, p: Principal, space_id: str | None) -> Space:
     """Flat routes: a missing spaceId means the account's default space."""
-    return await default_space(db, p) if space_id is None else await get(db, p, space_id)
+    return await default_space(ctx, p) if space_id is None else await get(ctx, p, space_id)
 
 
-async def default_space(db: Database, p: Principal) -> Space:
+async def default_space(ctx: AppContext, p: Principal) -> Space:
     stmt = select(Space).where(Space.account_id == p.account_id, Space.is_default.is_(True))
-    async with db.read() as s:
+    async with ctx.db.read() as s:
         space = (await s.execute(stmt)).scalar_one_or_none()
     if space is not None:
         return space
@@ -80,23 +80,22 @@ async def default_space(db: Database, p: Principal) -> Space:
         updated_at=now,
     )
     try:
-        async with db.transaction() as s:
+        async with ctx.db.transaction() as s:
             s.add(space)
         return space
     except IntegrityError:
         # Another request created it first; the unique index kept it single.
-        async with db.read() as s:
+        async with ctx.db.read() as s:
             return (await s.execute(stmt)).scalar_one()
 
 
-async def list_spaces(db: Database, p: Principal, page: PageParams) -> tuple[list[Space], str | None]:
-    return await fetch_by_id(db, select(Space).where(Space.account_id == p.account_id), Space.id, page)
+async def list_spaces(ctx: AppContext, p: Principal, page: PageParams) -> tuple[list[Space], str | None]:
+    return await fetch_by_id(ctx.db, select(Space).where(Space.account_id == p.account_id), Space.id, page)
 
 
-async def update(db: Database, p: Principal, space_id: str, body: SpaceUpdate) -> Space:
-    space = await get(db, p, space_id)
+async def update(ctx: AppContext, space: Space, body: SpaceUpdate) -> Space:
     changes = body.model_fields_set  # field names (a dump would give the camelCase aliases)
-    async with db.transaction() as s:
+    async with ctx.db.transaction() as s:
         space = await s.merge(space)
         if "name" in changes and body.name is not None:
             space.name = body.name
@@ -110,10 +109,9 @@ async def update(db: Database, p: Principal, space_id: str, body: SpaceUpdate) -
     return space
 
 
-async def delete_space(ctx: AppContext, p: Principal, space_id: str) -> uuid.UUID:
+async def delete_space(ctx: AppContext, space: Space) -> uuid.UUID:
     """Deletes the space with its runtimes, runs, events, files and artifacts (their bytes too);
     refused while a browser runs in it."""
-    space = await get(ctx.db, p, space_id)
     async with ctx.db.transaction() as s:
         # Row lock: a runtime launch in this space takes the same lock, so neither slips past the other.
         await s.execute(select(Space.id).where(Space.id == space.id).with_for_update())
