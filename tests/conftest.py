@@ -6,7 +6,9 @@ test gets its own account and API key, so tests never see each other's rows.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -79,8 +81,18 @@ async def running_app(settings: Settings) -> AsyncIterator[Server]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         yield Server(app, settings)
+        watchdog = asyncio.get_running_loop().call_later(60, _dump_tasks, "server shutdown still waiting after 60 s")
+    watchdog.cancel()
     # Whatever a test left running, shutting the server down must not leave Chromium behind.
     assert chromium_pids(profile_fragment(settings.data_dir)) == []
+
+
+def _dump_tasks(why: str) -> None:
+    """A shutdown that hangs says what it waits on: every task's stack, to the real stderr (pytest
+    captures the other)."""
+    print(f"\n--- {why}; tasks:", file=sys.__stderr__)
+    for task in asyncio.all_tasks():
+        task.print_stack(file=sys.__stderr__)
 
 
 def make_settings(tmp: Path, backend: str, pg: str | None, **overrides) -> Settings:

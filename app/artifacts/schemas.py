@@ -7,6 +7,9 @@ from pydantic import Field
 from app.artifacts.models import Artifact
 from app.core.schemas import JsonObject, Timestamp, WireModel, list_model
 
+# The kinds an artifact can have (app/artifacts/models.py ArtifactKind.ALL, checked when recorded).
+ArtifactKindLiteral = Literal["download", "screenshot", "recording", "collected", "export", "report"]
+
 
 class ArtifactOut(WireModel):
     id: str

@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.accounts.service import Principal
 from app.artifacts.models import Artifact, ArtifactKind
 from app.core import clock, ids
 from app.core.context import AppContext
@@ -22,9 +21,8 @@ from app.core.errors import InvalidRequest, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.runs import events
 from app.runs.models import Run
-from app.runs.service import get as get_run
 from app.runs.service import run_not_found
-from app.spaces import service as spaces
+from app.spaces.models import Space
 from app.storage import StoredObject, make_store, new_key
 from app.storage.http import Download
 
@@ -127,9 +125,8 @@ async def insert(
 
 
 async def list_for_run(
-    ctx: AppContext, p: Principal, run_id: str, page: PageParams, *, kinds: list[str] | None = None
+    ctx: AppContext, run: Run, page: PageParams, *, kinds: list[str] | None = None
 ) -> tuple[list[Artifact], str | None]:
-    run = await get_run(ctx, p, run_id)
     stmt = select(Artifact).where(Artifact.run_id == run.id)
     if kinds:
         stmt = stmt.where(Artifact.kind.in_(kinds))
@@ -137,16 +134,9 @@ async def list_for_run(
 
 
 async def list_for_space(
-    ctx: AppContext,
-    p: Principal,
-    space_id: str,
-    page: PageParams,
-    *,
-    runtime_id: str | None = None,
-    kinds: list[str] | None = None,
+    ctx: AppContext, space: Space, page: PageParams, *, runtime_id: str | None = None, kinds: list[str] | None = None
 ) -> tuple[list[Artifact], str | None]:
-    space = await spaces.get(ctx, p, space_id)
-    stmt = select(Artifact).where(Artifact.space_id == space.id, Artifact.account_id == p.account_id)
+    stmt = select(Artifact).where(Artifact.space_id == space.id, Artifact.account_id == space.account_id)
     if runtime_id is not None:
         rid = ids.parse_uuid(runtime_id)
         if rid is None:  # an id that is not a UUID matches nothing
@@ -157,16 +147,15 @@ async def list_for_space(
     return await fetch_by_id(ctx.db, stmt, Artifact.id, page, newest_first=True)
 
 
-async def get(ctx: AppContext, p: Principal, run_id: str, artifact_id: str) -> Artifact:
-    run = await get_run(ctx, p, run_id)
-    artifact = await get_owned(ctx.db, Artifact, artifact_id, p.account_id)
+async def get(ctx: AppContext, run: Run, artifact_id: str) -> Artifact:
+    artifact = await get_owned(ctx.db, Artifact, artifact_id, run.account_id)
     if artifact is None or artifact.run_id != run.id:
         raise artifact_not_found(artifact_id)
     return artifact
 
 
-async def content(ctx: AppContext, p: Principal, run_id: str, artifact_id: str) -> Download:
-    artifact = await get(ctx, p, run_id, artifact_id)
+async def content(ctx: AppContext, run: Run, artifact_id: str) -> Download:
+    artifact = await get(ctx, run, artifact_id)
     return Download(
         key=artifact.object_key, filename=artifact.name, content_type=artifact.content_type, sha256=artifact.sha256
     )

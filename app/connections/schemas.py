@@ -7,7 +7,7 @@ from pydantic import Field
 from app.connections.models import Connection
 from app.core import clock
 from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel, list_model
-from app.runs.schemas import RecordingFlag
+from app.runs.schemas import RecordingFlag, RunOut
 
 ConnectionStatusLiteral = Literal["active", "revoked", "expired", "closed"]
 
@@ -85,3 +85,9 @@ class FlatConnection(WireModel):
     web_mcp_url: None = None
     recording: RecordingFlag
     expires_at: Timestamp | None = None
+
+
+class RunWithConnection(RunOut):
+    """A run with its flat connection (`GET /v1/runs/{id}?include=connection`): null unless active."""
+
+    connection: FlatConnection | None = None

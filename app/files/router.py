@@ -29,6 +29,7 @@ from app.files.schemas import (
     StageRequest,
     UploadOut,
 )
+from app.runs.paths import PathRun
 from app.runtimes.paths import FlatRuntime, SeedRuntime
 from app.spaces import service as spaces
 from app.spaces.paths import PathSpace, QuerySpace
@@ -329,18 +330,18 @@ async def upload_runtime_flat(ctx: CtxDep, runtime: FlatRuntime, request: Reques
 
 
 @runs.get("", response_model=FileList, responses=errors(400, 404))
-async def run_files(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page) -> FileList:
+async def run_files(ctx: CtxDep, run: PathRun, page: Page) -> FileList:
     """Storage files the run produced: collected from its runtime or exported from it."""
-    rows, cursor = await service.list_run_files(ctx, p, run_id, page)
+    rows, cursor = await service.list_run_files(ctx, run, page)
     return FileList.of(rows, cursor)
 
 
 @runs.post("/export", status_code=201, response_model=FileOut, responses=errors(400, 404, 409))
-async def export(ctx: CtxDep, p: PrincipalDep, run_id: str, idem: IdempotencyDep, body: ExportRequest | None = None):
+async def export(ctx: CtxDep, run: PathRun, idem: IdempotencyDep, body: ExportRequest | None = None):
     """ZIP the run's artifacts into space storage at `exports/<run id>/<name>`; also an `export` artifact."""
     body = body or ExportRequest()
 
     async def make() -> FileOut:
-        return FileOut.of(await service.export_run(ctx, p, run_id, body))
+        return FileOut.of(await service.export_run(ctx, run, body))
 
     return await idem.once(make, body.model_dump(mode="json"))

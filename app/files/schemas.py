@@ -4,7 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, Field, StringConstraints, model_validator
 
-from app.artifacts.schemas import ArtifactOut
+from app.artifacts.schemas import ArtifactKindLiteral, ArtifactOut
 from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel, list_model
 from app.files.models import StorageFile
 from app.files.paths import NAME_PATTERN, PATH_PATTERN
@@ -16,7 +16,6 @@ FileName = Annotated[
     Field(json_schema_extra={"pattern": NAME_PATTERN}),
 ]
 RawPath = Annotated[str, StringConstraints(max_length=4096), Field(json_schema_extra={"pattern": PATH_PATTERN})]
-ArtifactKindLiteral = Literal["download", "screenshot", "recording", "collected", "export", "report"]
 
 
 class FileOut(WireModel):

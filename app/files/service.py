@@ -36,7 +36,7 @@ from app.files import multipart
 from app.files.models import StorageFile
 from app.files.paths import basename, check_relative
 from app.files.schemas import ExportRequest, FileUpdate
-from app.runs.service import get as get_run
+from app.runs.models import Run
 from app.spaces import service as spaces
 from app.spaces.models import Space
 from app.storage import StoredObject, make_store, new_key
@@ -345,12 +345,9 @@ def content(row: StorageFile) -> Download:
 # --- run files and exports ----------------------------------------------------------------------
 
 
-async def list_run_files(
-    ctx: AppContext, p: Principal, run_id: str, page: PageParams
-) -> tuple[list[StorageFile], str | None]:
+async def list_run_files(ctx: AppContext, run: Run, page: PageParams) -> tuple[list[StorageFile], str | None]:
     """Storage files a run produced (collected from its runtime, or exported from it)."""
-    run = await get_run(ctx, p, run_id)
-    stmt = select(StorageFile).where(StorageFile.run_id == run.id, StorageFile.account_id == p.account_id)
+    stmt = select(StorageFile).where(StorageFile.run_id == run.id, StorageFile.account_id == run.account_id)
     return await _page(ctx, stmt, page)
 
 
@@ -405,9 +402,8 @@ async def _build_zip(ctx: AppContext, target: Path, items: list[Artifact]) -> No
         await asyncio.to_thread(zf.close)
 
 
-async def export_run(ctx: AppContext, p: Principal, run_id: str, body: ExportRequest) -> StorageFile:
+async def export_run(ctx: AppContext, run: Run, body: ExportRequest) -> StorageFile:
     """ZIP the run's artifacts into space storage (`exports/<run>/<name>`), also recorded as an `export` artifact."""
-    run = await get_run(ctx, p, run_id)
     kinds = body.kind or [k for k in ArtifactKind.ALL if k != ArtifactKind.EXPORT]
     stamp = clock.now().strftime("%Y%m%dT%H%M%S%fZ")
     name = body.name or f"run-{run.id}-{stamp}.zip"

@@ -22,7 +22,7 @@ from app.invocations.schemas import (
     normalise_flat,
     normalise_seed,
 )
-from app.runs import service as runs
+from app.runs.paths import PathRun
 from app.runtimes.paths import FlatRuntime, SeedRuntime
 
 router = APIRouter(tags=["invocations"])
@@ -82,8 +82,7 @@ async def create_flat(ctx: CtxDep, p: PrincipalDep, runtime: FlatRuntime, body: 
 
 
 @router.get("/v1/runs/{run_id}/invocations", response_model=InvocationList, responses=errors(400, 404))
-async def list_for_run(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page) -> InvocationList:
-    run = await runs.get(ctx, p, run_id)
+async def list_for_run(ctx: CtxDep, p: PrincipalDep, run: PathRun, page: Page) -> InvocationList:
     return InvocationList.of(*await service.list_for(ctx, p, page, run_id=run.id))
 
 

@@ -10,12 +10,13 @@ from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import Field
 from starlette.responses import StreamingResponse
 
-from app.accounts.auth import CtxDep, PrincipalDep
+from app.accounts.auth import CtxDep
 from app.core import clock, openapi
 from app.core.errors import NotFound
 from app.core.schemas import RequestModel, WireModel, errors
 from app.live import service
 from app.live.schemas import ReplayData
+from app.runs.paths import PathRun
 from app.storage import make_store
 from app.storage.http import Download, serve
 
@@ -70,12 +71,12 @@ class RevokedViewers(WireModel):
 
 
 @api.post("/runs/{run_id}/live", response_model=LiveOut, responses=errors(400, 404, 409))
-async def create_live(ctx: CtxDep, p: PrincipalDep, run_id: str, body: LiveIn | None = None):
+async def create_live(ctx: CtxDep, run: PathRun, body: LiveIn | None = None):
     """A short-lived viewer link for an active run. `control: "input"` lets the viewer drive the browser
     and holds the runtime's controller lock while the viewer is open (409 `runtime.controller_busy`
     while a CDP lease controls it); `"none"` is watch-only, enforced by the server."""
     body = body or LiveIn()
-    minted = await service.mint_live(ctx, p, run_id, body.control, body.expires_in_seconds)
+    minted = await service.mint_live(ctx, run, body.control, body.expires_in_seconds)
     return LiveOut(
         iframe_url=minted.url,
         url=minted.url,
@@ -86,10 +87,10 @@ async def create_live(ctx: CtxDep, p: PrincipalDep, run_id: str, body: LiveIn | 
 
 
 @api.post("/runs/{run_id}/recording", response_model=RecordingOut, responses=errors(400, 404))
-async def create_recording(ctx: CtxDep, p: PrincipalDep, run_id: str, body: RecordingIn | None = None):
+async def create_recording(ctx: CtxDep, run: PathRun, body: RecordingIn | None = None):
     """A short-lived replay link, during the run (what is recorded so far) or after it."""
     body = body or RecordingIn()
-    minted, info = await service.mint_recording(ctx, p, run_id, body.expires_in_seconds)
+    minted, info = await service.mint_recording(ctx, run, body.expires_in_seconds)
     return RecordingOut(
         iframe_url=minted.url,
         url=minted.url,
@@ -116,17 +117,17 @@ def _viewer_out(row) -> ViewerOut:
 
 
 @api.delete("/runs/{run_id}/viewers/{viewer_id}", response_model=ViewerOut, responses=errors(404))
-async def revoke_viewer(ctx: CtxDep, p: PrincipalDep, run_id: str, viewer_id: str):
+async def revoke_viewer(ctx: CtxDep, run: PathRun, viewer_id: str):
     """Revoke one live or replay link before it expires: its URL stops working and open pages close
     (at once on this server, within seconds on the others). An input viewer gives control back."""
-    [row] = await service.revoke_viewers(ctx, p, run_id, viewer_id)
+    [row] = await service.revoke_viewers(ctx, run, viewer_id)
     return _viewer_out(row)
 
 
 @api.delete("/runs/{run_id}/viewers", response_model=RevokedViewers, responses=errors(404))
-async def revoke_all_viewers(ctx: CtxDep, p: PrincipalDep, run_id: str):
+async def revoke_all_viewers(ctx: CtxDep, run: PathRun):
     """Revoke every live and replay link of the run."""
-    return RevokedViewers(data=[_viewer_out(row) for row in await service.revoke_viewers(ctx, p, run_id)])
+    return RevokedViewers(data=[_viewer_out(row) for row in await service.revoke_viewers(ctx, run)])
 
 
 @api.websocket("/live/socket")

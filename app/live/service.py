@@ -14,7 +14,6 @@ import structlog
 from sqlalchemy import select
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from app.accounts.auth import Principal
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.errors import Conflict, DomainError, NotFound
@@ -78,8 +77,7 @@ async def _active_runtime(ctx: AppContext, run: Run) -> Runtime:
     return runtime
 
 
-async def mint_live(ctx: AppContext, p: Principal, run_id: str, control: str, expires_in: int) -> Minted:
-    run = await runs.get(ctx, p, run_id)
+async def mint_live(ctx: AppContext, run: Run, control: str, expires_in: int) -> Minted:
     runtime = await _active_runtime(ctx, run)
     viewer_id = ids.new_id()
     token = tokens.ViewerToken(
@@ -116,8 +114,7 @@ async def recording_of(ctx: AppContext, run: Run) -> tuple[str, int, Recording |
     return row.status, recording_duration_ms(run, row), row
 
 
-async def mint_recording(ctx: AppContext, p: Principal, run_id: str, expires_in: int) -> tuple[Minted, dict]:
-    run = await runs.get(ctx, p, run_id)
+async def mint_recording(ctx: AppContext, run: Run, expires_in: int) -> tuple[Minted, dict]:
     status, duration_ms, row = await recording_of(ctx, run)
     token = tokens.ViewerToken(
         kind="replay",
@@ -179,10 +176,9 @@ def viewer_not_found(viewer_id: object) -> NotFound:
     return NotFound("Viewer link not found", code="viewer.not_found", details={"viewerId": str(viewer_id)})
 
 
-async def revoke_viewers(ctx: AppContext, p: Principal, run_id: str, viewer_id: str | None = None) -> list[Viewer]:
+async def revoke_viewers(ctx: AppContext, run: Run, viewer_id: str | None = None) -> list[Viewer]:
     """Revoke one link of the run (or all of them): pages open on it close, its URL stops working.
     Revoking a revoked link returns it unchanged."""
-    run = await runs.get(ctx, p, run_id)
     wanted = ids.parse_uuid(viewer_id) if viewer_id is not None else None
     if viewer_id is not None and wanted is None:
         raise viewer_not_found(viewer_id)

@@ -8,12 +8,13 @@ from sse_starlette import EventSourceResponse
 
 from app.accounts.auth import CtxDep, PrincipalDep
 from app.connections import service as connections
+from app.connections.schemas import RunWithConnection
 from app.core.ids import parse_uuid
 from app.core.paging import CURSOR_PATTERN, MAX_CURSOR, PageParams, page_params
 from app.core.query import multi
-from app.core.responses import JSONResponse
 from app.core.schemas import errors
 from app.runs import service
+from app.runs.paths import PathRun
 from app.runs.schemas import (
     MAX_EVENT_WAIT_MS,
     ActivityCategory,
@@ -60,21 +61,15 @@ async def list_runs(
     return RunList.of(runs, cursor)
 
 
-@router.get("/{run_id}", response_model=RunOut, responses=errors(404))
+@router.get("/{run_id}", response_model=RunOut | RunWithConnection, responses=errors(404))
 async def get_run(
-    ctx: CtxDep, p: PrincipalDep, run_id: str, include: Annotated[Literal["connection"] | None, Query()] = None
-):
+    ctx: CtxDep, run: PathRun, include: Annotated[Literal["connection"] | None, Query()] = None
+) -> RunOut | RunWithConnection:
     """`include=connection` adds the run's `connection` while the run is active (null otherwise)."""
-    run = await service.get(ctx, p, run_id)
     if include != "connection":
         return RunOut.of(run)
     connection = await connections.flat_connection_for_run(ctx, run)
-    return JSONResponse(
-        {
-            **RunOut.of(run).model_dump(mode="json"),
-            "connection": connection.model_dump(mode="json") if connection else None,
-        }
-    )
+    return RunWithConnection.of(run).model_copy(update={"connection": connection})
 
 
 def event_filter(
@@ -102,14 +97,14 @@ Filter = Annotated[EventFilter, Depends(event_filter)]
 
 
 @router.get("/{run_id}/events", response_model=EventList, responses=errors(400, 404))
-async def list_events(ctx: CtxDep, p: PrincipalDep, run_id: str, page: Page, flt: Filter) -> EventList:
+async def list_events(ctx: CtxDep, run: PathRun, page: Page, flt: Filter) -> EventList:
     """Events of a run in sequence order; `nextCursor` resumes after the last one returned."""
-    events, cursor = await service.list_events(ctx, p, run_id, page, flt)
+    events, cursor = await service.list_events(ctx, run, page, flt)
     return EventList.of(events, cursor)
 
 
 @router.post("/{run_id}/events/wait", response_model=EventWaitOut, responses=errors(400, 404))
-async def wait_event(ctx: CtxDep, p: PrincipalDep, run_id: str, body: EventWaitRequest) -> EventWaitOut:
+async def wait_event(ctx: CtxDep, run: PathRun, body: EventWaitRequest) -> EventWaitOut:
     """Long-poll (up to `timeoutMs`) for the next event matching the filters after `cursor`
     (default: after the newest event now). Pass the returned `cursor` to wait for the one after."""
     flt = EventFilter(
@@ -119,7 +114,7 @@ async def wait_event(ctx: CtxDep, p: PrincipalDep, run_id: str, body: EventWaitR
         page_id=body.page_id,
     )
     used = min(body.timeout_ms, MAX_EVENT_WAIT_MS)
-    event, cursor = await service.wait_event(ctx, p, run_id, flt, body.cursor, used)
+    event, cursor = await service.wait_event(ctx, run, flt, body.cursor, used)
     return EventWaitOut(
         event=EventOut.of(event) if event else None,
         timed_out=event is None,
@@ -138,23 +133,21 @@ async def wait_event(ctx: CtxDep, p: PrincipalDep, run_id: str, body: EventWaitR
 )
 async def stream_events(
     ctx: CtxDep,
-    p: PrincipalDep,
-    run_id: str,
+    run: PathRun,
     flt: Filter,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ):
     """Server-sent events: `run.event` frames whose `id` is the resume cursor, a `heartbeat` every
     15 s while idle, and a final `run.ended`. `Last-Event-ID` (or `cursor`) resumes without gaps."""
-    frames = await service.follow(ctx, p, run_id, flt, last_event_id or cursor)
+    frames = service.follow(ctx, run, flt, last_event_id or cursor)
     return EventSourceResponse(frames, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @router.get("/{run_id}/stream", responses={200: {"content": {"text/event-stream": {}}}, **errors(400, 404)})
 async def stream_run(
     ctx: CtxDep,
-    p: PrincipalDep,
-    run_id: str,
+    run: PathRun,
     flt: Filter,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
     after: Annotated[
@@ -164,7 +157,7 @@ async def stream_run(
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ):
     """The flat API's run stream (Python SDK `runs.stream`): the same frames as /events/stream."""
-    frames = await service.follow(ctx, p, run_id, flt, last_event_id or cursor or after)
+    frames = service.follow(ctx, run, flt, last_event_id or cursor or after)
     return EventSourceResponse(frames, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
@@ -173,8 +166,7 @@ async def stream_run(
 )
 async def activity(
     ctx: CtxDep,
-    p: PrincipalDep,
-    run_id: str,
+    run: PathRun,
     page: Page,
     categories: Annotated[list[str] | None, Depends(multi("categories", ActivityCategory, "Item categories"))],
     category: Annotated[list[str] | None, Depends(multi("category", ActivityCategory, "Alias of categories"))],
@@ -183,7 +175,7 @@ async def activity(
     """A human-readable timeline of the run: navigations with their requests as children, console
     errors with their severity, lifecycle, connections, dialogs and downloads."""
     items, cursor, truncated = await service.activity(
-        ctx, p, run_id, page, [*(categories or ()), *(category or ())] or None, level
+        ctx, run, page, [*(categories or ()), *(category or ())] or None, level
     )
     # `truncated`: not the whole timeline (another page, capped requests, or past the first 50,000 events).
     return {"data": items, "activity": items, "nextCursor": cursor, "truncated": truncated}
@@ -194,8 +186,7 @@ async def activity(
 )
 async def list_commands(
     ctx: CtxDep,
-    p: PrincipalDep,
-    run_id: str,
+    run: PathRun,
     page: Page,
     status: Annotated[list[str] | None, Depends(multi("status", CommandStatus))],
     include: Annotated[
@@ -206,7 +197,7 @@ async def list_commands(
 ) -> dict:
     """Platform command records of the run (runtime start and stop, leases; invocations later).
     `request`, `result` and `error` are only included when asked for with `include`."""
-    rows, cursor = await service.list_commands(ctx, p, run_id, page, status, order, set(include or ()))
+    rows, cursor = await service.list_commands(ctx, run, page, status, order, set(include or ()))
     if execution_mode:
         rows = [r for r in rows if r["executionMode"] == execution_mode]
     return {"data": rows, "commands": rows, "nextCursor": cursor}

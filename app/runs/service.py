@@ -51,9 +51,8 @@ async def list_runs(
 
 
 async def list_events(
-    ctx: AppContext, p: Principal, run_id: str, page: PageParams, flt: EventFilter
+    ctx: AppContext, run: Run, page: PageParams, flt: EventFilter
 ) -> tuple[list[RunEvent], str | None]:
-    run = await get(ctx, p, run_id)
     stmt = flt.apply(select(RunEvent).where(RunEvent.run_id == run.id))
     if page.after is not None:
         if not isinstance(page.after, int):
@@ -68,17 +67,15 @@ async def list_events(
 
 
 async def wait_event(
-    ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, cursor: str | None, timeout_ms: int
+    ctx: AppContext, run: Run, flt: EventFilter, cursor: str | None, timeout_ms: int
 ) -> tuple[RunEvent | None, str]:
     """Long-poll for the next matching event after `cursor` (or after now)."""
-    run = await get(ctx, p, run_id)
     event, last = await streams.wait_next(ctx, run, flt, streams.seq_of(cursor), timeout_ms / 1000)
     return event, encode_cursor(last)
 
 
-async def follow(ctx: AppContext, p: Principal, run_id: str, flt: EventFilter, cursor: str | None):
+def follow(ctx: AppContext, run: Run, flt: EventFilter, cursor: str | None):
     """The SSE frames of the run's events from `cursor` (checked before the stream starts)."""
-    run = await get(ctx, p, run_id)
     return streams.follow(ctx, run, flt, streams.seq_of(cursor) or 0)
 
 
@@ -86,10 +83,9 @@ ACTIVITY_EVENT_CAP = 50_000
 
 
 async def activity(
-    ctx: AppContext, p: Principal, run_id: str, page: PageParams, categories: list[str] | None, level: str | None
+    ctx: AppContext, run: Run, page: PageParams, categories: list[str] | None, level: str | None
 ) -> tuple[list[dict], str | None, bool]:
     """The run's activity items (derived from up to ACTIVITY_EVENT_CAP events), filtered and paged."""
-    run = await get(ctx, p, run_id)
     async with ctx.db.read() as s:
         rows = list(
             (
@@ -110,15 +106,8 @@ async def activity(
 
 
 async def list_commands(
-    ctx: AppContext,
-    p: Principal,
-    run_id: str,
-    page: PageParams,
-    statuses: list[str] | None,
-    order: str,
-    include: set[str],
+    ctx: AppContext, run: Run, page: PageParams, statuses: list[str] | None, order: str, include: set[str]
 ) -> tuple[list[dict], str | None]:
-    run = await get(ctx, p, run_id)
     rows, cursor = await commands.list_commands(ctx.db, run.id, page, statuses=statuses, descending=order == "desc")
     return [commands.as_wire(c, include) for c in rows], cursor
 

@@ -117,6 +117,10 @@ async def test_kind_filter_and_paging(server, api, tmp_path):
         assert [a["id"] for a in both] == [str(made[3].id), str(made[1].id)]
         mixed = (await api.get(base, params=[("kind", "screenshot"), ("kind[]", "report")])).json()["data"]
         assert len(mixed) == 2
+        # A kind no artifact can have is a mistake worth naming, not an empty page.
+        unknown = await api.get(base, params={"kind": "downloads"})
+        assert unknown.status_code == 400 and unknown.json()["code"] == "request.invalid"
+        assert unknown.json()["details"]["fields"][0]["field"].startswith("query.kind")
 
         seen, cursor = [], None
         while True:
