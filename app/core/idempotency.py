@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-from fastapi import Request
 from pydantic import BaseModel
 from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint, delete, select, update
 from sqlalchemy.exc import IntegrityError
@@ -78,19 +77,8 @@ def fingerprint(method: str, route: str, body: Any) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def serve(
-    db: Database, account_id: uuid.UUID, request: Request, key: str | None, body: Any, handler: Handler
-) -> JSONResponse:
+async def respond(db: Database, account_id: uuid.UUID, key: str, request_hash: str, handler: Handler) -> JSONResponse:
     """Serve `handler` once per key; later calls with the same key and request get the stored response."""
-    return await respond(db, account_id, key, fingerprint(request.method, request.url.path, body), handler)
-
-
-async def respond(
-    db: Database, account_id: uuid.UUID, key: str | None, request_hash: str, handler: Handler
-) -> JSONResponse:
-    if key is None:
-        status, body = await handler()
-        return JSONResponse(body, status_code=status)
     if not 1 <= len(key) <= MAX_KEY_LENGTH:
         raise InvalidRequest(
             f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters",

@@ -152,10 +152,12 @@ class ListOut(WireModel):
         return cls(data=items, next_cursor=next_cursor, **{cls.resource: items})
 
     @model_serializer(mode="wrap")
-    def _items_once(self, handler):  # no return annotation: the API description keeps the fields
+    def _items_once(self, handler, info):  # no return annotation: the API description keeps the fields
+        if info.include or info.exclude:  # a partial dump picks its own fields
+            return handler(self)
         # The two lists are the same items: serialise them once, then share the result.
         data = handler(self.model_copy(update={self.resource: []}))
-        data[self.resource] = data["data"]
+        data[self.resource] = data["data"]  # one-word names: the same by alias or by name
         return data
 
 

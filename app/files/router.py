@@ -32,6 +32,7 @@ from app.files.schemas import (
 from app.runs.paths import PathRun
 from app.runtimes.paths import FlatRuntime, SeedRuntime
 from app.spaces import service as spaces
+from app.spaces.models import Space
 from app.spaces.paths import PathSpace, QuerySpace
 from app.storage import http as content
 from app.storage import make_store
@@ -43,6 +44,9 @@ SpaceQuery = Annotated[
 ]
 RangeHeader = Annotated[str | None, Header(alias="Range")]
 IfRangeHeader = Annotated[str | None, Header(alias="If-Range")]
+
+# The flat upload's form may also name the space (`spaceId`) when the query does not.
+FLAT_UPLOAD_FIELDS = service.UPLOAD_FIELDS | {"spaceId"}
 
 # Upload routes stream their bodies and enforce BCTRL_MAX_UPLOAD_BYTES themselves (app/files/multipart.py),
 # so the general body cap (BCTRL_MAX_BODY_BYTES) does not apply to them.
@@ -153,11 +157,11 @@ def _collected(row, artifact) -> CollectOut:
     responses=errors(400, 404, 409, 413),
     openapi_extra=_multipart(**STORAGE_FORM),
 )
-async def upload_seed(ctx: CtxDep, p: PrincipalDep, space: PathSpace, request: Request, idem: IdempotencyDep):
+async def upload_seed(ctx: CtxDep, space: PathSpace, request: Request, idem: IdempotencyDep):
     """Upload a file (multipart `file`, `path`, `name`, `metadata`); the body is streamed to storage."""
 
     async def make() -> FileOut:
-        return FileOut.of(await service.upload(ctx, p, _body(request), space=space))
+        return FileOut.of(await service.upload(ctx, _body(request), space=space))
 
     return await idem.once(make, _upload_fingerprint(request))
 
@@ -210,15 +214,18 @@ async def upload_flat(
 
     async def make() -> FileOut:
         # Checked before the body is read when the query names the space; else the form may name it.
-        space = await spaces.get(ctx, p, space_id) if space_id is not None else None
-        return FileOut.of(await service.upload(ctx, p, _body(request), space=space, fields=service.FLAT_UPLOAD_FIELDS))
+        async def of_form(form: dict) -> Space:
+            return await spaces.resolve(ctx, p, form.get("spaceId") or None)
+
+        space = await spaces.get(ctx, p, space_id) if space_id is not None else of_form
+        return FileOut.of(await service.upload(ctx, _body(request), space=space, fields=FLAT_UPLOAD_FIELDS))
 
     return await idem.once(make, _upload_fingerprint(request))
 
 
 @flat.get("", response_model=FileList, responses=errors(400, 404))
-async def list_flat(ctx: CtxDep, p: PrincipalDep, page: Page, space: QuerySpace, prefix: Prefix = None) -> FileList:
-    # The principal first: an unauthenticated request is 401 before its query is judged.
+async def list_flat(ctx: CtxDep, space: QuerySpace, page: Page, prefix: Prefix = None) -> FileList:
+    # The space first (it authenticates): an unauthenticated request is 401 before its query is judged.
     rows, cursor = await service.list_files(ctx, space, page, prefix=prefix)
     return FileList.of(rows, cursor)
 

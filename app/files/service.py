@@ -205,7 +205,6 @@ async def commit(
 # --- uploads ------------------------------------------------------------------------------------
 
 UPLOAD_FIELDS = frozenset({"path", "name", "metadata"})
-FLAT_UPLOAD_FIELDS = UPLOAD_FIELDS | {"spaceId"}
 
 
 async def receive(ctx: AppContext, body: UploadBody, allowed: frozenset[str]) -> multipart.Received:
@@ -276,16 +275,19 @@ async def store_received(
     return await commit(ctx, row, [stored.key])
 
 
+SpaceOfForm = Callable[[dict[str, Any]], Awaitable[Space]]
+
+
 async def upload(
-    ctx: AppContext, p: Principal, body: UploadBody, *, space: Space | None, fields: frozenset[str] = UPLOAD_FIELDS
+    ctx: AppContext, body: UploadBody, *, space: Space | SpaceOfForm, fields: frozenset[str] = UPLOAD_FIELDS
 ) -> StorageFile:
-    """Into `space`; with none given, into the space the form's `spaceId` names, else the default one.
-    `fields` are the form fields the route accepts besides `file`."""
+    """Into `space`, or the space a function of the form's fields gives (a route whose form may name
+    one). `fields` are the form fields the route accepts besides `file`."""
     received = await receive(ctx, body, fields)
     form = received.fields
-    if space is None:
+    if not isinstance(space, Space):
         try:
-            space = await spaces.resolve(ctx, p, form.get("spaceId") or None)
+            space = await space(form)
         except BaseException:
             await discard(ctx, [received.stored.key])
             raise

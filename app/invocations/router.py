@@ -13,6 +13,7 @@ from app.core.errors import InvalidRequest
 from app.core.paging import PageParams, page_params
 from app.core.schemas import RequestModel, errors
 from app.invocations import service
+from app.invocations.paths import PathInvocation
 from app.invocations.schemas import (
     FlatInvocation,
     InvocationList,
@@ -87,16 +88,16 @@ async def list_for_run(ctx: CtxDep, p: PrincipalDep, run: PathRun, page: Page) -
 
 
 @router.get("/v1/invocations/{invocation_id}", response_model=InvocationOut, responses=errors(404))
-async def get_invocation(ctx: CtxDep, p: PrincipalDep, invocation_id: str) -> InvocationOut:
-    return InvocationOut.of(await service.get(ctx, p, invocation_id))
+async def get_invocation(row: PathInvocation) -> InvocationOut:
+    return InvocationOut.of(row)
 
 
 @router.post("/v1/invocations/{invocation_id}/wait", response_model=WaitOut, responses=errors(400, 404))
-async def wait_invocation(ctx: CtxDep, p: PrincipalDep, invocation_id: str, body: WaitIn | None = None) -> WaitOut:
+async def wait_invocation(ctx: CtxDep, row: PathInvocation, body: WaitIn | None = None) -> WaitOut:
     """Long-poll up to `timeoutMs` (at most 60 s; a longer ask waits 60 s and says `timeoutClamped`)."""
     asked = (body or WaitIn()).timeout_ms
     used = min(asked, MAX_WAIT_MS)
-    row, timed_out = await service.wait(ctx, p, invocation_id, used)
+    row, timed_out = await service.wait(ctx, row, used)
     return WaitOut(
         invocation=InvocationOut.of(row),
         timed_out=timed_out,
@@ -107,8 +108,8 @@ async def wait_invocation(ctx: CtxDep, p: PrincipalDep, invocation_id: str, body
 
 
 @router.post("/v1/invocations/{invocation_id}/cancel", response_model=InvocationOut, responses=errors(404))
-async def cancel_invocation(ctx: CtxDep, p: PrincipalDep, invocation_id: str) -> InvocationOut:
-    return InvocationOut.of(await service.cancel(ctx, p, invocation_id))
+async def cancel_invocation(ctx: CtxDep, row: PathInvocation) -> InvocationOut:
+    return InvocationOut.of(await service.cancel(ctx, row))
 
 
 routers = (router,)

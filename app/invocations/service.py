@@ -156,8 +156,7 @@ async def list_for(
     return await fetch_by_id(ctx.db, stmt, Command.id, page)
 
 
-async def wait(ctx: AppContext, p: Principal, invocation_id: str, timeout_ms: int) -> tuple[Command, bool]:
-    row = await get(ctx, p, invocation_id)
+async def wait(ctx: AppContext, row: Command, timeout_ms: int) -> tuple[Command, bool]:
     deadline = asyncio.get_running_loop().time() + timeout_ms / 1000
     while row.status not in TERMINAL_STATUSES:
         if asyncio.get_running_loop().time() >= deadline:
@@ -168,9 +167,8 @@ async def wait(ctx: AppContext, p: Principal, invocation_id: str, timeout_ms: in
     return row, False
 
 
-async def cancel(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
+async def cancel(ctx: AppContext, row: Command) -> Command:
     """Queued: cancelled at once. Running: `cancelling`, and the engine stops before its next step."""
-    row = await get(ctx, p, invocation_id)
     now = clock.now()
     async with ctx.db.transaction() as s:
         queued = (

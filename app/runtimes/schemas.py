@@ -160,8 +160,8 @@ class WithConnection(WireModel):
     def _urls_only_with_connection(self, handler):  # unannotated: the API description keeps the fields
         data = handler(self)
         if self.connection is None:
-            data.pop("connectUrl", None)
-            data.pop("cdpUrl", None)
+            for key in ("connectUrl", "cdpUrl", "connect_url", "cdp_url"):  # by alias or by name
+                data.pop(key, None)
         return data
 
     def attached(self, connection: FlatConnection | None) -> Self:
@@ -169,9 +169,9 @@ class WithConnection(WireModel):
         return self.model_copy(update={"connection": connection, "connect_url": url, "cdp_url": url})
 
 
-class FlatRuntimeOut(RuntimeOut, WithConnection):
+class FlatRuntimeOut(WithConnection, RuntimeOut):  # this base order keeps the connection fields last
     """A runtime with its active run's connection (flat create, `include=connection`)."""
 
 
-class FlatStartOut(StartOut, WithConnection):
+class FlatStartOut(WithConnection, StartOut):
     """Flat start: the run and its connection."""
