@@ -4,11 +4,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.artifacts.models import Artifact
+from app.artifacts.models import Artifact, ArtifactKind
 from app.core.schemas import JsonObject, Timestamp, WireModel, list_model
 
-# The kinds an artifact can have (app/artifacts/models.py ArtifactKind.ALL, checked when recorded).
-ArtifactKindLiteral = Literal["download", "screenshot", "recording", "collected", "export", "report"]
+# The kinds an artifact can have, as a type (checked when recorded); one list, ArtifactKind.ALL.
+ArtifactKindLiteral = Literal[ArtifactKind.ALL]
 
 
 class ArtifactOut(WireModel):

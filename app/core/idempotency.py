@@ -62,14 +62,15 @@ class Idempotency:
     async def once(self, make: Callable[[], Awaitable[M]], body: Any) -> M | JSONResponse:
         if self.key is None:
             return await make()
-        made: list[M] = []
+        made: M | None = None
 
         async def handler() -> tuple[int, Any]:
-            made.append(await make())
-            return self.status, made[0].model_dump(mode="json")  # wire models serialise by alias
+            nonlocal made
+            made = await make()
+            return self.status, made.model_dump(mode="json")  # wire models serialise by alias
 
         response = await respond(self.db, self.account_id, self.key, fingerprint(self.method, self.path, body), handler)
-        return made[0] if made else response
+        return response if made is None else made  # a replay, or the model this request made
 
 
 def fingerprint(method: str, route: str, body: Any) -> str:

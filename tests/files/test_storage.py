@@ -294,6 +294,15 @@ async def test_flat_routes_default_to_the_default_space(server, api):
     assert unknown.status_code == 404 and unknown.json()["code"] == "space.not_found"
 
 
+async def test_flat_upload_into_an_unknown_form_space_keeps_nothing(api, objects):
+    # The form's spaceId is read with the body: the bytes are already stored when it proves unknown.
+    unknown = await api.post(
+        "/v1/files", data={"spaceId": "0190a000-0000-7000-8000-000000000000"}, files={"file": ("f.txt", b"f")}
+    )
+    assert unknown.status_code == 404 and unknown.json()["code"] == "space.not_found"
+    assert objects() == set()
+
+
 async def test_idempotent_upload_replays(server, api, objects):
     space_id = await new_space(api)
     headers = {"Idempotency-Key": "upload-1"}
