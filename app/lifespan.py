@@ -60,6 +60,7 @@ def make_driver(settings: Settings, signing_key: bytes):
         settings.stop_timeout_seconds,
         browser_root=settings.resolved_browser_root,
         isolation=settings.browser_isolation,
+        max_state_bytes=settings.max_browser_state_bytes,
     )
 
 

@@ -15,6 +15,9 @@ from app.core import errors, openapi, query
 from app.core.config import Settings
 from app.core.methods import AllowedMethodsMiddleware
 from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from app.current import browsers as current_browsers
+from app.current import runs as current_runs
+from app.current import webdriver as current_webdriver
 from app.files import router as files
 from app.invocations import router as invocations
 from app.live import router as live
@@ -26,6 +29,11 @@ log = structlog.get_logger(__name__)
 
 ROUTERS = (
     health.router,
+    # The current generation first: on a path an earlier one also serves, its routes match only
+    # requests that name it (core/generation.py), and the rest fall through to the earlier routes.
+    current_browsers.router,
+    current_runs.router,
+    current_webdriver.router,
     accounts.router,
     spaces.router,
     runtimes.seed,

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_runtimes: int = Field(default=8, ge=1)
     launch_timeout_seconds: float = Field(default=20.0, gt=0)
     stop_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A browser's saved state (cookies, storage, IndexedDB) kept between runs, uncompressed, at most.
+    max_browser_state_bytes: int = Field(default=512 * 1024 * 1024, ge=1024)
     # The contract's floor for a lease TTL; lowered only by tests that watch leases expire.
     min_lease_ttl_seconds: int = Field(default=60, ge=1, le=60)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)

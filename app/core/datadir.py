@@ -4,6 +4,7 @@ BCTRL_SECRET_KEY is unset): only the server's own user may read it."""
 from __future__ import annotations
 
 import contextlib
+import uuid
 from pathlib import Path
 
 
@@ -14,3 +15,8 @@ def secure(data_dir: Path, sqlite_path: Path | None) -> None:
         for suffix in ("", "-wal", "-shm", "-journal"):
             with contextlib.suppress(FileNotFoundError):
                 Path(f"{sqlite_path}{suffix}").chmod(0o600)
+
+
+def recording_frames(data_dir: Path, run_id: uuid.UUID) -> Path:
+    """Where a run's recording frames are kept (app/live/recorder.py writes them)."""
+    return data_dir.resolve() / "recordings" / str(run_id)

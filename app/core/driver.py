@@ -20,6 +20,8 @@ class LaunchSpec:
     run_id: uuid.UUID | None = None
     window_size: tuple[int, int] | None = None
     locale: str | None = None
+    # A saved state archive (app/drivers/profile.py) to start from, for drivers that keep state.
+    restore_from: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class BrowserHandle:
     # The browser-level CDP websocket, e.g. ws://127.0.0.1:9222/devtools/browser/<id>
     ws_url: str
     state: dict[str, Any] = field(default_factory=dict)
+    # Set when the saved state could not be restored and the browser started clean.
+    state_warning: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class Driver(Protocol):
     name: str
     # Whether browsers keep running when the server process stops (containers do, child processes don't).
     browsers_outlive_server: bool
+    # Whether `stop(save_to=)` and `LaunchSpec.restore_from` keep a browser's profile between runs.
+    keeps_state: bool
     # Set by the egress service (app/egress/service.py): the proxy browsers are started against, and
     # how to make the proxy answer on an adopted browser's earlier address as well.
     proxy_url: str | None
@@ -68,8 +74,11 @@ class Driver(Protocol):
         `on_started` gets the state before the browser is started (a profile dir, a container name), so
         that a server that dies mid-launch leaves enough behind for another process to find and end it."""
 
-    async def stop(self, state: dict[str, Any]) -> None:
-        """Stop the browser and remove what it left on disk. Stopping a gone browser is not an error."""
+    async def stop(self, state: dict[str, Any], save_to: Path | None = None) -> int | None:
+        """Stop the browser and remove what it left on disk. Stopping a gone browser is not an error.
+
+        With `save_to` (drivers whose `keeps_state` is true), first archive the browser's state there and
+        return its size (None: nothing to keep); raises OSError when it cannot be saved."""
 
     async def is_alive(self, state: dict[str, Any]) -> bool:
         """Whether the browser described by `state` is still running."""

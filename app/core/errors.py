@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.core import generation
 from app.core.requestctx import current_request_id
 from app.core.responses import JSONResponse
 
@@ -154,10 +155,50 @@ def backend_unavailable(exc: BaseException) -> Unavailable | None:
     return None
 
 
-def error_body(code: str, message: str, details: dict[str, Any] | None, request_id: str | None) -> dict[str, Any]:
-    """The error envelope of the seed and flat generations, the one place it is built: REST responses,
-    the middleware's last resort, and the CDP upgrade's refusals (TCP splice and ASGI relay)."""
-    return {"error": message, "code": code, "requestId": request_id, "details": details or {}}
+# The current generation's reason classes, by HTTP status (contract/CURRENT.md).
+_REASON_CLASSES = {
+    400: "invalid_input",
+    401: "unauthorized",
+    402: "capability_limit_exceeded",
+    403: "capability_denied",
+    404: "not_found",
+    409: "conflict",
+    413: "invalid_input",
+    429: "rate_limited",
+    501: "capability_denied",
+    502: "upstream",
+    504: "upstream",
+}
+# Our codes spelled as the current generation's public codes, where one means the same thing (a browser
+# is our runtime there). Codes not listed keep our spelling; docs/decisions.md lists them.
+CURRENT_CODES = {
+    "runtime.not_found": "browser.not_found",
+    "runtime.not_active": "browser.not_running",
+    "runtime.controller_busy": "browser.control_held",
+    "runtime.capacity_exhausted": "browser.concurrent_quota_exceeded",
+    "runtime.transitioning": "runtime.start_in_progress",
+    "route.not_found": "resource.not_found",
+    "idempotency.conflict": "idempotency.mismatch",
+}
+
+
+def error_body(
+    code: str, message: str, details: dict[str, Any] | None, request_id: str | None, status: int = 400
+) -> dict[str, Any]:
+    """The error envelope, the one place it is built: REST responses, the middleware's last resort, and
+    the CDP upgrade's refusals (TCP splice and ASGI relay). Seed and flat: `{error, code, requestId,
+    details}`; the current generation (a request with `BCTRL-Version`) nests it under `error`."""
+    if generation.current() != generation.CURRENT:
+        return {"error": message, "code": code, "requestId": request_id, "details": details or {}}
+    body = {
+        "code": CURRENT_CODES.get(code, code),
+        "message": message,
+        "reasonClass": _REASON_CLASSES.get(status, "server" if status >= 500 else "invalid_input"),
+        "requestId": request_id,
+    }
+    if details:
+        body["details"] = details
+    return {"error": body}
 
 
 def envelope(
@@ -166,7 +207,8 @@ def envelope(
     if status == 503 and not any(k.lower() == "retry-after" for k in headers or {}):
         # Every 503 says when to come back.
         headers = {**(headers or {}), "Retry-After": str(RETRY_AFTER_SECONDS)}
-    return JSONResponse(error_body(code, message, details, current_request_id()), status_code=status, headers=headers)
+    body = error_body(code, message, details, current_request_id(), status)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 # Codes for HTTP errors raised by the framework itself (unknown route, wrong method, ...).

@@ -10,6 +10,7 @@ import orjson
 import structlog
 from starlette.exceptions import HTTPException
 
+from app.core import generation
 from app.core.errors import backend_unavailable, error_body
 from app.core.requestctx import current_request_id, reset_request_id, set_request_id
 
@@ -30,11 +31,21 @@ class RequestIdMiddleware:
         request_id = incoming if _VALID_INCOMING_ID.match(incoming) else f"req_{uuid.uuid4().hex}"
         token = set_request_id(request_id)
         structlog.contextvars.bind_contextvars(request_id=request_id)
+        version = dict(scope.get("headers") or []).get(generation.HEADER)
+        malformed = False
+        try:
+            spoken = generation.parse(version.decode("latin-1") if version is not None else None)
+        except generation.Malformed:
+            spoken, malformed = generation.CURRENT, True  # refused in the current envelope: it named a version
+        scope.setdefault("state", {})["bctrl_generation"] = spoken
+        generation_token = generation.set_current(spoken)
+        echo = [(b"bctrl-version", spoken.encode())] if spoken else []
 
         async def send_with_id(message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers") or [])
                 headers.append((b"x-request-id", request_id.encode()))
+                headers.extend(echo)
                 message = {**message, "headers": headers}
             await send(message)
 
@@ -48,6 +59,9 @@ class RequestIdMiddleware:
             await send_with_id(message)
 
         try:
+            if malformed:
+                await _refuse_version(send_logged, version, request_id, scope["type"])
+                return
             await self.app(scope, receive, send_logged)
         except Exception as exc:
             # Here rather than in Starlette's outermost handler, so the answer still carries the request id.
@@ -70,7 +84,7 @@ class RequestIdMiddleware:
                 _errors.exception("unhandled_error", path=scope.get("path"), method=scope.get("method"))
                 status_code, code, message, details, extra = 500, "server.error", "Internal server error", {}, []
             if scope["type"] == "http" and not status:
-                body = orjson.dumps(error_body(code, message, details, request_id))
+                body = orjson.dumps(error_body(code, message, details, request_id, status_code))
                 await send_logged(
                     {
                         "type": "http.response.start",
@@ -94,7 +108,25 @@ class RequestIdMiddleware:
                     ms=round((time.perf_counter() - started) * 1000, 1),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
+            generation.reset(generation_token)
             reset_request_id(token)
+
+
+async def _refuse_version(send, version: bytes, request_id: str, kind: str) -> None:
+    body = orjson.dumps(
+        error_body(
+            "request.version_unsupported",
+            f"BCTRL-Version must be a date (YYYY-MM-DD), such as {generation.CURRENT}",
+            {"header": "BCTRL-Version", "value": version.decode("latin-1")[:64], "supported": [generation.CURRENT]},
+            request_id,
+            400,
+        )
+    )
+    if kind != "http":
+        return  # a websocket upgrade: closing without accepting refuses it
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 400, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class _BodyTooLarge(HTTPException):
@@ -158,6 +190,7 @@ class BodyLimitMiddleware:
                 f"Request body is larger than {self.max_bytes} bytes",
                 {"maxBytes": self.max_bytes},
                 current_request_id(),
+                413,
             )
         )
         await send(

@@ -68,6 +68,8 @@ def _free_port() -> int:
 class DockerDriver:
     name = "docker"
     browsers_outlive_server = True
+    # Saved browser state between runs is not implemented for containers yet (docs/decisions.md).
+    keeps_state = False
 
     def __init__(
         self,
@@ -237,10 +239,10 @@ class DockerDriver:
 
     # --- stop, watch, find ---
 
-    async def stop(self, state: dict[str, Any]) -> None:
+    async def stop(self, state: dict[str, Any], save_to: Path | None = None) -> int | None:
         container_id = state.get("containerId")
         if not container_id:
-            return
+            return None
         try:
             # Force-remove kills and removes in one call; the container's filesystem is all tmpfs.
             await self._call(lambda: self._docker().api.remove_container(container_id, force=True, v=True))
@@ -249,6 +251,7 @@ class DockerDriver:
         except docker.errors.APIError as exc:
             if exc.status_code != 409:  # 409: removal already in progress
                 raise
+        return None
 
     async def is_alive(self, state: dict[str, Any]) -> bool:
         container_id = state.get("containerId")

@@ -33,6 +33,7 @@ import httpx
 import structlog
 
 from app.core.driver import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
+from app.drivers import profile
 from app.drivers.policy import managed_policy
 
 log = structlog.get_logger(__name__)
@@ -134,6 +135,7 @@ def _pid_matches(pid: int, profile_dir: str) -> bool:
 class LocalDriver:
     name = "local"
     browsers_outlive_server = False
+    keeps_state = True
 
     def __init__(
         self,
@@ -143,11 +145,13 @@ class LocalDriver:
         *,
         browser_root: Path | None = None,
         isolation: str = "auto",
+        max_state_bytes: int = 512 * 1024 * 1024,
     ) -> None:
         self.chromium_path = chromium_path
         self.data_dir = data_dir.resolve()
         self.root = (browser_root or self.data_dir / "browsers").resolve()
         self.profiles_dir = self.root / "profiles"
+        self.max_state_bytes = max_state_bytes
         self.stop_timeout = stop_timeout
         self.hostname = socket.gethostname()
         self.isolation = isolation
@@ -263,6 +267,15 @@ class LocalDriver:
         except OSError as exc:
             shutil.rmtree(profile_dir, ignore_errors=True)
             raise DriverError(f"Cannot create the browser profile under {self.profiles_dir}: {exc}") from exc
+        state_warning = None
+        if spec.restore_from is not None:
+            try:
+                await asyncio.to_thread(profile.restore, spec.restore_from, profile_dir, uid)
+            except profile.CorruptState as exc:
+                # Start clean rather than not at all; the caller tells the user.
+                state_warning = f"The saved state could not be restored ({exc}); this run started clean"
+                await asyncio.to_thread(shutil.rmtree, profile_dir, True)
+                self._own_dir(profile_dir, uid)
         state = {
             "profileDir": str(profile_dir),
             "downloadsDir": str(downloads),
@@ -329,7 +342,9 @@ class LocalDriver:
         port = int(http_url.rsplit(":", 1)[1])
         self._ports[str(profile_dir)] = port
         state.update(port=port, wsUrl=ws_url)
-        return BrowserHandle(runtime_id=spec.runtime_id, http_url=http_url, ws_url=ws_url, state=state)
+        return BrowserHandle(
+            runtime_id=spec.runtime_id, http_url=http_url, ws_url=ws_url, state=state, state_warning=state_warning
+        )
 
     def _browser_env(self, profile_dir: Path) -> dict[str, str]:
         """Only what Chromium needs: never the server's own environment (keys, database URLs)."""
@@ -367,10 +382,15 @@ class LocalDriver:
                         return http_url, response.json()["webSocketDebuggerUrl"]
             await asyncio.sleep(0.01)
 
-    async def stop(self, state: dict[str, Any]) -> None:
+    async def stop(self, state: dict[str, Any], save_to: Path | None = None) -> int | None:
         pid, profile_dir = state.get("pid"), state.get("profileDir")
         if state.get("host") not in (None, self.hostname) or not profile_dir:
-            return  # another host's browser, or nothing was started
+            return None  # another host's browser, or nothing was started
+        if save_to is not None and pid and state.get("wsUrl"):
+            # Closed the way a user closes it, so it writes its cookies and storage out (a signal to its
+            # process group stops the network process before it flushes the cookie store).
+            await profile.close_gracefully(state["wsUrl"])
+            await self._wait_gone(pid, profile_dir, self.stop_timeout)
         # Signal only processes that are provably this browser: its command line names its profile.
         if pid and _pid_matches(pid, profile_dir):
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -387,13 +407,20 @@ class LocalDriver:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), self.stop_timeout)
         self._ports.pop(profile_dir, None)
-        await asyncio.to_thread(shutil.rmtree, profile_dir, True)
+        saved = None
+        try:
+            if save_to is not None:
+                # The browser has exited, so its cookies and storage are on disk.
+                saved = await asyncio.to_thread(profile.archive, Path(profile_dir), save_to, self.max_state_bytes)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, profile_dir, True)
         # The run's downloads were copied out by the observer before the stop (lifecycle waits for it).
         downloads = state.get("downloadsDir")
         if downloads and Path(downloads).parent == self.root / "downloads":
             await asyncio.to_thread(shutil.rmtree, downloads, True)
         with contextlib.suppress(OSError):
             os.unlink(f"{profile_dir}.log")
+        return saved
 
     async def _wait_gone(self, pid: int, profile_dir: str, timeout: float) -> bool:
         proc = self._procs.get(pid)

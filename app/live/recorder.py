@@ -25,7 +25,7 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from app.core import clock
+from app.core import clock, datadir
 from app.live.models import Recording
 from app.live.models import RecordingStatus as RS
 from app.live.screencast import Frame, Subscriber
@@ -35,7 +35,7 @@ log = structlog.get_logger(__name__)
 
 
 def frames_dir(ctx, run_id: uuid.UUID) -> Path:
-    return ctx.settings.data_dir.resolve() / "recordings" / str(run_id)
+    return datadir.recording_frames(ctx.settings.data_dir, run_id)
 
 
 def frame_path(directory: Path, seq: int) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import orjson
 import structlog
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from app.core import clock, ids
@@ -100,6 +102,35 @@ async def mint_live(ctx: AppContext, run: Run, control: str, expires_in: int) ->
         source="api",
     )
     return Minted(_view_url(ctx, "live", tokens.mint(ctx.signing_key, token)), token.expires_at, token)
+
+
+# Standing links of a run (the current generation's `connections.liveViewUrl`): valid while the run is
+# active, and at most this long.
+RUN_LINK_SECONDS = 7 * 86_400
+
+
+async def run_links(ctx: AppContext, run: Run) -> dict[str, str]:
+    """The run's two standing live-view links, `input` (take control) and `none` (watch): the same URL
+    on every read, recorded once (so they can be revoked like any other link). The input link takes
+    control when its page opens, under the controller lock, not when it is minted."""
+    wanted = {
+        control: tokens.ViewerToken(
+            kind="live",
+            viewer_id=uuid.uuid5(run.id, f"live:{control}"),
+            run_id=run.id,
+            account_id=run.account_id,
+            control=control,
+            expires_at=float(int(run.started_at.timestamp()) + RUN_LINK_SECONDS),
+        )
+        for control in ("input", "none")
+    }
+    async with ctx.db.read() as s:
+        known = set((await s.execute(select(Viewer.id).where(Viewer.run_id == run.id))).scalars())
+    for token in wanted.values():
+        if token.viewer_id not in known:
+            with contextlib.suppress(IntegrityError):  # two first reads raced: the other recorded it
+                await _record_viewer(ctx, token)
+    return {control: _view_url(ctx, "live", tokens.mint(ctx.signing_key, t)) for control, t in wanted.items()}
 
 
 # --- recording ---

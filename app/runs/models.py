@@ -30,6 +30,8 @@ class Run(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     recording: Mapped[bool] = mapped_column(Boolean, default=True)
     failure: Mapped[dict[str, Any] | None]
+    # Why the run ended: the stop's reason (`stop requested`, `idle timeout`, ...) or the failure's code.
+    end_reason: Mapped[str | None] = mapped_column(String(64))
     # The last sequence number handed to an event (and to a command) of this run.
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     command_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import uuid
 from datetime import timedelta
 
+import structlog
 from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 
 from app.accounts.service import Principal
-from app.core import clock
+from app.artifacts.models import Artifact
+from app.core import clock, datadir
 from app.core.context import AppContext
 from app.core.db import get_owned
-from app.core.errors import InvalidRequest, NotFound
+from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.paging import PageParams, encode_cursor, fetch_by_id, split_page
 from app.runs import activity as activity_items
 from app.runs import commands, streams
-from app.runs.models import Run, RunEvent
+from app.runs.models import Run, RunEvent, RunStatus
 from app.runs.streams import EventFilter
+from app.storage import make_store
+
+log = structlog.get_logger(__name__)
 
 
 def run_not_found(run_id: object) -> NotFound:
@@ -39,6 +46,7 @@ async def list_runs(
     space_id: uuid.UUID | None = None,
     runtime_id: uuid.UUID | None = None,
     statuses: list[str] | None = None,
+    newest_first: bool = False,
 ) -> tuple[list[Run], str | None]:
     stmt = select(Run).where(Run.account_id == p.account_id)
     if space_id is not None:
@@ -47,7 +55,7 @@ async def list_runs(
         stmt = stmt.where(Run.runtime_id == runtime_id)
     if statuses:
         stmt = stmt.where(Run.status.in_(statuses))
-    return await fetch_by_id(ctx.db, stmt, Run.id, page)
+    return await fetch_by_id(ctx.db, stmt, Run.id, page, newest_first=newest_first)
 
 
 async def list_events(
@@ -127,3 +135,27 @@ async def purge_old_events(ctx: AppContext, batch: int = 10_000) -> int:
         removed += len(ids_)
         if len(ids_) < batch:
             return removed
+
+
+async def delete(ctx: AppContext, run: Run) -> uuid.UUID:
+    """Delete an ended run with everything it recorded: events, commands, connections, viewer links,
+    artifacts and their bytes, the recording's frames. An active run is 409 `run.active`."""
+    async with ctx.db.transaction() as s:
+        run = (await s.execute(select(Run).where(Run.id == run.id).with_for_update())).scalar_one()
+        if run.status == RunStatus.ACTIVE:
+            raise Conflict(
+                "The run is still active; stop its browser first",
+                code="run.active",
+                details={"runId": str(run.id), "status": run.status},
+            )
+        keys = list((await s.execute(select(Artifact.object_key).where(Artifact.run_id == run.id))).scalars())
+        # The rest goes by the foreign keys' ON DELETE CASCADE.
+        await s.execute(sql_delete(Run).where(Run.id == run.id))
+    store = make_store(ctx.settings)
+    for key in keys:
+        try:
+            await store.delete(key)
+        except Exception:
+            log.warning("artifact_bytes_not_deleted", run_id=str(run.id), key=key)
+    await asyncio.to_thread(shutil.rmtree, datadir.recording_frames(ctx.settings.data_dir, run.id), True)
+    return run.id

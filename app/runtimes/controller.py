@@ -139,6 +139,7 @@ async def take(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, holder: 
             controller_id=holder.id,
             controller_epoch=epoch,
             controller_expires_at=now + timedelta(milliseconds=ttl_ms),
+            controller_since=now,
         )
     )
     if result.rowcount != 1:  # another transaction took it between our read and our write
@@ -169,7 +170,7 @@ async def release(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, token
     result = await s.execute(
         update(Runtime)
         .where(Runtime.id == runtime_id, *_matches(token))
-        .values(controller_kind=None, controller_id=None, controller_expires_at=None)
+        .values(controller_kind=None, controller_id=None, controller_expires_at=None, controller_since=clock.now())
     )
     if result.rowcount != 1:
         return False
@@ -194,7 +195,7 @@ async def end_run(ctx: AppContext, s: AsyncSession, runtime_id: uuid.UUID, run_i
     await s.execute(
         update(Runtime)
         .where(Runtime.id == runtime_id, *_matches(token))
-        .values(controller_kind=None, controller_id=None, controller_expires_at=None)
+        .values(controller_kind=None, controller_id=None, controller_expires_at=None, controller_since=clock.now())
     )
 
 

@@ -21,6 +21,7 @@ from app.core.driver import BrowserHandle, DriverError, LaunchSpec
 from app.core.errors import Conflict, NotFound, TooManyRequests, Unavailable
 from app.runs import commands, events
 from app.runs.models import Run, RunStatus
+from app.runtimes import state
 from app.runtimes.models import Runtime
 from app.runtimes.models import RuntimeStatus as RS
 from app.runtimes.schemas import BrowserConfig
@@ -69,13 +70,22 @@ def _transitioning(runtime: Runtime) -> Conflict:
     )
 
 
-async def launch(ctx: AppContext, runtime_id: uuid.UUID, *, recording: bool | None = None) -> Started:
-    """Start the runtime's browser and open a run. Starting an active runtime returns its current run."""
+async def launch(
+    ctx: AppContext,
+    runtime_id: uuid.UUID,
+    *,
+    recording: bool | None = None,
+    on_admitted: asyncio.Event | None = None,
+) -> Started:
+    """Start the runtime's browser and open a run. Starting an active runtime returns its current run.
+    `on_admitted` is set once the run exists (capacity granted), before the browser is started."""
     # Shielded: a client that hangs up mid-launch must not leave the runtime half-started.
-    return await asyncio.shield(asyncio.ensure_future(_launch(ctx, runtime_id, recording)))
+    return await asyncio.shield(asyncio.ensure_future(_launch(ctx, runtime_id, recording, on_admitted)))
 
 
-async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None) -> Started:
+async def _launch(
+    ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None, on_admitted: asyncio.Event | None
+) -> Started:
     settings = ctx.settings
     async with ctx.capacity_lock, ctx.db.transaction() as s:
         # Lock order, the same everywhere: space (shared; deleting it takes it exclusively), runtime, capacity.
@@ -126,20 +136,32 @@ async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None
         runtime.status_changed_at = runtime.updated_at = now
         await events.append(s, run.id, "runtime.starting", "runtime", {"driver": ctx.driver.name})
 
+    if on_admitted is not None:
+        on_admitted.set()
     config = BrowserConfig.model_validate(runtime.config or {})
-    spec = LaunchSpec(runtime_id=runtime.id, run_id=run.id, window_size=config.window_size(), locale=config.locale)
+    saved = await state.fetch(ctx, runtime)
+    spec = LaunchSpec(
+        runtime_id=runtime.id,
+        run_id=run.id,
+        window_size=config.window_size(),
+        locale=config.locale,
+        restore_from=saved,
+    )
 
-    async def remember(state: dict) -> None:
+    async def remember(found: dict) -> None:
         # Recorded while still `starting`, so a sweep can stop this browser if this process dies now.
         async with ctx.db.transaction() as s:
             await s.execute(
                 update(Runtime)
                 .where(Runtime.id == runtime.id, Runtime.status == RS.STARTING, Runtime.active_run_id == run.id)
-                .values(driver_state=state)
+                .values(driver_state=found)
             )
 
     try:
         handle = await ctx.driver.launch(spec, settings.launch_timeout_seconds, remember)
+        await state.restored(ctx, runtime.id, handle.state_warning)
+        if handle.state_warning:
+            ctx.events.emit(run.id, "runtime.state_restore_failed", "runtime", {"message": handle.state_warning})
     except DriverError as exc:
         await fail(ctx, runtime.id, run.id, exc.code, exc.message)
         raise Unavailable(
@@ -148,6 +170,8 @@ async def _launch(ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None
     except BaseException as exc:
         await fail(ctx, runtime.id, run.id, "runtime.launch_failed", f"Launch failed: {exc!r}")
         raise
+    finally:
+        state.discard_file(saved)
     try:
         return await _mark_active(ctx, runtime.id, run, handle)
     except Unavailable:
@@ -198,13 +222,31 @@ async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle:
 
 
 async def stop(
-    ctx: AppContext, runtime_id: uuid.UUID, reason: str = "stop requested", run_id: uuid.UUID | None = None
+    ctx: AppContext,
+    runtime_id: uuid.UUID,
+    reason: str = "stop requested",
+    run_id: uuid.UUID | None = None,
+    *,
+    end_reason: str = "stopped",
+    discard_state: bool = False,
+    on_accepted: asyncio.Event | None = None,
 ) -> Stopped:
-    """Stop the browser and close the run as completed. Stopping a stopped runtime is a no-op."""
-    return await asyncio.shield(asyncio.ensure_future(_stop(ctx, runtime_id, reason, run_id)))
+    """Stop the browser and close the run as completed. Stopping a stopped runtime is a no-op.
+    The browser's profile is kept as the runtime's saved state unless `discard_state`. `on_accepted` is
+    set once the runtime is `stopping` (or found stopped)."""
+    stopping = _stop(ctx, runtime_id, reason, run_id, end_reason, discard_state, on_accepted)
+    return await asyncio.shield(asyncio.ensure_future(stopping))
 
 
-async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str, only_run: uuid.UUID | None) -> Stopped:
+async def _stop(
+    ctx: AppContext,
+    runtime_id: uuid.UUID,
+    reason: str,
+    only_run: uuid.UUID | None,
+    end_reason: str,
+    discard_state: bool,
+    on_accepted: asyncio.Event | None,
+) -> Stopped:
     """`only_run`: stop only if that run is still the current one (a decision taken about that run)."""
     deadline = asyncio.get_running_loop().time() + ctx.settings.stop_timeout_seconds * 3
     while True:
@@ -213,7 +255,7 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str, only_run: u
             if runtime.status in RS.STARTABLE or (only_run is not None and runtime.active_run_id != only_run):
                 return Stopped(runtime, None, stopped=False)
             if runtime.status == RS.ACTIVE:
-                run_id, state = runtime.active_run_id, runtime.driver_state or {}
+                run_id, driver_state = runtime.active_run_id, runtime.driver_state or {}
                 now = clock.now()
                 runtime.status, runtime.status_changed_at, runtime.updated_at = RS.STOPPING, now, now
                 break
@@ -223,6 +265,8 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str, only_run: u
         if asyncio.get_running_loop().time() > deadline:
             raise _transitioning(runtime)
         await asyncio.sleep(0.1)
+    if on_accepted is not None:
+        on_accepted.set()
 
     stop_started = clock.now()
     if ctx.supervisor:
@@ -230,7 +274,7 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str, only_run: u
         await ctx.supervisor.unwatch(runtime_id).wait_observer(timeout=15)
     await _run_end_hooks(ctx, runtime_id, run_id)
     try:
-        await ctx.driver.stop(state)
+        await state.stop_and_save(ctx, runtime_id, driver_state, keep=not discard_state)
     except Exception:
         log.exception("driver_stop_failed", runtime_id=str(runtime_id))
     async with ctx.db.transaction() as s:
@@ -238,13 +282,20 @@ async def _stop(ctx: AppContext, runtime_id: uuid.UUID, reason: str, only_run: u
         await s.execute(
             update(Runtime)
             .where(Runtime.id == runtime_id, Runtime.status == RS.STOPPING)
-            .values(status=RS.STOPPED, active_run_id=None, driver_state=None, status_changed_at=now, updated_at=now)
+            .values(
+                status=RS.STOPPED,
+                active_run_id=None,
+                driver_state=None,
+                status_changed_at=now,
+                updated_at=now,
+                last_used_at=now,
+            )
         )
         if run_id:
             await s.execute(
                 update(Run)
                 .where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
-                .values(status=RunStatus.COMPLETED, finished_at=now)
+                .values(status=RunStatus.COMPLETED, finished_at=now, end_reason=end_reason)
             )
             await events.append(s, run_id, "runtime.stopped", "runtime", {"reason": reason})
             await commands.record(
@@ -274,14 +325,14 @@ async def fail(
         ).scalar_one_or_none()
         if runtime is None or runtime.active_run_id != run_id or runtime.status not in from_statuses:
             return False
-        state, prior = runtime.driver_state or {}, runtime.status
+        driver_state, prior = runtime.driver_state or {}, runtime.status
         now = clock.now()
         runtime.status, runtime.active_run_id, runtime.driver_state = RS.FAILED, None, None
         runtime.failure, runtime.status_changed_at, runtime.updated_at = failure, now, now
         await s.execute(
             update(Run)
             .where(Run.id == run_id, Run.status == RunStatus.ACTIVE)
-            .values(status=RunStatus.FAILED, failure=failure, finished_at=now)
+            .values(status=RunStatus.FAILED, failure=failure, finished_at=now, end_reason=code[:64])
         )
         await events.append(s, run_id, "runtime.failed", "runtime", failure)
         if prior == RS.STARTING:
@@ -291,7 +342,7 @@ async def fail(
         ctx.supervisor.unwatch(runtime_id)
     await _run_end_hooks(ctx, runtime_id, run_id)
     with contextlib.suppress(Exception):
-        await ctx.driver.stop(state)
+        await ctx.driver.stop(driver_state)
     return True
 
 

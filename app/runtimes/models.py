@@ -53,6 +53,14 @@ class Runtime(Base):
     controller_id: Mapped[str | None] = mapped_column(String(64))
     controller_epoch: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     controller_expires_at: Mapped[datetime | None]
+    # When the controller last changed hands (taken or released): the current generation's `control.since`.
+    controller_since: Mapped[datetime | None]
+    # The browser's profile kept between runs (app/runtimes/state.py): {status, key, sizeBytes, savedAt,
+    # warning}; None: nothing saved.
+    saved_state: Mapped[dict[str, Any] | None]
+    # Deleted by the sweep after this many days without a run (None: kept).
+    expire_after_idle_days: Mapped[int | None]
+    last_used_at: Mapped[datetime | None]
 
 
 class ServerProcess(Base):

@@ -64,7 +64,7 @@ async def create_seed(ctx: CtxDep, p: PrincipalDep, space: PathSpace, body: Seed
 
 @seed.get("", response_model=RuntimeList, responses=errors(400, 404))
 async def list_seed(ctx: CtxDep, p: PrincipalDep, space: PathSpace, page: Page, status: StatusFilter) -> RuntimeList:
-    runtimes, cursor = await service.list_runtimes(ctx, p, page, space=space, statuses=status)
+    runtimes, cursor = await service.list_runtimes(ctx, p, page, service.RuntimeFilter(space=space, statuses=status))
     return RuntimeList.of(runtimes, cursor)
 
 
@@ -137,7 +137,7 @@ async def create_flat(ctx: CtxDep, p: PrincipalDep, body: FlatRuntimeCreate, ide
 async def list_flat(
     ctx: CtxDep, p: PrincipalDep, page: Page, status: StatusFilter, space: SpaceFilter = None
 ) -> RuntimeList:
-    runtimes, cursor = await service.list_runtimes(ctx, p, page, space=space, statuses=status)
+    runtimes, cursor = await service.list_runtimes(ctx, p, page, service.RuntimeFilter(space=space, statuses=status))
     return RuntimeList.of(runtimes, cursor)
 
 

@@ -66,6 +66,9 @@ class RuntimeUpdate(RequestModel):
     config: BrowserConfig | None = Field(default=None, description="Only while the runtime is stopped")
     idle_timeout_seconds: int | None = Field(default=None, ge=60, le=86_400)
     recording: bool | None = None
+    expire_after_idle_days: int | None = Field(
+        default=None, ge=1, le=3650, description="Deleted after this long unused"
+    )
 
 
 class StartRequest(RequestModel):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.accounts.service import Principal
 from app.core import clock, ids
@@ -14,7 +15,7 @@ from app.core.context import AppContext
 from app.core.db import get_owned
 from app.core.errors import Conflict, TooManyRequests
 from app.core.paging import PageParams, fetch_by_id
-from app.runtimes import lifecycle
+from app.runtimes import lifecycle, state
 from app.runtimes.lifecycle import Started, Stopped, runtime_not_found
 from app.runtimes.models import Runtime
 from app.runtimes.models import RuntimeStatus as RS
@@ -38,15 +39,35 @@ class RuntimeSpec:
     metadata: dict | None = None
     recording: bool = True
     idle_timeout_seconds: int | None = None
+    expire_after_idle_days: int | None = None
+    # The name must not be taken by another runtime of the space (the current generation's names are
+    # unique per space and may stand for the id); older generations allow repeats.
+    name_unique: bool = False
+
+
+def name_conflict(name: str, space_id: object) -> Conflict:
+    return Conflict(
+        f"A browser named {name!r} already exists in this space",
+        code="runtime.name_conflict",
+        details={"name": name, "spaceId": str(space_id)},
+    )
+
+
+async def _name_taken(s, space_id: uuid.UUID, name: str, but: uuid.UUID | None = None) -> bool:
+    stmt = select(Runtime.id).where(Runtime.space_id == space_id, Runtime.name == name, Runtime.deleted_at.is_(None))
+    if but is not None:
+        stmt = stmt.where(Runtime.id != but)
+    return (await s.execute(stmt.limit(1))).first() is not None
 
 
 async def _insert(ctx: AppContext, p: Principal, space: Space, spec: RuntimeSpec) -> Runtime:
     now = clock.now()
+    runtime_id = ids.new_id()
     runtime = Runtime(
-        id=ids.new_id(),
+        id=runtime_id,
         account_id=p.account_id,
         space_id=space.id,
-        name=spec.name or DEFAULT_NAME,
+        name=spec.name or (f"{DEFAULT_NAME}-{runtime_id.hex[-8:]}" if spec.name_unique else DEFAULT_NAME),
         type=spec.type,
         status=RS.STOPPED,
         config=_config_dict(spec.config),
@@ -61,8 +82,16 @@ async def _insert(ctx: AppContext, p: Principal, space: Space, spec: RuntimeSpec
         created_at=now,
         updated_at=now,
         deleted_at=None,
+        expire_after_idle_days=spec.expire_after_idle_days,
+        last_used_at=None,
+        saved_state=None,
     )
     async with ctx.db.transaction() as s:
+        if spec.name_unique:
+            # The space row's lock serialises creates that race for one name.
+            await s.execute(select(Space.id).where(Space.id == space.id).with_for_update())
+            if await _name_taken(s, space.id, runtime.name):
+                raise name_conflict(runtime.name, space.id)
         s.add(runtime)
     return runtime
 
@@ -97,28 +126,79 @@ async def get(ctx: AppContext, p: Principal, runtime_id: str) -> Runtime:
     return runtime
 
 
-async def list_runtimes(
-    ctx: AppContext, p: Principal, page: PageParams, *, space: Space | None = None, statuses: list[str] | None = None
-) -> tuple[list[Runtime], str | None]:
-    stmt = select(Runtime).where(Runtime.account_id == p.account_id, Runtime.deleted_at.is_(None))
+async def find(ctx: AppContext, p: Principal, id_or_name: str, space: Space | None = None) -> Runtime:
+    """A runtime by id, or by its name in `space` (in any of the account's spaces when None): 404 when
+    nothing matches, 409 `resource.name_ambiguous` when the name stands for more than one."""
+    if ids.parse_uuid(id_or_name) is not None:
+        runtime = await get_owned(ctx.db, Runtime, id_or_name, p.account_id)
+        if runtime is not None and runtime.deleted_at is None and (space is None or runtime.space_id == space.id):
+            return runtime
+    stmt = select(Runtime).where(
+        Runtime.account_id == p.account_id, Runtime.name == id_or_name, Runtime.deleted_at.is_(None)
+    )
     if space is not None:
         stmt = stmt.where(Runtime.space_id == space.id)
-    if statuses:
-        stmt = stmt.where(Runtime.status.in_(statuses))
-    return await fetch_by_id(ctx.db, stmt, Runtime.id, page)
+    async with ctx.db.read() as s:
+        found = list((await s.execute(stmt.limit(2))).scalars())
+    if not found:
+        raise runtime_not_found(id_or_name)
+    if len(found) > 1:
+        raise Conflict(
+            f"More than one browser is named {id_or_name!r}; name its space (spaceId) or use its id",
+            code="resource.name_ambiguous",
+            details={"name": id_or_name},
+        )
+    return found[0]
 
 
-async def start(ctx: AppContext, runtime: Runtime, *, recording: bool | None = None) -> Started:
-    return await lifecycle.launch(ctx, runtime.id, recording=recording)
+@dataclass(frozen=True, slots=True)
+class RuntimeFilter:
+    space: Space | None = None
+    statuses: list[str] | None = None
+    # Running (a current run) or not, whatever the transition: the current generation's browser status.
+    running: bool | None = None
+    name: str | None = None
+    # Case-insensitive part of the name.
+    text: str | None = None
 
 
-async def stop(ctx: AppContext, runtime: Runtime) -> Stopped:
-    return await lifecycle.stop(ctx, runtime.id)
+async def list_runtimes(
+    ctx: AppContext, p: Principal, page: PageParams, flt: RuntimeFilter = RuntimeFilter(), *, newest_first: bool = False
+) -> tuple[list[Runtime], str | None]:
+    stmt = select(Runtime).where(Runtime.account_id == p.account_id, Runtime.deleted_at.is_(None))
+    if flt.space is not None:
+        stmt = stmt.where(Runtime.space_id == flt.space.id)
+    if flt.statuses:
+        stmt = stmt.where(Runtime.status.in_(flt.statuses))
+    if flt.running is not None:
+        stmt = stmt.where(Runtime.active_run_id.is_not(None) if flt.running else Runtime.active_run_id.is_(None))
+    if flt.name is not None:
+        stmt = stmt.where(Runtime.name == flt.name)
+    if flt.text:
+        escaped = flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        stmt = stmt.where(func.lower(Runtime.name).like(f"%{escaped.lower()}%", escape="\\"))
+    return await fetch_by_id(ctx.db, stmt, Runtime.id, page, newest_first=newest_first)
 
 
-async def update(ctx: AppContext, runtime: Runtime, body: RuntimeUpdate) -> Runtime:
+async def start(
+    ctx: AppContext, runtime: Runtime, *, recording: bool | None = None, on_admitted: asyncio.Event | None = None
+) -> Started:
+    return await lifecycle.launch(ctx, runtime.id, recording=recording, on_admitted=on_admitted)
+
+
+async def stop(
+    ctx: AppContext, runtime: Runtime, *, discard_state: bool = False, on_accepted: asyncio.Event | None = None
+) -> Stopped:
+    return await lifecycle.stop(ctx, runtime.id, discard_state=discard_state, on_accepted=on_accepted)
+
+
+async def update(ctx: AppContext, runtime: Runtime, body: RuntimeUpdate, *, name_unique: bool = False) -> Runtime:
     changes = body.model_fields_set  # field names (a dump would give the camelCase aliases)
     async with ctx.db.transaction() as s:
+        if name_unique and "name" in changes and body.name is not None:
+            await s.execute(select(Space.id).where(Space.id == runtime.space_id).with_for_update())
+            if await _name_taken(s, runtime.space_id, body.name, but=runtime.id):
+                raise name_conflict(body.name, runtime.space_id)
         runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()
         if "config" in changes:
             if runtime.status != RS.STOPPED and runtime.status != RS.FAILED:
@@ -136,6 +216,8 @@ async def update(ctx: AppContext, runtime: Runtime, body: RuntimeUpdate) -> Runt
             runtime.idle_timeout_seconds = body.idle_timeout_seconds
         if "recording" in changes and body.recording is not None:
             runtime.recording = body.recording
+        if "expire_after_idle_days" in changes:
+            runtime.expire_after_idle_days = body.expire_after_idle_days
         runtime.updated_at = clock.now()
     return runtime
 
@@ -143,7 +225,7 @@ async def update(ctx: AppContext, runtime: Runtime, body: RuntimeUpdate) -> Runt
 async def delete(ctx: AppContext, runtime: Runtime, *, force: bool = False) -> uuid.UUID:
     """Delete a stopped runtime (its runs stay readable); `force` stops a live one first."""
     if force and runtime.status in RS.LIVE:
-        await lifecycle.stop(ctx, runtime.id)
+        await lifecycle.stop(ctx, runtime.id, end_reason="browser_deleted", discard_state=True)
     async with ctx.db.transaction() as s:
         runtime = (await s.execute(select(Runtime).where(Runtime.id == runtime.id).with_for_update())).scalar_one()
         if runtime.status in RS.LIVE:
@@ -153,4 +235,57 @@ async def delete(ctx: AppContext, runtime: Runtime, *, force: bool = False) -> u
                 details={"runtimeId": str(runtime.id), "status": runtime.status},
             )
         runtime.deleted_at = runtime.updated_at = clock.now()
+        saved, runtime.saved_state = runtime.saved_state, None
+    await state.forget(ctx, saved)
     return runtime.id
+
+
+# --- starts and stops that answer before they finish ------------------------------------------
+
+
+def _keep_result(task: asyncio.Future) -> None:
+    # A launch that fails after its request answered is recorded on the run; nothing else awaits it.
+    if not task.cancelled():
+        task.exception()
+
+
+async def _within(work, accepted: asyncio.Event, seconds: float) -> None:
+    """Run `work` (a start or stop taking `accepted`) to its acceptance, then up to `seconds` more.
+    A refusal before acceptance (capacity, a transition) raises; so does a failure within `seconds`."""
+    task = asyncio.ensure_future(work)
+    task.add_done_callback(_keep_result)
+    gate = asyncio.ensure_future(accepted.wait())
+    try:
+        await asyncio.wait({task, gate}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gate.cancel()
+    if not task.done() and seconds > 0:
+        await asyncio.wait({task}, timeout=seconds)
+    if task.done():
+        task.result()
+
+
+async def start_within(ctx: AppContext, runtime: Runtime, seconds: float) -> None:
+    """Start the runtime and wait up to `seconds` for its browser; the run exists when this returns.
+    A runtime still stopping is waited for first (a start follows the stop under way)."""
+    await settled(ctx, runtime, ctx.settings.stop_timeout_seconds * 3, starting=False)
+    accepted = asyncio.Event()
+    await _within(start(ctx, runtime, on_admitted=accepted), accepted, seconds)
+
+
+async def stop_within(ctx: AppContext, runtime: Runtime, seconds: float, *, discard_state: bool = False) -> None:
+    accepted = asyncio.Event()
+    await _within(stop(ctx, runtime, discard_state=discard_state, on_accepted=accepted), accepted, seconds)
+
+
+async def settled(ctx: AppContext, runtime: Runtime, seconds: float, *, starting: bool = True) -> Runtime:
+    """The runtime once it is out of a transition (stopping, and `starting` too unless told not to
+    wait for it), or as it stands after `seconds`."""
+    moving = (RS.STARTING, RS.STOPPING) if starting else (RS.STOPPING,)
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        async with ctx.db.read() as s:
+            current = await s.get(Runtime, runtime.id)
+        if current is None or current.status not in moving or asyncio.get_running_loop().time() >= deadline:
+            return current or runtime
+        await asyncio.sleep(0.1)

@@ -268,7 +268,13 @@ class Supervisor:
                     opened = await events.attached_clients(s, run_id)
                 if opened == 0 and last is not None and (now - last).total_seconds() > idle_seconds:
                     log.info("runtime_idle_stop", runtime_id=str(runtime_id), idle_seconds=idle_seconds)
-                    await lifecycle.stop(self.ctx, runtime_id, reason=f"idle for {idle_seconds} s", run_id=run_id)
+                    await lifecycle.stop(
+                        self.ctx,
+                        runtime_id,
+                        reason=f"idle for {idle_seconds} s",
+                        run_id=run_id,
+                        end_reason="idle_timeout",
+                    )
             except Exception:
                 log.exception("idle_check_failed", runtime_id=str(runtime_id))
 

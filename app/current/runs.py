@@ -1,0 +1,91 @@
+"""`/v1/runs` in the current generation's shape (`BCTRL-Version` >= 2026-10-03; the flat routes serve the
+same paths without it): list, get, and delete of an ended run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query
+from sqlalchemy import select
+
+from app.accounts.auth import CtxDep, PrincipalDep
+from app.core.generation import CurrentRoute
+from app.core.ids import parse_uuid
+from app.core.paging import PageParams, page_params
+from app.core.query import multi
+from app.core.schemas import errors
+from app.current import shapes
+from app.current.paths import ScopeSpace
+from app.current.schemas import DeletedOut, Order, RunOut, RunPage
+from app.runs import service as runs
+from app.runs.models import Run, RunStatus
+from app.runs.paths import PathRun
+from app.runtimes.models import Runtime
+
+router = APIRouter(prefix="/v1/runs", tags=["runs (current)"], route_class=CurrentRoute)
+
+Page = Annotated[PageParams, Depends(page_params)]
+# The current generation's run statuses, as the rows spell them.
+_STATUS_ROWS = {
+    "starting": [RunStatus.ACTIVE],
+    "active": [RunStatus.ACTIVE],
+    "stopping": [RunStatus.ACTIVE],
+    "standby": [],
+    "ended": [RunStatus.COMPLETED],
+    "failed": [RunStatus.FAILED],
+}
+
+
+async def _runtimes(ctx, rows: list[Run]) -> dict:
+    wanted = {run.runtime_id for run in rows}
+    if not wanted:
+        return {}
+    async with ctx.db.read() as s:
+        found = (await s.execute(select(Runtime).where(Runtime.id.in_(wanted)))).scalars()
+        return {runtime.id: runtime for runtime in found}
+
+
+@router.get("", response_model=RunPage, responses=errors(400, 404))
+async def list_runs(
+    ctx: CtxDep,
+    p: PrincipalDep,
+    page: Page,
+    space: ScopeSpace,
+    status: Annotated[list[str] | None, Depends(multi("status", Literal[tuple(_STATUS_ROWS)]))],
+    browser_id: Annotated[str | None, Query(alias="browserId", max_length=64)] = None,
+    order: Annotated[Order, Query()] = "desc",
+) -> RunPage:
+    """Runs of the account (or of the scoped space), newest first by default."""
+    wanted = sorted({row for s in status or [] for row in _STATUS_ROWS[s]}) if status else None
+    if (browser_id is not None and parse_uuid(browser_id) is None) or wanted == []:
+        return RunPage(data=[], has_more=False)
+    rows, cursor = await runs.list_runs(
+        ctx,
+        p,
+        page,
+        space_id=space.id if space else None,
+        runtime_id=parse_uuid(browser_id) if browser_id else None,
+        statuses=wanted,
+        newest_first=order == "desc",
+    )
+    by_id = await _runtimes(ctx, rows)
+    items = [shapes.run_out(run, by_id.get(run.runtime_id)) for run in rows]
+    if status:  # starting/active/stopping share one row status: keep only the words asked for
+        items = [item for item in items if item.status in status]
+    return RunPage(data=items, has_more=cursor is not None, next_cursor=cursor)
+
+
+@router.get("/{run_id}", response_model=RunOut, responses=errors(404))
+async def get_run(ctx: CtxDep, run: PathRun) -> RunOut:
+    """The run, with its connections while its browser runs, and its usage."""
+    runtime = (await _runtimes(ctx, [run])).get(run.runtime_id)
+    connections = await shapes.connections_of(ctx, runtime, run) if runtime is not None else None
+    out = shapes.run_out(run, runtime, connections)
+    out.usage = await shapes.usage_of(ctx, run)
+    return out
+
+
+@router.delete("/{run_id}", response_model=DeletedOut, responses=errors(404, 409))
+async def delete_run(ctx: CtxDep, run: PathRun) -> DeletedOut:
+    """Delete an ended run and all it recorded (events, artifacts, recording); an active one is 409."""
+    return DeletedOut(id=str(await runs.delete(ctx, run)))
