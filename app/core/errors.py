@@ -173,6 +173,7 @@ _REASON_CLASSES = {
 # is our runtime there). Codes not listed keep our spelling; docs/decisions.md lists them.
 CURRENT_CODES = {
     "runtime.not_found": "browser.not_found",
+    "runtime.name_conflict": "browser.name_conflict",
     "runtime.not_active": "browser.not_running",
     "runtime.controller_busy": "browser.control_held",
     "runtime.capacity_exhausted": "browser.concurrent_quota_exceeded",

@@ -3,6 +3,7 @@ same paths without it): list, get, and delete of an ended run."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -52,21 +53,27 @@ async def list_runs(
     page: Page,
     space: ScopeSpace,
     status: Annotated[list[str] | None, Depends(multi("status", Literal[tuple(_STATUS_ROWS)]))],
-    browser_id: Annotated[str | None, Query(alias="browserId", max_length=64)] = None,
+    resource_id: Annotated[str | None, Query(alias="resourceId", max_length=64)] = None,
+    resource_type: Annotated[Literal["browser", "sandbox"] | None, Query(alias="resourceType")] = None,
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    include: Annotated[Literal["machineAccess"] | None, Query(description="machineAccess stays null here")] = None,
     order: Annotated[Order, Query()] = "desc",
 ) -> RunPage:
     """Runs of the account (or of the scoped space), newest first by default."""
     wanted = sorted({row for s in status or [] for row in _STATUS_ROWS[s]}) if status else None
-    if (browser_id is not None and parse_uuid(browser_id) is None) or wanted == []:
+    if (resource_id is not None and parse_uuid(resource_id) is None) or wanted == [] or resource_type == "sandbox":
         return RunPage(data=[], has_more=False)
     rows, cursor = await runs.list_runs(
         ctx,
         p,
         page,
         space_id=space.id if space else None,
-        runtime_id=parse_uuid(browser_id) if browser_id else None,
+        runtime_id=parse_uuid(resource_id) if resource_id else None,
         statuses=wanted,
         newest_first=order == "desc",
+        created_from=created_from,
+        created_to=created_to,
     )
     by_id = await _runtimes(ctx, rows)
     items = [shapes.run_out(run, by_id.get(run.runtime_id)) for run in rows]

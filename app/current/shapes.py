@@ -166,4 +166,7 @@ async def browser(ctx: AppContext, runtime: Runtime) -> BrowserOut:
         runtime = await s.get(Runtime, runtime.id) or runtime
         run = await s.get(Run, runtime.active_run_id) if runtime.active_run_id else None
     connections = await connections_of(ctx, runtime, run) if run is not None else None
+    if connections is not None:
+        async with ctx.db.read() as s:  # minting the run's lease may just have taken the controller
+            runtime = await s.get(Runtime, runtime.id) or runtime
     return browser_out(ctx, runtime, run, connections)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from sqlalchemy import delete as sql_delete
@@ -47,8 +47,14 @@ async def list_runs(
     runtime_id: uuid.UUID | None = None,
     statuses: list[str] | None = None,
     newest_first: bool = False,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
 ) -> tuple[list[Run], str | None]:
     stmt = select(Run).where(Run.account_id == p.account_id)
+    if created_from is not None:
+        stmt = stmt.where(Run.created_at >= created_from)
+    if created_to is not None:
+        stmt = stmt.where(Run.created_at < created_to)
     if space_id is not None:
         stmt = stmt.where(Run.space_id == space_id)
     if runtime_id is not None:
