@@ -17,6 +17,14 @@ from app.core.methods import AllowedMethodsMiddleware
 from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from app.current import browsers as current_browsers
 from app.current import runs as current_runs
+from app.current import events as current_events
+from app.current import traces as current_traces
+from app.current import recordings as current_recordings
+from app.current import files as current_files
+from app.current import views as current_views
+from app.current import spaces as current_spaces
+from app.current import account as current_account
+from app.current import ai as current_ai
 from app.current import webdriver as current_webdriver
 from app.files import router as files
 from app.invocations import router as invocations
@@ -32,8 +40,16 @@ ROUTERS = (
     # The current generation first: on a path an earlier one also serves, its routes match only
     # requests that name it (core/generation.py), and the rest fall through to the earlier routes.
     current_browsers.router,
-    current_runs.router,
+    *current_runs.routers,
     current_webdriver.router,
+    *current_events.routers,
+    *current_traces.routers,
+    *current_recordings.routers,
+    *current_files.routers,
+    *current_views.routers,
+    *current_spaces.routers,
+    *current_account.routers,
+    *current_ai.routers,
     accounts.router,
     spaces.router,
     runtimes.seed,

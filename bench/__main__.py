@@ -1,8 +1,10 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from bench import api_latency, events, invocations, launch, live, proxy_overhead
+from bench import api_latency, events, invocations, launch, lifecycle, live, proxy_overhead
 
 launch.main([])
+print()
+lifecycle.main([])
 print()
 proxy_overhead.main([])
 print()

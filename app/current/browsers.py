@@ -53,7 +53,6 @@ async def create_browser(
     wait: Wait = 0,
 ) -> BrowserOut:
     """Create a browser and start its first run; `wait` seconds for it to run."""
-    options.check(body)
     spec = RuntimeSpec(
         name=body.name,
         config=options.config_of(body),
@@ -62,6 +61,7 @@ async def create_browser(
         idle_timeout_seconds=body.timeout_seconds or options.DEFAULT_TIMEOUT_SECONDS,
         expire_after_idle_days=body.expire_after_idle_days,
         name_unique=True,
+        keep_state=True,
     )
 
     async def make() -> BrowserOut:
@@ -111,7 +111,6 @@ async def get_browser(ctx: CtxDep, runtime: PathBrowser, wait: Wait = 0) -> Brow
 @router.patch("/{browser_id}", response_model=BrowserOut, responses=errors(400, 404, 409))
 async def update_browser(ctx: CtxDep, runtime: PathBrowser, body: BrowserUpdate) -> BrowserOut:
     """Settings for the next run (the viewport only while idle)."""
-    options.check(body)
     given = body.model_fields_set
     changes = {}
     if "name" in given and body.name is not None:

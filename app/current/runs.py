@@ -23,7 +23,12 @@ from app.runs.models import Run, RunStatus
 from app.runs.paths import PathRun
 from app.runtimes.models import Runtime
 
-router = APIRouter(prefix="/v1/runs", tags=["runs (current)"], route_class=CurrentRoute)
+# Out of /openapi.json, which describes the earlier shapes of these paths (one operation per path and
+# method); the current generation's own document is not written yet (issue 13's note).
+router = APIRouter(prefix="/v1/runs", tags=["runs (current)"], route_class=CurrentRoute, include_in_schema=False)
+# Operations no earlier generation has on these paths answer whatever the header.
+only_here = APIRouter(prefix="/v1/runs", tags=["runs (current)"])
+routers = (router, only_here)
 
 Page = Annotated[PageParams, Depends(page_params)]
 # The current generation's run statuses, as the rows spell them.
@@ -92,7 +97,7 @@ async def get_run(ctx: CtxDep, run: PathRun) -> RunOut:
     return out
 
 
-@router.delete("/{run_id}", response_model=DeletedOut, responses=errors(404, 409))
+@only_here.delete("/{run_id}", response_model=DeletedOut, responses=errors(404, 409))
 async def delete_run(ctx: CtxDep, run: PathRun) -> DeletedOut:
     """Delete an ended run and all it recorded (events, artifacts, recording); an active one is 409."""
     return DeletedOut(id=str(await runs.delete(ctx, run)))

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, create_model
+from pydantic import Field, create_model, model_validator
 
+from app.core.errors import InvalidRequest
 from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel
 
 BrowserStatus = Literal["idle", "running"]
@@ -20,35 +21,89 @@ class Viewport(RequestModel):
     height: int = Field(ge=200, le=4320)
 
 
-class _BrowserSettings(RequestModel):
-    """What create and update share. Options this server cannot honour are refused by the router
-    (app/current/options.py), never stored and ignored."""
+LOCATIONS = ("auto", "local")
+# Settings whose only value here is what this server does, and why another is refused.
+_FIXED = {
+    "autoUpgrade": (True, "the browser is the host's Chromium and follows its updates"),
+    "forceOpenShadowRoots": (False, "shadow roots are left as pages create them"),
+    "gpu": (False, "browsers here render without a GPU"),
+    "headless": (True, "browsers here run headless"),
+    "webRtcProxyOnly": (False, "no proxy is configured for browsers here"),
+    "stealth": ("normal", "no fingerprint masking is offered here"),
+    "standbyAfterSeconds": (0, "standby is disabled; use 0"),
+}
+# Settings this server does not offer at all (null or absent only).
+_ABSENT = {
+    "audit": "machine audit detail is not recorded here",
+    "captcha": "no captcha solver is available here",
+    "networkTraffic": "network traffic capture settings are not offered yet",
+    "proxy": "browser proxies are not offered yet",
+    "fromBrowser": "copying another browser's state is not offered",
+    "persona": "personas are not offered",
+}
 
-    audit: JsonObject | None = None
-    auto_upgrade: bool | None = None
-    captcha: JsonObject | None = None
+
+def unsupported(field: str, value: Any, why: str) -> InvalidRequest:
+    return InvalidRequest(
+        f"{field} is not supported by this server: {why}",
+        code="browser.option_unsupported",
+        details={"fields": [{"field": field, "in": "body", "message": why, "type": "unsupported"}], "value": value},
+    )
+
+
+class _BrowserSettings(RequestModel):
+    """What create and update share. The schema names the one value this server honours for each
+    fixed setting; another value is 400 `browser.option_unsupported` saying why (before the fields are
+    checked, so the answer is that rather than a generic mismatch)."""
+
+    audit: None = None
+    auto_upgrade: Literal[True] | None = None
+    captcha: None = None
     expire_after_idle_days: int | None = Field(default=None, ge=1, le=3650)
-    extensions: list[str] | None = None
-    force_open_shadow_roots: bool | None = None
-    gpu: bool | None = None
-    headless: bool | None = None
-    location: str | None = Field(default=None, max_length=64)
+    extensions: list[str] | None = Field(default=None, max_length=0, description="None offered yet")
+    force_open_shadow_roots: Literal[False] | None = None
+    gpu: Literal[False] | None = None
+    headless: Literal[True] | None = None
+    location: Literal[LOCATIONS] | None = None
     metadata: JsonObject | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
-    network_traffic: JsonObject | None = None
-    proxy: Any = None
+    network_traffic: None = None
+    proxy: None = None
     recording: bool | None = None
-    standby_after_seconds: float | None = None
-    stealth: str | None = Field(default=None, max_length=32)
+    standby_after_seconds: float | None = Field(default=None, ge=0, le=0)
+    stealth: Literal["normal"] | None = None
     timeout_seconds: int | None = Field(default=None, ge=60, le=86_400)
     viewport: Viewport | None = None
-    web_rtc_proxy_only: bool | None = None
+    web_rtc_proxy_only: Literal[False] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_unsupported(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for field, (allowed, why) in _FIXED.items():
+            value = data.get(field)
+            if value is not None and value != allowed and type(value) is type(allowed):
+                raise unsupported(field, value, why)
+        for field, why in _ABSENT.items():
+            if data.get(field) is not None and field in cls.model_fields_by_alias():
+                raise unsupported(field, data[field], why)
+        if isinstance(data.get("extensions"), list) and data["extensions"]:
+            raise unsupported("extensions", data["extensions"], "extensions are not offered yet")
+        location = data.get("location")
+        if isinstance(location, str) and location not in LOCATIONS:
+            raise unsupported("location", location, f"this server offers {', '.join(LOCATIONS)}")
+        return data
+
+    @classmethod
+    def model_fields_by_alias(cls) -> set[str]:
+        return {f.alias or n for n, f in cls.model_fields.items()}
 
 
 class BrowserCreate(_BrowserSettings):
     space_id: str | None = Field(default=None, max_length=64, description="Space id, or `default`")
-    from_browser: str | None = Field(default=None, max_length=64)
-    persona: Any = None
+    from_browser: None = None
+    persona: None = None
 
 
 class BrowserUpdate(_BrowserSettings):

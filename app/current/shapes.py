@@ -118,7 +118,7 @@ def browser_warnings(ctx: AppContext, runtime: Runtime) -> list[Warning] | None:
     warning = (runtime.saved_state or {}).get("warning")
     if warning:
         found.append(Warning(type="browser.state_warning", message=warning))
-    if not ctx.driver.keeps_state:
+    if runtime.keep_state and not ctx.driver.keeps_state:
         found.append(
             Warning(
                 type="browser.state_unsupported",

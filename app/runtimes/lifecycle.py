@@ -256,6 +256,7 @@ async def _stop(
                 return Stopped(runtime, None, stopped=False)
             if runtime.status == RS.ACTIVE:
                 run_id, driver_state = runtime.active_run_id, runtime.driver_state or {}
+                keep = runtime.keep_state and not discard_state
                 now = clock.now()
                 runtime.status, runtime.status_changed_at, runtime.updated_at = RS.STOPPING, now, now
                 break
@@ -274,7 +275,7 @@ async def _stop(
         await ctx.supervisor.unwatch(runtime_id).wait_observer(timeout=15)
     await _run_end_hooks(ctx, runtime_id, run_id)
     try:
-        await state.stop_and_save(ctx, runtime_id, driver_state, keep=not discard_state)
+        await state.stop_and_save(ctx, runtime_id, driver_state, keep=keep)
     except Exception:
         log.exception("driver_stop_failed", runtime_id=str(runtime_id))
     async with ctx.db.transaction() as s:

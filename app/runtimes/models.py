@@ -55,6 +55,9 @@ class Runtime(Base):
     controller_expires_at: Mapped[datetime | None]
     # When the controller last changed hands (taken or released): the current generation's `control.since`.
     controller_since: Mapped[datetime | None]
+    # Whether the browser's profile is kept from one run to the next (the current generation's browsers);
+    # the older generations' runtimes start clean every time (their `backing` is `ephemeral`).
+    keep_state: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # The browser's profile kept between runs (app/runtimes/state.py): {status, key, sizeBytes, savedAt,
     # warning}; None: nothing saved.
     saved_state: Mapped[dict[str, Any] | None]

@@ -43,6 +43,8 @@ class RuntimeSpec:
     # The name must not be taken by another runtime of the space (the current generation's names are
     # unique per space and may stand for the id); older generations allow repeats.
     name_unique: bool = False
+    # Keep the browser's profile from one run to the next (app/runtimes/state.py).
+    keep_state: bool = False
 
 
 def name_conflict(name: str, space_id: object) -> Conflict:
@@ -83,6 +85,7 @@ async def _insert(ctx: AppContext, p: Principal, space: Space, spec: RuntimeSpec
         updated_at=now,
         deleted_at=None,
         expire_after_idle_days=spec.expire_after_idle_days,
+        keep_state=spec.keep_state,
         last_used_at=None,
         saved_state=None,
     )

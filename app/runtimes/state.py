@@ -77,7 +77,8 @@ async def stop_and_save(ctx: AppContext, runtime_id: uuid.UUID, driver_state: di
         await ctx.driver.stop(driver_state)
         if previous.get("key"):
             await _delete(store, previous["key"])
-        await mark(ctx, runtime_id, None)
+        if previous:
+            await mark(ctx, runtime_id, None)
         return
     await mark(ctx, runtime_id, {**previous, "status": SAVING})
     target = _scratch(ctx)

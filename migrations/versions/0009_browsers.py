@@ -18,6 +18,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table('runtimes') as batch:
+        batch.add_column(sa.Column('keep_state', sa.Boolean(), nullable=False, server_default=sa.false()))
         batch.add_column(sa.Column('saved_state', JSONType, nullable=True))
         batch.add_column(sa.Column('expire_after_idle_days', sa.Integer(), nullable=True))
         batch.add_column(sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True))
@@ -34,3 +35,4 @@ def downgrade() -> None:
         batch.drop_column('last_used_at')
         batch.drop_column('expire_after_idle_days')
         batch.drop_column('saved_state')
+        batch.drop_column('keep_state')

@@ -25,6 +25,7 @@ ENVELOPE = {"error", "code", "requestId", "details"}
 RESOURCE_PARAMS = {
     "space_id": "space",
     "runtime_id": "runtime",
+    "browser_id": "runtime",
     "run_id": "run",
     "artifact_id": "artifact",
     "file_id": "file",
