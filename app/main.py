@@ -15,16 +15,16 @@ from app.core import errors, openapi, query
 from app.core.config import Settings
 from app.core.methods import AllowedMethodsMiddleware
 from app.core.middleware import BodyLimitMiddleware, RequestIdMiddleware
-from app.current import browsers as current_browsers
-from app.current import runs as current_runs
-from app.current import events as current_events
-from app.current import traces as current_traces
-from app.current import recordings as current_recordings
-from app.current import files as current_files
-from app.current import views as current_views
-from app.current import spaces as current_spaces
 from app.current import account as current_account
 from app.current import ai as current_ai
+from app.current import browsers as current_browsers
+from app.current import events as current_events
+from app.current import files as current_files
+from app.current import recordings as current_recordings
+from app.current import runs as current_runs
+from app.current import spaces as current_spaces
+from app.current import traces as current_traces
+from app.current import views as current_views
 from app.current import webdriver as current_webdriver
 from app.files import router as files
 from app.invocations import router as invocations
