@@ -13,6 +13,7 @@ from app.runs.command_models import Command
 from app.runs.models import Run, RunEvent
 from app.runtimes.models import Runtime
 from app.spaces.models import Space
+from app.views.models import View, ViewViewer
 
 __all__ = [
     "Account",
@@ -30,5 +31,7 @@ __all__ = [
     "ServerKey",
     "Space",
     "StorageFile",
+    "View",
+    "ViewViewer",
     "Viewer",
 ]

@@ -1,0 +1,385 @@
+"""Views: scoped, expiring, revocable links to one page that shows what the view's components allow.
+
+A view names a scope (a space and optionally some of its browsers, a browser, or a run). Its page
+shows the live browser through the live viewer (app/live), the recording through the replay page,
+and the run's events, each only when the view allows it. The viewer links the page uses are minted
+under the view (and recorded against it), never longer-lived than it, and revoked with it.
+
+Nothing here knows an API generation: the routes translate their bodies into a `ViewSpec`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+
+from app.accounts.service import Principal
+from app.core import clock, ids
+from app.core.context import AppContext
+from app.core.db import get_owned
+from app.core.errors import DomainError, NotFound, Unauthorized
+from app.core.paging import PageParams, fetch_by_id
+from app.live import service as live
+from app.runs import service as runs
+from app.runs.models import Run, RunStatus
+from app.runtimes.models import Runtime, RuntimeStatus
+from app.spaces.models import Space
+from app.views import tokens
+from app.views.models import View, ViewScopeKind, ViewViewer
+
+DEFAULT_EXPIRY_SECONDS = 8 * 3600
+MAX_EXPIRY_SECONDS = 30 * 86_400
+# Components a view may carry, and which of them this server can show.
+COMPONENTS = ("bell", "events", "recordings", "trace")
+# How many events the page's events panel shows at most (the newest).
+EVENTS_SHOWN = 200
+
+
+class Forbidden(DomainError):
+    status = 403
+    code = "auth.forbidden"
+
+
+@dataclass(frozen=True, slots=True)
+class ViewScope:
+    kind: str  # ViewScopeKind
+    space: Space
+    runtime: Runtime | None = None
+    run: Run | None = None
+    runtime_ids: list[uuid.UUID] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewSpec:
+    scope: ViewScope
+    components: dict[str, bool]
+    control: bool
+    expires_in_seconds: int
+    # {"mode": "hosted"} or {"mode": "embedded", "allowedOrigins": [...]}
+    presentation: dict[str, Any] = field(default_factory=lambda: {"mode": "hosted"})
+
+
+@dataclass(frozen=True, slots=True)
+class Minted:
+    view: View
+    token: str
+
+
+def view_not_found(view_id: object) -> NotFound:
+    return NotFound("View not found", code="view.not_found", details={"viewId": str(view_id)})
+
+
+def token_invalid() -> Unauthorized:
+    return Unauthorized(
+        "This view link is invalid, has expired or was revoked; ask for a new one", code="auth.view_invalid"
+    )
+
+
+def page_url(ctx: AppContext, token: str) -> str:
+    return f"{ctx.settings.resolved_public_url}/view?token={token}"
+
+
+def origin_of(url: str | None) -> str | None:
+    """`scheme://host[:port]` of a URL (an Origin or a Referer), lower-case, or None."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}[parts.scheme]
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+# --- the resource ---
+
+
+async def create(ctx: AppContext, p: Principal, spec: ViewSpec) -> Minted:
+    now = clock.now()
+    view_id = ids.new_id()
+    token = tokens.mint(view_id)
+    scope = spec.scope
+    view = View(
+        id=view_id,
+        account_id=p.account_id,
+        space_id=scope.space.id,
+        scope=scope.kind,
+        runtime_id=scope.runtime.id if scope.runtime else (scope.run.runtime_id if scope.run else None),
+        run_id=scope.run.id if scope.run else None,
+        runtime_ids=[str(r) for r in scope.runtime_ids] if scope.runtime_ids is not None else None,
+        components={name: bool(spec.components.get(name)) for name in COMPONENTS},
+        control=spec.control,
+        presentation=spec.presentation,
+        token_hash=tokens.digest(ctx.signing_key, token),
+        created_at=now,
+        updated_at=now,
+        expires_at=now + timedelta(seconds=spec.expires_in_seconds),
+        revoked_at=None,
+    )
+    async with ctx.db.transaction() as s:
+        s.add(view)
+    return Minted(view, token)
+
+
+async def get(ctx: AppContext, p: Principal, view_id: str, *, revoked: bool = False) -> View:
+    """A view of the account that was not revoked (unless `revoked`); an expired one is still readable."""
+    view = await get_owned(ctx.db, View, view_id, p.account_id)
+    if view is None or (view.revoked_at is not None and not revoked):
+        raise view_not_found(view_id)
+    return view
+
+
+async def list_views(
+    ctx: AppContext, p: Principal, page: PageParams, *, newest_first: bool = True
+) -> tuple[list[View], str | None]:
+    """The account's active views: neither revoked nor expired."""
+    stmt = select(View).where(View.account_id == p.account_id, View.revoked_at.is_(None), View.expires_at > clock.now())
+    return await fetch_by_id(ctx.db, stmt, View.id, page, newest_first=newest_first)
+
+
+async def space_name(ctx: AppContext, view: View) -> str:
+    async with ctx.db.read() as s:
+        space = await s.get(Space, view.space_id)
+    return space.name if space is not None else ""
+
+
+async def reissue(ctx: AppContext, view: View) -> Minted:
+    """A new token for the view (the old one stops working): what a replayed create hands out, since
+    the first answer's token was never stored."""
+    token = tokens.mint(view.id)
+    async with ctx.db.transaction() as s:
+        row = await s.get(View, view.id, with_for_update=True)
+        if row is None or row.revoked_at is not None:
+            raise view_not_found(view.id)
+        row.token_hash = tokens.digest(ctx.signing_key, token)
+        row.updated_at = clock.now()
+    return Minted(row, token)
+
+
+async def revoke(ctx: AppContext, view: View) -> View:
+    """Revoke at once: the token stops working, and every viewer link its page minted is revoked, so
+    open live pages close (at once in this process, within seconds in others)."""
+    now = clock.now()
+    async with ctx.db.transaction() as s:
+        row = await s.get(View, view.id, with_for_update=True)
+        if row is None or row.revoked_at is not None:
+            raise view_not_found(view.id)
+        row.revoked_at = now
+        row.updated_at = now
+    await _revoke_viewers(ctx, view.id)
+    return row
+
+
+async def _revoke_viewers(ctx: AppContext, view_id: uuid.UUID) -> None:
+    async with ctx.db.read() as s:
+        links = list((await s.execute(select(ViewViewer).where(ViewViewer.view_id == view_id))).scalars())
+        found = {link.run_id: await s.get(Run, link.run_id) for link in links}
+    for link in links:
+        run = found.get(link.run_id)
+        if run is not None:
+            try:
+                await live.revoke_viewers(ctx, run, str(link.viewer_id))
+            except NotFound:
+                pass  # the run (and its links) went away meanwhile
+
+
+# --- the bearer token and where it is used from ---
+
+
+async def authenticate(ctx: AppContext, raw: str | None) -> View:
+    """The live view a bearer token opens: forged, expired and revoked tokens are all 401 alike."""
+    view_id = tokens.view_id_of(raw)
+    if view_id is None:
+        raise token_invalid()
+    async with ctx.db.read() as s:
+        view = await s.get(View, view_id)
+    if view is None or not tokens.matches(ctx.signing_key, raw, view.token_hash):
+        raise token_invalid()
+    if view.revoked_at is not None or view.expires_at <= clock.now():
+        raise token_invalid()
+    return view
+
+
+def allowed_origins(ctx: AppContext, view: View) -> list[str]:
+    """Origins the view may be used from: this server's own, and an embedded view's allowed origins."""
+    own = origin_of(ctx.settings.resolved_public_url)
+    extra = view.presentation.get("allowedOrigins") or [] if view.presentation.get("mode") == "embedded" else []
+    return [o for o in [own, *extra] if o]
+
+
+def check_origin(ctx: AppContext, view: View, origin: str | None, referer: str | None) -> None:
+    """Refuse a request a browser says comes from a page the presentation does not allow. A request that
+    names neither (a script, a page with `no-referrer`) is left to the frame-ancestors policy."""
+    allowed = allowed_origins(ctx, view)
+    for claimed in (origin, referer):
+        if claimed and claimed != "null":
+            seen = origin_of(claimed)
+            if seen is None or seen not in allowed:
+                raise Forbidden(
+                    "This view may not be used from this origin",
+                    code="view.origin_denied",
+                    details={"origin": seen or claimed[:200]},
+                )
+            return
+
+
+def frame_ancestors(view: View) -> str:
+    """The page's framing policy: a hosted view is never framed, an embedded one only by its origins."""
+    if view.presentation.get("mode") != "embedded":
+        return "'none'"
+    return " ".join(view.presentation.get("allowedOrigins") or []) or "'none'"
+
+
+# --- what the page shows ---
+
+
+async def _targets(ctx: AppContext, view: View) -> list[Runtime]:
+    async with ctx.db.read() as s:
+        if view.scope == ViewScopeKind.SPACE:
+            stmt = select(Runtime).where(
+                Runtime.space_id == view.space_id, Runtime.account_id == view.account_id, Runtime.deleted_at.is_(None)
+            )
+            if view.runtime_ids is not None:
+                stmt = stmt.where(Runtime.id.in_([uuid.UUID(r) for r in view.runtime_ids]))
+            return list((await s.execute(stmt.order_by(Runtime.id))).scalars())
+        runtime = await s.get(Runtime, view.runtime_id) if view.runtime_id else None
+    return [runtime] if runtime is not None else []
+
+
+async def _latest_run(ctx: AppContext, runtime_id: uuid.UUID) -> Run | None:
+    async with ctx.db.read() as s:
+        return (
+            await s.execute(select(Run).where(Run.runtime_id == runtime_id).order_by(Run.id.desc()).limit(1))
+        ).scalar_one_or_none()
+
+
+def _live(run: Run, runtime: Runtime | None) -> bool:
+    return (
+        run.status == RunStatus.ACTIVE
+        and runtime is not None
+        and runtime.active_run_id == run.id
+        and runtime.status == RuntimeStatus.ACTIVE
+        and bool((runtime.driver_state or {}).get("wsUrl"))
+    )
+
+
+async def _run_state(ctx: AppContext, run: Run | None, runtime: Runtime | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    recording, duration_ms, _ = await live.recording_of(ctx, run)
+    return {
+        "id": str(run.id),
+        "status": run.status,
+        "live": _live(run, runtime),
+        "recording": recording,
+        "durationMs": duration_ms,
+        "startedAt": clock.iso(run.started_at) if run.started_at else None,
+        "endedAt": clock.iso(run.finished_at) if run.finished_at else None,
+    }
+
+
+async def page_state(ctx: AppContext, view: View) -> dict[str, Any]:
+    """What the page shows now: the view's grants and each browser in scope with the run to show (its
+    current run, else its latest; a run scope always shows its run)."""
+    browsers = []
+    for runtime in await _targets(ctx, view):
+        if view.scope == ViewScopeKind.RUN:
+            async with ctx.db.read() as s:
+                run = await s.get(Run, view.run_id)
+        elif runtime.active_run_id is not None:
+            async with ctx.db.read() as s:
+                run = await s.get(Run, runtime.active_run_id)
+        else:
+            run = await _latest_run(ctx, runtime.id)
+        browsers.append({"id": str(runtime.id), "name": runtime.name, "run": await _run_state(ctx, run, runtime)})
+    return {
+        "id": str(view.id),
+        "scope": view.scope,
+        "spaceName": await space_name(ctx, view),
+        "components": {name: bool(view.components.get(name)) for name in COMPONENTS},
+        "control": view.control,
+        "expiresAt": clock.iso(view.expires_at),
+        "browsers": browsers,
+    }
+
+
+async def visible_run(ctx: AppContext, view: View, run_id: str | None) -> Run:
+    """A run the view may show: its run, a run of its browser, or of a browser in its space (scope)."""
+    wanted = ids.parse_uuid(run_id or "")
+    run = None
+    if wanted is not None:
+        async with ctx.db.read() as s:
+            run = await s.get(Run, wanted)
+    if run is None or run.account_id != view.account_id:
+        raise runs.run_not_found(run_id)
+    if view.scope == ViewScopeKind.RUN:
+        ok = run.id == view.run_id
+    elif view.scope == ViewScopeKind.BROWSER:
+        ok = run.runtime_id == view.runtime_id
+    else:
+        ok = run.space_id == view.space_id and (view.runtime_ids is None or str(run.runtime_id) in view.runtime_ids)
+    if not ok:
+        raise runs.run_not_found(run_id)
+    return run
+
+
+def _denied(component: str) -> Forbidden:
+    return Forbidden(
+        f"This view does not include {component}", code="view.component_denied", details={"component": component}
+    )
+
+
+def _seconds_left(view: View) -> int:
+    left = int((view.expires_at - clock.now()).total_seconds())
+    if left < 1:
+        raise token_invalid()
+    return left
+
+
+async def _link(ctx: AppContext, view: View, run: Run, viewer_id: uuid.UUID) -> None:
+    """Record a viewer link against the view; if the view was revoked meanwhile, revoke the link too."""
+    async with ctx.db.transaction() as s:
+        s.add(ViewViewer(viewer_id=viewer_id, view_id=view.id, run_id=run.id))
+    async with ctx.db.read() as s:
+        row = await s.get(View, view.id)
+    if row is None or row.revoked_at is not None:
+        await live.revoke_viewers(ctx, run, str(viewer_id))
+        raise token_invalid()
+
+
+async def live_link(ctx: AppContext, view: View, run: Run, control: bool) -> dict[str, Any]:
+    """A live viewer URL for the page, watch-only or (when the view grants control) taking control under
+    the controller lock: 409 while a CDP lease or an invocation controls the browser."""
+    if control and not view.control:
+        raise Forbidden("This view does not allow control of the browser", code="viewer.control_forbidden")
+    minted = await live.mint_live(ctx, run, "input" if control else "none", _seconds_left(view))
+    await _link(ctx, view, run, minted.token.viewer_id)
+    return {"url": minted.url, "control": control, "expiresAt": live.iso_epoch(minted.expires_at)}
+
+
+async def replay_link(ctx: AppContext, view: View, run: Run) -> dict[str, Any]:
+    if not view.components.get("recordings"):
+        raise _denied("recordings")
+    minted, info = await live.mint_recording(ctx, run, _seconds_left(view))
+    await _link(ctx, view, run, minted.token.viewer_id)
+    url = minted.url if view.components.get("events") else f"{minted.url}&activity=0"
+    return {"url": url, "status": info["status"], "expiresAt": live.iso_epoch(minted.expires_at)}
+
+
+async def events(ctx: AppContext, view: View, run: Run) -> dict[str, Any]:
+    """The run's activity (navigations, requests, console, ...), newest last, for the events panel."""
+    if not view.components.get("events"):
+        raise _denied("events")
+    items, _, truncated = await runs.activity(ctx, run, PageParams(limit=10_000, after=None), None, None)
+    return {"runId": str(run.id), "items": items[-EVENTS_SHOWN:], "truncated": truncated or len(items) > EVENTS_SHOWN}
