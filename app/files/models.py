@@ -33,3 +33,23 @@ class StorageFile(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     expires_at: Mapped[datetime | None]
+
+
+class RunInput(Base):
+    """A space file bound to a run as one of its inputs: a copy kept in the run's browser file area at
+    `runtime_path`, `state` telling whether the copy is there (`ready`) or could not be made (`failed`)."""
+
+    __tablename__ = "run_inputs"
+    __table_args__ = (UniqueConstraint("run_id", "file_id", name="uq_run_inputs_run_file"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    # Deleting the space file ends the binding: the run no longer has that input.
+    file_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("storage_files.id", ondelete="CASCADE"), index=True)
+    runtime_path: Mapped[str] = mapped_column(String(4096))  # relative to the runtime's file area
+    state: Mapped[str] = mapped_column(String(16))  # ready | failed
+    failure_code: Mapped[str | None] = mapped_column(String(64))
+    failure_detail: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

@@ -49,10 +49,11 @@ IfRangeHeader = Annotated[str | None, Header(alias="If-Range")]
 FLAT_UPLOAD_FIELDS = service.UPLOAD_FIELDS | {"spaceId"}
 
 # Upload routes stream their bodies and enforce BCTRL_MAX_UPLOAD_BYTES themselves (app/files/multipart.py),
-# so the general body cap (BCTRL_MAX_BODY_BYTES) does not apply to them.
+# so the general body cap (BCTRL_MAX_BODY_BYTES) does not apply to them. The last is the current
+# generation's upload into a run (app/current/files.py).
 UPLOAD_PATHS = re.compile(
     r"^/v1/(spaces/[^/]+/storage/files|files|spaces/[^/]+/runtimes/[^/]+/files/upload"
-    r"|runtimes/[^/]+/files/upload)/?$"
+    r"|runtimes/[^/]+/files/upload|runs/[^/]+/files/upload)/?$"
 )
 
 storage = APIRouter(prefix="/v1/spaces/{space_id}/storage/files", tags=["files (seed)"])

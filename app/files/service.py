@@ -279,10 +279,16 @@ SpaceOfForm = Callable[[dict[str, Any]], Awaitable[Space]]
 
 
 async def upload(
-    ctx: AppContext, body: UploadBody, *, space: Space | SpaceOfForm, fields: frozenset[str] = UPLOAD_FIELDS
+    ctx: AppContext,
+    body: UploadBody,
+    *,
+    space: Space | SpaceOfForm,
+    fields: frozenset[str] = UPLOAD_FIELDS,
+    name_field: str = "name",
 ) -> StorageFile:
     """Into `space`, or the space a function of the form's fields gives (a route whose form may name
-    one). `fields` are the form fields the route accepts besides `file`."""
+    one). `fields` are the form fields the route accepts besides `file`; `name_field` is the one that
+    carries the display name."""
     received = await receive(ctx, body, fields)
     form = received.fields
     if not isinstance(space, Space):
@@ -292,7 +298,7 @@ async def upload(
             await discard(ctx, [received.stored.key])
             raise
     return await store_received(
-        ctx, space, received, path=form.get("path"), name=form.get("name"), metadata=form.get("metadata")
+        ctx, space, received, path=form.get("path"), name=form.get(name_field), metadata=form.get("metadata")
     )
 
 
