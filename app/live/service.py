@@ -165,6 +165,107 @@ async def mint_recording(ctx: AppContext, run: Run, expires_in: int) -> tuple[Mi
     return Minted(_view_url(ctx, "replay", tokens.mint(ctx.signing_key, token)), token.expires_at, token), info
 
 
+# --- a run's recording as a resource (the current generation's recordings) ---
+
+# How long a recording's download link works.
+DOWNLOAD_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class RecordingState:
+    """Where a run's whole-run recording stands. `stage`: `queued` (capture or export not begun),
+    `capturing` (the run is active), `exporting` (the video is being made), `ready`, `failed`;
+    `partial` is None until the capture has ended."""
+
+    run: Run
+    row: Recording | None
+    artifact: Any  # the video's Artifact once ready (app.artifacts.models.Artifact)
+    stage: str
+    duration_ms: int | None
+    partial: bool | None
+    failure: dict[str, Any] | None
+
+
+async def recording_state(ctx: AppContext, run: Run) -> RecordingState | None:
+    """The run's recording, or None when it has none (recording off, the run ended before any capture
+    began, or its video was purged). Its artifact is None until it is ready."""
+    from app.artifacts.models import Artifact
+
+    async with ctx.db.read() as s:
+        run = await s.get(Run, run.id) or run
+        row = await s.get(Recording, run.id)
+        artifact = await s.get(Artifact, row.artifact_id) if row is not None and row.artifact_id else None
+    active = run.status == RunStatus.ACTIVE
+    if row is None:
+        if not (active and run.recording):
+            return None
+        return RecordingState(run, None, None, "queued", None, None, None)
+    duration = recording_duration_ms(run, row)
+    if row.status == RS.PREPARING:
+        stage = "capturing" if active else "queued"
+        return RecordingState(run, row, None, stage, duration, None, None)
+    if row.status == RS.PROCESSING:
+        return RecordingState(run, row, None, "exporting", duration, None, None)
+    if row.status == RS.READY and artifact is not None:
+        made = (artifact.metadata_ or {}).get("durationMs")
+        return RecordingState(run, row, artifact, "ready", made if isinstance(made, int) else duration, False, None)
+    if row.status == RS.READY:
+        return None  # its video was purged since: no recording any more
+    failure = row.failure
+    if row.status == RS.NOT_AVAILABLE:
+        failure = {"code": "recording.empty", "message": "No frame was captured"}
+    return RecordingState(run, row, None, "failed", duration, True, failure)
+
+
+def download_link(ctx: AppContext, state: RecordingState) -> tuple[str, float] | None:
+    """A signed link to the recording's video that works without an API key for DOWNLOAD_SECONDS:
+    (url, expiry as epoch seconds), or None while there is no video."""
+    if state.artifact is None:
+        return None
+    token = tokens.ViewerToken(
+        kind="download",
+        viewer_id=state.artifact.id,
+        run_id=state.run.id,
+        account_id=state.run.account_id,
+        control="none",
+        expires_at=_expiry(DOWNLOAD_SECONDS),
+    )
+    raw = tokens.mint(ctx.signing_key, token)
+    return f"{ctx.settings.resolved_public_url}/v1/recordings/download?token={raw}", token.expires_at
+
+
+async def recording_download(ctx: AppContext, raw: str | None) -> Any:
+    """The video artifact a download link names (401 `viewer.token_invalid` for a bad or expired one,
+    404 `recording.not_found` when the run or its video is gone since)."""
+    from app.artifacts.models import Artifact
+
+    token = tokens.verify(ctx.signing_key, raw, "download")
+    async with ctx.db.read() as s:
+        artifact = await s.get(Artifact, token.viewer_id)
+    if artifact is None or artifact.run_id != token.run_id or artifact.account_id != token.account_id:
+        raise NotFound("The recording no longer exists", code="recording.not_found")
+    return artifact
+
+
+async def current_run_of(ctx: AppContext, runtime: Runtime) -> Run:
+    """The browser's current run; 409 `runtime.not_active` naming its latest run when it has none."""
+    async with ctx.db.read() as s:
+        runtime = await s.get(Runtime, runtime.id) or runtime
+        run = await s.get(Run, runtime.active_run_id) if runtime.active_run_id else None
+        latest = None
+        if run is None:
+            latest = (
+                await s.execute(select(Run.id).where(Run.runtime_id == runtime.id).order_by(Run.id.desc()).limit(1))
+            ).scalar_one_or_none()
+    if run is None:
+        raise Conflict(
+            "The browser has no current run; a finished run's recording is read through its run",
+            code="runtime.not_active",
+            details={"runtimeId": str(runtime.id), "status": "idle", "latestRunId": str(latest) if latest else None},
+        )
+    return run
+
+
 async def _run_of(ctx: AppContext, token: tokens.ViewerToken) -> Run:
     """The run a checked token names, unless its link was revoked (or never recorded)."""
     async with ctx.db.read() as s:
