@@ -14,7 +14,23 @@ from typing import Any
 import httpx
 import orjson
 
-DEFAULT_BASE_URLS = {"openai": "https://api.openai.com/v1", "anthropic": "https://api.anthropic.com"}
+DEFAULT_BASE_URLS = {
+    "openai": "https://api.openai.com/v1",
+    "anthropic": "https://api.anthropic.com",
+    # Hosted providers that speak the OpenAI wire format, at their documented OpenAI-compatible roots.
+    "cerebras": "https://api.cerebras.ai/v1",
+    "deepseek": "https://api.deepseek.com/v1",
+    "google": "https://generativelanguage.googleapis.com/v1beta/openai",
+    "groq": "https://api.groq.com/openai/v1",
+    "mistral": "https://api.mistral.ai/v1",
+    "openrouter": "https://openrouter.ai/api/v1",
+    "perplexity": "https://api.perplexity.ai",
+    "togetherai": "https://api.together.xyz/v1",
+    "vercel-ai-gateway": "https://ai-gateway.vercel.sh/v1",
+    "xai": "https://api.x.ai/v1",
+}
+# Anthropic pages its model list; more pages than this is not a model list.
+MAX_MODEL_PAGES = 20
 ANTHROPIC_VERSION = "2023-06-01"
 
 
@@ -165,6 +181,56 @@ class LlmClient:
         if response.status_code >= 400:
             return False, f"{ep.base_url} answered {response.status_code}: {_error_text(response)}"
         return True, f"{ep.base_url} answered"
+
+    async def list_models(self, ep: Endpoint) -> list[dict[str, Any]]:
+        """The endpoint's model list as it gives it (OpenAI `GET /models`, Anthropic `GET /v1/models`
+        followed page by page). LlmError `llm.refused` when it refuses the credentials, `llm.rate_limited`,
+        `llm.unreachable`, `llm.timeout`, `llm.http_error` or `llm.bad_response` otherwise."""
+        if not ep.anthropic:
+            return _model_entries(await self._get(ep, "/models", {}))
+        models: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"limit": 1000}
+        for _ in range(MAX_MODEL_PAGES):
+            data = await self._get(ep, "/v1/models", params)
+            models += _model_entries(data)
+            if not data.get("has_more") or not data.get("last_id"):
+                return models
+            params = {"limit": 1000, "after_id": data["last_id"]}
+        raise LlmError("llm.bad_response", f"The model endpoint {ep.base_url} kept paging its model list")
+
+    async def _get(self, ep: Endpoint, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self.http.get(
+                f"{ep.base_url}{path}", params=params, headers=self._headers(ep), timeout=10.0
+            )
+        except httpx.TimeoutException:
+            raise LlmError("llm.timeout", f"The model endpoint {ep.base_url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise LlmError(
+                "llm.unreachable", f"The model endpoint {ep.base_url} cannot be reached: {type(exc).__name__}"
+            ) from None
+        if response.status_code in (401, 403):
+            raise LlmError("llm.refused", f"{ep.base_url} refused the credentials ({response.status_code})")
+        if response.status_code == 429:
+            raise LlmError("llm.rate_limited", f"{ep.base_url} is rate limiting these credentials (429)")
+        if response.status_code >= 400:
+            raise LlmError(
+                "llm.http_error", f"The model endpoint answered {response.status_code}: {_error_text(response)}"
+            )
+        try:
+            data = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
+            raise LlmError("llm.bad_response", "The model endpoint answered with something that is not JSON") from None
+        if not isinstance(data, dict):
+            raise LlmError("llm.bad_response", "The model endpoint's model list is not an object")
+        return data
+
+
+def _model_entries(data: dict[str, Any]) -> list[dict[str, Any]]:
+    entries = data.get("data")
+    if not isinstance(entries, list):
+        raise LlmError("llm.bad_response", "The model endpoint's answer has no model list (`data`)")
+    return [e for e in entries if isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"]]
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -1,4 +1,4 @@
-"""current_ai: reserved for issue 13 (no change yet)
+"""current_ai: no schema change (current AI credentials reuse ai_connections: name=label, status=enabled)
 
 Revision ID: 0013
 Revises: 0012

@@ -19,12 +19,16 @@ from starlette.routing import Route
 
 from tests.support import free_port
 
+DEFAULT_MODELS = ({"id": "standin-model", "object": "model"},)
+
 
 class StandInLlm:
     def __init__(self, api_key: str = "sk-test") -> None:
         self.api_key = api_key
         self.script: deque[dict[str, Any]] = deque()
         self.requests: list[dict[str, Any]] = []
+        self.model_list: list[dict[str, Any]] = list(DEFAULT_MODELS)
+        self.models_status: int | None = None  # answer GET /v1/models with this error status instead
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         app = Starlette(
@@ -57,6 +61,8 @@ class StandInLlm:
     def reset(self) -> None:
         self.script.clear()
         self.requests.clear()
+        self.model_list = list(DEFAULT_MODELS)
+        self.models_status = None
 
     # --- wire formats ---
 
@@ -137,4 +143,21 @@ class StandInLlm:
         self.requests.append({"path": request.url.path, "headers": dict(request.headers), "body": None})
         if not self._authorized(request, anthropic):
             return JSONResponse({"error": {"message": "invalid api key"}}, status_code=401)
-        return JSONResponse({"object": "list", "data": [{"id": "standin-model", "object": "model"}]})
+        if self.models_status is not None:
+            return JSONResponse({"error": {"message": "scripted failure"}}, status_code=self.models_status)
+        if not anthropic:  # OpenAI: the whole list at once
+            return JSONResponse({"object": "list", "data": self.model_list})
+        # Anthropic: pages of `limit` after `after_id`, with has_more and last_id.
+        ids = [m["id"] for m in self.model_list]
+        after = request.query_params.get("after_id")
+        start = ids.index(after) + 1 if after in ids else 0
+        limit = int(request.query_params.get("limit", "20"))
+        chunk = self.model_list[start : start + limit]
+        return JSONResponse(
+            {
+                "data": chunk,
+                "has_more": start + limit < len(ids),
+                "first_id": chunk[0]["id"] if chunk else None,
+                "last_id": chunk[-1]["id"] if chunk else None,
+            }
+        )
