@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import shutil
 import struct
 import tempfile
 import uuid
@@ -214,6 +215,12 @@ async def finalize_recording(ctx, run_id: uuid.UUID) -> None:
             fields = await _make_artifact(ctx, run_id, directory, entries)
             status = RS.READY
     except Exception as exc:
+        if not await _run_exists(ctx, run_id):
+            # The run was deleted while its video was made (with its recording row): nothing failed, the
+            # recording went with the run. Its stored copy, if any, was removed by artifacts.record.
+            log.info("recording_discarded", run_id=str(run_id), reason="run deleted while its video was made")
+            await asyncio.to_thread(shutil.rmtree, directory, True)
+            return
         log.warning("recording_encode_failed", run_id=str(run_id), exc_info=True)
         status, fields = RS.FAILED, {"failure": {"code": "recording.encode_failed", "message": str(exc)[:500]}}
     async with ctx.db.transaction() as s:
@@ -230,12 +237,19 @@ async def finalize_recording(ctx, run_id: uuid.UUID) -> None:
         )
 
 
+async def _run_exists(ctx, run_id: uuid.UUID) -> bool:
+    async with ctx.db.read() as s:
+        return await s.get(Run, run_id) is not None
+
+
 async def _make_artifact(ctx, run_id: uuid.UUID, directory: Path, entries: list[dict[str, int]]) -> dict[str, Any]:
     from app.artifacts import service as artifacts
 
-    async with ctx.db.transaction() as s:
+    async with ctx.db.read() as s:
         run = await s.get(Run, run_id)
-        end_ms = int(((run.finished_at or clock.now()) - run.started_at).total_seconds() * 1000)
+    if run is None:
+        raise LookupError("the run was deleted")
+    end_ms = int(((run.finished_at or clock.now()) - run.started_at).total_seconds() * 1000)
     ffmpeg = ctx.settings.resolved_ffmpeg_path
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         if ffmpeg:
