@@ -17,9 +17,10 @@ log = structlog.get_logger(__name__)
 
 
 class Subscription:
-    """A reader's interest in one run, registered before it reads so no wake-up falls in between."""
+    """A reader's interest in one run (or, with `run_id` None, in every run), registered before it reads
+    so no wake-up falls in between."""
 
-    def __init__(self, notifier: RunNotifier, run_id: uuid.UUID) -> None:
+    def __init__(self, notifier: RunNotifier, run_id: uuid.UUID | None) -> None:
         self.notifier = notifier
         self.run_id = run_id
         self.event = asyncio.Event()
@@ -48,13 +49,17 @@ class Subscription:
 
 class RunNotifier:
     def __init__(self, redis_url: str | None = None, prefix: str = "bctrl") -> None:
-        self._subscribers: dict[uuid.UUID, set[Subscription]] = {}
+        self._subscribers: dict[uuid.UUID | None, set[Subscription]] = {}
         self._redis = redis_client(redis_url) if redis_url else None
         self._channel = f"{prefix}:run-events"
         self._listener: asyncio.Task | None = None
 
     def subscribe(self, run_id: uuid.UUID) -> Subscription:
         return Subscription(self, run_id)
+
+    def subscribe_all(self) -> Subscription:
+        """Woken whenever any run gets new events (a reader of many runs filters them itself)."""
+        return Subscription(self, None)
 
     async def start(self) -> None:
         if self._redis is not None:
@@ -80,6 +85,8 @@ class RunNotifier:
 
     def _wake(self, run_id: uuid.UUID) -> None:
         for subscription in self._subscribers.get(run_id, ()):
+            subscription.event.set()
+        for subscription in self._subscribers.get(None, ()):
             subscription.event.set()
 
     async def _listen(self) -> None:

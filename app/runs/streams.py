@@ -23,6 +23,7 @@ from app.core.errors import RETRY_AFTER_SECONDS, backend_unavailable
 from app.core.paging import decode_cursor, encode_cursor
 from app.runs.models import Run, RunEvent, RunStatus
 from app.runs.schemas import EventOut
+from app.runtimes.models import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -168,5 +169,87 @@ async def _follow(ctx: AppContext, run: Run, flt: EventFilter, after: int) -> As
             heartbeat = ctx.settings.sse_heartbeat_seconds
             if loop.time() - last_beat >= heartbeat:
                 yield _frame("heartbeat", {"time": clock.iso(clock.now())})
+                last_beat = loop.time()
+            await wakeup.wait(max(0.01, min(1.0, heartbeat - (loop.time() - last_beat))))
+
+
+# --- typed updates of one run (the current generation's run stream builds its frames from these) ---
+
+
+@dataclass(frozen=True)
+class Beat:
+    """Nothing new for a while: a stream sends a keep-alive."""
+
+
+@dataclass(frozen=True)
+class ControlSeen:
+    """Who controls the run's browser changed (as read from the runtime row while the run is current)."""
+
+    run: Run
+    runtime: Runtime | None
+
+
+@dataclass(frozen=True)
+class Ended:
+    run: Run | None
+
+
+def _control_key(run: Run, runtime: Runtime | None) -> tuple:
+    """(holder kind, epoch of its take) while the run is its runtime's current run and someone holds it
+    (a holder past its expiry holds nothing), else (None, None)."""
+    if runtime is None or runtime.active_run_id != run.id or run.status != RunStatus.ACTIVE:
+        return (None, None)
+    expires = runtime.controller_expires_at
+    if runtime.controller_kind is None or (expires is not None and expires <= clock.now()):
+        return (None, None)
+    return (runtime.controller_kind, runtime.controller_epoch)
+
+
+async def _run_and_runtime(ctx: AppContext, run_id: uuid.UUID) -> tuple[Run | None, Runtime | None]:
+    async with ctx.db.read() as s:
+        row = await s.get(Run, run_id, populate_existing=True)
+        runtime = await s.get(Runtime, row.runtime_id, populate_existing=True) if row is not None else None
+    return row, runtime
+
+
+async def updates(ctx: AppContext, run: Run, after: int) -> AsyncIterator[RunEvent | ControlSeen | Ended | Beat]:
+    """The run's events after sequence number `after`, in order; a `ControlSeen` when its controller
+    changes while the stream is open (the runtime row is the record: changes are seen when the stream
+    next looks, at most a second later, and one that was taken and let go in between is not seen); a
+    `Beat` when idle for the heartbeat interval; and a final `Ended` once the run has ended and a quiet
+    second has passed (events still land after the end: a socket's detach)."""
+    loop = asyncio.get_running_loop()
+    last_beat = loop.time()
+    quiet_since: float | None = None
+    control: tuple | None = None
+    with ctx.notifier.subscribe(run.id) as wakeup:
+        while True:
+            current, runtime = await _run_and_runtime(ctx, run.id)
+            if current is not None:
+                key = _control_key(current, runtime)
+                if control is not None and key != control:
+                    yield ControlSeen(current, runtime)
+                control = key
+            head = current.event_seq if current else after
+            rows = await read_after(ctx, run.id, after, EventFilter(), upto=head)
+            for row in rows:
+                yield row
+            if rows:
+                after = rows[-1].seq
+                last_beat, quiet_since = loop.time(), None
+                if len(rows) == PAGE:
+                    continue
+            after = max(after, head)
+            if current is None or current.status != RunStatus.ACTIVE:
+                if quiet_since is None or rows:
+                    quiet_since = loop.time()
+                elif loop.time() - quiet_since >= END_GRACE_SECONDS:
+                    yield Ended(current)
+                    return
+                await wakeup.wait(END_GRACE_SECONDS / 4)
+                continue
+            heartbeat = ctx.settings.sse_heartbeat_seconds
+            if loop.time() - last_beat >= heartbeat:
+                yield Beat()
                 last_beat = loop.time()
             await wakeup.wait(max(0.01, min(1.0, heartbeat - (loop.time() - last_beat))))

@@ -1,0 +1,297 @@
+"""Run events in the current generation's words (the 0.3 wheel's `Event` and `RunStreamEvent` models),
+and its event filters in ours.
+
+Our events carry a category (runtime, lifecycle, connection, browser, network, console, artifact,
+invocation, live), a type and a source. The current generation's `category`, `channel`, `source` and
+actor type follow from our category alone (`_BY_CATEGORY`), so each of its filters on them is a set of
+our categories; `outcome` follows from the type (`FAILED_TYPES`). Frames are built as plain dicts (a
+stream may carry thousands a second); the wire models describe them for /openapi.json and the list.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import orjson
+
+from app.core import clock
+from app.core.schemas import JsonObject, Timestamp, WireModel
+from app.current import shapes
+from app.current.schemas import page_model
+from app.runs.events_query import EventQuery, Located
+from app.runs.models import Run, RunEvent
+from app.runtimes.models import Runtime
+
+EventCategory = Literal[
+    "lifecycle",
+    "control",
+    "machine",
+    "human",
+    "secrets",
+    "connection",
+    "alert",
+    "agent",
+    "page",
+    "console",
+    "network",
+    "captcha",
+    "vm",
+    "kernel",
+]
+EventChannel = Literal[
+    "api", "cdp", "webdriver", "live_view", "computer", "tool", "process", "ssh", "files", "platform"
+]
+EventOutcome = Literal["ok", "denied", "failed", "unknown"]
+ActorType = Literal["api_key", "agent", "human", "platform"]
+
+# Our category: (category, channel, source, actor type) in the current generation's words.
+_BY_CATEGORY: dict[str, tuple[str, str, str, str]] = {
+    "runtime": ("lifecycle", "platform", "runtime", "platform"),
+    "lifecycle": ("lifecycle", "platform", "system", "platform"),
+    "connection": ("connection", "cdp", "system", "api_key"),
+    "browser": ("page", "cdp", "browser", "platform"),
+    "network": ("network", "cdp", "network", "platform"),
+    "console": ("console", "cdp", "browser", "platform"),
+    "artifact": ("lifecycle", "files", "system", "platform"),
+    "invocation": ("agent", "api", "agent", "agent"),
+    "live": ("human", "live_view", "system", "human"),
+}
+_OTHER = ("lifecycle", "platform", "system", "platform")
+# Events that record something that went wrong: outcome `failed`; every other event is `ok`.
+FAILED_TYPES = (
+    "runtime.failed",
+    "runtime.state_restore_failed",
+    "network.failed",
+    "page.error",
+    "invocation.failed",
+    "invocation.timed_out",
+    "recording.failed",
+    "recording.encode_failed",
+    "recording.storage_failed",
+)
+_FAILED = frozenset(FAILED_TYPES)
+
+
+class EventActorOut(WireModel):
+    type: ActorType
+    id: str | None = None
+    name: str | None = None
+
+
+class EventTargetOut(WireModel):
+    kind: str
+    id: str | None = None
+
+
+class EventOut(WireModel):
+    id: str
+    object: Literal["event"] = "event"
+    type: str
+    category: EventCategory
+    channel: EventChannel
+    source: Literal["browser", "network", "runtime", "agent", "tool", "system"]
+    outcome: EventOutcome
+    actor: EventActorOut
+    target: EventTargetOut | None = None
+    seq: int
+    data: JsonObject
+    run_id: str | None = None
+    runtime_id: str | None = None
+    space_id: str | None = None
+    page_id: str | None = None
+    sandbox_id: str | None = None
+    task_id: str | None = None
+    conversation_id: str | None = None
+    span_id: str | None = None
+    trace_id: str | None = None
+    time: Timestamp
+    timestamp: Timestamp
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+EventPage = page_model(EventOut)
+
+
+def _actor(event: RunEvent, actor_type: str) -> dict[str, Any]:
+    data = event.data or {}
+    if actor_type == "agent":
+        return {"type": "agent", "id": data.get("invocationId")}
+    if actor_type == "human":
+        return {"type": "human", "id": data.get("viewerId")}
+    if actor_type == "api_key":
+        return {"type": "api_key", "id": str(event.connection_id) if event.connection_id else None}
+    return {"type": "platform", "id": None}
+
+
+def _target(event: RunEvent, runtime_id: str) -> dict[str, Any] | None:
+    data = event.data or {}
+    if event.category == "network":
+        return {"kind": "request", "id": data.get("requestId")}
+    if event.page_id is not None:
+        return {"kind": "page", "id": event.page_id}
+    if event.connection_id is not None:
+        return {"kind": "connection", "id": str(event.connection_id)}
+    if event.category == "artifact":
+        return {"kind": "file", "id": data.get("artifactId")}
+    if event.category == "invocation":
+        return {"kind": "task", "id": data.get("invocationId")}
+    if event.category == "live":
+        return {"kind": "view", "id": data.get("viewerId")}
+    return {"kind": "browser", "id": runtime_id}
+
+
+def event_dict(event: RunEvent, space_id, runtime_id) -> dict[str, Any]:
+    """The event as the current generation's `Event` (camelCase, timestamps as ISO strings)."""
+    category, channel, source, actor_type = _BY_CATEGORY.get(event.category, _OTHER)
+    when = clock.iso(event.time)
+    runtime = str(runtime_id)
+    return {
+        "id": str(event.id),
+        "object": "event",
+        "type": event.type,
+        "category": category,
+        "channel": channel,
+        "source": source,
+        "outcome": "failed" if event.type in _FAILED else "ok",
+        "actor": _actor(event, actor_type),
+        "target": _target(event, runtime),
+        "seq": event.seq,
+        "data": event.data or {},
+        "runId": str(event.run_id),
+        "runtimeId": runtime,
+        "spaceId": str(space_id),
+        "pageId": event.page_id,
+        "taskId": (event.data or {}).get("invocationId") if event.category == "invocation" else None,
+        "traceId": event.run_id.hex,
+        "time": when,
+        "timestamp": when,
+        "createdAt": when,
+        "updatedAt": when,
+    }
+
+
+def event_out(found: Located) -> EventOut:
+    return EventOut.model_validate(event_dict(found.event, found.space_id, found.runtime_id))
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+def _ours(position: int, wanted: list[str]) -> set[str]:
+    return {ours for ours, words in _BY_CATEGORY.items() if words[position] in wanted}
+
+
+def event_query(
+    *,
+    category: list[str] | None = None,
+    channel: list[str] | None = None,
+    actor_type: str | None = None,
+    outcome: list[str] | None = None,
+    types: list[str] | None = None,
+    actor: str | None = None,
+    task: str | None = None,
+    time_from=None,
+    time_to=None,
+    nothing: bool = False,
+) -> EventQuery:
+    """The current generation's filters as an `EventQuery` over our categories and types."""
+    categories: set[str] | None = None
+    for position, wanted in ((0, category), (1, channel), (3, [actor_type] if actor_type else None)):
+        if wanted:
+            chosen = _ours(position, wanted)
+            categories = chosen if categories is None else categories & chosen
+    only_types: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    if outcome:
+        wanted = set(outcome)
+        if "ok" in wanted and "failed" not in wanted:
+            exclude = FAILED_TYPES
+        elif "failed" in wanted and "ok" not in wanted:
+            only_types = FAILED_TYPES
+        elif not wanted & {"ok", "failed"}:
+            only_types = ()  # nothing here is denied, or of an unknown outcome
+    return EventQuery(
+        categories=tuple(sorted(categories)) if categories is not None else None,
+        types=tuple(types or ()),
+        exclude_types=exclude,
+        only_types=only_types,
+        actor=actor,
+        invocation_id=task,
+        time_from=time_from,
+        time_to=time_to,
+        nothing=nothing,
+    )
+
+
+# --- SSE frames ----------------------------------------------------------------------------------
+
+
+def frame(data: dict[str, Any], id_: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"data": orjson.dumps(data).decode()}
+    if id_ is not None:
+        out["id"] = id_
+    return out
+
+
+HEARTBEAT = {"comment": "heartbeat"}
+
+
+def runtime_event_frame(event: RunEvent, run: Run) -> dict[str, Any]:
+    body = event_dict(event, run.space_id, run.runtime_id)
+    return frame(
+        {"type": "runtime.event", "id": body["id"], "runId": body["runId"], "timestamp": body["time"], "event": body},
+        body["id"],
+    )
+
+
+def control_frame(run: Run, runtime: Runtime | None) -> dict[str, Any]:
+    control = shapes.control_of(run, runtime)
+    holder_id = runtime.controller_id if runtime is not None and control.holder != "none" else None
+    return frame(
+        {
+            "type": "control.changed",
+            "id": f"{run.id}:control:{control.epoch}:{control.holder}",
+            "runId": str(run.id),
+            "runtimeId": str(run.runtime_id),
+            "holder": control.holder,
+            "epoch": control.epoch,
+            "by": holder_id,
+            "reason": "taken" if control.holder != "none" else ("released" if run.finished_at is None else "run_ended"),
+            "timestamp": clock.iso(control.since),
+        }
+    )
+
+
+def ended_frame(run: Run) -> dict[str, Any]:
+    return frame(
+        {
+            "type": "run.ended",
+            "id": f"{run.id}:ended",
+            "runId": str(run.id),
+            "status": shapes.run_status(run, None),
+            "endReason": run.end_reason,
+            "timestamp": clock.iso(run.finished_at or clock.now()),
+        }
+    )
+
+
+def span_frame(kind: str, run: Run, span: dict[str, Any], when) -> dict[str, Any]:
+    """`span.started`, `span.updated` or `span.completed` with the span as `GET /v1/runs/{id}/trace` has it."""
+    return frame(
+        {
+            "type": kind,
+            "id": f"{span['id']}:{kind}",
+            "runId": str(run.id),
+            "span": span,
+            "timestamp": clock.iso(when or clock.now()),
+        }
+    )
+
+
+def error_frame(code: str, message: str, retry_seconds: int) -> dict[str, Any]:
+    """The last frame of a stream that cannot go on: the current error envelope, and when to resume."""
+    out = frame({"error": {"code": code, "message": message, "reasonClass": "server", "requestId": None}})
+    out["event"] = "error"
+    out["retry"] = retry_seconds * 1000
+    return out
