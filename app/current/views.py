@@ -49,76 +49,113 @@ def _denied(component: str, why: str) -> InvalidRequest:
 
 
 # --- requests ---
+# The scope and the presentation are unions of closed models, so the schema says what one holds. What
+# this server cannot show is named in the schema by the one value it honours (false), and refused
+# with its own code before the fields are checked (as the browsers' settings are).
+
+Id = Annotated[str, Field(min_length=1, max_length=64)]
+# An origin as a browser sends it: scheme, lower-case host, a port only when it is not the default.
+_PORT = r"(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+ORIGIN_PATTERN = r"^https?://([a-z0-9-]+(\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])" + _PORT + "$"
+Origin = Annotated[str, Field(min_length=1, max_length=200, pattern=ORIGIN_PATTERN)]
 
 
-class ScopeIn(RequestModel):
-    """One of: `spaceId` (with optional `runtimeIds`), `runtimeId`, `runId`, `conversationId`."""
+class SpaceScopeIn(RequestModel):
+    space_id: Id
+    runtime_ids: list[Id] | None = Field(default=None, max_length=MAX_RUNTIME_IDS)
 
-    space_id: str | None = Field(default=None, min_length=1, max_length=64)
-    runtime_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
-        default=None, max_length=MAX_RUNTIME_IDS
-    )
-    runtime_id: str | None = Field(default=None, min_length=1, max_length=200)
-    run_id: str | None = Field(default=None, min_length=1, max_length=64)
-    conversation_id: str | None = Field(default=None, min_length=1, max_length=64)
 
-    @model_validator(mode="after")
-    def _one_scope(self) -> ScopeIn:
-        named = [n for n in ("space_id", "runtime_id", "run_id", "conversation_id") if getattr(self, n) is not None]
-        if len(named) != 1:
-            raise _bad("scope", "name exactly one of spaceId, runtimeId, runId or conversationId")
-        if self.runtime_ids is not None and self.space_id is None:
-            raise _bad("scope.runtimeIds", "runtimeIds narrows a space scope (with spaceId)")
-        return self
+class BrowserScopeIn(RequestModel):
+    runtime_id: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class RunScopeIn(RequestModel):
+    run_id: Id
+
+
+class ConversationScopeIn(RequestModel):
+    conversation_id: Id
+
+
+ScopeIn = SpaceScopeIn | BrowserScopeIn | RunScopeIn | ConversationScopeIn
 
 
 class FilesIn(RequestModel):
-    library: bool | None = None
-    manage: bool | None = None
-    read: bool | None = None
-    upload: bool | None = None
-    use: bool | None = None
+    library: Literal[False] | None = None
+    manage: Literal[False] | None = None
+    read: Literal[False] | None = None
+    upload: Literal[False] | None = None
+    use: Literal[False] | None = None
 
 
 class ComponentsIn(RequestModel):
-    bell: bool | None = None
-    conversations: bool | None = None
+    bell: Literal[False] | None = None
+    conversations: Literal[False] | None = None
     events: bool | None = None
     files: FilesIn | None = None
     recordings: bool | None = None
-    trace: bool | None = None
+    trace: Literal[False] | None = None
 
 
-class PresentationIn(RequestModel):
-    mode: Literal["hosted", "embedded"]
-    allowed_origins: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = Field(
-        default=None, max_length=MAX_ORIGINS
-    )
+class HostedIn(RequestModel):
+    mode: Literal["hosted"]
 
-    @model_validator(mode="after")
-    def _origins(self) -> PresentationIn:
-        if self.mode == "hosted":
-            if self.allowed_origins is not None:
-                raise _bad("presentation.allowedOrigins", "a hosted view takes no allowedOrigins; use embedded")
-            return self
-        if not self.allowed_origins:
-            raise _bad("presentation.allowedOrigins", "an embedded view needs at least one allowed origin")
-        for origin in self.allowed_origins:
-            if service.origin_of(origin) != origin:
-                raise _bad(
-                    "presentation.allowedOrigins",
-                    f"{origin[:80]!r} is not an origin (scheme://host[:port], lower-case, no path)",
-                )
-        return self
+
+class EmbeddedIn(RequestModel):
+    mode: Literal["embedded"]
+    allowed_origins: list[Origin] = Field(min_length=1, max_length=MAX_ORIGINS)
+
+
+PresentationIn = Annotated[HostedIn | EmbeddedIn, Field(discriminator="mode")]
+
+_WHY_NOT = {
+    "bell": "the notification and action center is not offered by this server",
+    "trace": "traces are not shown in views by this server yet",
+}
+
+
+def _refuse_unsupported(data: Any) -> None:
+    """What this server cannot show, each with its own code (before the schema's generic refusal)."""
+    if not isinstance(data, dict):
+        return
+    components = data.get("components") if isinstance(data.get("components"), dict) else {}
+    if components.get("conversations") is True:
+        raise InvalidRequest(
+            "conversations need a conversation scope, and this server has no agent conversations",
+            code="view.conversation_component_required",
+            details={"component": "conversations"},
+        )
+    if data.get("conversationSend") is True:
+        raise InvalidRequest(
+            "conversationSend needs the conversations component, which this server does not offer",
+            code="view.conversation_component_required",
+            details={"field": "conversationSend"},
+        )
+    for name, why in _WHY_NOT.items():
+        if components.get(name) is True:
+            raise _denied(name, why)
+    files = components.get("files")
+    if isinstance(files, dict) and any(value is True for value in files.values()):
+        raise InvalidRequest(
+            "files cannot be shown in this view: file access in views is not offered by this server yet",
+            code="view.file_capability_required",
+            details={"component": "files"},
+        )
 
 
 class ViewCreate(RequestModel):
     scope: ScopeIn
     components: ComponentsIn | None = None
     control: bool | None = None
-    conversation_send: bool | None = None
+    conversation_send: Literal[False] | None = None
     expires_in_seconds: int | None = Field(default=None, ge=1, le=service.MAX_EXPIRY_SECONDS)
     presentation: PresentationIn | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unsupported_first(cls, data: Any) -> Any:
+        _refuse_unsupported(data)
+        return data
 
 
 # --- responses ---
@@ -254,13 +291,13 @@ def created_out(ctx, minted: service.Minted) -> ViewCreatedOut:
 
 
 async def _scope(ctx, p, scope: ScopeIn) -> service.ViewScope:
-    if scope.conversation_id is not None:
+    if isinstance(scope, ConversationScopeIn):
         raise NotFound(
             "Conversation not found: this server has no agent conversations",
             code="conversation.not_found",
             details={"conversationId": scope.conversation_id},
         )
-    if scope.space_id is not None:
+    if isinstance(scope, SpaceScopeIn):
         space = await spaces.get(ctx, p, scope.space_id)
         wanted = None
         if scope.runtime_ids is not None:
@@ -271,7 +308,7 @@ async def _scope(ctx, p, scope: ScopeIn) -> service.ViewScope:
                     raise runtimes.runtime_not_found(runtime_id)
                 wanted.append(runtime.id)
         return service.ViewScope(ViewScopeKind.SPACE, space, runtime_ids=wanted)
-    if scope.runtime_id is not None:
+    if isinstance(scope, BrowserScopeIn):
         runtime = await runtimes.find(ctx, p, scope.runtime_id)
         return service.ViewScope(ViewScopeKind.BROWSER, await spaces.get(ctx, p, str(runtime.space_id)), runtime)
     run = await runs.get(ctx, p, scope.run_id)
@@ -280,28 +317,6 @@ async def _scope(ctx, p, scope: ScopeIn) -> service.ViewScope:
 
 def _components(body: ViewCreate) -> dict[str, bool]:
     given = body.components or ComponentsIn()
-    if given.conversations:
-        raise InvalidRequest(
-            "conversations need a conversation scope, and this server has no agent conversations",
-            code="view.conversation_component_required",
-            details={"component": "conversations"},
-        )
-    if body.conversation_send:
-        raise InvalidRequest(
-            "conversationSend needs the conversations component, which this server does not offer",
-            code="view.conversation_component_required",
-            details={"field": "conversationSend"},
-        )
-    if given.bell:
-        raise _denied("bell", "the notification and action center is not offered by this server")
-    if given.trace:
-        raise _denied("trace", "traces are not shown in views by this server yet")
-    if given.files is not None and any(given.files.model_dump().values()):
-        raise InvalidRequest(
-            "files cannot be shown in this view: file access in views is not offered by this server yet",
-            code="view.file_capability_required",
-            details={"component": "files"},
-        )
     return {"events": bool(given.events), "recordings": bool(given.recordings), "bell": False, "trace": False}
 
 
@@ -313,7 +328,9 @@ async def create_view(ctx: CtxDep, p: PrincipalDep, body: ViewCreate, idem: Idem
     """Mint a view of a space, a browser or a run. Its `token` (and the `url` that carries it) is shown
     once; a retry with the same Idempotency-Key gets the same view with a fresh token."""
     components = _components(body)
-    presentation = body.presentation.model_dump(exclude_none=True) if body.presentation else {"mode": "hosted"}
+    presentation = {"mode": "hosted"}
+    if isinstance(body.presentation, EmbeddedIn):
+        presentation = {"mode": "embedded", "allowedOrigins": list(dict.fromkeys(body.presentation.allowed_origins))}
 
     async def make() -> ViewCreatedOut:
         spec = service.ViewSpec(
