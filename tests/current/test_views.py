@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from app.core import clock
 from app.core.idempotency import IdempotencyRecord
 from app.views.models import View
-from tests.support import started_runtime
+from tests.support import eventually, started_runtime
 
 V = {"BCTRL-Version": "2026-10-03"}
 
@@ -245,3 +245,23 @@ async def components_gate(server, api, runtime):
         assert error_of(outside, 404)["code"] == "run.not_found"
         events = await anyone.get("/view/events", params={"runId": run_id}, headers=bearer(full["token"]))
         assert events.status_code == 200 and events.json()["runId"] == run_id
+
+
+async def test_deleting_a_run_deletes_its_views_and_their_viewer_links(server, api):
+    async with started_runtime(api) as runtime:
+        run_id = runtime["activeRunId"]
+        view = await create(api, {"runId": run_id})
+        async with server.anonymous() as anyone:
+            minted = await anyone.post("/view/live", json={"runId": run_id}, headers=bearer(view["token"]))
+            assert minted.status_code == 200, minted.text
+            assert "/live?token=" in minted.json()["url"]
+
+    async def ended() -> bool:
+        return (await api.get(f"/v1/runs/{run_id}", headers=V)).json()["status"] in ("ended", "failed")
+
+    await eventually(ended, timeout=30)
+    deleted = await api.delete(f"/v1/runs/{run_id}", headers=V)
+    assert deleted.status_code == 200, deleted.text
+    assert error_of(await api.get(f"/v1/views/{view['id']}", headers=V), 404)["code"] == "view.not_found"
+    async with server.anonymous() as anyone:
+        assert (await anyone.get("/view/state", headers=bearer(view["token"]))).status_code == 401
