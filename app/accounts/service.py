@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from app.accounts import usage
 from app.accounts.keys import StretchedKeys, minted_digest
 from app.accounts.models import Account, ApiKey
 from app.core import clock, ids
 from app.core.db import Database
-from app.core.errors import Unauthorized
+from app.core.errors import DomainError, NotFound, Unauthorized
+from app.core.paging import PageParams, fetch_by_id
 
 KEY_PREFIX = "bctrl_"
 BOOTSTRAP_ACCOUNT_NAME = "default"
@@ -46,6 +49,9 @@ async def authenticate(db: Database, secret: str | None, stretched: StretchedKey
             stretched.remember(secret, digest)
     if key is None or key.revoked_at is not None:
         raise Unauthorized("API key is missing or invalid")
+    if key.expires_at is not None and key.expires_at <= clock.now():
+        raise Unauthorized("API key has expired", code="auth.expired", details={"keyId": str(key.id)})
+    await usage.note(db, key.id)
     return Principal(account_id=key.account_id, key_id=key.id)
 
 
@@ -63,20 +69,136 @@ async def create_account(db: Database, name: str) -> Account:
     return account
 
 
-async def create_key(db: Database, account_id: uuid.UUID, name: str = "api key", secret: str | None = None) -> NewKey:
+async def create_key(
+    db: Database,
+    account_id: uuid.UUID,
+    name: str = "api key",
+    secret: str | None = None,
+    *,
+    expires_at: datetime | None = None,
+) -> NewKey:
     """Mint a key; the secret is returned here and never again."""
+    key, secret = await mint_key(db, account_id, name, secret, expires_at=expires_at)
+    return NewKey(id=key.id, account_id=account_id, secret=secret)
+
+
+async def mint_key(
+    db: Database, account_id: uuid.UUID, name: str, secret: str | None = None, *, expires_at: datetime | None = None
+) -> tuple[ApiKey, str]:
+    """The stored key (its hash only) and its secret, which is shown once and kept nowhere."""
     secret = secret or ids.new_secret(KEY_PREFIX)
+    now = clock.now()
+    if expires_at is not None and expires_at <= now:
+        raise DomainError(
+            "expiresAt must be in the future",
+            code="request.invalid",
+            details={"fields": [{"field": "expiresAt", "in": "body", "message": "in the past", "type": "value"}]},
+        )
     key = ApiKey(
         id=ids.new_id(),
         account_id=account_id,
         name=name,
         prefix=secret[:12],
         key_hash=minted_digest(secret),
-        created_at=clock.now(),
+        created_at=now,
+        updated_at=now,
+        expires_at=expires_at,
+        usage_count=0,
     )
     async with db.transaction() as s:
         s.add(key)
-    return NewKey(id=key.id, account_id=account_id, secret=secret)
+    return key, secret
+
+
+def key_not_found(key_id: object) -> NotFound:
+    return NotFound("API key not found", code="api_key.not_found", details={"keyId": str(key_id)})
+
+
+async def get_key(db: Database, account_id: uuid.UUID, key_id: str) -> ApiKey:
+    """An active (not revoked) key of the account; anything else is 404."""
+    parsed = ids.parse_uuid(key_id)
+    async with db.read() as s:
+        key = await s.get(ApiKey, parsed) if parsed else None
+    if key is None or key.account_id != account_id or key.revoked_at is not None:
+        raise key_not_found(key_id)
+    return key
+
+
+async def list_keys(
+    db: Database, account_id: uuid.UUID, page: PageParams, *, newest_first: bool = True
+) -> tuple[list[ApiKey], str | None]:
+    """The account's keys that are not revoked (expired ones too, so they can be seen and deleted)."""
+    stmt = select(ApiKey).where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+    return await fetch_by_id(db, stmt, ApiKey.id, page, newest_first=newest_first)
+
+
+async def reissue_key(db: Database, key: ApiKey) -> tuple[ApiKey, str]:
+    """A fresh secret for an existing minted key (an Idempotency-Key replay of its create): the
+    secret it had stops working at once."""
+    secret = ids.new_secret(KEY_PREFIX)
+    async with db.transaction() as s:
+        row = (await s.execute(select(ApiKey).where(ApiKey.id == key.id).with_for_update())).scalar_one_or_none()
+        if row is None or row.revoked_at is not None:
+            raise key_not_found(key.id)
+        row.key_hash, row.prefix, row.updated_at = minted_digest(secret), secret[:12], clock.now()
+    return row, secret
+
+
+async def revoke_key(db: Database, by: Principal, key: ApiKey) -> ApiKey:
+    """Revoke `key` at once (the next request with it is 401). A key cannot revoke itself, so an
+    account always keeps a key that works (rotation is create, cut over, then revoke the old key with
+    the new one); the bootstrap key is managed by `BCTRL_API_KEY`, which would bring it back."""
+    if key.id == by.key_id:
+        raise DomainError(
+            "A key cannot revoke itself: revoke it with another key of the account",
+            code="auth.forbidden",
+            status=403,
+            details={"keyId": str(key.id), "reason": "self"},
+        )
+    if key.name == BOOTSTRAP_KEY_NAME:
+        raise DomainError(
+            "The bootstrap key comes from BCTRL_API_KEY: change or unset the variable to retire it",
+            code="auth.forbidden",
+            status=403,
+            details={"keyId": str(key.id), "reason": "bootstrap"},
+        )
+    now = clock.now()
+    async with db.transaction() as s:
+        row = (await s.execute(select(ApiKey).where(ApiKey.id == key.id).with_for_update())).scalar_one_or_none()
+        if row is None or row.revoked_at is not None:
+            raise key_not_found(key.id)
+        row.revoked_at = row.updated_at = now
+    usage.forget(key.id)
+    return row
+
+
+async def get_account(db: Database, account_id: uuid.UUID) -> Account:
+    async with db.read() as s:
+        account = await s.get(Account, account_id)
+    if account is None:  # its key authenticated a moment ago: the account was deleted since
+        raise NotFound("Account not found", code="organization.not_found")
+    return account
+
+
+async def set_branding(db: Database, account_id: uuid.UUID, changes: dict, *, dry_run: bool = False) -> Account:
+    """Merge `changes` into the account's branding (JSON Merge Patch: a null removes a setting).
+    `dry_run` answers what the account would become without storing it."""
+    async with db.transaction() as s:
+        account = (await s.execute(select(Account).where(Account.id == account_id).with_for_update())).scalar_one()
+        branding = dict(account.branding or {})
+        for field, value in changes.items():
+            if value is None:
+                branding.pop(field, None)
+            else:
+                branding[field] = value
+        if dry_run:
+            s.expunge(account)
+            account.branding = branding
+            account.updated_at = clock.now()
+            return account
+        account.branding = branding or None
+        account.updated_at = clock.now()
+    return account
 
 
 async def ensure_bootstrap_key(db: Database, secret: str, stretched: StretchedKeys) -> Principal:

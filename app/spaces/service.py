@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
+from app.accounts.models import Account
 from app.accounts.service import Principal
+from app.ai.models import AiConnection
 from app.artifacts.models import Artifact
 from app.core import clock, ids
 from app.core.context import AppContext
@@ -43,6 +46,69 @@ async def create(ctx: AppContext, p: Principal, body: SpaceCreate) -> Space:
     )
     async with ctx.db.transaction() as s:
         s.add(space)
+    return space
+
+
+def space_name_conflict(name: str) -> Conflict:
+    return Conflict("A space with this name already exists", code="space.name_conflict", details={"name": name})
+
+
+async def _name_taken(s, account_id: uuid.UUID, name: str, but: uuid.UUID | None = None) -> bool:
+    stmt = select(func.count()).select_from(Space).where(Space.account_id == account_id, Space.name == name)
+    if but is not None:
+        stmt = stmt.where(Space.id != but)
+    return bool((await s.execute(stmt)).scalar_one())
+
+
+async def _lock_names(s, account_id: uuid.UUID) -> None:
+    """Space names are checked under the account row's lock (PostgreSQL; SQLite has one writer)."""
+    await s.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+
+
+async def create_named(
+    ctx: AppContext, p: Principal, *, name: str | None, mounts: dict[str, Any], region: str | None = None
+) -> Space:
+    """A space whose name is unique among the account's spaces (409 `space.name_conflict`); without a
+    name it is called `space-<last 8 hex of its id>`."""
+    now = clock.now()
+    space_id = ids.new_id()
+    space = Space(
+        id=space_id,
+        account_id=p.account_id,
+        name=name or f"space-{space_id.hex[-8:]}",
+        region=region or DEFAULT_REGION,
+        metadata_=None,
+        mounts=mounts,
+        is_default=False,
+        created_at=now,
+        updated_at=now,
+    )
+    async with ctx.db.transaction() as s:
+        await _lock_names(s, p.account_id)
+        if await _name_taken(s, p.account_id, space.name):
+            raise space_name_conflict(space.name)
+        s.add(space)
+    return space
+
+
+async def change(
+    ctx: AppContext, space: Space, *, name: str | None = None, mounts: dict[str, Any] | None = None
+) -> Space:
+    """Rename (unique among the account's spaces) and/or replace the mounts; None leaves a field as it is."""
+    async with ctx.db.transaction() as s:
+        if name is not None and name != space.name:
+            await _lock_names(s, space.account_id)
+            if await _name_taken(s, space.account_id, name, but=space.id):
+                raise space_name_conflict(name)
+        row = (await s.execute(select(Space).where(Space.id == space.id).with_for_update())).scalar_one_or_none()
+        if row is None:  # deleted since the path object was read
+            raise space_not_found(space.id)
+        space = row
+        if name is not None:
+            space.name = name
+        if mounts is not None:
+            space.mounts = mounts
+        space.updated_at = clock.now()
     return space
 
 
@@ -89,8 +155,11 @@ async def default_space(ctx: AppContext, p: Principal) -> Space:
             return (await s.execute(stmt)).scalar_one()
 
 
-async def list_spaces(ctx: AppContext, p: Principal, page: PageParams) -> tuple[list[Space], str | None]:
-    return await fetch_by_id(ctx.db, select(Space).where(Space.account_id == p.account_id), Space.id, page)
+async def list_spaces(
+    ctx: AppContext, p: Principal, page: PageParams, *, newest_first: bool = False
+) -> tuple[list[Space], str | None]:
+    stmt = select(Space).where(Space.account_id == p.account_id)
+    return await fetch_by_id(ctx.db, stmt, Space.id, page, newest_first=newest_first)
 
 
 async def update(ctx: AppContext, space: Space, body: SpaceUpdate) -> Space:
@@ -138,3 +207,19 @@ async def delete_space(ctx: AppContext, space: Space) -> uuid.UUID:
     for key in keys:
         await store.delete(key)
     return space.id
+
+
+async def check_ai_connections(ctx: AppContext, account_id: uuid.UUID, wanted: list[str]) -> list[str]:
+    """The ids as stored (canonical UUID text), each an AI connection of the account; 404 otherwise."""
+    parsed = {raw: ids.parse_uuid(raw) for raw in wanted}
+    known: set[uuid.UUID] = set()
+    if any(parsed.values()):
+        async with ctx.db.read() as s:
+            stmt = select(AiConnection.id).where(
+                AiConnection.account_id == account_id, AiConnection.id.in_([u for u in parsed.values() if u])
+            )
+            known = set((await s.execute(stmt)).scalars())
+    for raw, value in parsed.items():
+        if value not in known:
+            raise NotFound("AI credential not found", code="ai_credential.not_found", details={"credentialId": raw})
+    return list(dict.fromkeys(str(parsed[raw]) for raw in wanted))
