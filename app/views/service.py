@@ -22,7 +22,7 @@ from app.accounts.service import Principal
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import get_owned
-from app.core.errors import DomainError, NotFound, Unauthorized
+from app.core.errors import DomainError, InvalidRequest, NotFound, Unauthorized
 from app.core.paging import PageParams, fetch_by_id
 from app.live import service as live
 from app.runs import service as runs
@@ -106,10 +106,18 @@ def origin_of(url: str | None) -> str | None:
 
 
 async def create(ctx: AppContext, p: Principal, spec: ViewSpec) -> Minted:
+    scope = spec.scope
+    if spec.control and scope.kind == ViewScopeKind.RUN and scope.run.status != RunStatus.ACTIVE:
+        # A run that has ended has no browser left to control; a browser's or a space's view controls
+        # whatever run is current.
+        raise InvalidRequest(
+            "control cannot be granted in a view of a run that has ended",
+            code="view.component_denied",
+            details={"component": "control", "runId": str(scope.run.id), "status": scope.run.status},
+        )
     now = clock.now()
     view_id = ids.new_id()
     token = tokens.mint(view_id)
-    scope = spec.scope
     view = View(
         id=view_id,
         account_id=p.account_id,

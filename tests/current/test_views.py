@@ -260,6 +260,9 @@ async def test_deleting_a_run_deletes_its_views_and_their_viewer_links(server, a
         return (await api.get(f"/v1/runs/{run_id}", headers=V)).json()["status"] in ("ended", "failed")
 
     await eventually(ended, timeout=30)
+    # Nothing is left to control in an ended run.
+    refused = await api.post("/v1/views", json={"scope": {"runId": run_id}, "control": True}, headers=V)
+    assert error_of(refused, 400)["code"] == "view.component_denied"
     deleted = await api.delete(f"/v1/runs/{run_id}", headers=V)
     assert deleted.status_code == 200, deleted.text
     assert error_of(await api.get(f"/v1/views/{view['id']}", headers=V), 404)["code"] == "view.not_found"
