@@ -14,11 +14,12 @@ from app.accounts.auth import CtxDep
 from app.core import clock, openapi
 from app.core.errors import NotFound
 from app.core.schemas import RequestModel, WireModel, errors
-from app.live import service
+from app.live import service, tokens
 from app.live.schemas import ReplayData
 from app.runs.paths import PathRun
 from app.storage import make_store
 from app.storage.http import Download, serve
+from app.views import service as views
 
 WEB = Path(__file__).resolve().parents[1] / "web"
 MAX_EXPIRY = 86_400
@@ -138,7 +139,11 @@ async def viewer_socket(ws: WebSocket, token: str | None = None):
 
 @api.get("/replay/data", response_model=ReplayData)
 async def replay_data(ctx: CtxDep, token: str | None = None):
-    return await service.replay_data(ctx, token)
+    data = await service.replay_data(ctx, token)
+    # A replay link minted for a view's page carries the run's activity only if the view shows events.
+    if not await views.link_shows_events(ctx, tokens.verify(ctx.signing_key, token, "replay").viewer_id):
+        data["activity"] = []
+    return data
 
 
 @api.get(

@@ -385,6 +385,14 @@ async def replay_link(ctx: AppContext, view: View, run: Run) -> dict[str, Any]:
     return {"url": url, "status": info["status"], "expiresAt": live.iso_epoch(minted.expires_at)}
 
 
+async def link_shows_events(ctx: AppContext, viewer_id: uuid.UUID) -> bool:
+    """Whether a viewer link may carry the run's activity: yes, unless a view without events minted it."""
+    async with ctx.db.read() as s:
+        link = await s.get(ViewViewer, viewer_id)
+        view = await s.get(View, link.view_id) if link is not None else None
+    return view is None or bool(view.components.get("events"))
+
+
 async def events(ctx: AppContext, view: View, run: Run) -> dict[str, Any]:
     """The run's activity (navigations, requests, console, ...), newest last, for the events panel."""
     if not view.components.get("events"):

@@ -268,3 +268,22 @@ async def test_deleting_a_run_deletes_its_views_and_their_viewer_links(server, a
     assert error_of(await api.get(f"/v1/views/{view['id']}", headers=V), 404)["code"] == "view.not_found"
     async with server.anonymous() as anyone:
         assert (await anyone.get("/view/state", headers=bearer(view["token"]))).status_code == 401
+
+
+async def test_a_replay_link_of_a_view_without_events_carries_no_activity(server, api):
+    async with started_runtime(api) as runtime:
+        run_id = runtime["activeRunId"]
+        quiet = await create(api, {"runId": run_id}, components={"recordings": True})
+        chatty = await create(api, {"runId": run_id}, components={"recordings": True, "events": True})
+        async with server.anonymous() as anyone:
+            activity = {}
+            for name, view in (("quiet", quiet), ("chatty", chatty)):
+                link = await anyone.post("/view/replay", json={"runId": run_id}, headers=bearer(view["token"]))
+                assert link.status_code == 200, link.text
+                url = link.json()["url"]
+                assert url.endswith("&activity=0") == (name == "quiet")  # the page leaves its panel out
+                token = url.split("token=", 1)[1].split("&", 1)[0]
+                data = await anyone.get("/v1/replay/data", params={"token": token})
+                assert data.status_code == 200, data.text
+                activity[name] = data.json()["activity"]
+    assert activity["quiet"] == [] and activity["chatty"], activity
