@@ -31,6 +31,9 @@ RESOURCE_PARAMS = {
     "file_id": "file",
     "invocation_id": "invocation",
     "viewer_id": "viewer",
+    # A run's trace and its one recording are named by the run's id (docs/decisions.md).
+    "trace_id": "run",
+    "recording_id": "run",
 }
 # Path parameters that name no resource, and the value that reaches the route's own checks.
 PLAIN_PARAMS = {"seq": "0", "rest": "/version"}
