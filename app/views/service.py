@@ -38,6 +38,8 @@ MAX_EXPIRY_SECONDS = 30 * 86_400
 COMPONENTS = ("bell", "events", "recordings", "trace")
 # How many events the page's events panel shows at most (the newest).
 EVENTS_SHOWN = 200
+# How many of a space's browsers the page lists at most (the oldest first).
+MAX_BROWSERS_SHOWN = 100
 
 
 class Forbidden(DomainError):
@@ -260,7 +262,7 @@ async def _targets(ctx: AppContext, view: View) -> list[Runtime]:
             )
             if view.runtime_ids is not None:
                 stmt = stmt.where(Runtime.id.in_([uuid.UUID(r) for r in view.runtime_ids]))
-            return list((await s.execute(stmt.order_by(Runtime.id))).scalars())
+            return list((await s.execute(stmt.order_by(Runtime.id).limit(MAX_BROWSERS_SHOWN))).scalars())
         runtime = await s.get(Runtime, view.runtime_id) if view.runtime_id else None
     return [runtime] if runtime is not None else []
 
