@@ -7,6 +7,14 @@
    server process on PostgreSQL + Redis; events per second that reach the database.
 3. SSE delivery latency: the page's console.log carries Date.now(); an SSE client of the run
    measures when each `console.message` event arrives (p50, p99).
+4. Delivery while 20,000 events/s are written (`--current`): a producer in this process writes
+   network events at a fixed rate through the server's EventWriter into a run of a real server
+   process (PostgreSQL + Redis), with a `console.message` tick every 100th event. Each tick's commit
+   time is taken when the writer's transaction has committed (before the wake-up is published); a
+   subscriber process per phase reads one stream and notes when each tick arrives. Phases, one
+   stream at a time: the flat `/v1/runs/{id}/events/stream?type=console.message` (the baseline),
+   the current `/v1/events/stream?run=&type=console.message`, and the current
+   `/v1/runs/{id}/stream` (typed frames of every event: it has no filter, so it carries all 20,000/s).
 Targets (issue 5): >= 20,000 events/s ingested, p99 delivery < 100 ms.
 """
 
@@ -16,6 +24,8 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -232,10 +242,221 @@ def browser_traffic(seconds: float) -> tuple[float, list[float]]:
             asyncio.run(_drop_db(url))
 
 
+TICK = "bench.tick"
+_TICK_NUMBER = re.compile(r'"tick":(\d+)')
+CURRENT_HEADERS = {"BCTRL-Version": "2026-10-03"}
+
+
+def _listen(base: str, path: str, params: dict, headers: dict, ready, stop, out) -> None:
+    """A subscriber process: read one SSE stream, note (tick, arrival time) for each tick frame."""
+    arrivals: list[tuple[int, float]] = []
+    with httpx.Client(base_url=base, headers={"Authorization": "Bearer bench-key", **headers}, timeout=None) as client:
+        with contextlib.suppress(httpx.HTTPError), client.stream("GET", path, params=params) as response:
+            ready.set()
+            for line in response.iter_lines():
+                if TICK in line and line.startswith("data:"):
+                    now = time.time()
+                    found = _TICK_NUMBER.search(line)
+                    if found:
+                        arrivals.append((int(found.group(1)), now))
+                if stop.is_set():
+                    break
+    out.put(arrivals)
+
+
+class _TimedWriter(EventWriter):
+    """The server's writer, noting when each tick's transaction committed (the notifier hook runs right
+    after the commit, before the wake-up is published)."""
+
+    def __init__(self, db: Database, notifier) -> None:
+        super().__init__(db)
+        self.committed_at = 0.0
+        self.commits: dict[int, float] = {}
+        self.notifier = notifier
+
+        async def committed(runs: set) -> None:
+            self.committed_at = time.time()
+            await notifier.publish(runs)
+
+        db.on_events_committed = committed
+
+    async def _insert(self, batch: list[dict]) -> int:
+        ticks = [row["data"]["tick"] for row in batch if row["type"] == TICK]
+        written = await super()._insert(batch)
+        for tick in ticks:
+            self.commits[tick] = self.committed_at
+        return written
+
+
+async def _produce(url: str, prefix: str, run_id: uuid.UUID, rate: int, seconds: float, first_tick: int) -> dict:
+    from app.runs.notifier import RunNotifier
+
+    db = Database(url)
+    notifier = RunNotifier(REDIS, prefix)
+    writer = _TimedWriter(db, notifier)
+    await writer.start()
+    try:
+        t0 = time.perf_counter()
+        sent, tick = 0, first_tick
+        while (elapsed := time.perf_counter() - t0) < seconds:
+            due = int(elapsed * rate) - sent
+            for _ in range(max(0, due)):
+                if sent % 100 == 0:
+                    writer.emit(run_id, TICK, "console", {"tick": tick, "at": time.time()}, source="browser")
+                    tick += 1
+                else:
+                    writer.emit(run_id, "network.response", "network", _payload(sent), source="browser")
+                sent += 1
+            await asyncio.sleep(0.005)
+        await writer.stop()
+        return {"sent": sent, "elapsed": time.perf_counter() - t0, "written": writer.written, "commits": writer.commits}
+    finally:
+        await notifier.close()
+        await db.dispose()
+
+
+def current_delivery(seconds: float, rate: int) -> dict[str, dict]:
+    """p50/p99 from commit to subscriber for each stream, while `rate` events/s are written."""
+    import multiprocessing
+
+    url = asyncio.run(_fresh_db())
+    prefix = f"bench-{uuid.uuid4().hex[:6]}"
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(prefix="bctrl-bench-") as tmp:
+        port = free_port()
+        env = env_with(
+            BCTRL_DATA_DIR=tmp,
+            BCTRL_DATABASE_URL=url,
+            BCTRL_REDIS_URL=REDIS,
+            BCTRL_REDIS_PREFIX=prefix,
+            BCTRL_API_KEY="bench-key",
+            BCTRL_PORT=str(port),
+            BCTRL_LOG_LEVEL="warning",
+        )
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "bctrl-server"), "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            me = httpx.get(f"{base}/v1/auth/whoami", headers={"Authorization": "Bearer bench-key"}).json()
+            account, space = uuid.UUID(me["organizationId"]), uuid.UUID(me["defaultSpaceId"])
+            phases = {
+                "flat /v1/runs/{id}/events/stream": ("/v1/runs/{run}/events/stream", {"type": TICK}, {}),
+                "current /v1/events/stream": ("/v1/events/stream", {"run": "{run}", "type": TICK}, CURRENT_HEADERS),
+                "current /v1/runs/{id}/stream": ("/v1/runs/{run}/stream", {}, CURRENT_HEADERS),
+            }
+            spawn = multiprocessing.get_context("spawn")
+            first_tick = 0
+            for name, (path, params, headers) in phases.items():
+                # A run of its own per phase (the run stream starts from the run's first event).
+                run_id = asyncio.run(_run_of(url, account, space))
+                path = path.format(run=run_id)
+                params = {k: v.format(run=run_id) for k, v in params.items()}
+                ready, stop, out = spawn.Event(), spawn.Event(), spawn.Queue()
+                listener = spawn.Process(target=_listen, args=(base, path, params, headers, ready, stop, out))
+                listener.start()
+                ready.wait(30)
+                time.sleep(1.0)
+                cpu0 = (_cpu_seconds(proc.pid), _cpu_seconds(listener.pid), time.process_time(), _busy())
+                produced = asyncio.run(_produce(url, prefix, run_id, rate, seconds, first_tick))
+                cpu1 = (_cpu_seconds(proc.pid), _cpu_seconds(listener.pid), time.process_time(), _busy())
+                time.sleep(2.0)  # the last ticks arrive
+                stop.set()
+                # A quiet stream blocks in iter_lines until its next heartbeat: one more tick wakes it.
+                asyncio.run(_produce(url, prefix, run_id, 100, 0.2, 10**9))
+                arrivals = out.get(timeout=60)
+                listener.join(timeout=30)
+                if listener.is_alive():
+                    listener.terminate()
+                commits = produced["commits"]
+                latencies = [(at - commits[t]) * 1000 for t, at in arrivals if t in commits]
+                results[name] = {
+                    "offered": produced["sent"] / produced["elapsed"],
+                    "cpu": {
+                        "server": (cpu1[0] - cpu0[0]) / produced["elapsed"],
+                        "subscriber": (cpu1[1] - cpu0[1]) / produced["elapsed"],
+                        "producer": (cpu1[2] - cpu0[2]) / produced["elapsed"],
+                        "machine busy": (cpu1[3][0] - cpu0[3][0]) / max(1e-9, cpu1[3][1] - cpu0[3][1]),
+                    },
+                    "rate": produced["written"] / produced["elapsed"],
+                    "ticks": len(commits),
+                    "received": len(latencies),
+                    "latencies": latencies,
+                }
+                first_tick += len(commits) + 1
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+            asyncio.run(_drop_db(url))
+    return results
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _busy() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine so far, every core (Linux /proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    return sum(values) - idle, sum(values)
+
+
+async def _run_of(url: str, account_id: uuid.UUID, space_id: uuid.UUID) -> uuid.UUID:
+    """An active run of the server's account, with no browser behind it (the producer writes its events)."""
+    db = Database(url)
+    now = clock.now()
+    run = Run(
+        id=ids.new_id(),
+        account_id=account_id,
+        space_id=space_id,
+        runtime_id=ids.new_id(),
+        runtime_type="browser",
+        status="active",
+        recording=False,
+        failure=None,
+        event_seq=0,
+        created_at=now,
+        started_at=now,
+    )
+    async with db.transaction() as s:
+        s.add(run)
+    await db.dispose()
+    return run.id
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--current", action="store_true", help="only phase 4: delivery on the flat and current streams under load"
+    )
+    parser.add_argument("--rate", type=int, default=20_000, help="events/s written in phase 4")
     args = parser.parse_args(argv)
+    if args.current:
+        print(f"stream delivery while {args.rate:,} events/s are written ({machine()}; {args.seconds:g} s a phase)")
+        for name, r in current_delivery(args.seconds, args.rate).items():
+            lat = r["latencies"]
+            summary = f"p50 {median(lat):6.1f} ms, p99 {percentile(lat, 99):6.1f} ms" if lat else "nothing arrived"
+            cpu = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu"].items())
+            print(
+                f"  {name:34s}: {summary}, max {max(lat, default=0):6.1f} ms"
+                f" ({r['received']}/{r['ticks']} ticks; {r['offered']:,.0f} events/s offered,"
+                f" {r['rate']:,.0f} written)\n      cores busy: {cpu} (machine: share of all cores)"
+            )
+        print("target: p99 from commit to subscriber < 100 ms")
+        return
     baseline, rate = asyncio.run(synthetic(args.seconds))
     browser_rate, latencies = browser_traffic(args.seconds)
     print(f"events ({machine()}; {args.seconds:g} s per producer, PostgreSQL)")

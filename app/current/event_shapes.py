@@ -141,11 +141,32 @@ def _target(event: RunEvent, runtime_id: str) -> dict[str, Any] | None:
     return {"kind": "browser", "id": runtime_id}
 
 
-def event_dict(event: RunEvent, space_id, runtime_id) -> dict[str, Any]:
-    """The event as the current generation's `Event` (camelCase, timestamps as ISO strings)."""
+_PLATFORM_ACTOR = {"type": "platform", "id": None}
+
+
+class _RunWords:
+    """What every event of one run shares, in wire form (computed once per run, not per event)."""
+
+    __slots__ = ("run", "runtime", "space", "trace", "browser_target")
+
+    def __init__(self, run_id, space_id, runtime_id) -> None:
+        self.run = str(run_id)
+        self.runtime = str(runtime_id)
+        self.space = str(space_id)
+        self.trace = run_id.hex
+        self.browser_target = {"kind": "browser", "id": self.runtime}
+
+
+def _event(event, words: _RunWords) -> dict[str, Any]:
     category, channel, source, actor_type = _BY_CATEGORY.get(event.category, _OTHER)
     when = clock.iso(event.time)
-    runtime = str(runtime_id)
+    data = event.data or {}
+    if event.category == "network":
+        target = {"kind": "request", "id": data.get("requestId")}
+    elif event.page_id is None and event.connection_id is None and event.category in ("runtime", "lifecycle"):
+        target = words.browser_target
+    else:
+        target = _target(event, words.runtime)
     return {
         "id": str(event.id),
         "object": "event",
@@ -154,21 +175,26 @@ def event_dict(event: RunEvent, space_id, runtime_id) -> dict[str, Any]:
         "channel": channel,
         "source": source,
         "outcome": "failed" if event.type in _FAILED else "ok",
-        "actor": _actor(event, actor_type),
-        "target": _target(event, runtime),
+        "actor": _PLATFORM_ACTOR if actor_type == "platform" else _actor(event, actor_type),
+        "target": target,
         "seq": event.seq,
-        "data": event.data or {},
-        "runId": str(event.run_id),
-        "runtimeId": runtime,
-        "spaceId": str(space_id),
+        "data": data,
+        "runId": words.run,
+        "runtimeId": words.runtime,
+        "spaceId": words.space,
         "pageId": event.page_id,
-        "taskId": (event.data or {}).get("invocationId") if event.category == "invocation" else None,
-        "traceId": event.run_id.hex,
+        "taskId": data.get("invocationId") if event.category == "invocation" else None,
+        "traceId": words.trace,
         "time": when,
         "timestamp": when,
         "createdAt": when,
         "updatedAt": when,
     }
+
+
+def event_dict(event: RunEvent, space_id, runtime_id) -> dict[str, Any]:
+    """The event as the current generation's `Event` (camelCase, timestamps as ISO strings)."""
+    return _event(event, _RunWords(event.run_id, space_id, runtime_id))
 
 
 def event_out(found: Located) -> EventOut:
@@ -237,12 +263,33 @@ def frame(data: dict[str, Any], id_: str | None = None) -> dict[str, Any]:
 HEARTBEAT = {"comment": "heartbeat"}
 
 
-def runtime_event_frame(event: RunEvent, run: Run) -> dict[str, Any]:
-    body = event_dict(event, run.space_id, run.runtime_id)
-    return frame(
-        {"type": "runtime.event", "id": body["id"], "runId": body["runId"], "timestamp": body["time"], "event": body},
-        body["id"],
-    )
+def _sse(data: dict[str, Any], id_: str) -> bytes:
+    # orjson writes no newline, so the JSON is one `data:` line.
+    return b"id: " + id_.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def event_frames(found: list[Located]) -> bytes:
+    """A page of events (of one run) as `Event` frames, written at once (id = the event id)."""
+    out = []
+    words = None
+    for item in found:
+        if words is None or words.run != str(item.event.run_id):
+            words = _RunWords(item.event.run_id, item.space_id, item.runtime_id)
+        body = _event(item.event, words)
+        out.append(_sse(body, body["id"]))
+    return b"".join(out)
+
+
+def runtime_event_frames(events: list, run: Run) -> bytes:
+    """A page of the run's events as `runtime.event` frames, written at once (id = the event id)."""
+    words = _RunWords(run.id, run.space_id, run.runtime_id)
+    out = []
+    for event in events:
+        body = _event(event, words)
+        frame_body = {"type": "runtime.event", "id": body["id"], "runId": words.run, "timestamp": body["time"]}
+        frame_body["event"] = body
+        out.append(_sse(frame_body, body["id"]))
+    return b"".join(out)
 
 
 def control_frame(run: Run, runtime: Runtime | None) -> dict[str, Any]:

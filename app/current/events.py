@@ -27,9 +27,10 @@ from app.current.event_shapes import ActorType, EventChannel, EventOut, EventOut
 from app.current.paths import ScopeSpace
 from app.current.schemas import Order
 from app.runs import events_query, streams, trace
-from app.runs.events_query import EventQuery, EventScope, Located
+from app.runs.events_query import EventQuery, EventScope
 from app.runs.models import RunEvent
 from app.runs.paths import PathRun
+from app.runs.streams import Beat
 from app.runtimes import service as runtimes
 
 log = structlog.get_logger(__name__)
@@ -114,11 +115,7 @@ async def list_events(
 async def _event_stream(ctx, scope: EventScope, query: EventQuery, after: RunEvent | None):
     try:
         async for item in events_query.follow(ctx, scope, query, after=after):
-            if isinstance(item, Located):
-                body = shaped.event_dict(item.event, item.space_id, item.runtime_id)
-                yield shaped.frame(body, body["id"])
-            else:
-                yield shaped.HEARTBEAT
+            yield shaped.HEARTBEAT if isinstance(item, Beat) else shaped.event_frames(item)
     except Exception as exc:
         yield _stream_error(exc)
 
@@ -193,10 +190,10 @@ async def _run_frames(ctx, run, after: int, include: set[str]):
             for frame in await spans.frames(ctx):
                 yield frame
         async for item in streams.updates(ctx, run, after):
-            if isinstance(item, RunEvent):
+            if isinstance(item, list):
                 if "events" in include:
-                    yield shaped.runtime_event_frame(item, run)
-                if spans is not None and item.type in trace.SPAN_EVENT_TYPES:
+                    yield shaped.runtime_event_frames(item, run)
+                if spans is not None and any(row.type in trace.SPAN_EVENT_TYPES for row in item):
                     for frame in await spans.frames(ctx):
                         yield frame
             elif isinstance(item, streams.ControlSeen):

@@ -198,15 +198,14 @@ async def _runs(ctx: AppContext, scope: EventScope, horizon: datetime) -> list[t
         return list((await s.execute(stmt)).all())
 
 
-async def _read(
-    ctx: AppContext, run_id: uuid.UUID, query: EventQuery, state: _Follow, head: int
-) -> tuple[list[RunEvent], int]:
-    """The run's matching events after the stream's position in it, up to `head`; and the new position."""
-    stmt = query.apply(select(RunEvent).where(RunEvent.run_id == run_id, RunEvent.seq <= head))
+async def _read(ctx: AppContext, run_id: uuid.UUID, query: EventQuery, state: _Follow, head: int) -> tuple[list, int]:
+    """The run's matching events after the stream's position in it, up to `head` (plain rows with the
+    columns of `RunEvent`); and the new position."""
+    stmt = query.apply(select(*RunEvent.__table__.c).where(RunEvent.run_id == run_id, RunEvent.seq <= head))
     after = state.cursors.get(run_id)
     stmt = stmt.where(RunEvent.time > state.since) if after is None else stmt.where(RunEvent.seq > after)
     async with ctx.db.read() as s:
-        rows = list((await s.execute(stmt.order_by(RunEvent.seq).limit(PAGE))).scalars())
+        rows = list((await s.execute(stmt.order_by(RunEvent.seq).limit(PAGE))).all())
     if len(rows) == PAGE:
         return rows, rows[-1].seq
     return rows, head  # nothing more up to the head matches: never scan those rows again
@@ -226,9 +225,10 @@ async def resume_point(ctx: AppContext, scope: EventScope, event_id: str) -> Run
 
 async def follow(
     ctx: AppContext, scope: EventScope, query: EventQuery, *, after: RunEvent | None = None
-) -> AsyncIterator[Located | Beat]:
+) -> AsyncIterator[list[Located] | Beat]:
     """The scope's matching events as they are committed (from `after`, else from `query.time_from`, else
-    from now), each run's in sequence order; a `Beat` when nothing came for the heartbeat interval."""
+    from now), each run's in sequence order, a page at a time (`Located.event` is a plain row with the
+    columns of `RunEvent`); a `Beat` when nothing came for the heartbeat interval."""
     loop = asyncio.get_running_loop()
     heartbeat = ctx.settings.sse_heartbeat_seconds
     now = clock.now()
@@ -255,11 +255,14 @@ async def follow(
                     rows, position = await _read(ctx, run_id, query, state, head)
                     state.cursors[run_id] = position
                     more = more or position < head
-                    for row in rows:
-                        if query.time_to is not None and row.time >= query.time_to:
-                            continue
+                    found = [
+                        Located(row, space_id, runtime_id)
+                        for row in rows
+                        if query.time_to is None or row.time < query.time_to
+                    ]
+                    if found:
                         sent = True
-                        yield Located(row, space_id, runtime_id)
+                        yield found
             # Every run in the scope that ended before the grace period has been read to its end.
             state.horizon = max(state.horizon, pass_started - timedelta(seconds=ENDED_GRACE_SECONDS))
             if sent:

@@ -143,8 +143,8 @@ async def _collect(agen, count: int, timeout: float = 15.0) -> list[Located]:
 
     async def take():
         async for item in agen:
-            if isinstance(item, Located):
-                found.append(item)
+            if isinstance(item, list):  # a page of events (else a heartbeat)
+                found.extend(item)
                 if len(found) >= count:
                     return
 
