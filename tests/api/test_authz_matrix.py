@@ -31,6 +31,7 @@ RESOURCE_PARAMS = {
     "file_id": "file",
     "invocation_id": "invocation",
     "viewer_id": "viewer",
+    "view_id": "view",
     # A run's trace and its one recording are named by the run's id (docs/decisions.md).
     "trace_id": "run",
     "recording_id": "run",
@@ -145,6 +146,9 @@ async def account_a(server, api, runtime: dict) -> dict[str, str]:
     live = await api.post(f"/v1/runs/{ids['run']}/live", json={})
     assert live.status_code == 200, live.text
     ids["viewer"] = live.json()["viewerId"]
+    view = await api.post("/v1/views", json={"scope": {"runId": ids["run"]}})
+    assert view.status_code == 201, view.text
+    ids["view"] = view.json()["id"]
     return ids
 
 
