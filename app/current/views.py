@@ -1,5 +1,5 @@
-"""`/v1/views`: scoped, expiring, revocable links to one page showing a browser live, its events and its
-recordings (create, list, get, delete). The page and its data routes are `app/views/router.py`."""
+"""`/v1/views`: scoped, expiring, revocable links to one page showing a browser live, its events, its
+recordings, its trace (a timeline) and its files (create, list, get, delete). The page and its data routes are `app/views/router.py`."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ ScopeIn = SpaceScopeIn | BrowserScopeIn | RunScopeIn | ConversationScopeIn
 class FilesIn(RequestModel):
     library: Literal[False] | None = None
     manage: Literal[False] | None = None
-    read: Literal[False] | None = None
+    read: bool | None = Field(default=None, description="List the shown run's files and download them")
     upload: Literal[False] | None = None
     use: Literal[False] | None = None
 
@@ -94,7 +94,7 @@ class ComponentsIn(RequestModel):
     events: bool | None = None
     files: FilesIn | None = None
     recordings: bool | None = None
-    trace: Literal[False] | None = None
+    trace: bool | None = None
 
 
 class HostedIn(RequestModel):
@@ -110,7 +110,13 @@ PresentationIn = Annotated[HostedIn | EmbeddedIn, Field(discriminator="mode")]
 
 _WHY_NOT = {
     "bell": "the notification and action center is not offered by this server",
-    "trace": "traces are not shown in views by this server yet",
+}
+# File capabilities this server does not offer in a view (`read` it does), and why.
+_FILES_WHY_NOT = {
+    "library": "the space's file library is not offered in views by this server",
+    "manage": "managing files is not offered in views by this server",
+    "upload": "uploading files is not offered in views by this server",
+    "use": "handing files to the browser is not offered in views by this server",
 }
 
 
@@ -135,12 +141,14 @@ def _refuse_unsupported(data: Any) -> None:
         if components.get(name) is True:
             raise _denied(name, why)
     files = components.get("files")
-    if isinstance(files, dict) and any(value is True for value in files.values()):
-        raise InvalidRequest(
-            "files cannot be shown in this view: file access in views is not offered by this server yet",
-            code="view.file_capability_required",
-            details={"component": "files"},
-        )
+    if isinstance(files, dict):
+        for name, why in _FILES_WHY_NOT.items():
+            if files.get(name) is True:
+                raise InvalidRequest(
+                    f"files.{name} cannot be granted in this view: {why}; only files.read is",
+                    code="view.file_capability_required",
+                    details={"component": "files", "capability": name, "reason": why, "supported": ["read"]},
+                )
 
 
 class ViewCreate(RequestModel):
@@ -268,7 +276,9 @@ def _fields(view: View) -> dict[str, Any]:
     return {
         "id": str(view.id),
         "scope": _scope_out(view),
-        "components": ComponentsOut(**{name: bool(view.components.get(name)) for name in service.COMPONENTS}),
+        "components": ComponentsOut(
+            **service.components_of(view), files=FilesOut(**service.file_capabilities_of(view))
+        ),
         "control": view.control,
         "presentation": EmbeddedPresentationOut(allowed_origins=view.presentation["allowedOrigins"])
         if mode == "embedded"
@@ -315,9 +325,16 @@ async def _scope(ctx, p, scope: ScopeIn) -> service.ViewScope:
     return service.ViewScope(ViewScopeKind.RUN, await spaces.get(ctx, p, str(run.space_id)), run=run)
 
 
-def _components(body: ViewCreate) -> dict[str, bool]:
+def _components(body: ViewCreate) -> tuple[dict[str, bool], dict[str, bool]]:
+    """The view's components and file capabilities (what it does not name, it does not include)."""
     given = body.components or ComponentsIn()
-    return {"events": bool(given.events), "recordings": bool(given.recordings), "bell": False, "trace": False}
+    components = {
+        "events": bool(given.events),
+        "recordings": bool(given.recordings),
+        "trace": bool(given.trace),
+        "bell": False,
+    }
+    return components, {"read": bool(given.files and given.files.read)}
 
 
 # --- routes ---
@@ -327,7 +344,7 @@ def _components(body: ViewCreate) -> dict[str, bool]:
 async def create_view(ctx: CtxDep, p: PrincipalDep, body: ViewCreate, idem: IdempotencyDep):
     """Mint a view of a space, a browser or a run. Its `token` (and the `url` that carries it) is shown
     once; a retry with the same Idempotency-Key gets the same view with a fresh token."""
-    components = _components(body)
+    components, files = _components(body)
     presentation = {"mode": "hosted"}
     if isinstance(body.presentation, EmbeddedIn):
         presentation = {"mode": "embedded", "allowedOrigins": list(dict.fromkeys(body.presentation.allowed_origins))}
@@ -336,6 +353,7 @@ async def create_view(ctx: CtxDep, p: PrincipalDep, body: ViewCreate, idem: Idem
         spec = service.ViewSpec(
             scope=await _scope(ctx, p, body.scope),
             components=components,
+            files=files,
             control=bool(body.control),
             expires_in_seconds=body.expires_in_seconds or service.DEFAULT_EXPIRY_SECONDS,
             presentation=presentation,

@@ -2,7 +2,9 @@
 
 The page is built on the live viewer and replay pages: it asks these routes for viewer links minted
 under the view (`/view/live`, `/view/replay`) and shows them in frames, with the run's events beside
-them when the view includes events. Every route checks the view's token, and the origin a browser says
+them when the view includes events, its trace as a timeline under them when the view includes the trace
+(`/view/trace`, drawn by app/web/view-timeline.js), and its files to download when the view may read
+files (`/view/files`). Every route checks the view's token, and the origin a browser says
 the request comes from, each time: a revoked or expired view stops answering at once."""
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query
-from fastapi.responses import HTMLResponse
+from fastapi import Path as PathParam
+from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import Field
 
 from app.core.context import AppContext, CtxDep
 from app.core.errors import DomainError
 from app.core.schemas import RequestModel
+from app.storage import http as content
+from app.storage import make_store
 from app.views import service
 from app.views.models import View
 
@@ -130,3 +135,47 @@ async def view_events(
     """The run's activity for the events panel (403 unless the view includes events)."""
     run = await service.visible_run(ctx, view, run_id)
     return await service.events(ctx, view, run)
+
+
+@pages.get("/view/trace")
+async def view_trace(
+    ctx: CtxDep, view: PageView, run_id: Annotated[str, Query(alias="runId", max_length=64)]
+) -> dict[str, Any]:
+    """The run's spans for the timeline (403 unless the view includes the trace)."""
+    run = await service.visible_run(ctx, view, run_id)
+    return await service.trace(ctx, view, run)
+
+
+@pages.get("/view/files")
+async def view_files(
+    ctx: CtxDep, view: PageView, run_id: Annotated[str, Query(alias="runId", max_length=64)]
+) -> dict[str, Any]:
+    """The run's files, newest first (403 unless the view may read files)."""
+    run = await service.visible_run(ctx, view, run_id)
+    return await service.files(ctx, view, run)
+
+
+@pages.get("/view/files/{file_id}")
+async def view_file_content(
+    ctx: CtxDep,
+    view: PageView,
+    file_id: Annotated[str, PathParam(max_length=64)],
+    run_id: Annotated[str, Query(alias="runId", max_length=64)],
+    range_: Annotated[str | None, Header(alias="Range")] = None,
+    if_range: Annotated[str | None, Header(alias="If-Range")] = None,
+) -> Response:
+    """One of the run's files, as an attachment (a single `Range` gets 206); 403 unless the view may
+    read files, 404 for a file that is not the run's."""
+    run = await service.visible_run(ctx, view, run_id)
+    download = await service.file_download(ctx, view, run, file_id)
+    return await content.serve(make_store(ctx.settings), download, range_, if_range)
+
+
+@pages.get("/view/timeline.js")
+async def view_timeline_script() -> Response:
+    """The page's timeline script (public: it holds no data)."""
+    return Response(
+        (WEB / "view-timeline.js").read_bytes(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )

@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 
 from app.accounts.service import Principal
+from app.artifacts import service as artifacts
+from app.artifacts.models import Artifact, ArtifactKind
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import get_owned
@@ -26,16 +28,26 @@ from app.core.errors import DomainError, InvalidRequest, NotFound, Unauthorized
 from app.core.paging import PageParams, fetch_by_id
 from app.live import service as live
 from app.runs import service as runs
+from app.runs import trace as traces
 from app.runs.models import Run, RunStatus
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.spaces.models import Space
+from app.storage.http import Download
 from app.views import tokens
 from app.views.models import View, ViewScopeKind, ViewViewer
 
 DEFAULT_EXPIRY_SECONDS = 8 * 3600
 MAX_EXPIRY_SECONDS = 30 * 86_400
-# Components a view may carry, and which of them this server can show.
+# Components a view may carry (each a boolean), and which of them this server can show.
 COMPONENTS = ("bell", "events", "recordings", "trace")
+# What a view may allow on files (`components.files`), and which of them this server honours: `read`
+# lists the shown run's files (its artifacts) and downloads them through the view's token.
+FILE_CAPABILITIES = ("library", "manage", "read", "upload", "use")
+FILE_CAPABILITIES_HONOURED = ("read",)
+# How many spans the page's timeline shows at most (the earliest, parents first).
+SPANS_SHOWN = 500
+# How many of a run's files the page lists at most (the newest).
+FILES_SHOWN = 200
 # How many events the page's events panel shows at most (the newest).
 EVENTS_SHOWN = 200
 # How many of a space's browsers the page lists at most (the oldest first).
@@ -64,6 +76,8 @@ class ViewSpec:
     expires_in_seconds: int
     # {"mode": "hosted"} or {"mode": "embedded", "allowedOrigins": [...]}
     presentation: dict[str, Any] = field(default_factory=lambda: {"mode": "hosted"})
+    # {capability: bool} of FILE_CAPABILITIES_HONOURED
+    files: dict[str, bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +142,10 @@ async def create(ctx: AppContext, p: Principal, spec: ViewSpec) -> Minted:
         runtime_id=scope.runtime.id if scope.runtime else (scope.run.runtime_id if scope.run else None),
         run_id=scope.run.id if scope.run else None,
         runtime_ids=[str(r) for r in scope.runtime_ids] if scope.runtime_ids is not None else None,
-        components={name: bool(spec.components.get(name)) for name in COMPONENTS},
+        components={
+            **{name: bool(spec.components.get(name)) for name in COMPONENTS},
+            "files": {name: bool(spec.files.get(name)) for name in FILE_CAPABILITIES_HONOURED},
+        },
         control=spec.control,
         presentation=spec.presentation,
         token_hash=tokens.digest(ctx.signing_key, token),
@@ -244,6 +261,18 @@ def check_origin(ctx: AppContext, view: View, origin: str | None, referer: str |
             return
 
 
+def components_of(view: View) -> dict[str, bool]:
+    """The view's boolean components (a view made before a component existed does not include it)."""
+    return {name: bool(view.components.get(name)) for name in COMPONENTS}
+
+
+def file_capabilities_of(view: View) -> dict[str, bool]:
+    """Every file capability, true only for the honoured ones the view was made with."""
+    given = view.components.get("files")
+    given = given if isinstance(given, dict) else {}
+    return {name: name in FILE_CAPABILITIES_HONOURED and bool(given.get(name)) for name in FILE_CAPABILITIES}
+
+
 def frame_ancestors(view: View) -> str:
     """The page's framing policy: a hosted view is never framed, an embedded one only by its origins."""
     if view.presentation.get("mode") != "embedded":
@@ -317,7 +346,7 @@ async def page_state(ctx: AppContext, view: View) -> dict[str, Any]:
         "id": str(view.id),
         "scope": view.scope,
         "spaceName": await space_name(ctx, view),
-        "components": {name: bool(view.components.get(name)) for name in COMPONENTS},
+        "components": {**components_of(view), "files": file_capabilities_of(view)},
         "control": view.control,
         "expiresAt": clock.iso(view.expires_at),
         "browsers": browsers,
@@ -401,3 +430,105 @@ async def events(ctx: AppContext, view: View, run: Run) -> dict[str, Any]:
         raise _denied("events")
     items, _, truncated = await runs.activity(ctx, run, PageParams(limit=10_000, after=None), None, None)
     return {"runId": str(run.id), "items": items[-EVENTS_SHOWN:], "truncated": truncated or len(items) > EVENTS_SHOWN}
+
+
+def _as_tree(spans: list[traces.Span]) -> list[tuple[traces.Span, int]]:
+    """The spans depth first, each parent followed by its children in start order, with their depth (a span
+    whose parent is not in the list is a root)."""
+    known = {span.id for span in spans}
+    children: dict[str | None, list[traces.Span]] = {}
+    for span in spans:
+        children.setdefault(span.parent_id if span.parent_id in known else None, []).append(span)
+    ordered: list[tuple[traces.Span, int]] = []
+    stack = [(span, 0) for span in reversed(children.get(None, []))]
+    while stack:
+        span, depth = stack.pop()
+        ordered.append((span, depth))
+        stack += [(child, depth + 1) for child in reversed(children.get(span.id, []))]
+    return ordered
+
+
+def _span_out(span: traces.Span, depth: int) -> dict[str, Any]:
+    error = span.attributes.get("error.type")
+    return {
+        "id": span.id,
+        "parentId": span.parent_id,
+        "depth": depth,
+        "kind": span.kind,
+        "name": span.name,
+        "status": span.status,
+        "startedAt": clock.iso(span.started_at),
+        "finishedAt": clock.iso(span.finished_at) if span.finished_at else None,
+        "durationMs": span.duration_ms,
+        "error": str(error) if error is not None else None,
+    }
+
+
+async def trace(ctx: AppContext, view: View, run: Run) -> dict[str, Any]:
+    """The run's spans for the page's timeline (403 unless the view includes the trace): each span's kind,
+    name, status, times and depth under the run, never its attributes (the URLs, reasoning and user
+    agents they carry are the run's activity, which the events component gates)."""
+    if not view.components.get("trace"):
+        raise _denied("trace")
+    built = await traces.spans_of(ctx, run)
+    kept = built.spans[:SPANS_SHOWN]
+    shown = [_span_out(span, depth) for span, depth in _as_tree(kept)]
+    root = kept[0] if kept else None
+    return {
+        "runId": str(run.id),
+        "status": run.status,
+        "startedAt": clock.iso(root.started_at) if root else None,
+        "finishedAt": clock.iso(root.finished_at) if root and root.finished_at else None,
+        "now": clock.iso(clock.now()),
+        "spans": shown,
+        "truncated": built.truncated or len(built.spans) > SPANS_SHOWN,
+    }
+
+
+def _file_shown(view: View, artifact: Artifact) -> bool:
+    # The recording is the recordings component's: a view without it lists no recording.
+    return artifact.kind != ArtifactKind.RECORDING or bool(view.components.get("recordings"))
+
+
+def _file_out(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "id": str(artifact.id),
+        "name": artifact.name,
+        "kind": artifact.kind,
+        "contentType": artifact.content_type,
+        "sizeBytes": artifact.size_bytes,
+        "createdAt": clock.iso(artifact.created_at),
+    }
+
+
+def _files_denied() -> Forbidden:
+    return Forbidden(
+        "This view does not include the run's files",
+        code="view.component_denied",
+        details={"component": "files", "capability": "read"},
+    )
+
+
+async def files(ctx: AppContext, view: View, run: Run) -> dict[str, Any]:
+    """The run's files (what it produced: downloads, collected files, exports, screenshots, and its
+    recording when the view includes recordings), newest first (403 unless the view may read files)."""
+    if not file_capabilities_of(view)["read"]:
+        raise _files_denied()
+    found = [a for a in await artifacts.of_run(ctx, run) if _file_shown(view, a)]
+    found.reverse()
+    return {
+        "runId": str(run.id),
+        "items": [_file_out(a) for a in found[:FILES_SHOWN]],
+        "truncated": len(found) > FILES_SHOWN,
+    }
+
+
+async def file_download(ctx: AppContext, view: View, run: Run, file_id: str) -> Download:
+    """One of the run's files to download (403 unless the view may read files; 404 for a file of
+    another run, or the recording of a view without recordings)."""
+    if not file_capabilities_of(view)["read"]:
+        raise _files_denied()
+    artifact = await artifacts.get(ctx, run, file_id)
+    if not _file_shown(view, artifact):
+        raise artifacts.artifact_not_found(file_id)
+    return await artifacts.content(ctx, run, file_id)

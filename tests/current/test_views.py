@@ -1,7 +1,8 @@
 """Views in the current generation, in process over both backends: create/list/get/delete in the 0.3
 words, the token shown once and kept only as a keyed digest, a view's own token reading its view, the
 refusals (forged, expired and revoked tokens; origins a presentation does not allow; unknown scope ids;
-components this server cannot show), and the page's framing policy."""
+components this server cannot show), the page's framing policy, and the page's data routes gated by
+the components (events, recordings, the trace, the run's files) and bounded by the view's scope."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
+from app.artifacts import service as artifacts
 from app.core import clock
 from app.core.idempotency import IdempotencyRecord
 from app.views.models import View
@@ -160,14 +162,24 @@ async def test_bad_input_is_refused_and_nothing_is_kept(server, api):
         ({"scope": {"runId": str(uuid.uuid4())}}, 404, "run.not_found"),
         ({"scope": {"conversationId": "c1"}}, 404, "conversation.not_found"),
         ({"scope": {"spaceId": space}, "components": {"bell": True}}, 400, "view.component_denied"),
-        ({"scope": {"spaceId": space}, "components": {"trace": True}}, 400, "view.component_denied"),
         (
             {"scope": {"spaceId": space}, "components": {"conversations": True}},
             400,
             "view.conversation_component_required",
         ),
         ({"scope": {"spaceId": space}, "conversationSend": True}, 400, "view.conversation_component_required"),
-        ({"scope": {"spaceId": space}, "components": {"files": {"read": True}}}, 400, "view.file_capability_required"),
+        *[
+            ({"scope": {"spaceId": space}, "components": {"files": {"read": True, name: True}}}, 400, code)
+            for name, code in (
+                ("upload", "view.file_capability_required"),
+                ("manage", "view.file_capability_required"),
+                ("library", "view.file_capability_required"),
+                ("use", "view.file_capability_required"),
+                ("list", "request.invalid"),
+            )
+        ],
+        ({"scope": {"spaceId": space}, "components": {"files": {"read": "yes"}}}, 400, "request.invalid"),
+        ({"scope": {"spaceId": space}, "components": {"trace": 1}}, 400, "request.invalid"),
         ({"scope": {"spaceId": space}, "components": {"live": True}}, 400, "request.invalid"),
         ({"scope": {"spaceId": space}, "expiresInSeconds": 30 * 86_400 + 1}, 400, "request.invalid"),
         ({"scope": {"spaceId": space}, "expiresInSeconds": 0}, 400, "request.invalid"),
@@ -287,3 +299,122 @@ async def test_a_replay_link_of_a_view_without_events_carries_no_activity(server
                 assert data.status_code == 200, data.text
                 activity[name] = data.json()["activity"]
     assert activity["quiet"] == [] and activity["chatty"], activity
+
+
+async def record(server, run_id: str, kind: str, name: str, source) -> str:
+    made = await artifacts.record(
+        server.ctx, run_id=uuid.UUID(run_id), kind=kind, name=name, content_type="text/csv", source=source
+    )
+    return str(made.id)
+
+
+async def test_the_trace_and_the_files_are_gated_by_their_components_and_bounded_by_the_scope(server, api, tmp_path):
+    source = tmp_path / "report.csv"
+    source.write_bytes(b"id,amount\n1,10\n")
+    async with started_runtime(api) as runtime:
+        first = runtime["activeRunId"]
+        report = await record(server, first, "download", "report.csv", source)
+        recording = await record(server, first, "recording", "recording.webm", source)
+        # The browser's next run, with a file of its own.
+        assert (await api.post(f"/v1/runtimes/{runtime['id']}/stop")).status_code == 200
+
+        async def ended() -> bool:
+            return (await api.get(f"/v1/runs/{first}", headers=V)).json()["status"] in ("ended", "failed")
+
+        await eventually(ended, timeout=30)
+        restarted = await api.post(f"/v1/runtimes/{runtime['id']}/start")
+        assert restarted.status_code in (200, 201), restarted.text
+        second = restarted.json()["runId"]
+        assert second != first
+        other = await record(server, second, "download", "second.csv", source)
+
+        bare = await create(api, {"runId": first}, components={"events": True, "recordings": True})
+        of_run = await create(api, {"runId": first}, components={"trace": True, "files": {"read": True}})
+        of_browser = await create(
+            api, {"runtimeId": runtime["id"]}, components={"trace": True, "recordings": True, "files": {"read": True}}
+        )
+        assert of_run["components"]["trace"] is True and bare["components"]["trace"] is False
+        assert of_run["components"]["files"] == {
+            "library": False,
+            "manage": False,
+            "read": True,
+            "upload": False,
+            "use": False,
+        }
+        assert bare["components"]["files"]["read"] is False
+        got = (await api.get(f"/v1/views/{of_run['id']}", headers=V)).json()
+        assert got["components"]["trace"] is True and got["components"]["files"]["read"] is True
+
+        async with server.anonymous() as anyone:
+
+            def get(path, view, **params):
+                return anyone.get(path, params=params, headers=bearer(view["token"]))
+
+            # Without the component: 403 on every route of it.
+            for path in ("/view/trace", "/view/files", f"/view/files/{report}"):
+                refused = error_of(await get(path, bare, runId=first), 403)
+                assert refused["code"] == "view.component_denied", (path, refused)
+            assert error_of(await get("/view/trace", bare, runId=first), 403)["details"]["component"] == "trace"
+            assert error_of(await get("/view/files", bare, runId=first), 403)["details"]["component"] == "files"
+            state = (await get("/view/state", of_run)).json()
+            assert state["components"]["trace"] is True and state["components"]["files"]["read"] is True
+            assert (await get("/view/state", bare)).json()["components"]["files"]["read"] is False
+
+            # The trace of the view's run: the run at the root, every other span under it.
+            trace = (await get("/view/trace", of_run, runId=first)).json()
+            spans = trace["spans"]
+            assert trace["runId"] == first and spans[0]["id"] == first and spans[0]["kind"] == "run"
+            assert spans[0]["depth"] == 0 and spans[0]["parentId"] is None and spans[0]["finishedAt"]
+            seen = {spans[0]["id"]: 0}
+            for span in spans[1:]:
+                assert seen[span["parentId"]] == span["depth"] - 1  # its parent came before it
+                seen[span["id"]] = span["depth"]
+                assert span["startedAt"] >= spans[0]["startedAt"]
+            # (the run's own recording, made at its stop, may be there too)
+            assert [s["name"] for s in spans if s["kind"] == "artifact"][:2] == [
+                "artifact download",
+                "artifact recording",
+            ]
+            assert "runtime.start" in {s["name"] for s in spans if s["kind"] == "command"}
+            assert all("attributes" not in s for s in spans)
+
+            # Its files: the download, but not the recording of a view without recordings.
+            files = (await get("/view/files", of_run, runId=first)).json()
+            assert [(f["id"], f["name"], f["kind"]) for f in files["items"]] == [(report, "report.csv", "download")]
+            assert files["items"][0]["sizeBytes"] == len(source.read_bytes())
+            body = await get(f"/view/files/{report}", of_run, runId=first)
+            assert body.status_code == 200 and body.content == source.read_bytes()
+            assert body.headers["content-disposition"].startswith("attachment")
+            part = await anyone.get(
+                f"/view/files/{report}",
+                params={"runId": first},
+                headers={**bearer(of_run["token"]), "Range": "bytes=0-1"},
+            )
+            assert part.status_code == 206 and part.content == b"id"
+            hidden = error_of(await get(f"/view/files/{recording}", of_run, runId=first), 404)
+            assert hidden["code"] == "artifact.not_found"
+
+            # Another run's: not found, whether named under the view's run or as itself.
+            assert error_of(await get(f"/view/files/{other}", of_run, runId=first), 404)["code"] == "artifact.not_found"
+            for path in ("/view/trace", "/view/files", f"/view/files/{other}"):
+                assert error_of(await get(path, of_run, runId=second), 404)["code"] == "run.not_found"
+
+            # A browser's view reads each of its runs', the recording too (it includes recordings).
+            listed = (await get("/view/files", of_browser, runId=first)).json()["items"]
+            assert [f["id"] for f in listed][-2:] == [recording, report]  # newest first
+            assert {f["kind"] for f in listed} == {"download", "recording"}
+            assert [f["id"] for f in (await get("/view/files", of_browser, runId=second)).json()["items"]] == [other]
+            assert (await get(f"/view/files/{recording}", of_browser, runId=first)).status_code == 200
+            later = (await get("/view/trace", of_browser, runId=second)).json()
+            assert later["spans"][0]["id"] == second and later["finishedAt"] is None
+            assert [s["name"] for s in later["spans"] if s["kind"] == "artifact"] == ["artifact download"]
+
+        # The API key opens none of it: the page's routes take only a view's token.
+        refused = await api.get("/view/files", params={"runId": first}, headers=V)
+        assert error_of(refused, 401)["code"] == "auth.view_invalid"
+        assert (await api.get(f"/view/files/{report}", params={"runId": first}, headers=V)).status_code == 401
+        # A revoked view's files stop at once.
+        assert (await api.delete(f"/v1/views/{of_run['id']}", headers=V)).status_code == 200
+        async with server.anonymous() as anyone:
+            gone = await anyone.get(f"/view/files/{report}", params={"runId": first}, headers=bearer(of_run["token"]))
+            assert error_of(gone, 401)["code"] == "auth.view_invalid"
