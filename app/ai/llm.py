@@ -106,7 +106,7 @@ class LlmClient:
             )
         except httpx.TimeoutException:
             raise LlmError("llm.timeout", f"The model endpoint {ep.base_url} did not answer in time") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise LlmError(
                 "llm.unreachable", f"The model endpoint {ep.base_url} cannot be reached: {type(exc).__name__}"
             ) from None
@@ -174,7 +174,7 @@ class LlmClient:
         path = "/v1/models" if ep.anthropic else "/models"
         try:
             response = await self.http.get(f"{ep.base_url}{path}", headers=self._headers(ep), timeout=10.0)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             return False, f"{ep.base_url} cannot be reached: {type(exc).__name__}"
         if response.status_code in (401, 403):
             return False, f"{ep.base_url} refused the credentials ({response.status_code})"
@@ -205,7 +205,7 @@ class LlmClient:
             )
         except httpx.TimeoutException:
             raise LlmError("llm.timeout", f"The model endpoint {ep.base_url} did not answer in time") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise LlmError(
                 "llm.unreachable", f"The model endpoint {ep.base_url} cannot be reached: {type(exc).__name__}"
             ) from None

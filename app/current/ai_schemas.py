@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import httpx
 from pydantic import Field, field_validator, model_validator
 
 from app.ai.catalog import ModelInfo
@@ -70,6 +71,20 @@ def shown_provider(stored: str) -> str:
     return _SHOWN.get(stored, stored)
 
 
+def _usable_url(value: str | None) -> str | None:
+    """What the earlier generations accept, and also a URL the server can call: printable, with a host."""
+    value = _check_url(value)
+    if value is None:
+        return None
+    try:
+        host = httpx.URL(value).host
+    except (httpx.InvalidURL, ValueError):
+        host = ""
+    if not host or not value.isprintable():
+        raise ValueError("must be an http:// or https:// URL with a host")
+    return value
+
+
 def _refuse_references(data: Any) -> Any:
     key = data.get("apiKey", data.get("api_key")) if isinstance(data, dict) else None
     if isinstance(key, str) and key.startswith("secret:"):
@@ -91,7 +106,7 @@ class AiCredentialCreate(RequestModel):
     status: CredentialStatus | None = None
     test: bool | None = Field(default=None, description="Keep it only if its endpoint accepts it")
 
-    _url = field_validator("base_url")(classmethod(lambda cls, v: _check_url(v)))
+    _url = field_validator("base_url")(classmethod(lambda cls, v: _usable_url(v)))
     _refs = model_validator(mode="before")(classmethod(lambda cls, data: _refuse_references(data)))
 
 
@@ -102,7 +117,7 @@ class AiCredentialUpdate(RequestModel):
     name: Label | None = None
     status: CredentialStatus | None = None
 
-    _url = field_validator("base_url")(classmethod(lambda cls, v: _check_url(v)))
+    _url = field_validator("base_url")(classmethod(lambda cls, v: _usable_url(v)))
     _refs = model_validator(mode="before")(classmethod(lambda cls, data: _refuse_references(data)))
 
 

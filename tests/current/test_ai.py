@@ -156,6 +156,8 @@ async def test_test_says_whether_the_endpoint_accepts_the_key(api, llm):
         ({"provider": "openai", "label": "flat word"}, "request.invalid", "label"),
         ({"provider": "openai-compatible", "baseUrl": "http://x"}, "request.invalid", "provider"),
         ({"provider": "openai", "baseUrl": "ftp://models"}, "request.invalid", "baseUrl"),
+        ({"provider": "openai", "baseUrl": "https://\u0012x"}, "request.invalid", "baseUrl"),
+        ({"provider": "openai", "baseUrl": "http://"}, "request.invalid", "baseUrl"),
     ],
 )
 async def test_bad_input_is_400_naming_the_field_and_keeps_nothing(api, body, code, field):
@@ -297,6 +299,15 @@ async def test_an_endpoint_that_is_down_or_refuses_the_key_is_an_upstream_error(
     llm.models_status = None
     assert [m["id"] for m in (await models(api))["data"]] == ["standin-model"]
     assert error_of(await api.get("/v1/ai/models", params={"credentialId": down["id"]}, headers=V), 502)
+
+
+async def test_a_stored_url_the_server_cannot_call_is_unreachable_not_a_500(server, api):
+    # The flat routes keep a URL the current ones refuse; asking it is then an upstream error.
+    flat = await api.post(BASE, json={"label": "odd", "provider": "openai-compatible", "baseUrl": "https://\u0012x"})
+    assert flat.status_code == 201, flat.text
+    result = (await api.post(f"{BASE}/{flat.json()['id']}/test", headers=V)).json()
+    assert result["ok"] is False and "cannot be reached" in result["error"]
+    assert error_of(await api.get("/v1/ai/models", headers=V), 502)["code"] == "ai.gateway_unavailable"
 
 
 async def test_a_key_sealed_under_another_server_key_is_reported_not_sent(server, api, llm):
