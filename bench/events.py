@@ -385,8 +385,8 @@ def current_delivery(seconds: float, rate: int) -> dict[str, dict]:
                         "server": (cpu1[0] - cpu0[0]) / produced["elapsed"],
                         "subscriber": (cpu1[1] - cpu0[1]) / produced["elapsed"],
                         "producer": (cpu1[2] - cpu0[2]) / produced["elapsed"],
-                        "machine busy": (cpu1[3][0] - cpu0[3][0]) / max(1e-9, cpu1[3][1] - cpu0[3][1]),
                     },
+                    "busy": (cpu1[3][0] - cpu0[3][0]) / max(1e-9, cpu1[3][1] - cpu0[3][1]),
                     "rate": produced["written"] / produced["elapsed"],
                     "ticks": len(commits),
                     "received": len(latencies),
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"  {name:34s}: {summary}, max {max(lat, default=0):6.1f} ms"
                 f" ({r['received']}/{r['ticks']} ticks; {r['offered']:,.0f} events/s offered,"
-                f" {r['rate']:,.0f} written)\n      cores busy: {cpu} (machine: share of all cores)"
+                f" {r['rate']:,.0f} written)\n      cores used: {cpu}; machine busy {r['busy']:.0%} of all cores"
             )
         print("target: p99 from commit to subscriber < 100 ms")
         return
