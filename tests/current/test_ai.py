@@ -321,3 +321,14 @@ async def test_a_key_sealed_under_another_server_key_is_reported_not_sent(server
     error = error_of(await api.get("/v1/ai/models", headers=V), 409)
     assert error["code"] == "ai_credential.key_unreadable" and error["details"]["credentialId"] == made["id"]
     assert llm.requests == []  # nothing was sent with an unreadable key
+
+
+async def test_a_create_retried_with_its_idempotency_key_keeps_one_credential(api, llm):
+    headers = {**V, "Idempotency-Key": f"create-{uuid.uuid4().hex}"}
+    first = await api.post(BASE, json=custom(llm, name="once"), headers=headers)
+    again = await api.post(BASE, json=custom(llm, name="once"), headers=headers)
+    assert first.status_code == again.status_code == 201 and again.headers.get("Idempotency-Replayed") == "true"
+    assert again.json() == first.json() and "sk-test" not in again.text
+    assert [x["id"] for x in (await api.get(BASE, headers=V)).json()["data"]] == [first.json()["id"]]
+    other = await api.post(BASE, json=custom(llm, name="different"), headers=headers)
+    assert error_of(other, 409)["code"] == "idempotency.mismatch"
