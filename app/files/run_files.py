@@ -10,6 +10,7 @@ otherwise); listing, reading and removing do not.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from dataclasses import dataclass
@@ -222,13 +223,17 @@ async def remove(ctx: AppContext, run: Run, item: RunFile) -> RunFile:
     if runtime is not None and runtime.active_run_id == run.id and item.binding.state == READY:
         with contextlib.suppress(InvalidRequest, OSError):
             _, real = runtime_files.resolve(_area(ctx, run), item.binding.runtime_path, "path")
-            if real.is_file() and not real.is_symlink():
-                os.unlink(real)
+            await asyncio.to_thread(_unlink_file, real)
     async with ctx.db.transaction() as s:
         row = await s.get(RunInput, item.binding.id)
         if row is not None:
             await s.delete(row)
     return RunFile(INPUT, item.entry, None, None)
+
+
+def _unlink_file(real: Path) -> None:
+    if real.is_file() and not real.is_symlink():
+        real.unlink()
 
 
 async def retry(ctx: AppContext, run: Run, item: RunFile) -> RunFile:
