@@ -24,6 +24,13 @@
     return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
   }
 
+  // A tick's offset: round numbers without trailing zeros (+2 s, +1.5 s, +250 ms, +2m 00s).
+  function tickLabel(ms) {
+    if (ms < 1000) return `${Math.round(ms)} ms`;
+    if (ms < 60000) return `${Number((ms / 1000).toFixed(3))} s`;
+    return duration(ms);
+  }
+
   // A round tick interval (1, 2 or 5 times a power of ten, in ms) giving at most about `count` ticks.
   function tickStep(total, count) {
     const raw = total / count;
@@ -80,7 +87,7 @@
     const scale = el("div", "tl-track");
     const step = tickStep(total, 6);
     for (let t = 0; t <= total + 1e-6; t += step) {
-      const tick = el("span", "tl-tick", t === 0 ? "0" : `+${duration(t)}`);
+      const tick = el("span", "tl-tick", t === 0 ? "0" : `+${tickLabel(t)}`);
       tick.style.left = pct((t / total) * 100);
       if (t / total > 0.93) tick.classList.add("end");
       scale.append(tick);
@@ -125,7 +132,10 @@
       const text = instant ? "" : s.finishedAt ? duration(ms) : `${duration(ms)}…`;
       if (text) {
         const label2 = el("span", "tl-dur", text);
-        if (left + width > 82) {
+        if (left + width > 82 && width > 14) {
+          label2.classList.add("inside");  // a long bar reaching the end: its duration inside it
+          label2.style.left = `calc(${pct(left)} + 6px)`;
+        } else if (left + width > 82) {
           label2.style.right = `calc(${pct(100 - left)} + 6px)`;
         } else {
           label2.style.left = `calc(${pct(left + width)} + 6px)`;

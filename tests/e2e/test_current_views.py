@@ -1,13 +1,15 @@
 """Views through the official client unchanged (`from bctrl import Bctrl`, 0.3) against a real server
 process, and the view page in headless Chromium: a browser's view shows it live, follows it to its
 recording after the stop and to its next run, and stops when the view is revoked; control through a
-view is the live viewer's takeover under the controller lock; the framing policy of an embedded view."""
+view is the live viewer's takeover under the controller lock; the framing policy of an embedded view; a
+run's trace as a timeline and its files downloaded through the view."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from functools import partial
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from bctrl import Bctrl
 from bctrl._generated.errors import BadRequestError, NotFoundError, UnauthorizedError
 from bctrl._generated.types import (
     ViewComponentsInput,
+    ViewFilesCapabilitiesInput,
     ViewScopeRunInput,
     ViewScopeRuntimeInput,
     ViewScopeSpaceInput,
@@ -28,6 +31,7 @@ from tests.e2e.test_current_sdk import browsers, client, code_of, set_cookie_and
 
 VERSION = "2026-10-03"
 SHOTS = "/tmp"
+PAGES = Path(__file__).resolve().parent / "pages"
 
 
 def launch(pw, *args: str):
@@ -282,3 +286,110 @@ def test_view_errors_map_to_the_sdk_exceptions(live, client):  # noqa: F811
         client.views.delete(more.id)
     with pytest.raises(UnauthorizedError):
         Bctrl(token=more.token, base_url=live.url).views.get(more.id)
+
+
+def test_a_views_trace_timeline_and_files_of_a_run_driven_by_playwright(live, client, browsers, pages):  # noqa: F811
+    created = client.browsers.create(name=unique("traced"), wait=30)
+    browsers(created.id)
+    view = client.views.create(
+        scope=ViewScopeRuntimeInput(runtime_id=created.id),
+        components=ViewComponentsInput(
+            trace=True, recordings=True, events=True, files=ViewFilesCapabilitiesInput(read=True)
+        ),
+    )
+    assert view.components.trace is True and view.components.files.read is True
+    assert view.components.files.upload is False and view.components.files.library is False
+    bare = client.views.create(scope=ViewScopeRuntimeInput(runtime_id=created.id))
+    assert bare.components.trace is False and bare.components.files.read is False
+    with pytest.raises(BadRequestError) as upload:
+        client.views.create(
+            scope=ViewScopeRuntimeInput(runtime_id=created.id),
+            components=ViewComponentsInput(files=ViewFilesCapabilitiesInput(read=True, upload=True)),
+        )
+    assert code_of(upload) == "view.file_capability_required"
+    expected = (PAGES / "report.csv").read_bytes()
+
+    with sync_playwright() as pw:
+        # The run: a Playwright client on its CDP endpoint visits a page and downloads a file from it.
+        driver = pw.chromium.connect_over_cdp(created.current_run.connections.cdp_url)
+        driving = driver.contexts[0].new_page()
+        driving.goto(f"{pages.url}/one.html")
+        with driving.expect_download() as info:
+            driving.click("#dl")
+        assert info.value.suggested_filename == "report.csv"
+
+        chromium = launch(pw)
+        try:
+            page = chromium.new_page(viewport={"width": 1280, "height": 800}, bypass_csp=True, accept_downloads=True)
+            assert page.goto(view.url).status == 200
+            # The timeline: the run, its start, the CDP session still open, and the download, each a bar.
+            wait_view(
+                page,
+                "view.mode === 'live' && view.trace && view.files > 0 && "
+                "['run', 'command', 'connection', 'artifact'].every((k) => view.trace.kinds.includes(k))",
+            )
+            bars = page.locator("#timeline .tl-bar")
+            assert bars.count() == page.evaluate("window.__view.trace.bars") >= 4
+            assert page.is_visible("#trace") and page.is_visible("#files")
+            session = page.locator("#timeline .tl-span[data-kind=connection]").first
+            assert "tl-bar open" in session.locator(".tl-bar").get_attribute("class")  # still running
+            assert "running for" in session.get_attribute("title")
+            run_bar = page.locator("#timeline .tl-span[data-kind=run] .tl-bar").bounding_box()
+            track = page.locator("#timeline .tl-span[data-kind=run] .tl-track").bounding_box()
+            assert abs(run_bar["x"] - track["x"]) < 2 and run_bar["width"] > 0.95 * track["width"]
+            for i in range(bars.count()):  # every span inside the run's time
+                box = bars.nth(i).bounding_box()
+                assert box["x"] >= track["x"] - 6 and box["x"] + box["width"] <= track["x"] + track["width"] + 6
+            colours = {
+                kind: page.locator(f"#timeline .tl-span[data-kind={kind}] .tl-bar").first.evaluate(
+                    "(e) => getComputedStyle(e).backgroundColor"
+                )
+                for kind in ("run", "command", "connection", "artifact")
+            }
+            assert len(set(colours.values())) == 4, colours
+            # Children sit under the run, indented.
+            labels = page.locator("#timeline .tl-span .tl-label")
+            assert labels.nth(1).evaluate("(e) => parseInt(e.style.paddingLeft)") > labels.nth(0).evaluate(
+                "(e) => parseInt(e.style.paddingLeft)"
+            )
+
+            # The run's file, downloaded through the view's token.
+            row = page.locator("#filelist .file", has_text="report.csv")
+            assert "download" in row.text_content()
+            with page.expect_download() as saved:
+                row.locator("button").click()
+            assert saved.value.suggested_filename == "report.csv"
+            with open(saved.value.path(), "rb") as got:
+                assert got.read() == expected
+            page.screenshot(path=f"{SHOTS}/view-trace-live.png")
+
+            # The session ends when the client leaves: its bar closes and shows its duration.
+            driver.close()
+            page.wait_for_selector("#timeline .tl-span[data-kind=connection] .tl-bar:not(.open)", timeout=15_000)
+            session = page.locator("#timeline .tl-span[data-kind=connection]").first
+            assert "duration:" in session.get_attribute("title")
+            assert session.locator(".tl-dur").text_content().strip()
+
+            # After the stop: the recording, and the run's whole trace, ended.
+            first_run = created.current_run.id
+            client.browsers.stop(created.id, wait=30)
+            wait_view(page, f"view.mode === 'replay' && view.runId === '{first_run}' && view.trace !== null")
+            page.wait_for_selector("#timeline .tl-span[data-kind=run] .tl-bar:not(.open)", timeout=15_000)
+            # Its recording joins its files once it is made (the view includes recordings).
+            page.locator("#filelist .file", has_text="recording").wait_for(timeout=30_000)
+            assert page.locator("#filelist .file", has_text="report.csv").count() == 1
+            assert "runtime.stop" in page.text_content("#timeline")
+            page.locator("#timeline .tl-span[data-kind=connection] .tl-bar").first.hover()
+            page.screenshot(path=f"{SHOTS}/view-trace-replay.png")
+
+            # A view without the components shows neither, and its token reads neither.
+            page.goto(bare.url)
+            wait_view(page, "view.state !== null && view.mode === 'none'")
+            assert page.is_hidden("#trace") and page.is_hidden("#files")
+            token = {"Authorization": f"Bearer {bare.token}", "BCTRL-Version": VERSION}
+            with httpx.Client(base_url=live.url, headers=token) as holder:
+                for path in ("/view/trace", "/view/files"):
+                    refused = holder.get(path, params={"runId": first_run})
+                    assert refused.status_code == 403 and refused.json()["error"]["code"] == "view.component_denied"
+        finally:
+            chromium.close()
