@@ -167,6 +167,14 @@ async def test_what_a_run_records_is_a_file_and_a_run_file(server, api, tmp_path
         for prefix in ("runs/zz", f"runs/{run_id}/screenshot/", "run/"):
             listed = (await api.get("/v1/files", params={"prefix": prefix}, headers=V)).json()["data"]
             assert str(download.id) not in [f["id"] for f in listed], prefix
+        # `runId` on a read: only that run's files.
+        of_run = await api.get(f"/v1/files/{download.id}/content", params={"runId": run_id}, headers=V)
+        assert of_run.status_code == 200 and of_run.content == b"id,amount\n1,10\n"
+        unrelated = await upload(api, b"u", f"u-{uuid.uuid4().hex[:6]}.txt")
+        not_of_run = await api.get(f"/v1/files/{unrelated['id']}", params={"runId": run_id}, headers=V)
+        assert error_of(not_of_run, 404)["code"] == "file.not_found"
+        no_run = await api.get(f"/v1/files/{download.id}", params={"runId": str(uuid.uuid4())}, headers=V)
+        assert error_of(no_run, 404)["code"] == "run.not_found"
         exact = (await api.get("/v1/files", params={"path": got["path"]}, headers=V)).json()["data"]
         assert [f["id"] for f in exact] == [got["id"]]
         assert [
