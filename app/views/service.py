@@ -432,7 +432,7 @@ async def events(ctx: AppContext, view: View, run: Run) -> dict[str, Any]:
     return {"runId": str(run.id), "items": items[-EVENTS_SHOWN:], "truncated": truncated or len(items) > EVENTS_SHOWN}
 
 
-def _as_tree(spans: list[traces.Span]) -> list[tuple[traces.Span, int]]:
+def span_tree(spans: list[traces.Span]) -> list[tuple[traces.Span, int]]:
     """The spans depth first, each parent followed by its children in start order, with their depth (a span
     whose parent is not in the list is a root)."""
     known = {span.id for span in spans}
@@ -472,7 +472,7 @@ async def trace(ctx: AppContext, view: View, run: Run) -> dict[str, Any]:
         raise _denied("trace")
     built = await traces.spans_of(ctx, run)
     kept = built.spans[:SPANS_SHOWN]
-    shown = [_span_out(span, depth) for span, depth in _as_tree(kept)]
+    shown = [_span_out(span, depth) for span, depth in span_tree(kept)]
     root = kept[0] if kept else None
     return {
         "runId": str(run.id),

@@ -14,7 +14,9 @@ from sqlalchemy import select, update
 from app.artifacts import service as artifacts
 from app.core import clock
 from app.core.idempotency import IdempotencyRecord
+from app.runs.trace import Span
 from app.views.models import View
+from app.views.service import span_tree
 from tests.support import eventually, started_runtime
 
 V = {"BCTRL-Version": "2026-10-03"}
@@ -418,3 +420,30 @@ async def test_the_trace_and_the_files_are_gated_by_their_components_and_bounded
         async with server.anonymous() as anyone:
             gone = await anyone.get(f"/view/files/{report}", params={"runId": first}, headers=bearer(of_run["token"]))
             assert error_of(gone, 401)["code"] == "auth.view_invalid"
+
+
+def test_the_timeline_nests_each_span_under_its_parent_in_start_order():
+    t = clock.now()
+
+    def span(id_, parent, seconds):
+        return Span(id_, parent, "step", id_, "succeeded", t + timedelta(seconds=seconds), None)
+
+    # As the trace lists them: by start time, children of two invocations interleaved.
+    spans = [
+        span("run", None, 0),
+        span("a", "run", 1),
+        span("b", "run", 2),
+        span("a1", "a", 3),
+        span("b1", "b", 4),
+        span("a2", "a", 5),
+        span("orphan", "gone", 6),
+    ]
+    assert [(s.id, depth) for s, depth in span_tree(spans)] == [
+        ("run", 0),
+        ("a", 1),
+        ("a1", 2),
+        ("a2", 2),
+        ("b", 1),
+        ("b1", 2),
+        ("orphan", 0),
+    ]
