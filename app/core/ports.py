@@ -61,6 +61,10 @@ class RunSubscriptions(Protocol):
 
     def subscribe(self, run_id: uuid.UUID) -> RunWakeup: ...
 
+    def subscribe_all(self) -> RunWakeup:
+        """Wake-ups when any run has new events (the account-wide event stream)."""
+        ...
+
 
 class EventSink(Protocol):
     """Where run events are appended, batched (app/runs/writer.py: EventWriter)."""

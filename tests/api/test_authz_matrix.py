@@ -32,6 +32,7 @@ RESOURCE_PARAMS = {
     "invocation_id": "invocation",
     "viewer_id": "viewer",
     "view_id": "view",
+    "event_id": "event",
     # A run's trace and its one recording are named by the run's id (docs/decisions.md).
     "trace_id": "run",
     "recording_id": "run",
@@ -146,6 +147,9 @@ async def account_a(server, api, runtime: dict) -> dict[str, str]:
     live = await api.post(f"/v1/runs/{ids['run']}/live", json={})
     assert live.status_code == 200, live.text
     ids["viewer"] = live.json()["viewerId"]
+    events = await api.get(f"/v1/runs/{ids['run']}/events", params={"limit": 1})
+    assert events.status_code == 200 and events.json()["data"], events.text
+    ids["event"] = events.json()["data"][0]["id"]
     view = await api.post("/v1/views", json={"scope": {"runId": ids["run"]}})
     assert view.status_code == 201, view.text
     ids["view"] = view.json()["id"]

@@ -33,6 +33,8 @@ EXCLUDED = {
     "GET /v1/runs/{run_id}/events/stream": "an SSE stream of an active run stays open until the run ends, and the fuzzer reads each body to "
     "its end (streams: tests/e2e/test_streams.py; authorization: test_authz_matrix.py)",
     "GET /v1/runs/{run_id}/stream": "the same, for the combined stream",
+    "GET /v1/events/stream": "an SSE stream of the account's events stays open (heartbeats) until the client leaves, and the "
+    "fuzzer reads each body to its end (tests/current/test_events.py, tests/e2e/test_current_events.py)",
     "GET /v1/ai/models": "asks the endpoints of the account's saved AI credentials: fuzzed baseUrls would send traffic "
     "off loopback (and an endpoint that does not answer is a 502 by design; tests/current/test_ai.py)",
 }
