@@ -381,6 +381,11 @@ def test_a_views_trace_timeline_and_files_of_a_run_driven_by_playwright(live, cl
             assert "runtime.stop" in page.text_content("#timeline")
             page.locator("#timeline .tl-span[data-kind=connection] .tl-bar").first.hover()
             page.screenshot(path=f"{SHOTS}/view-trace-replay.png")
+            # In a small frame (an embedding's), the timeline keeps to its share and scrolls.
+            page.set_viewport_size({"width": 800, "height": 500})
+            trace_box = page.locator("#trace").bounding_box()
+            assert trace_box["height"] <= 0.45 * 500 and page.locator("#stage").bounding_box()["height"] > 100
+            page.screenshot(path=f"{SHOTS}/view-trace-small.png")
 
             # A view without the components shows neither, and its token reads neither.
             page.goto(bare.url)
