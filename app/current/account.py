@@ -15,7 +15,7 @@ from app.accounts import service as accounts
 from app.accounts import usage
 from app.accounts.auth import CtxDep, IdempotencyDep, PrincipalDep
 from app.accounts.models import Account, ApiKey
-from app.core.errors import NotFound
+from app.core.errors import Conflict, NotFound
 from app.core.generation import CurrentRoute
 from app.core.idempotency import fingerprint, respond
 from app.core.paging import PageParams, page_params
@@ -120,7 +120,8 @@ async def create_api_key(
 ) -> ApiKeyCreatedOut:
     """Mint an organization key; the secret is in this answer only. A replay of the same request with
     the same Idempotency-Key answers the same key with a fresh secret (the one it had stops working):
-    secrets are never stored, not even for a replay."""
+    secrets are never stored, not even for a replay. A replay after that key was revoked is 409.
+    `expiresAt` must be in the future (400)."""
 
     async def mint() -> ApiKeyCreatedOut:
         key, secret = await accounts.mint_key(
@@ -143,12 +144,20 @@ async def create_api_key(
     if made is not None:
         return made
     stored = orjson.loads(answer.body)
-    key, secret = await accounts.reissue_key(ctx.db, await accounts.get_key(ctx.db, p.account_id, stored["data"]["id"]))
+    try:
+        made_before = await accounts.get_key(ctx.db, p.account_id, stored["data"]["id"])
+        key, secret = await accounts.reissue_key(ctx.db, made_before)
+    except NotFound:
+        raise Conflict(
+            "The key this request created has been revoked since; send a new Idempotency-Key for a new key",
+            code="resource.conflict",
+            details={"keyId": stored["data"]["id"], "idempotencyKey": idem.key},
+        ) from None
     response.headers["Idempotency-Replayed"] = "true"
     return ApiKeyCreatedOut(data=key_out(key), secret=secret)
 
 
-@keys_router.delete("/{key_id}", response_model=ApiKeyDeletedOut, responses=errors(403, 404))
+@keys_router.delete("/{key_id}", response_model=ApiKeyDeletedOut, responses=errors(403, 404, 409))
 async def delete_api_key(ctx: CtxDep, p: PrincipalDep, key: PathKey, idem: IdempotencyDep) -> ApiKeyDeletedOut:
     """Revoke the key at once. The key making the request cannot revoke itself, and the bootstrap key
     (BCTRL_API_KEY) is retired by changing the variable: both 403 `auth.forbidden`."""

@@ -155,6 +155,11 @@ async def test_an_idempotent_replay_issues_a_fresh_secret_for_the_same_key(serve
 
         stored = (await s.execute(select(IdempotencyRecord.response))).scalars().all()
     assert all(first.json()["secret"] not in str(r) and second.json()["secret"] not in str(r) for r in stored)
+    # Once that key is revoked, a replay cannot bring it back.
+    assert (await api.delete(f"/v1/api-keys/{first.json()['data']['id']}", headers=CURRENT)).status_code == 200
+    third = await api.post("/v1/api-keys", json={"name": "retried"}, headers=headers)
+    assert third.status_code == 409 and third.json()["error"]["code"] == "resource.conflict"
+    assert (await api.get("/v1/auth/whoami", headers=bearer(second.json()["secret"]))).status_code == 401
 
 
 async def test_key_lists_filter_and_page(api):
