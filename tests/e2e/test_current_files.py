@@ -72,6 +72,11 @@ def test_space_files_in_the_current_shape(client):
     other = client.files.upload(file=("y.txt", b"y"), path=f"{tag}/y.txt")
     with pytest.raises(BadRequestError):
         client.files.update(other.id, filename=" ")
+    # An Idempotency-Key replays the first upload instead of making a second file.
+    key = uuid.uuid4().hex
+    first = client.files.upload(file=("k.txt", b"once"), path=f"{tag}/k.txt", idempotency_key=key)
+    assert client.files.upload(file=("k.txt", b"once"), path=f"{tag}/k.txt", idempotency_key=key).id == first.id
+    assert [f.id for f in client.files.list(prefix=f"{tag}/k").data] == [first.id]
     with pytest.raises(NotFoundError) as no_space:
         client.files.upload(file=("x.txt", b"x"), space_id=str(uuid.uuid4()))
     assert code_of(no_space) == "space.not_found"
