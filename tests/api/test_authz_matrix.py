@@ -33,6 +33,7 @@ RESOURCE_PARAMS = {
     "viewer_id": "viewer",
     "view_id": "view",
     "event_id": "event",
+    "key_id": "api_key",
     # A run's trace and its one recording are named by the run's id (docs/decisions.md).
     "trace_id": "run",
     "recording_id": "run",
@@ -153,6 +154,9 @@ async def account_a(server, api, runtime: dict) -> dict[str, str]:
     view = await api.post("/v1/views", json={"scope": {"runId": ids["run"]}})
     assert view.status_code == 201, view.text
     ids["view"] = view.json()["id"]
+    key = await api.post("/v1/api-keys", json={"name": "a"})
+    assert key.status_code == 201, key.text
+    ids["api_key"] = key.json()["data"]["id"]
     return ids
 
 
