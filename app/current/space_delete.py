@@ -1,6 +1,7 @@
-"""Deleting a space in the current generation: its browsers are stopped and deleted (saved state
-included) first, then the space with everything in it. Seed and flat refuse while a runtime in the
-space is live; the current contract stops them instead."""
+"""Deleting a space in the current generation: its running browsers are stopped first, then the space
+goes with everything in it (the service's delete, which every generation shares, removes the browsers'
+saved-state archives too). Seed and flat refuse while a runtime in the space is live; the current
+contract stops them instead."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from app.core.context import AppContext
 from app.core.errors import Conflict
 from app.core.paging import PageParams
 from app.runtimes import service as runtimes
+from app.runtimes.models import RuntimeStatus
 from app.runtimes.service import RuntimeFilter
 from app.spaces import service as spaces
 from app.spaces.models import Space
@@ -26,9 +28,10 @@ async def delete_with_browsers(ctx: AppContext, p: Principal, space: Space) -> N
     if space.is_default:
         raise default_not_deletable(space)
     first = PageParams(limit=_BATCH, after=None)
-    # Every runtime through its own delete: a live one is stopped, and a kept profile's archive goes too.
-    # A deleted runtime leaves the list, so each round reads the first page again until none is left.
-    while rows := (await runtimes.list_runtimes(ctx, p, first, RuntimeFilter(space=space)))[0]:
+    live = RuntimeFilter(space=space, statuses=list(RuntimeStatus.LIVE))
+    # Each live runtime through its own delete, which stops it without keeping its profile. A deleted
+    # runtime leaves the list, so each round reads the first page again until none is left.
+    while rows := (await runtimes.list_runtimes(ctx, p, first, live))[0]:
         for runtime in rows:
             await runtimes.delete(ctx, runtime, force=True)
     try:

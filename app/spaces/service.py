@@ -179,8 +179,8 @@ async def update(ctx: AppContext, space: Space, body: SpaceUpdate) -> Space:
 
 
 async def delete_space(ctx: AppContext, space: Space) -> uuid.UUID:
-    """Deletes the space with its runtimes, runs, events, files and artifacts (their bytes too);
-    refused while a browser runs in it."""
+    """Deletes the space with its runtimes, runs, events, files and artifacts (their bytes too, and the
+    archives of the runtimes' saved states); refused while a browser runs in it."""
     async with ctx.db.transaction() as s:
         # Row lock: a runtime launch in this space takes the same lock, so neither slips past the other.
         await s.execute(select(Space.id).where(Space.id == space.id).with_for_update())
@@ -200,6 +200,14 @@ async def delete_space(ctx: AppContext, space: Space) -> uuid.UUID:
         keys = [
             *(await s.execute(select(StorageFile.object_key).where(StorageFile.space_id == space.id))).scalars(),
             *(await s.execute(select(Artifact.object_key).where(Artifact.space_id == space.id))).scalars(),
+            # The archives of the runtimes' saved states (app/runtimes/state.py keeps the key in the row).
+            *(
+                saved["key"]
+                for saved in (
+                    await s.execute(select(Runtime.saved_state).where(Runtime.space_id == space.id))
+                ).scalars()
+                if isinstance(saved, dict) and saved.get("key")
+            ),
         ]
         await s.execute(delete(Space).where(Space.id == space.id))
     # Bytes go after the rows: a crash in between leaves unreferenced bytes, never a row without bytes.
