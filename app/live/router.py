@@ -1,19 +1,32 @@
-"""Live view and recording: the two lease routes, the viewer socket, the pages and the replay data."""
+"""Live view and recording: the two lease routes, the viewer socket, the pages and the replay data.
+
+The pages (live, replay, and the view page of app/views) carry the branding of the account whose link
+opened them: its resolved settings are written into the page (HTML-escaped JSON in a meta element that
+app/web/branding.js applies as text and CSS custom properties), and a logo's https origin, exactly, is
+added to the page's img-src."""
 
 from __future__ import annotations
 
+import html
+import re
+import uuid
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
+import orjson
 from fastapi import APIRouter, Header, Query, WebSocket
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from pydantic import Field
 from starlette.responses import StreamingResponse
 
+from app.accounts import service as accounts
 from app.accounts.auth import CtxDep
 from app.core import clock, openapi
-from app.core.errors import NotFound
+from app.core.context import AppContext
+from app.core.errors import NotFound, Unauthorized
 from app.core.schemas import RequestModel, WireModel, errors
+from app.current.account import account_out
 from app.live import service, tokens
 from app.live.schemas import ReplayData
 from app.runs.paths import PathRun
@@ -172,22 +185,93 @@ async def replay_video(ctx: CtxDep, token: str | None = None, range: str | None 
     )
 
 
+# --- the account's branding on our pages ---------------------------------------------------------
+
+BRANDING_META = '<meta name="bctrl-branding" content="">'
+# A host name a CSP source expression can carry as it is (lower case, LDH labels, or an IPv4 address).
+_HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def logo_origin(url: str | None) -> str | None:
+    """The logo's origin (`https://host[:port]`) as a page's img-src may name it, or None when the URL
+    has none that can be named exactly (not https, credentials, a host of other characters)."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname or ""
+    if parts.scheme != "https" or parts.username is not None or not _HOST.match(host):
+        return None
+    return f"https://{host}" if port in (None, 443) else f"https://{host}:{port}"
+
+
+async def page_branding(ctx: AppContext, account_id: uuid.UUID) -> dict[str, Any] | None:
+    """The account's branding as its account answer resolves it (`branding.resolved`), for its pages;
+    a logo whose origin cannot be named exactly is left out. None when the account is gone."""
+    try:
+        account = await accounts.get_account(ctx.db, account_id)
+    except NotFound:
+        return None
+    resolved = account_out(account).branding.resolved.model_dump(mode="json", by_alias=True)
+    if logo_origin(resolved.get("logo")) is None:
+        resolved["logo"] = None
+    return resolved
+
+
+def img_sources(branding: dict[str, Any] | None) -> str:
+    """A page's img-src: its own images, and the origin of the account's logo, nothing broader."""
+    origin = logo_origin((branding or {}).get("logo"))
+    return "'self' data: blob:" + (f" {origin}" if origin else "")
+
+
+def branded_html(name: str, branding: dict[str, Any] | None) -> str:
+    """The page `app/web/<name>` with the branding written into it (no branding: the page's defaults)."""
+    text = (WEB / name).read_text()
+    if branding is None:
+        return text
+    content = html.escape(orjson.dumps(branding).decode(), quote=True)
+    return text.replace(BRANDING_META, f'<meta name="bctrl-branding" content="{content}">', 1)
+
+
+async def _link_branding(ctx: AppContext, token: str, kind: str) -> dict[str, Any] | None:
+    try:
+        link = tokens.verify(ctx.signing_key, token, kind)
+    except Unauthorized:  # the page itself says the link is invalid; no account to show
+        return None
+    return await page_branding(ctx, link.account_id)
+
+
 @pages.get("/live")
-async def live_page(token: str = Query(default="")):
-    return HTMLResponse((WEB / "live.html").read_text(), headers=_page_headers())
+async def live_page(ctx: CtxDep, token: str = Query(default="")):
+    branding = await _link_branding(ctx, token, "live")
+    return HTMLResponse(branded_html("live.html", branding), headers=_page_headers(branding))
 
 
 @pages.get("/replay")
-async def replay_page(token: str = Query(default="")):
-    return HTMLResponse((WEB / "replay.html").read_text(), headers=_page_headers())
+async def replay_page(ctx: CtxDep, token: str = Query(default="")):
+    branding = await _link_branding(ctx, token, "replay")
+    return HTMLResponse(branded_html("replay.html", branding), headers=_page_headers(branding))
 
 
-def _page_headers() -> dict[str, str]:
+@pages.get("/live/branding.js")
+async def branding_script() -> Response:
+    """The pages' branding script (public: it holds no data)."""
+    return Response(
+        (WEB / "branding.js").read_bytes(),
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _page_headers(branding: dict[str, Any] | None) -> dict[str, str]:
     # Embeddable anywhere (that is what an iframe URL is for); the token never leaves in a Referer.
     return {
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "Content-Security-Policy": f"default-src 'self'; img-src {img_sources(branding)}; media-src 'self' blob:; "
         "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
         "connect-src 'self' ws: wss:",
     }

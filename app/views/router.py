@@ -5,7 +5,8 @@ under the view (`/view/live`, `/view/replay`) and shows them in frames, with the
 them when the view includes events, its trace as a timeline under them when the view includes the trace
 (`/view/trace`, drawn by app/web/view-timeline.js), and its files to download when the view may read
 files (`/view/files`). Every route checks the view's token, and the origin a browser says
-the request comes from, each time: a revoked or expired view stops answering at once."""
+the request comes from, each time: a revoked or expired view stops answering at once. The page and its
+state carry the branding of the view's account (app/live/router.py: `page_branding`)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from pydantic import Field
 from app.core.context import AppContext, CtxDep
 from app.core.errors import DomainError
 from app.core.schemas import RequestModel
+from app.live.router import branded_html, img_sources, page_branding
 from app.storage import http as content
 from app.storage import make_store
 from app.views import service
@@ -60,13 +62,13 @@ async def page_view(
 PageView = Annotated[View, Depends(page_view)]
 
 
-def _headers(ctx: AppContext, view: View | None) -> dict[str, str]:
+def _headers(ctx: AppContext, view: View | None, branding: dict[str, Any] | None = None) -> dict[str, str]:
     ancestors = service.frame_ancestors(view) if view is not None else "'none'"
     headers = {
         "Referrer-Policy": "no-referrer",
         "Cache-Control": "no-store",
         "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; "
+        "Content-Security-Policy": f"default-src 'self'; img-src {img_sources(branding)}; media-src 'self' blob:; "
         "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; connect-src 'self'; "
         f"frame-src 'self'; frame-ancestors {ancestors}",
     }
@@ -104,13 +106,15 @@ async def view_page(
             service.check_origin(ctx, view, None, referer)
     except DomainError as refused:
         return _refused(ctx, refused)
-    return HTMLResponse((WEB / "view.html").read_text(), headers=_headers(ctx, view))
+    branding = await page_branding(ctx, view.account_id)
+    return HTMLResponse(branded_html("view.html", branding), headers=_headers(ctx, view, branding))
 
 
 @pages.get("/view/state")
 async def view_state(ctx: CtxDep, view: PageView) -> dict[str, Any]:
-    """What the page shows now: its grants, and each browser in scope with the run to show."""
-    return await service.page_state(ctx, view)
+    """What the page shows now: its grants, each browser in scope with the run to show, and the branding
+    of the view's account as it is now (a changed logo origin is allowed from the next page load)."""
+    return {**await service.page_state(ctx, view), "branding": await page_branding(ctx, view.account_id)}
 
 
 @pages.post("/view/live")
