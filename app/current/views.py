@@ -419,7 +419,7 @@ async def path_view(ctx: CtxDep, p: PrincipalDep, view_id: str) -> View:
     return await service.get(ctx, p, view_id, revoked=True)
 
 
-@router.delete("/{view_id}", response_model=ViewDeletedOut, responses=errors(404))
+@router.delete("/{view_id}", response_model=ViewDeletedOut, responses=errors(404, 409))
 async def delete_view(ctx: CtxDep, view: Annotated[View, Depends(path_view)], idem: IdempotencyDep) -> ViewDeletedOut:
     """Revoke the view: its token stops working at once and its open pages stop."""
 
