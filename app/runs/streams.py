@@ -215,11 +215,28 @@ async def _run_and_runtime(ctx: AppContext, run_id: uuid.UUID) -> tuple[Run | No
 # A typed run stream carries every event of the run, a page per query and per write to the client: a
 # larger page (2,000 was tried) sends its first event later and did not lower the p99 (bench/events.py).
 ROWS_PAGE = PAGE
+# While a stream catches up page by page it reads the run (its head, status and controller) again at
+# least this often; otherwise once per wake-up, not once per page.
+RECHECK_SECONDS = 1.0
+
+_COLUMNS = tuple(RunEvent.__table__.c.keys())
+# PostgreSQL: the page in one statement outside a transaction, the driver's values as they come (asyncpg
+# decodes the JSONB with the engine's deserializer; timestamps are UTC-aware): no BEGIN/COMMIT round trips
+# and no per-value result processing, a third of a stream's time per event at 20,000 events/s.
+_PG_PAGE = (
+    f"SELECT {', '.join(_COLUMNS)} FROM {RunEvent.__tablename__}"
+    " WHERE run_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+)
 
 
 async def read_rows(ctx: AppContext, run_id: uuid.UUID, after: int, upto: int, limit: int = ROWS_PAGE) -> list:
     """The run's events after `after` up to `upto` as plain rows (the columns of `RunEvent`, by attribute),
-    without building ORM objects: a stream of a busy run reads thousands a second."""
+    without building ORM objects: a stream of a busy run reads thousands a second. Committed rows up to
+    `upto` (a head read before) never change, so one statement needs no transaction around it."""
+    if ctx.db.is_postgres:
+        async with ctx.db.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            return list((await conn.exec_driver_sql(_PG_PAGE, (run_id, after, upto, limit))).all())
     stmt = (
         select(*RunEvent.__table__.c)
         .where(RunEvent.run_id == run_id, RunEvent.seq > after, RunEvent.seq <= upto)
@@ -244,19 +261,26 @@ async def updates(ctx: AppContext, run: Run, after: int) -> AsyncIterator[list |
     with ctx.notifier.subscribe(run.id) as wakeup:
         while True:
             current, runtime = await _run_and_runtime(ctx, run.id)
+            checked = loop.time()
             if current is not None:
                 key = _control_key(current, runtime)
                 if control is not None and key != control:
                     yield ControlSeen(current, runtime)
                 control = key
             head = current.event_seq if current else after
-            rows = await read_rows(ctx, run.id, after, head) if head > after else []
-            if rows:
+            # Up to the head just read, page after page (the run is read again after RECHECK_SECONDS).
+            rows: list = []
+            while head > after:
+                rows = await read_rows(ctx, run.id, after, head)
+                if not rows:
+                    break
                 yield rows
                 after = rows[-1].seq
                 last_beat, quiet_since = loop.time(), None
-                if len(rows) == ROWS_PAGE:
-                    continue
+                if len(rows) < ROWS_PAGE or loop.time() - checked >= RECHECK_SECONDS:
+                    break
+            if len(rows) == ROWS_PAGE and after < head:
+                continue
             after = max(after, head)
             if current is None or current.status != RunStatus.ACTIVE:
                 if quiet_since is None or rows:
