@@ -11,8 +11,8 @@ from typing import Annotated, Literal
 import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from app.accounts import branding, usage
 from app.accounts import service as accounts
-from app.accounts import usage
 from app.accounts.auth import CtxDep, IdempotencyDep, PrincipalDep
 from app.accounts.models import Account, ApiKey
 from app.core.errors import Conflict, NotFound
@@ -32,7 +32,6 @@ from app.current.account_schemas import (
     Audience,
     BrandingConfigOut,
     BrandingOut,
-    BrandingTokensOut,
     EffectiveScope,
     HelpOverviewOut,
     HelpTopicDetailOut,
@@ -170,45 +169,15 @@ async def delete_api_key(ctx: CtxDep, p: PrincipalDep, key: PathKey, idem: Idemp
 
 # --- the account's settings -----------------------------------------------------------------------
 
-DEFAULT_ACCENT = "#2563eb"
-DEFAULT_PRODUCT_NAME = "BCTRL"
-_NEUTRALS = {
-    "bg": "#ffffff",
-    "panel": "#f8fafc",
-    "surface_raised": "#ffffff",
-    "inset": "#f1f5f9",
-    "hairline": "#e2e8f0",
-    "border_strong": "#cbd5e1",
-    "text": "#0f172a",
-    "text_muted": "#475569",
-    "text_faint": "#94a3b8",
-}
-
-
-def _towards_white(color: str, share: float) -> str:
-    """`color` mixed with white: `share` of white (0..1)."""
-    rgb = [int(color[i : i + 2], 16) for i in (1, 3, 5)]
-    return "#" + "".join(f"{round(c + (255 - c) * share):02x}" for c in rgb)
-
 
 def account_out(account: Account) -> AccountOut:
-    config = BrandingConfigOut.model_validate(account.branding or {})
-    accent = (config.accent or DEFAULT_ACCENT).lower()
-    resolved = ResolvedBrandingOut(
-        logo=config.logo,
-        product_name=config.product_name or DEFAULT_PRODUCT_NAME,
-        show_powered_by=True if config.show_powered_by is None else config.show_powered_by,
-        tokens=BrandingTokensOut(
-            accent=accent,
-            accent_soft=_towards_white(accent, 0.85),
-            accent_border=_towards_white(accent, 0.55),
-            **_NEUTRALS,
-        ),
-    )
     return AccountOut(
         id=str(account.id),
         name=account.name,
-        branding=BrandingOut(config=config, resolved=resolved),
+        branding=BrandingOut(
+            config=BrandingConfigOut.model_validate(branding.config(account.branding)),
+            resolved=ResolvedBrandingOut.model_validate(branding.resolve(account.branding)),
+        ),
         created_at=account.created_at,
         updated_at=account.updated_at or account.created_at,
     )
@@ -228,13 +197,17 @@ async def update_account(
     idem: IdempotencyDep,
     dry_run: Annotated[bool, Query(alias="dryRun", description="Validate and resolve without storing")] = False,
 ) -> AccountOut:
-    """JSON Merge Patch of the settings: a null removes a setting (`branding: null` all of them)."""
+    """JSON Merge Patch of the settings: a null removes a setting (`branding: null` all of them). A logo
+    the account's pages could not show (its origin cannot be named in their Content-Security-Policy:
+    credentials, a `*`, an IPv6 or non-ASCII host, ...) is 400 `branding.logo_unsafe`, dry run or not,
+    and nothing is stored."""
     if "branding" not in body.model_fields_set:
         changes: dict = {}
     elif body.branding is None:
-        changes = dict.fromkeys(("accent", "logo", "productName", "showPoweredBy"))
+        changes = dict.fromkeys(branding.SETTINGS)
     else:
         changes = body.branding.model_dump(exclude_unset=True, by_alias=True)
+    branding.check_changes(changes)
 
     async def make() -> AccountOut:
         return account_out(await accounts.set_branding(ctx.db, p.account_id, changes, dry_run=dry_run))

@@ -8,11 +8,9 @@ added to the page's img-src."""
 from __future__ import annotations
 
 import html
-import re
 import uuid
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import orjson
 from fastapi import APIRouter, Header, Query, WebSocket
@@ -22,11 +20,11 @@ from starlette.responses import StreamingResponse
 
 from app.accounts import service as accounts
 from app.accounts.auth import CtxDep
+from app.accounts.branding import logo_origin, resolve
 from app.core import clock, openapi
 from app.core.context import AppContext
 from app.core.errors import NotFound, Unauthorized
 from app.core.schemas import RequestModel, WireModel, errors
-from app.current.account import account_out
 from app.live import service, tokens
 from app.live.schemas import ReplayData
 from app.runs.paths import PathRun
@@ -188,42 +186,22 @@ async def replay_video(ctx: CtxDep, token: str | None = None, range: str | None 
 # --- the account's branding on our pages ---------------------------------------------------------
 
 BRANDING_META = '<meta name="bctrl-branding" content="">'
-# A host name a CSP source expression can carry as it is (lower case, LDH labels, or an IPv4 address).
-_HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
-
-
-def logo_origin(url: str | None) -> str | None:
-    """The logo's origin (`https://host[:port]`) as a page's img-src may name it, or None when the URL
-    has none that can be named exactly (not https, credentials, a host of other characters)."""
-    if not url:
-        return None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    host = parts.hostname or ""
-    if parts.scheme != "https" or parts.username is not None or not _HOST.match(host):
-        return None
-    return f"https://{host}" if port in (None, 443) else f"https://{host}:{port}"
 
 
 async def page_branding(ctx: AppContext, account_id: uuid.UUID) -> dict[str, Any] | None:
-    """The account's branding as its account answer resolves it (`branding.resolved`), for its pages;
-    a logo whose origin cannot be named exactly is left out. None when the account is gone."""
+    """The account's resolved branding (app/accounts/branding.py: what its account answer says as
+    `branding.resolved`, a logo only with an origin the page's policy can name), for its pages. None
+    when the account is gone."""
     try:
         account = await accounts.get_account(ctx.db, account_id)
     except NotFound:
         return None
-    resolved = account_out(account).branding.resolved.model_dump(mode="json", by_alias=True)
-    if logo_origin(resolved.get("logo")) is None:
-        resolved["logo"] = None
-    return resolved
+    return resolve(account.branding)
 
 
-def img_sources(branding: dict[str, Any] | None) -> str:
+def img_sources(resolved: dict[str, Any] | None) -> str:
     """A page's img-src: its own images, and the origin of the account's logo, nothing broader."""
-    origin = logo_origin((branding or {}).get("logo"))
+    origin = logo_origin((resolved or {}).get("logo"))
     return "'self' data: blob:" + (f" {origin}" if origin else "")
 
 

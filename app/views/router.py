@@ -6,7 +6,8 @@ them when the view includes events, its trace as a timeline under them when the 
 (`/view/trace`, drawn by app/web/view-timeline.js), and its files to download when the view may read
 files (`/view/files`). Every route checks the view's token, and the origin a browser says
 the request comes from, each time: a revoked or expired view stops answering at once. The page and its
-state carry the branding of the view's account (app/live/router.py: `page_branding`)."""
+state carry the branding of the view's account, resolved by app/accounts/branding.py (app/live/router.py:
+`page_branding`), as the view's answer (`branding`) and `GET /v1/account` give it."""
 
 from __future__ import annotations
 

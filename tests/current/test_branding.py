@@ -2,16 +2,19 @@
 process over both backends: the view page, its state, and the live and replay pages carry the resolved
 branding of the link's account (never another account's), HTML-escaped; their Content-Security-Policy
 allows exactly the logo's https origin for images and nothing broader; a logo whose origin cannot be
-named exactly is not shown; a link that is not valid gets the defaults."""
+named exactly is refused at `PATCH /v1/account` (and one stored before is not shown); a link that is not
+valid gets the defaults."""
 
 from __future__ import annotations
 
 import html
 import re
+import uuid
 from urllib.parse import urlsplit
 
 import orjson
 
+from app.accounts import service as accounts
 from tests.current.test_views import V, a_space, bearer, create
 from tests.support import started_runtime
 
@@ -81,26 +84,66 @@ async def test_the_view_page_and_its_state_carry_the_views_account_branding(serv
             assert state["branding"] == (await api.get("/v1/account", headers=V)).json()["branding"]["resolved"]
 
 
-async def test_a_logo_origin_that_cannot_be_named_exactly_is_not_shown_nor_allowed(server, api):
+UNSAFE_LOGOS = (
+    "https://evil.test;script-src:*/logo.png",  # would add a directive to the policy
+    "https://evil.test;script-src/logo.png",
+    "https://user:pw@cdn.test/logo.png",  # credentials
+    "https://user@cdn.test/logo.png",
+    "https://cdn.test,evil.test/logo.png",  # two sources in one
+    "https://*.test/logo.png",  # a wildcard
+    "https://*/logo.png",
+    "https://[2001:db8::1]/logo.png",  # IPv6
+    "https://b\u00fccher.test/logo.png",  # not ASCII
+    "https://cdn.test:0/logo.png",
+    "https://cdn.test:99999/logo.png",
+    "https://cdn..test/logo.png",
+)
+
+
+async def test_a_logo_the_pages_cannot_show_is_refused_dry_run_or_not_and_nothing_is_stored(server, api):
+    kept = await brand(api, productName="Kept", logo="https://cdn.example.test/ok.png")
+    before = (await api.get("/v1/account", headers=V)).json()
     view = await view_of(api)
+    for logo in UNSAFE_LOGOS:
+        for params in ({}, {"dryRun": "true"}):
+            answer = await api.patch(
+                "/v1/account", params=params, json={"branding": {"logo": logo, "productName": "Changed"}}, headers=V
+            )
+            assert answer.status_code == 400, (logo, params, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == "branding.logo_unsafe", logo
+            assert error["details"]["fields"][0]["field"] == "branding.logo"
+    # Nothing of any refused request was stored: not the logo, not the name sent with it.
+    assert (await api.get("/v1/account", headers=V)).json() == before
     async with server.anonymous() as anyone:
-        for logo in (
-            "https://evil.test;script-src:*",  # would add a directive to the policy
-            "https://user:pw@cdn.test/logo.png",
-            "https://cdn.test,evil.test/logo.png",
-            "https://*.test/logo.png",
-        ):
-            assert (await brand(api, logo=logo))["logo"] == logo  # stored as given
+        page = await anyone.get("/view", params={"token": view["token"]})
+        assert meta_branding(page.text) == kept
+        assert img_src(page) == "img-src 'self' data: blob: https://cdn.example.test"
+    # The default https port is the origin without it; an upper-case host is the same host.
+    resolved = await brand(api, logo="https://CDN.Example.test:443/x.svg")
+    assert resolved["logo"] == "https://CDN.Example.test:443/x.svg"
+    async with server.anonymous() as anyone:
+        page = await anyone.get("/view", params={"token": view["token"]})
+        assert img_src(page) == "img-src 'self' data: blob: https://cdn.example.test"
+
+
+async def test_a_logo_stored_before_the_rule_is_shown_nowhere(server, api):
+    """A logo stored before PATCH refused unsafe ones (written here past the API) is in the settings as
+    set, and in no resolved branding: not the account's, not the view's, not the pages'."""
+    account = (await api.get("/v1/account", headers=V)).json()
+    view = await view_of(api)
+    for logo in UNSAFE_LOGOS[:4]:
+        await accounts.set_branding(server.ctx.db, uuid.UUID(account["id"]), {"logo": logo})
+        answer = (await api.get("/v1/account", headers=V)).json()["branding"]
+        assert answer["config"]["logo"] == logo and answer["resolved"]["logo"] is None
+        assert (await api.get(f"/v1/views/{view['id']}", headers=V)).json()["branding"] == answer["resolved"]
+        async with server.anonymous() as anyone:
             page = await anyone.get("/view", params={"token": view["token"]})
             assert img_src(page) == "img-src 'self' data: blob:", logo
             assert "script-src 'self' 'unsafe-inline';" in page.headers["content-security-policy"]
-            assert meta_branding(page.text)["logo"] is None
+            assert meta_branding(page.text) == answer["resolved"]
             state = (await anyone.get("/view/state", headers=bearer(view["token"]))).json()
             assert state["branding"]["logo"] is None
-        # The default https port is the origin without it.
-        await brand(api, logo="https://CDN.Example.test:443/x.svg")
-        page = await anyone.get("/view", params={"token": view["token"]})
-        assert img_src(page) == "img-src 'self' data: blob: https://cdn.example.test"
 
 
 async def test_live_and_replay_pages_carry_the_links_account_branding(server, api):

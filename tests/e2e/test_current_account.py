@@ -1,6 +1,6 @@
 """The official 0.3 client, unchanged (`from bctrl import Bctrl`), against a real server process: spaces,
-whoami, API keys, the account's settings and help, the `BCTRL-Space` scope, and errors as the SDK's
-exception classes."""
+whoami, API keys, the account's settings (a logo the pages cannot show refused) and help, the
+`BCTRL-Space` scope, and errors as the SDK's exception classes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from bctrl import AsyncBctrl, Bctrl
 from bctrl._generated.core.api_error import ApiError
 from bctrl._generated.errors import BadRequestError, ForbiddenError, NotFoundError, UnauthorizedError
 
+from tests.e2e.test_current_branding import branded  # noqa: F401
 from tests.e2e.test_current_sdk import code_of, unique
 
 
@@ -161,3 +162,14 @@ async def test_the_async_client_reads_the_same(live):
     me = await client.auth.whoami()
     spaces = await client.spaces.list()
     assert me.default_space_id in [s.id for s in spaces.data]
+
+
+def test_a_logo_the_pages_cannot_show_is_refused_dry_run_or_not(client, branded):  # noqa: F811
+    kept = client.account.update(branding={"productName": "Kept", "logo": "https://cdn.example.test/ok.png"})
+    for logo in ("https://user:pw@cdn.test/l.png", "https://*.cdn.test/l.png", "https://[::1]/l.png", "https://a;b/l"):
+        for dry_run in (None, True):
+            with pytest.raises(BadRequestError) as refused:
+                client.account.update(dry_run=dry_run, branding={"logo": logo, "productName": "Changed"})
+            assert code_of(refused) == "branding.logo_unsafe", (logo, dry_run)
+    after = client.account.get()
+    assert after.branding == kept.branding and after.updated_at == kept.updated_at  # nothing stored
