@@ -3,6 +3,7 @@ recordings, its trace (a timeline) and its files (create, list, get, delete). Th
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -10,13 +11,16 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field, model_validator
 
+from app.accounts import service as accounts
 from app.accounts.auth import CtxDep, IdempotencyDep, PrincipalDep, _bearer
+from app.accounts.branding import resolve as resolve_branding
 from app.accounts.service import authenticate
 from app.core import ids
 from app.core.errors import InvalidRequest, NotFound
 from app.core.idempotency import fingerprint, respond
 from app.core.paging import PageParams, page_params
 from app.core.schemas import RequestModel, Timestamp, WireModel, errors
+from app.current.account_schemas import ResolvedBrandingOut
 from app.current.schemas import Order, page_model
 from app.runs import service as runs
 from app.runtimes import service as runtimes
@@ -169,28 +173,6 @@ class ViewCreate(RequestModel):
 # --- responses ---
 
 
-class BrandingTokensOut(WireModel):
-    accent: str = "#3b82f6"
-    accent_border: str = "#2563eb"
-    accent_soft: str = "#1c2533"
-    bg: str = "#111111"
-    border_strong: str = "#444444"
-    hairline: str = "#2a2a2a"
-    inset: str = "#0b0b0b"
-    panel: str = "#161616"
-    surface_raised: str = "#1b1b1b"
-    text: str = "#dddddd"
-    text_faint: str = "#777777"
-    text_muted: str = "#999999"
-
-
-class BrandingOut(WireModel):
-    logo: str | None = None
-    product_name: str = "BCTRL"
-    show_powered_by: bool = False
-    tokens: BrandingTokensOut = Field(default_factory=BrandingTokensOut)
-
-
 class FilesOut(WireModel):
     library: bool = False
     manage: bool = False
@@ -239,7 +221,9 @@ class ViewOut(WireModel):
     control: bool
     conversation_send: bool | None = None
     presentation: HostedPresentationOut | EmbeddedPresentationOut
-    branding: BrandingOut = Field(default_factory=BrandingOut)
+    branding: ResolvedBrandingOut = Field(
+        description="The branding of the view's account, resolved as `GET /v1/account` resolves it"
+    )
     created_at: Timestamp
     updated_at: Timestamp
     expires_at: Timestamp
@@ -271,10 +255,17 @@ def _scope_out(view: View) -> SpaceScopeOut | BrowserScopeOut | RunScopeOut:
     return RunScopeOut(run_id=str(view.run_id), runtime_id=str(view.runtime_id) if view.runtime_id else None)
 
 
-def _fields(view: View) -> dict[str, Any]:
+async def account_branding(ctx, account_id: uuid.UUID) -> ResolvedBrandingOut:
+    """The account's branding as its account answer resolves it (`branding.resolved`)."""
+    account = await accounts.get_account(ctx.db, account_id)
+    return ResolvedBrandingOut.model_validate(resolve_branding(account.branding))
+
+
+def _fields(view: View, branding: ResolvedBrandingOut) -> dict[str, Any]:
     mode = view.presentation.get("mode")
     return {
         "id": str(view.id),
+        "branding": branding,
         "scope": _scope_out(view),
         "components": ComponentsOut(
             **service.components_of(view), files=FilesOut(**service.file_capabilities_of(view))
@@ -289,12 +280,16 @@ def _fields(view: View) -> dict[str, Any]:
     }
 
 
-def view_out(view: View) -> ViewOut:
-    return ViewOut(**_fields(view))
+def view_out(view: View, branding: ResolvedBrandingOut) -> ViewOut:
+    return ViewOut(**_fields(view, branding))
 
 
-def created_out(ctx, minted: service.Minted) -> ViewCreatedOut:
-    return ViewCreatedOut(**_fields(minted.view), token=minted.token, url=service.page_url(ctx, minted.token))
+async def created_out(ctx, minted: service.Minted) -> ViewCreatedOut:
+    return ViewCreatedOut(
+        **_fields(minted.view, await account_branding(ctx, minted.view.account_id)),
+        token=minted.token,
+        url=service.page_url(ctx, minted.token),
+    )
 
 
 # --- scope and components: what the body asks, checked against what this server can show ---
@@ -358,7 +353,7 @@ async def create_view(ctx: CtxDep, p: PrincipalDep, body: ViewCreate, idem: Idem
             expires_in_seconds=body.expires_in_seconds or service.DEFAULT_EXPIRY_SECONDS,
             presentation=presentation,
         )
-        return created_out(ctx, await service.create(ctx, p, spec))
+        return await created_out(ctx, await service.create(ctx, p, spec))
 
     if idem.key is None:
         return await make()
@@ -376,7 +371,7 @@ async def create_view(ctx: CtxDep, p: PrincipalDep, body: ViewCreate, idem: Idem
     if made is not None:
         return made
     view = await service.get(ctx, p, str(orjson.loads(stored.body)["id"]))
-    return created_out(ctx, await service.reissue(ctx, view))
+    return await created_out(ctx, await service.reissue(ctx, view))
 
 
 @router.get("", response_model=ViewPage, responses=errors(400))
@@ -385,7 +380,8 @@ async def list_views(
 ) -> ViewPage:
     """The account's active views (neither revoked nor expired), newest first by default."""
     rows, cursor = await service.list_views(ctx, p, page, newest_first=order == "desc")
-    return ViewPage(data=[view_out(v) for v in rows], has_more=cursor is not None, next_cursor=cursor)
+    branding = await account_branding(ctx, p.account_id)
+    return ViewPage(data=[view_out(v, branding) for v in rows], has_more=cursor is not None, next_cursor=cursor)
 
 
 async def view_reader(
@@ -411,7 +407,8 @@ async def view_reader(
 @router.get("/{view_id}", response_model=ViewBootstrapOut, responses=errors(403, 404))
 async def get_view(ctx: CtxDep, view: Annotated[View, Depends(view_reader)]) -> ViewBootstrapOut:
     """The view (never its token). Its own bearer token may read it too."""
-    return ViewBootstrapOut(**_fields(view), space_name=await service.space_name(ctx, view))
+    branding = await account_branding(ctx, view.account_id)
+    return ViewBootstrapOut(**_fields(view, branding), space_name=await service.space_name(ctx, view))
 
 
 async def path_view(ctx: CtxDep, p: PrincipalDep, view_id: str) -> View:

@@ -1,8 +1,9 @@
 """Views in the current generation, in process over both backends: create/list/get/delete in the 0.3
 words, the token shown once and kept only as a keyed digest, a view's own token reading its view, the
 refusals (forged, expired and revoked tokens; origins a presentation does not allow; unknown scope ids;
-components this server cannot show), the page's framing policy, and the page's data routes gated by
-the components (events, recordings, the trace, the run's files) and bounded by the view's scope."""
+components this server cannot show), the branding of the view's account in its answers, the page's
+framing policy, and the page's data routes gated by the components (events, recordings, the trace, the
+run's files) and bounded by the view's scope."""
 
 from __future__ import annotations
 
@@ -85,6 +86,43 @@ async def test_create_list_get_delete_and_the_token_is_shown_once(server, api):
     assert error_of(await api.get(f"/v1/views/{made['id']}", headers=V), 404)["code"] == "view.not_found"
     assert error_of(await api.delete(f"/v1/views/{made['id']}", headers=V), 404)["code"] == "view.not_found"
     assert [v["id"] for v in (await api.get("/v1/views", headers=V)).json()["data"]] == [other["id"]]
+
+
+async def test_a_view_answers_the_branding_of_its_account_as_the_account_answer_resolves_it(server, api):
+    space = await a_space(api)
+    defaults = (await api.get("/v1/account", headers=V)).json()["branding"]["resolved"]
+    made = await create(api, {"spaceId": space})
+    assert made["branding"] == defaults and made["branding"]["showPoweredBy"] is True
+
+    patched = await api.patch(
+        "/v1/account",
+        json={"branding": {"productName": "Acme Views", "accent": "#AA3300", "logo": "https://cdn.acme.test/l.png"}},
+        headers=V,
+    )
+    assert patched.status_code == 200, patched.text
+    resolved = patched.json()["branding"]["resolved"]
+    assert (
+        resolved["tokens"]["accent"] == "#aa3300"
+        and resolved["tokens"]["accentSoft"] != defaults["tokens"]["accentSoft"]
+    )
+    assert resolved == (await api.get("/v1/account", headers=V)).json()["branding"]["resolved"]
+    # Every answer carrying the view carries the account's branding as it is now, the same value.
+    assert (await api.get(f"/v1/views/{made['id']}", headers=V)).json()["branding"] == resolved
+    assert [v["branding"] for v in (await api.get("/v1/views", headers=V)).json()["data"]] == [resolved]
+    assert (await create(api, {"spaceId": space}))["branding"] == resolved
+    async with server.anonymous(headers=bearer(made["token"])) as holder:  # read with the view's own token
+        assert (await holder.get(f"/v1/views/{made['id']}")).json()["branding"] == resolved
+
+    # Another account's views carry its own branding, never this one's.
+    async with await server.client("other views brand") as other:
+        await other.patch("/v1/account", json={"branding": {"productName": "Beta"}}, headers=V)
+        theirs = await create(other, {"spaceId": await a_space(other)})
+        assert theirs["branding"]["productName"] == "Beta" and theirs["branding"]["logo"] is None
+        assert theirs["branding"]["tokens"]["accent"] == defaults["tokens"]["accent"]
+    assert (await api.get(f"/v1/views/{made['id']}", headers=V)).json()["branding"] == resolved
+
+    await api.patch("/v1/account", json={"branding": None}, headers=V)
+    assert (await api.get(f"/v1/views/{made['id']}", headers=V)).json()["branding"] == defaults
 
 
 async def test_forged_and_expired_tokens_are_refused(server, api):

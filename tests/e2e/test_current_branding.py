@@ -4,7 +4,7 @@ the pages' own Content-Security-Policy in force: the view page's header carries 
 logo (served over https from loopback; its origin, and no other, is allowed for images), its buttons
 take the accent colour, the "powered by" line shows; a change applies to an open view page at its next
 poll; the live and replay pages carry the same branding, and inside the view page's frame they leave
-the name and logo to the view page."""
+the name and logo to the view page. The views' answers carry the same resolved branding."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from bctrl._generated.types import ViewComponentsInput, ViewScopeRuntimeInput
+from bctrl._generated.types import ResolvedBranding, ViewComponentsInput, ViewScopeRuntimeInput, ViewScopeSpaceInput
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -234,3 +234,30 @@ def test_branding_on_the_view_live_and_replay_pages(live, client, browsers, page
             alone.screenshot(path=f"{SHOTS}/branding-replay.png")
         finally:
             chromium.close()
+
+
+def test_a_view_answers_its_accounts_resolved_branding(client, branded):  # noqa: F811
+    """`HostedView.branding` (create, get, list) is the account's `branding.resolved`, as it is now."""
+    space = client.auth.whoami().default_space_id
+    defaults = client.account.get().branding.resolved
+    view = client.views.create(scope=ViewScopeSpaceInput(space_id=space))
+    try:
+        assert isinstance(view.branding, ResolvedBranding) and view.branding == defaults
+        account = client.account.update(
+            branding={"productName": PRODUCT, "accent": "#AA3300", "logo": "https://cdn.acme.test/logo.png"}
+        )
+        resolved = account.branding.resolved
+        assert resolved.product_name == PRODUCT and resolved.tokens.accent == "#aa3300"
+        assert resolved.logo == "https://cdn.acme.test/logo.png"
+        got = client.views.get(view.id)
+        assert got.branding == resolved and got.branding != defaults
+        assert next(v for v in client.views.list(limit=200).data if v.id == view.id).branding == resolved
+        second = client.views.create(scope=ViewScopeSpaceInput(space_id=space))
+        try:
+            assert second.branding == resolved
+        finally:
+            client.views.delete(second.id)
+        client.account.update(branding={"productName": None, "accent": None, "logo": None})
+        assert client.views.get(view.id).branding == defaults
+    finally:
+        client.views.delete(view.id)
