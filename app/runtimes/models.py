@@ -66,6 +66,14 @@ class Runtime(Base):
     last_used_at: Mapped[datetime | None]
 
 
+def saved_state_key(saved_state: Any) -> str | None:
+    """The object-store key of a runtime's saved-state archive (its `saved_state` column), or None when
+    nothing is saved. The one reader of that key: the state's lifecycle (app/runtimes/state.py) and the
+    deletion of a space's bytes (app/spaces/service.py) both go through it."""
+    key = saved_state.get("key") if isinstance(saved_state, dict) else None
+    return key if isinstance(key, str) and key else None
+
+
 class ServerProcess(Base):
     """A server process that is (or was) running, with its heartbeat: sockets attached through a process
     found dead are detached by the sweep of another."""

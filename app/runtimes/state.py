@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from app.core import clock
 from app.core.context import AppContext
-from app.runtimes.models import Runtime
+from app.runtimes.models import Runtime, saved_state_key
 from app.storage import make_store, new_key
 
 log = structlog.get_logger(__name__)
@@ -40,12 +40,13 @@ async def fetch(ctx: AppContext, runtime: Runtime) -> Path | None:
     """A local copy of the runtime's saved state for the next launch, or None (nothing saved, or this
     driver keeps none). The caller removes it once the browser has started."""
     saved = runtime.saved_state or {}
-    if not ctx.driver.keeps_state or saved.get("status") != SAVED or not saved.get("key"):
+    key = saved_state_key(saved)
+    if not ctx.driver.keeps_state or saved.get("status") != SAVED or key is None:
         return None
     target = _scratch(ctx)
     try:
         with target.open("wb") as out:
-            async for chunk in make_store(ctx.settings).open(saved["key"]):
+            async for chunk in make_store(ctx.settings).open(key):
                 out.write(chunk)
     except Exception as exc:  # a store without the bytes: start clean, and say so (restored() below)
         log.warning("browser_state_unreadable", runtime_id=str(runtime.id), error=type(exc).__name__)
@@ -72,11 +73,12 @@ async def stop_and_save(ctx: AppContext, runtime_id: uuid.UUID, driver_state: di
     async with ctx.db.read() as s:
         previous = (await s.execute(select(Runtime.saved_state).where(Runtime.id == runtime_id))).scalar_one()
     previous = previous or {}
+    previous_key = saved_state_key(previous)
     store = make_store(ctx.settings)
     if not keep or not ctx.driver.keeps_state:
         await ctx.driver.stop(driver_state)
-        if previous.get("key"):
-            await _delete(store, previous["key"])
+        if previous_key:
+            await _delete(store, previous_key)
         if previous:
             await mark(ctx, runtime_id, None)
         return
@@ -93,8 +95,8 @@ async def stop_and_save(ctx: AppContext, runtime_id: uuid.UUID, driver_state: di
                 runtime_id,
                 {"status": SAVED, "key": stored.key, "sizeBytes": stored.size, "savedAt": clock.iso(clock.now())},
             )
-        if previous.get("key"):
-            await _delete(store, previous["key"])
+        if previous_key:
+            await _delete(store, previous_key)
     except Exception as exc:
         log.warning("browser_state_not_saved", runtime_id=str(runtime_id), error=str(exc)[:200])
         kept = {k: v for k, v in previous.items() if k != "warning"}
@@ -113,7 +115,7 @@ async def restored(ctx: AppContext, runtime_id: uuid.UUID, warning: str | None) 
         return
     async with ctx.db.transaction() as s:
         runtime = await s.get(Runtime, runtime_id)
-        key = (runtime.saved_state or {}).get("key") if runtime else None
+        key = saved_state_key(runtime.saved_state) if runtime else None
         if runtime is not None:
             runtime.saved_state = {"status": NONE, "warning": warning}
     if key:
@@ -122,7 +124,7 @@ async def restored(ctx: AppContext, runtime_id: uuid.UUID, warning: str | None) 
 
 async def forget(ctx: AppContext, saved_state: dict | None) -> None:
     """A deleted runtime's saved state goes with it."""
-    key = (saved_state or {}).get("key")
+    key = saved_state_key(saved_state)
     if key:
         await _delete(make_store(ctx.settings), key)
 

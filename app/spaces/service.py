@@ -18,7 +18,7 @@ from app.core.db import get_owned
 from app.core.errors import Conflict, NotFound
 from app.core.paging import PageParams, fetch_by_id
 from app.files.models import StorageFile
-from app.runtimes.models import Runtime, RuntimeStatus
+from app.runtimes.models import Runtime, RuntimeStatus, saved_state_key
 from app.spaces.models import Space
 from app.spaces.schemas import SpaceCreate, SpaceUpdate
 from app.storage import make_store
@@ -202,11 +202,11 @@ async def delete_space(ctx: AppContext, space: Space) -> uuid.UUID:
             *(await s.execute(select(Artifact.object_key).where(Artifact.space_id == space.id))).scalars(),
             # The archives of the runtimes' saved states (app/runtimes/state.py keeps the key in the row).
             *(
-                saved["key"]
+                key
                 for saved in (
                     await s.execute(select(Runtime.saved_state).where(Runtime.space_id == space.id))
                 ).scalars()
-                if isinstance(saved, dict) and saved.get("key")
+                if (key := saved_state_key(saved))
             ),
         ]
         await s.execute(delete(Space).where(Space.id == space.id))
