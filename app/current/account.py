@@ -207,7 +207,6 @@ async def update_account(
         changes = dict.fromkeys(branding.SETTINGS)
     else:
         changes = body.branding.model_dump(exclude_unset=True, by_alias=True)
-    branding.check_changes(changes)
 
     async def make() -> AccountOut:
         return account_out(await accounts.set_branding(ctx.db, p.account_id, changes, dry_run=dry_run))

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, model_validator
 
+from app.accounts import branding
 from app.core.errors import InvalidRequest
 from app.core.schemas import RequestModel, Timestamp, WireModel
 from app.current.schemas import page_model
@@ -122,11 +123,32 @@ class ApiKeyCreate(RequestModel):
 # --- account settings -----------------------------------------------------------------------------
 
 
+# An https URL whose origin a page's Content-Security-Policy can name exactly (app/accounts/branding.py
+# `logo_origin`): a host of LDH labels (or an IPv4 address), a port 1..65535, no credentials.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_PORT = r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+LOGO_PATTERN = rf"^https://{_LABEL}(?:\.{_LABEL})*{_PORT}(?:[/?#]\S*)?$"
+
+
 class BrandingPatch(RequestModel):
     accent: str | None = Field(default=None, pattern=r"^#[0-9a-fA-F]{6}$", description="#rrggbb")
-    logo: str | None = Field(default=None, max_length=2048, pattern=r"^https://\S+$", description="An https URL")
+    logo: str | None = Field(
+        default=None,
+        max_length=2048,
+        pattern=LOGO_PATTERN,
+        description="An https URL whose host is a DNS name or an IPv4 address, without credentials; another "
+        "https URL is 400 `branding.logo_unsafe` (the account's pages could not allow its origin)",
+    )
     product_name: str | None = Field(default=None, min_length=1, max_length=80, pattern=r"\S")
     show_powered_by: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _logo_unsafe_first(cls, data: Any) -> Any:
+        # An https logo the pages could not show gets its own code, before the pattern's generic one.
+        if isinstance(data, dict) and isinstance(data.get("logo"), str) and data["logo"].startswith("https://"):
+            branding.check_changes({"logo": data["logo"]})
+        return data
 
 
 class AccountUpdate(RequestModel):
