@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import usage
-from app.accounts.keys import StretchedKeys, minted_digest
+from app.accounts.keys import STRETCHED_PREFIX, StretchedKeys, minted_digest
 from app.accounts.models import Account, ApiKey
 from app.core import clock, ids
 from app.core.db import Database
@@ -88,6 +88,13 @@ async def mint_key(
     """The stored key (its hash only) and its secret, which is shown once and kept nowhere."""
     secret = secret or ids.new_secret(KEY_PREFIX)
     now = clock.now()
+    if name == BOOTSTRAP_KEY_NAME:
+        # The name marks the key BCTRL_API_KEY made; a minted key must not pass for it.
+        raise DomainError(
+            f"The name {BOOTSTRAP_KEY_NAME!r} is reserved for the key BCTRL_API_KEY makes",
+            code="request.invalid",
+            details={"fields": [{"field": "name", "in": "body", "message": "reserved", "type": "value"}]},
+        )
     if expires_at is not None and expires_at <= now:
         raise DomainError(
             "expiresAt must be in the future",
@@ -144,6 +151,11 @@ async def reissue_key(db: Database, key: ApiKey) -> tuple[ApiKey, str]:
     return row, secret
 
 
+def is_bootstrap(key: ApiKey) -> bool:
+    """The key BCTRL_API_KEY made: the only one stored stretched (its name could be chosen by anyone)."""
+    return key.key_hash.startswith(STRETCHED_PREFIX)
+
+
 async def revoke_key(db: Database, by: Principal, key: ApiKey) -> ApiKey:
     """Revoke `key` at once (the next request with it is 401). A key cannot revoke itself, so an
     account always keeps a key that works (rotation is create, cut over, then revoke the old key with
@@ -155,7 +167,7 @@ async def revoke_key(db: Database, by: Principal, key: ApiKey) -> ApiKey:
             status=403,
             details={"keyId": str(key.id), "reason": "self"},
         )
-    if key.name == BOOTSTRAP_KEY_NAME:
+    if is_bootstrap(key):
         raise DomainError(
             "The bootstrap key comes from BCTRL_API_KEY: change or unset the variable to retire it",
             code="auth.forbidden",

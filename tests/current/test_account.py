@@ -95,6 +95,23 @@ async def test_the_bootstrap_key_is_retired_by_its_variable_not_the_api(make_ser
             assert refused.status_code == 403 and refused.json()["error"]["details"]["reason"] == "bootstrap"
 
 
+async def test_a_key_cannot_take_the_bootstrap_keys_name_to_escape_revocation(api):
+    # Found in review: the bootstrap key was told apart by its name, which a key create let anyone choose.
+    async def key_ids() -> set[str]:
+        return {k["id"] for k in (await api.get("/v1/api-keys", headers=CURRENT)).json()["data"]}
+
+    before = await key_ids()
+    forged = await api.post("/v1/api-keys", json={"name": "bootstrap (BCTRL_API_KEY)"}, headers=CURRENT)
+    assert forged.status_code == 400, forged.text
+    assert forged.json()["error"]["details"]["fields"][0]["field"] == "name"
+    assert await key_ids() == before  # nothing kept
+
+    made = await new_key(api, name="bootstrap")  # a look-alike name is an ordinary key: revocable
+    gone = await api.delete(f"/v1/api-keys/{made['data']['id']}", headers=CURRENT)
+    assert gone.status_code == 200, gone.text
+    assert (await api.get("/v1/auth/whoami", headers=bearer(made["secret"]))).status_code == 401
+
+
 async def test_usage_and_last_use_are_counted(api):
     made = await new_key(api)
     for _ in range(3):
