@@ -25,6 +25,7 @@ from app.core.context import AppContext, CtxDep
 from app.core.errors import DomainError
 from app.core.schemas import RequestModel
 from app.live.router import branded_html, img_sources, page_branding
+from app.runs.models import Run
 from app.storage import http as content
 from app.storage import make_store
 from app.views import service
@@ -61,6 +62,14 @@ async def page_view(
 
 
 PageView = Annotated[View, Depends(page_view)]
+
+
+async def view_run(ctx: CtxDep, view: PageView, run_id: Annotated[str, Query(alias="runId", max_length=64)]) -> Run:
+    """The path object of the page's run routes: the `runId` the view may show (404 otherwise)."""
+    return await service.visible_run(ctx, view, run_id)
+
+
+ViewRun = Annotated[Run, Depends(view_run)]
 
 
 def _headers(ctx: AppContext, view: View | None, branding: dict[str, Any] | None = None) -> dict[str, str]:
@@ -134,29 +143,20 @@ async def view_replay(ctx: CtxDep, view: PageView, body: ReplayLinkIn) -> dict[s
 
 
 @pages.get("/view/events")
-async def view_events(
-    ctx: CtxDep, view: PageView, run_id: Annotated[str, Query(alias="runId", max_length=64)]
-) -> dict[str, Any]:
+async def view_events(ctx: CtxDep, view: PageView, run: ViewRun) -> dict[str, Any]:
     """The run's activity for the events panel (403 unless the view includes events)."""
-    run = await service.visible_run(ctx, view, run_id)
     return await service.events(ctx, view, run)
 
 
 @pages.get("/view/trace")
-async def view_trace(
-    ctx: CtxDep, view: PageView, run_id: Annotated[str, Query(alias="runId", max_length=64)]
-) -> dict[str, Any]:
+async def view_trace(ctx: CtxDep, view: PageView, run: ViewRun) -> dict[str, Any]:
     """The run's spans for the timeline (403 unless the view includes the trace)."""
-    run = await service.visible_run(ctx, view, run_id)
     return await service.trace(ctx, view, run)
 
 
 @pages.get("/view/files")
-async def view_files(
-    ctx: CtxDep, view: PageView, run_id: Annotated[str, Query(alias="runId", max_length=64)]
-) -> dict[str, Any]:
+async def view_files(ctx: CtxDep, view: PageView, run: ViewRun) -> dict[str, Any]:
     """The run's files, newest first (403 unless the view may read files)."""
-    run = await service.visible_run(ctx, view, run_id)
     return await service.files(ctx, view, run)
 
 
@@ -165,13 +165,12 @@ async def view_file_content(
     ctx: CtxDep,
     view: PageView,
     file_id: Annotated[str, PathParam(max_length=64)],
-    run_id: Annotated[str, Query(alias="runId", max_length=64)],
+    run: ViewRun,
     range_: Annotated[str | None, Header(alias="Range")] = None,
     if_range: Annotated[str | None, Header(alias="If-Range")] = None,
 ) -> Response:
     """One of the run's files, as an attachment (a single `Range` gets 206); 403 unless the view may
     read files, 404 for a file that is not the run's."""
-    run = await service.visible_run(ctx, view, run_id)
     download = await service.file_download(ctx, view, run, file_id)
     return await content.serve(make_store(ctx.settings), download, range_, if_range)
 
