@@ -15,24 +15,34 @@ from fastapi import FastAPI
 
 from app.accounts.keys import StretchedKeys
 from app.accounts.service import ensure_bootstrap_key
+from app.browsing.links import BrowserLinks
 from app.cdp.hub import Hub
 from app.cdp.observer import RunObserver
 from app.connections import service as connection_service
 from app.connections.reaper import Reaper
+from app.connections.revocation import KeySocketSweep
 from app.core import datadir, server_key
 from app.core.config import Settings
 from app.core.context import AppContext
 from app.core.db import Database
+from app.current.drains import pump_for as drain_pump_for
+from app.current.webhooks import dispatcher_for as webhook_dispatcher_for
 from app.drivers.local import LocalDriver
 from app.egress import service as egress
 from app.invocations.worker import InvocationWorker
 from app.live.recorder import Recorder, finalize_abandoned
 from app.live.screencast import ScreencastHub
 from app.locks import make_lock
+from app.pool import service as pool
 from app.runs import service as runs
 from app.runs.notifier import RunNotifier
 from app.runs.writer import EventWriter
+from app.runtimes.ownership import OwnershipKeeper
 from app.runtimes.supervisor import Supervisor
+from app.tasks.runner import TaskRunner
+from app.tasks.service import PROVIDER as TASK_PROVIDER
+from app.toolcalls import direct as toolcall_direct
+from app.toolcalls import service as toolcalls
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +63,21 @@ def make_driver(settings: Settings, signing_key: bytes):
             shm_size=settings.docker_shm_size,
             scratch_dir=settings.data_dir.resolve(),
             stop_timeout=settings.stop_timeout_seconds,
+        )
+    if settings.driver == "swarm":
+        from app.drivers.swarm import SwarmDriver
+
+        return SwarmDriver(
+            image=settings.docker_image,
+            deployment=server_key.derive(signing_key, "deployment", "swarm")[:16],
+            memory=settings.docker_memory,
+            cpus=settings.docker_cpus,
+            pids_limit=settings.docker_pids_limit,
+            shm_size=settings.docker_shm_size,
+            scratch_dir=settings.data_dir.resolve(),
+            stop_timeout=settings.stop_timeout_seconds,
+            reserve_cpus=settings.swarm_reserve_cpus,
+            reserve_memory=settings.swarm_reserve_memory,
         )
     return LocalDriver(
         settings.resolved_chromium_path,
@@ -84,6 +109,7 @@ async def serve(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         signing_key=signing_key,
     )
     ctx.screencasts = ScreencastHub()
+    ctx.browsing = BrowserLinks()
     egress_proxy = await egress.start(settings, ctx.driver)
     ctx.api_keys = StretchedKeys(signing_key)
     await notifier.start()
@@ -91,6 +117,7 @@ async def serve(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     if settings.redis_url:
         ctx.readiness_probes["lock"] = lock.ping
     ctx.invocations = InvocationWorker(ctx)
+    ctx.invocations.register(TASK_PROVIDER, TaskRunner(ctx))  # tasks run on the invocations' path
 
     async def purge_old_events() -> None:
         await runs.purge_old_events(ctx)
@@ -98,18 +125,40 @@ async def serve(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     async def finish_abandoned_recordings() -> None:
         await finalize_abandoned(ctx)
 
+    async def end_orphaned_tool_calls() -> None:
+        await toolcalls.recover(ctx)
+
     ctx.supervisor = Supervisor(
         ctx,
         watchers=[RunObserver.for_run, Recorder.for_run],
-        upkeep=[purge_old_events, finish_abandoned_recordings, ctx.invocations.recover],
+        upkeep=[purge_old_events, finish_abandoned_recordings, ctx.invocations.recover, end_orphaned_tool_calls],
     )
     ctx.run_end_hooks.append(lambda runtime_id, run_id: connection_service.on_run_end(ctx, runtime_id, run_id))
+    ctx.run_end_hooks.append(lambda _runtime_id, run_id: ctx.browsing.forget(run_id))
     reaper = Reaper(ctx)
+    ownership = OwnershipKeeper(ctx, ctx.supervisor)
     if settings.api_key:
         await ensure_bootstrap_key(db, settings.api_key, ctx.api_keys)
+    await ownership.register()  # this process's lease, before it adopts or launches a browser
     await ctx.supervisor.start()
+    ownership.start()
     await ctx.invocations.start()
+    await toolcalls.recover(ctx)
     await reaper.start()
+    # --- start: admission (issue 16) ---
+    # --- start: warm pool (issue 16) ---
+    pool.install(ctx)
+    # --- start: tenants and keys (issue 16) ---
+    ctx.supervisor.upkeep.append(KeySocketSweep(ctx))  # sockets of keys revoked elsewhere close within a sweep
+    # --- start: usage (issue 16) ---
+    # --- start: webhooks (issue 16) ---
+    webhook_dispatcher = webhook_dispatcher_for(ctx)  # fans the outbox out to webhooks, sends deliveries
+    ctx.supervisor.upkeep.append(webhook_dispatcher.prune_outbox)
+    await webhook_dispatcher.start()
+    # --- start: drains (issue 16) ---
+    drain_pump = drain_pump_for(ctx)  # exports events to drains, in the current words
+    await drain_pump.start()
+    # --- start: metrics (issue 16) ---
     app.state.ctx = ctx
     log.info(
         "server_ready",
@@ -120,12 +169,24 @@ async def serve(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        # --- stop: drains (issue 16) ---
+        await drain_pump.stop()
+        # --- stop: webhooks (issue 16) ---
+        await webhook_dispatcher.stop()
+        # --- stop: warm pool (issue 16) ---
+        await pool.stop(ctx)
+        # --- stop: admission (issue 16) ---
         await reaper.stop()
+        await ownership.stop()
         await ctx.invocations.stop()
+        await toolcall_direct.close()
         await ctx.supervisor.shutdown()
         await ctx.hub.close_all(1001, "server shutting down")
         await ctx.screencasts.close()
+        await ctx.browsing.close()
         await ctx.events.stop()
+        # Its runs are let go of (browsers that outlive it) or ended: other replicas take them at once.
+        await ownership.leave()
         await ctx.driver.close()
         await egress_proxy.close()
         await notifier.close()

@@ -19,7 +19,7 @@ from app.core.redisclient import redis_client
 
 @dataclass(frozen=True)
 class Holder:
-    kind: str  # "connection", "invocation" or "live_view"
+    kind: str  # "connection", "invocation", "live_view" or "api" (app/runtimes/controller.py)
     id: str
 
     def token(self, epoch: int) -> str:

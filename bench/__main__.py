@@ -1,6 +1,6 @@
 """`make bench`: every benchmark, each printing ratios against a baseline measured in the same run."""
 
-from bench import api_latency, events, invocations, launch, lifecycle, live, proxy_overhead
+from bench import api_latency, computer, console, events, invocations, launch, lifecycle, live, proxy_overhead, tasks
 
 launch.main([])
 print()
@@ -15,3 +15,9 @@ print()
 invocations.main([])
 print()
 api_latency.main([])
+print()
+computer.main([])
+print()
+tasks.main([])
+print()
+console.main([])

@@ -67,15 +67,18 @@ async def _drop_db(url: str) -> None:
     await conn.close()
 
 
-async def _make_run(db: Database) -> uuid.UUID:
+async def make_run(db: Database, account_id: uuid.UUID | None = None) -> uuid.UUID:
+    """An active run (of a new account unless one is given) to write events into: no browser, the
+    benches measure what happens to events, not launches."""
     from app.accounts.service import create_account
     from app.spaces.models import Space
 
-    account = await create_account(db, "bench")
+    if account_id is None:
+        account_id = (await create_account(db, "bench")).id
     now = clock.now()
     space = Space(
         id=ids.new_id(),
-        account_id=account.id,
+        account_id=account_id,
         name="bench",
         region="local",
         metadata_=None,
@@ -86,7 +89,7 @@ async def _make_run(db: Database) -> uuid.UUID:
     )
     run = Run(
         id=ids.new_id(),
-        account_id=account.id,
+        account_id=account_id,
         space_id=space.id,
         runtime_id=ids.new_id(),
         runtime_type="browser",
@@ -116,11 +119,11 @@ def _payload(i: int) -> dict:
     }
 
 
-async def synthetic(seconds: float) -> tuple[float, float]:
+async def synthetic(seconds: float) -> tuple[float, float, float]:
     url = await _fresh_db()
     db = Database(url)
     try:
-        run_id = await _make_run(db)
+        run_id = await make_run(db)
         # Baseline: the same rows, inserted 2,000 at a time, with nothing else.
         rows_written, t0 = 0, time.perf_counter()
         while time.perf_counter() - t0 < seconds / 2:
@@ -146,30 +149,37 @@ async def synthetic(seconds: float) -> tuple[float, float]:
         async with db.transaction() as s:
             await s.execute(text("TRUNCATE run_events"))
 
-        run_id = await _make_run(db)
-        writer = EventWriter(db)
-        await writer.start()
-        t0 = time.perf_counter()
-        i = 0
-        while time.perf_counter() - t0 < seconds:
-            if writer.pending > 20_000:  # measure sustained ingestion, not the drop policy
-                await asyncio.sleep(0.005)
-                continue
-            for _ in range(500):
-                writer.emit(
-                    run_id,
-                    "network.response" if i % 3 else "console.message",
-                    "network" if i % 3 else "console",
-                    _payload(i),
-                )
-                i += 1
-            await asyncio.sleep(0)
-        await writer.stop()
-        rate = writer.written / (time.perf_counter() - t0)
-        return baseline, rate
+        rate = await _through_writer(db, seconds, None)
+        # As the run observer writes: each event with its owner, fenced per batch (app/runs/writer.py).
+        fenced = await _through_writer(db, seconds, "bench-owner")
+        return baseline, rate, fenced
     finally:
         await db.dispose()
         await _drop_db(url)
+
+
+async def _through_writer(db: Database, seconds: float, owner: str | None) -> float:
+    run_id = await make_run(db)
+    writer = EventWriter(db)
+    await writer.start()
+    t0 = time.perf_counter()
+    i = 0
+    while time.perf_counter() - t0 < seconds:
+        if writer.pending > 20_000:  # measure sustained ingestion, not the drop policy
+            await asyncio.sleep(0.005)
+            continue
+        for _ in range(500):
+            writer.emit(
+                run_id,
+                "network.response" if i % 3 else "console.message",
+                "network" if i % 3 else "console",
+                _payload(i),
+                owner=owner,
+            )
+            i += 1
+        await asyncio.sleep(0)
+    await writer.stop()
+    return writer.written / (time.perf_counter() - t0)
 
 
 def browser_traffic(seconds: float) -> tuple[float, list[float]]:
@@ -493,11 +503,12 @@ def main(argv: list[str] | None = None) -> None:
             )
         print("target: p99 from commit to subscriber < 100 ms")
         return
-    baseline, rate = asyncio.run(synthetic(args.seconds))
+    baseline, rate, fenced = asyncio.run(synthetic(args.seconds))
     browser_rate, latencies = browser_traffic(args.seconds)
     print(f"events ({machine()}; {args.seconds:g} s per producer, PostgreSQL)")
     print(f"  baseline plain inserts          : {baseline:10.0f} events/s")
     print(f"  EventWriter, synthetic producer : {rate:10.0f} events/s   (ratio {rate / baseline:.2f})")
+    print(f"  same, fenced by run owner       : {fenced:10.0f} events/s   (ratio {fenced / baseline:.2f})")
     print(f"  browser page through the proxy  : {browser_rate:10.0f} events/s reached the database")
     if latencies:
         print(

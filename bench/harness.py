@@ -22,33 +22,46 @@ PAGES = Path(__file__).resolve().parents[1] / "tests" / "e2e" / "pages"
 
 
 @contextmanager
+def serving(env: dict[str, str], data_dir: Path):
+    """`bctrl-server serve` with this environment, its output in `data_dir/server.log`; yields its base URL
+    once /readyz answers, and stops it afterwards."""
+    log = open(data_dir / "server.log", "wb")
+    proc = subprocess.Popen([str(BIN / "bctrl-server"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{env['BCTRL_PORT']}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError((data_dir / "server.log").read_text())
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+@contextmanager
 def server(**extra: str):
     """A `bctrl-server serve` on SQLite in a temporary data dir; yields (base_url, client, data_dir)."""
     with tempfile.TemporaryDirectory(prefix="bctrl-bench-") as tmp:
-        port = free_port()
         env = env_with(
-            BCTRL_DATA_DIR=tmp, BCTRL_API_KEY="bench-key", BCTRL_PORT=str(port), BCTRL_LOG_LEVEL="warning", **extra
+            BCTRL_DATA_DIR=tmp,
+            BCTRL_API_KEY="bench-key",
+            BCTRL_PORT=str(free_port()),
+            BCTRL_LOG_LEVEL="warning",
+            **extra,
         )
-        log = open(Path(tmp) / "server.log", "wb")
-        proc = subprocess.Popen([str(BIN / "bctrl-server"), "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError((Path(tmp) / "server.log").read_text())
-                time.sleep(0.1)
-            with httpx.Client(base_url=url, headers={"Authorization": "Bearer bench-key"}, timeout=60) as client:
-                yield url, client, Path(tmp)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
-            log.close()
+        with (
+            serving(env, Path(tmp)) as url,
+            httpx.Client(base_url=url, headers={"Authorization": "Bearer bench-key"}, timeout=60) as client,
+        ):
+            yield url, client, Path(tmp)
 
 
 def driver_state(data_dir: Path, runtime_id: str) -> dict:

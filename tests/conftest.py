@@ -104,6 +104,20 @@ def make_settings(tmp: Path, backend: str, pg: str | None, **overrides) -> Setti
     return Settings(**values)
 
 
+def pytest_collection_modifyitems(config, items):
+    """The shared server runs every API test on PostgreSQL, and on the embedded defaults (SQLite, the
+    in-process lock) only the modules marked `sqlite`: the data layer and the core flows. The other
+    modules differ only above the database, and running them twice doubled the suite's time."""
+    kept, dropped = [], []
+    for item in items:
+        spec = getattr(item, "callspec", None)
+        on_sqlite = spec is not None and spec.params.get("server") == "sqlite"
+        (dropped if on_sqlite and item.get_closest_marker("sqlite") is None else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(scope="session", params=["postgres", "sqlite"])
 async def server(request, tmp_path_factory, pg_url) -> AsyncIterator[Server]:
     """The shared server of the API tier, once on PostgreSQL and once on the embedded defaults."""

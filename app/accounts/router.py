@@ -27,10 +27,10 @@ async def whoami(ctx: CtxDep, p: PrincipalDep) -> WhoAmI:
     default = await spaces.default_space(ctx, p)
     return WhoAmI(
         key_id=str(p.key_id),
-        organization_id=str(p.account_id),
+        organization_id=str(p.org_id),
         email=None,
         plan="enterprise",
-        scope="organization",
-        subaccount_id=None,
+        scope="subaccount" if p.in_subaccount else "organization",
+        subaccount_id=str(p.subaccount_id) if p.subaccount_id else None,
         default_space_id=str(default.id),
     )

@@ -7,15 +7,15 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.accounts import usage
 from app.accounts.keys import STRETCHED_PREFIX, StretchedKeys, minted_digest
-from app.accounts.models import Account, ApiKey
+from app.accounts.models import Account, AccountStatus, ApiKey
 from app.core import clock, ids
 from app.core.db import Database
-from app.core.errors import DomainError, NotFound, Unauthorized
+from app.core.errors import Conflict, DomainError, NotFound, Unauthorized
 from app.core.paging import PageParams, fetch_by_id
 
 KEY_PREFIX = "bctrl_"
@@ -25,8 +25,25 @@ BOOTSTRAP_KEY_NAME = "bootstrap (BCTRL_API_KEY)"
 
 @dataclass(frozen=True)
 class Principal:
+    # The tenant the request acts in: every resource is looked up under it (another tenant's is 404).
     account_id: uuid.UUID
     key_id: uuid.UUID
+    # The key's scopes (app/accounts/scopes.py); empty: everything.
+    scopes: tuple[str, ...] = ()
+    # The top-level account (organization): the key's own, or its parent for a subaccount's key.
+    organization_id: uuid.UUID | None = None
+    # Set when acting in a subaccount: with its own key, or a parent's key and BCTRL-Subaccount-Id.
+    subaccount_id: uuid.UUID | None = None
+    # The subaccount acted in is archived (a parent may still read its records, not write).
+    archived: bool = False
+
+    @property
+    def org_id(self) -> uuid.UUID:
+        return self.organization_id or self.account_id
+
+    @property
+    def in_subaccount(self) -> bool:
+        return self.subaccount_id is not None
 
 
 @dataclass(frozen=True)
@@ -36,30 +53,67 @@ class NewKey:
     secret: str
 
 
-async def authenticate(db: Database, secret: str | None, stretched: StretchedKeys | None = None) -> Principal:
+def subaccount_not_found(value: object) -> NotFound:
+    return NotFound("Subaccount not found", code="subaccount.not_found", details={"subaccountId": str(value)})
+
+
+async def authenticate(
+    db: Database, secret: str | None, stretched: StretchedKeys | None = None, subaccount: str | None = None
+) -> Principal:
+    """Who the key is and which tenant the request acts in. `subaccount` (BCTRL-Subaccount-Id) picks one
+    of the key's account's subaccounts: an id that is not one of them is 404 `subaccount.not_found`, so a
+    subaccount's key cannot reach its parent or a sibling, and ids of other accounts cannot be probed."""
     if not secret:
         raise Unauthorized("API key is missing: send Authorization: Bearer <key>")
     known = stretched.remembered(secret) if stretched is not None else None
-    key = await _key_with_hash(db, known or minted_digest(secret))
-    if key is None and known is None and stretched is not None:
+    found = await _key_with_hash(db, known or minted_digest(secret))
+    if found is None and known is None and stretched is not None:
         # Not a minted key: perhaps the human-chosen BCTRL_API_KEY, stored stretched.
         digest = await stretched.digest(secret)
-        key = await _key_with_hash(db, digest)
-        if key is not None and key.revoked_at is None:
+        found = await _key_with_hash(db, digest)
+        if found is not None and found[0].revoked_at is None:
             stretched.remember(secret, digest)
-    if key is None or key.revoked_at is not None:
+    if found is None or found[0].revoked_at is not None:
         raise Unauthorized("API key is missing or invalid")
+    key, account = found
     if key.expires_at is not None and key.expires_at <= clock.now():
         raise Unauthorized("API key has expired", code="auth.expired", details={"keyId": str(key.id)})
+    if account.status == AccountStatus.ARCHIVED:
+        raise Unauthorized(
+            "The subaccount of this API key is archived", code="subaccount.archived", details={"keyId": str(key.id)}
+        )
     await usage.note(db, key.id)
-    return Principal(account_id=key.account_id, key_id=key.id)
+    scopes = tuple(key.scopes or ())
+    if account.parent_id is not None:  # a subaccount's own key: it acts in its subaccount only
+        if subaccount is not None and subaccount != str(account.id):
+            raise subaccount_not_found(subaccount)
+        return Principal(account.id, key.id, scopes, account.parent_id, account.id)
+    if subaccount is None:
+        return Principal(account.id, key.id, scopes, account.id)
+    child = await _child(db, account.id, subaccount)
+    return Principal(child.id, key.id, scopes, account.id, child.id, child.status == AccountStatus.ARCHIVED)
 
 
-async def _key_with_hash(db: Database, digest: str) -> ApiKey | None:
+async def _child(db: Database, parent_id: uuid.UUID, subaccount: str) -> Account:
+    child_id = ids.parse_uuid(subaccount)
     async with db.read() as s:
-        key = (await s.execute(select(ApiKey).where(ApiKey.key_hash == digest))).scalar_one_or_none()
+        child = await s.get(Account, child_id) if child_id else None
+    if child is None or child.parent_id != parent_id:
+        raise subaccount_not_found(subaccount)
+    return child
+
+
+async def _key_with_hash(db: Database, digest: str) -> tuple[ApiKey, Account] | None:
+    async with db.read() as s:
+        row = (
+            await s.execute(
+                select(ApiKey, Account).join(Account, Account.id == ApiKey.account_id).where(ApiKey.key_hash == digest)
+            )
+        ).one_or_none()
     # The lookup is by an indexed equality; the comparison that decides is constant-time.
-    return key if key is not None and ids.constant_time_equal(key.key_hash, digest) else None
+    if row is None or not ids.constant_time_equal(row[0].key_hash, digest):
+        return None
+    return row[0], row[1]
 
 
 async def create_account(db: Database, name: str) -> Account:
@@ -76,14 +130,21 @@ async def create_key(
     secret: str | None = None,
     *,
     expires_at: datetime | None = None,
+    scopes: list[str] | None = None,
 ) -> NewKey:
     """Mint a key; the secret is returned here and never again."""
-    key, secret = await mint_key(db, account_id, name, secret, expires_at=expires_at)
+    key, secret = await mint_key(db, account_id, name, secret, expires_at=expires_at, scopes=scopes)
     return NewKey(id=key.id, account_id=account_id, secret=secret)
 
 
 async def mint_key(
-    db: Database, account_id: uuid.UUID, name: str, secret: str | None = None, *, expires_at: datetime | None = None
+    db: Database,
+    account_id: uuid.UUID,
+    name: str,
+    secret: str | None = None,
+    *,
+    expires_at: datetime | None = None,
+    scopes: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """The stored key (its hash only) and its secret, which is shown once and kept nowhere."""
     secret = secret or ids.new_secret(KEY_PREFIX)
@@ -111,6 +172,7 @@ async def mint_key(
         updated_at=now,
         expires_at=expires_at,
         usage_count=0,
+        scopes=scopes or None,
     )
     async with db.transaction() as s:
         s.add(key)
@@ -121,22 +183,46 @@ def key_not_found(key_id: object) -> NotFound:
     return NotFound("API key not found", code="api_key.not_found", details={"keyId": str(key_id)})
 
 
-async def get_key(db: Database, account_id: uuid.UUID, key_id: str) -> ApiKey:
-    """An active (not revoked) key of the account; anything else is 404."""
+async def get_key(db: Database, account_id: uuid.UUID, key_id: str, *, or_child_of: bool = False) -> ApiKey:
+    """An active (not revoked) key of the account (or, `or_child_of`, of one of its subaccounts: a
+    parent manages its subaccounts' keys); anything else is 404."""
     parsed = ids.parse_uuid(key_id)
     async with db.read() as s:
         key = await s.get(ApiKey, parsed) if parsed else None
-    if key is None or key.account_id != account_id or key.revoked_at is not None:
+        owner = await s.get(Account, key.account_id) if key is not None and key.account_id != account_id else None
+    mine = key is not None and (
+        key.account_id == account_id or (or_child_of and owner is not None and owner.parent_id == account_id)
+    )
+    if not mine or key.revoked_at is not None:
         raise key_not_found(key_id)
     return key
 
 
 async def list_keys(
-    db: Database, account_id: uuid.UUID, page: PageParams, *, newest_first: bool = True
+    db: Database,
+    account_id: uuid.UUID,
+    page: PageParams,
+    *,
+    newest_first: bool = True,
+    own: bool = True,
+    children: bool = False,
 ) -> tuple[list[ApiKey], str | None]:
-    """The account's keys that are not revoked (expired ones too, so they can be seen and deleted)."""
-    stmt = select(ApiKey).where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))
+    """The account's keys that are not revoked (expired ones too, so they can be seen and deleted):
+    its `own`, its subaccounts' (`children`), or both."""
+    whose = [Account.id == account_id] if own else []
+    whose += [Account.parent_id == account_id] if children else []
+    owned = ApiKey.account_id.in_(select(Account.id).where(or_(*whose)))
+    stmt = select(ApiKey).where(owned, ApiKey.revoked_at.is_(None))
     return await fetch_by_id(db, stmt, ApiKey.id, page, newest_first=newest_first)
+
+
+async def parents_of(db: Database, account_ids: set[uuid.UUID]) -> dict[uuid.UUID, uuid.UUID | None]:
+    """Each account's parent (None: a top-level account), to tell organization keys from subaccount keys."""
+    if not account_ids:
+        return {}
+    async with db.read() as s:
+        rows = (await s.execute(select(Account.id, Account.parent_id).where(Account.id.in_(account_ids)))).all()
+    return dict(rows)
 
 
 async def reissue_key(db: Database, key: ApiKey) -> tuple[ApiKey, str]:
@@ -276,3 +362,50 @@ async def get_or_create_account(db: Database, name: str) -> Account:
             await s.execute(select(Account).where(Account.name == name).order_by(Account.id).limit(1))
         ).scalar_one_or_none()
     return account or await create_account(db, name)
+
+
+# --- the CLI's view of keys (no request, no principal: the operator of the deployment) -----------
+
+
+async def every_key(
+    db: Database, account_name: str | None = None, *, include_revoked: bool = False
+) -> list[tuple[ApiKey, Account]]:
+    """Every key of the deployment with its account, oldest first (`bctrl-server keys list`)."""
+    stmt = select(ApiKey, Account).join(Account, Account.id == ApiKey.account_id).order_by(ApiKey.id)
+    if account_name is not None:
+        stmt = stmt.where(Account.name == account_name)
+    if not include_revoked:
+        stmt = stmt.where(ApiKey.revoked_at.is_(None))
+    async with db.read() as s:
+        return [(key, account) for key, account in (await s.execute(stmt)).all()]
+
+
+async def revoke_by_operator(db: Database, key_ref: str) -> ApiKey:
+    """`bctrl-server keys revoke`: a key by id or by its shown prefix (one key only). The bootstrap
+    key is retired by changing BCTRL_API_KEY, which would otherwise bring it back at the next start."""
+    parsed = ids.parse_uuid(key_ref)
+    async with db.read() as s:
+        if parsed is not None:
+            matches = [k for k in [await s.get(ApiKey, parsed)] if k is not None]
+        else:
+            matches = list(
+                (await s.execute(select(ApiKey).where(ApiKey.prefix == key_ref, ApiKey.revoked_at.is_(None)))).scalars()
+            )
+    if len(matches) > 1:
+        raise Conflict(f"{len(matches)} keys have the prefix {key_ref!r}: name one by id", code="api_key.ambiguous")
+    if not matches or matches[0].revoked_at is not None:
+        raise key_not_found(key_ref)
+    key = matches[0]
+    if is_bootstrap(key):
+        raise DomainError(
+            "The bootstrap key comes from BCTRL_API_KEY: change or unset the variable to retire it",
+            code="auth.forbidden",
+            status=403,
+        )
+    async with db.transaction() as s:
+        row = (await s.execute(select(ApiKey).where(ApiKey.id == key.id).with_for_update())).scalar_one()
+        if row.revoked_at is not None:
+            raise key_not_found(key_ref)
+        row.revoked_at = row.updated_at = clock.now()
+    usage.forget(key.id)
+    return row

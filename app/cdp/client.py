@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 log = structlog.get_logger(__name__)
 
@@ -31,8 +32,9 @@ class CdpClient:
         self.closed = asyncio.Event()
 
     @classmethod
-    async def open(cls, url: str, on_event: EventHandler) -> CdpClient:
-        ws = await connect(url, max_size=None, compression=None, ping_interval=None, open_timeout=10)
+    async def open(cls, url: str, on_event: EventHandler, max_size: int | None = None) -> CdpClient:
+        """`max_size` caps one message (None: the browser is ours to trust, e.g. a screenshot's size)."""
+        ws = await connect(url, max_size=max_size, compression=None, ping_interval=None, open_timeout=10)
         client = cls(ws, on_event)
         client._reader = asyncio.create_task(client._read(), name="cdp-reader")
         return client
@@ -77,6 +79,9 @@ class CdpClient:
                 result = self.on_event(message.get("method", ""), message.get("params", {}), message.get("sessionId"))
                 if asyncio.iscoroutine(result):
                     await result
+        except ConnectionClosed:
+            # The browser went away (stopped, crashed, its socket closed): the owner learns it from `closed`.
+            log.debug("cdp_connection_closed")
         except Exception:
             log.warning("cdp_reader_failed", exc_info=True)
             # Close the socket so the browser stops queuing frames for a reader that is gone.
@@ -89,9 +94,11 @@ class CdpClient:
             self.closed.set()
 
     async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.ws.close()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
+        try:
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        finally:  # even when the close itself is cancelled: no reader left behind
+            if self._reader is not None:
+                self._reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._reader

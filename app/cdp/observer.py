@@ -6,6 +6,11 @@ It auto-attaches to every page (and to their iframes and workers) and turns what
 events through the batching writer: pages created and closed, navigations and loads, console
 messages and page errors, network requests, responses and failures (no bodies), dialogs, and
 downloads, whose files become run artifacts.
+
+Its volume is bounded per run: at most NETWORK_CAP requests (each with its response or failure) and
+CONSOLE_CAP console messages and page errors are recorded. The first one past a cap is announced by
+an `observer.capped` event (which cap, its size); the rest are only counted, and when the observer
+stops, an `observer.dropped` event gives the counts of what was left out.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import contextlib
 import contextvars
 import time
 import uuid
+from collections import Counter
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -22,17 +28,23 @@ import structlog
 from sqlalchemy import select
 
 from app.cdp.client import CdpClient
+from app.cdp.traffic import TrafficGuard, on_paused
 from app.runs.models import RunEvent
 
 log = structlog.get_logger(__name__)
 
 URL_LIMIT = 2048
 TEXT_LIMIT = 4000
+# Per run: requests recorded (a request's response or failure comes with it), console messages and
+# page errors recorded; past these only counted.
+NETWORK_CAP = 20_000
+CONSOLE_CAP = 5_000
 PAGE_TYPES = ("page",)
 CHILD_TYPES = ("iframe", "worker", "shared_worker", "service_worker")
 
 
-def _url(url: str | None) -> str | None:
+def event_url(url: str | None) -> str | None:
+    """A URL as events keep it: a data: URL cut short, any other at URL_LIMIT."""
     if url is None:
         return None
     if url.startswith("data:"):
@@ -65,13 +77,31 @@ class RunObserver:
         self.downloads_dir = ctx.driver.downloads_dir(run_id)
         self.client: CdpClient | None = None
         self.pages: dict[str, dict[str, Any]] = {}  # targetId -> {url, browserContextId}
+        # The main frame's URL per attached session: a load names the document of its own session,
+        # whether or not target discovery has reported that page yet.
+        self.url_of_session: dict[str, str | None] = {}
         self.page_of_session: dict[str, str] = {}  # sessionId -> top-level page targetId
+        # The main frame's document whose navigation was recorded, per session: a tab attached while its
+        # first navigation commits is caught up from its frame tree (`_catch_up`), and recorded once.
+        self.loader_of_session: dict[str, str] = {}
+        # The pages there before the observer was set up (after a takeover, their navigations are recorded
+        # already): only the tabs opened later are caught up. None until the setup has listed them.
+        self.pages_at_start: set[str] | None = None
+        # The one session that observes each page target: a page attached twice (auto-attach racing the
+        # attach of the targets found at start) would report every event twice.
+        self.session_of_page: dict[str, str] = {}
         self.requests: dict[tuple[str | None, str], dict[str, Any]] = {}
         # Requests ended on our side (their document went away); Chromium may still report them later.
         self.abandoned: set[tuple[str | None, str]] = set()
         self.downloads: dict[str, dict[str, Any]] = {}
+        # Recorded and dropped, by cap ("network": requests, "console": messages and page errors).
+        self.recorded: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
         self._task: asyncio.Task | None = None
         self._background: set[asyncio.Task] = set()
+        # networkTraffic rules (app/cdp/traffic.py): new targets then wait until their requests are guarded.
+        self.traffic = TrafficGuard.of(self, state)
+        self.settled = self.traffic.settled if self.traffic is not None else None
 
     # --- lifecycle ---
 
@@ -93,6 +123,9 @@ class RunObserver:
                 await self._task
         if self.client is not None:
             await self.client.close()
+        if self.dropped:
+            self.emit("observer.dropped", "browser", {kind: self.dropped[kind] for kind in ("network", "console")})
+            self.dropped.clear()
         # Downloads being captured finish (their file is copied at once once found).
         if self._background:
             await asyncio.wait(list(self._background), timeout=15)
@@ -117,15 +150,35 @@ class RunObserver:
             )
         await client.send("Target.setDiscoverTargets", {"discover": True})
         await client.send(
-            "Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False, "flatten": True}
+            "Target.setAutoAttach",
+            {"autoAttach": True, "waitForDebuggerOnStart": self.traffic is not None, "flatten": True},
         )
         targets = await client.send("Target.getTargets")
+        self.pages_at_start = {info["targetId"] for info in targets.get("targetInfos", [])}
         for info in targets.get("targetInfos", []):
             if info["type"] in PAGE_TYPES and not info.get("attached"):
                 client.send_nowait("Target.attachToTarget", {"targetId": info["targetId"], "flatten": True})
+        if self.traffic is not None:
+            await self.traffic.settle()
 
     def emit(self, type: str, category: str, data: dict[str, Any], page_id: str | None = None) -> None:
-        self.ctx.events.emit(self.run_id, type, category, data, source="browser", page_id=page_id)
+        if not self.ctx.lease.held():
+            return  # another replica may own this run now: it records what the browser does
+        # Written only while this process owns the run (checked again when the batch is written).
+        self.ctx.events.emit(
+            self.run_id, type, category, data, source="browser", page_id=page_id, owner=self.ctx.driver.instance
+        )
+
+    def _within(self, kind: str) -> bool:
+        """Whether one more of `kind` ("network": a request, "console") may be recorded; counts it either way."""
+        cap = NETWORK_CAP if kind == "network" else CONSOLE_CAP
+        if self.recorded[kind] < cap:
+            self.recorded[kind] += 1
+            return True
+        if not self.dropped[kind]:
+            self.emit("observer.capped", "browser", {"kind": kind, "cap": cap})
+        self.dropped[kind] += 1
+        return False
 
     # --- events ---
 
@@ -146,7 +199,7 @@ class RunObserver:
                 "browser",
                 {
                     "targetId": info["targetId"],
-                    "url": _url(info.get("url")),
+                    "url": event_url(info.get("url")),
                     "browserContextId": info.get("browserContextId"),
                     "openerId": info.get("openerId"),
                 },
@@ -159,17 +212,26 @@ class RunObserver:
             self.emit(
                 "page.closed",
                 "browser",
-                {"targetId": params["targetId"], "url": _url(page.get("url"))},
+                {"targetId": params["targetId"], "url": event_url(page.get("url"))},
                 params["targetId"],
             )
 
     def _attached(self, params: dict, parent_session: str | None) -> None:
         info, session = params["targetInfo"], params["sessionId"]
         kind = info["type"]
+        if kind in PAGE_TYPES and self.session_of_page.get(info["targetId"], session) != session:
+            # Already observed through another session (which also lets it run if it waits): drop this one.
+            self.client.send_nowait("Target.detachFromTarget", {"sessionId": session})
+            return
+        if self.traffic is not None:
+            self.traffic.attached(params)
         if kind in PAGE_TYPES:
             self.page_of_session[session] = info["targetId"]
+            self.session_of_page[info["targetId"]] = session
             for method in ("Page.enable", "Network.enable", "Runtime.enable"):
                 self.client.send_nowait(method, None, session)
+            if self.pages_at_start is not None and info["targetId"] not in self.pages_at_start:
+                self._in_background(self._catch_up(session))
         elif kind in CHILD_TYPES or kind == "tab":
             parent_page = self.page_of_session.get(parent_session) if parent_session else None
             self.page_of_session[session] = parent_page or info["targetId"]
@@ -179,7 +241,9 @@ class RunObserver:
         else:
             return
         self.client.send_nowait(
-            "Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": False, "flatten": True}, session
+            "Target.setAutoAttach",
+            {"autoAttach": True, "waitForDebuggerOnStart": self.traffic is not None, "flatten": True},
+            session,
         )
 
     def _detached(self, params: dict, _session: str | None) -> None:
@@ -187,15 +251,44 @@ class RunObserver:
         # Requests of a closed target will never finish: each ends now, with the status if one came.
         for key in [k for k in self.requests if k[0] == session]:
             self._abandon(key, "page closed")
-        self.page_of_session.pop(session, None)
+        target = self.page_of_session.pop(session, None)
+        self.loader_of_session.pop(session, None)
+        if target is not None and self.session_of_page.get(target) == session:
+            del self.session_of_page[target]
+        self.url_of_session.pop(session, None)
+
+    async def _catch_up(self, session: str) -> None:
+        """A tab opened with its URL starts loading before its events are enabled: when its frame tree
+        (asked after the enables, so answered after any navigation they report) shows a document whose
+        navigation went unseen, that navigation is recorded now."""
+        with contextlib.suppress(Exception):  # the tab or the socket closed meanwhile
+            tree = await self.client.send("Page.getFrameTree", None, session)
+            frame = tree.get("frameTree", {}).get("frame", {})
+            url = frame.get("url") or ""
+            # Only if no navigation of this tab was seen at all: one seen meanwhile is newer than the tree.
+            if (
+                url
+                and url != "about:blank"
+                and frame.get("loaderId")
+                and session in self.page_of_session
+                and session not in self.loader_of_session
+            ):
+                self._frame_navigated({"frame": frame}, session)
 
     def _frame_navigated(self, params: dict, session: str | None) -> None:
         frame = params["frame"]
         if frame.get("parentId"):
             return
+        loader = frame.get("loaderId")
+        if session is not None and loader:
+            if self.loader_of_session.get(session) == loader:
+                return  # recorded already (the navigation and the catch-up crossed)
+            self.loader_of_session[session] = loader
         page_id = self.page_of_session.get(session)
         if page_id in self.pages:
             self.pages[page_id]["url"] = frame.get("url")
+        if session is not None:
+            self.url_of_session[session] = frame.get("url")
         # The previous document's requests die with it, and Chromium does not always say so (a fetch
         # whose headers had come but whose body had not): end them, keeping the status seen.
         loader = frame.get("loaderId")
@@ -204,16 +297,20 @@ class RunObserver:
         self.emit(
             "page.navigated",
             "browser",
-            {"url": _url(frame.get("url")), "frameId": frame.get("id"), "loaderId": frame.get("loaderId")},
+            {"url": event_url(frame.get("url")), "frameId": frame.get("id"), "loaderId": frame.get("loaderId")},
             page_id,
         )
 
     def _load(self, params: dict, session: str | None) -> None:
         page_id = self.page_of_session.get(session)
-        url = self.pages.get(page_id, {}).get("url")
-        self.emit("page.load", "browser", {"url": _url(url)}, page_id)
+        url = self.url_of_session.get(session) if session in self.url_of_session else None
+        if url is None:
+            url = self.pages.get(page_id, {}).get("url")
+        self.emit("page.load", "browser", {"url": event_url(url)}, page_id)
 
     def _console(self, params: dict, session: str | None) -> None:
+        if not self._within("console"):
+            return
         frame = (params.get("stackTrace") or {}).get("callFrames") or [{}]
         self.emit(
             "console.message",
@@ -221,13 +318,15 @@ class RunObserver:
             {
                 "level": params.get("type"),
                 "text": _console_text(params.get("args", [])),
-                "url": _url(frame[0].get("url")),
+                "url": event_url(frame[0].get("url")),
                 "line": frame[0].get("lineNumber"),
             },
             self.page_of_session.get(session),
         )
 
     def _exception(self, params: dict, session: str | None) -> None:
+        if not self._within("console"):
+            return
         details = params.get("exceptionDetails", {})
         exception = details.get("exception") or {}
         message = exception.get("description") or details.get("text") or "Uncaught exception"
@@ -236,7 +335,7 @@ class RunObserver:
             "console",
             {
                 "message": message[:TEXT_LIMIT],
-                "url": _url(details.get("url")),
+                "url": event_url(details.get("url")),
                 "line": details.get("lineNumber"),
                 "column": details.get("columnNumber"),
             },
@@ -254,6 +353,8 @@ class RunObserver:
                 size=redirect.get("encodedDataLength"),
                 redirected=True,
             )
+        if key not in self.requests and not self._within("network"):
+            return  # past the cap: neither the request nor its response or failure is recorded
         request = params["request"]
         self.requests[key] = {
             "url": request.get("url"),
@@ -269,7 +370,7 @@ class RunObserver:
             "network",
             {
                 "requestId": params["requestId"],
-                "url": _url(request.get("url")),
+                "url": event_url(request.get("url")),
                 "method": request.get("method"),
                 "resourceType": params.get("type"),
                 "loaderId": params.get("loaderId"),
@@ -299,7 +400,7 @@ class RunObserver:
             "network",
             {
                 "requestId": key[1],
-                "url": _url(entry["url"]),
+                "url": event_url(entry["url"]),
                 "method": entry["method"],
                 "status": status if status is not None else entry["status"],
                 "mimeType": mime or entry["mime"],
@@ -324,7 +425,10 @@ class RunObserver:
         if key in self.abandoned:
             self.abandoned.discard(key)
             return
-        entry = self.requests.pop(key, None) or {
+        entry = self.requests.pop(key, None)
+        if entry is None and self.dropped["network"]:
+            return  # a request left out past the cap (or one never seen): its failure is left out too
+        entry = entry or {
             "url": None,
             "method": None,
             "type": params.get("type"),
@@ -340,7 +444,7 @@ class RunObserver:
             "network",
             {
                 "requestId": key[1],
-                "url": _url(entry["url"]),
+                "url": event_url(entry["url"]),
                 "method": entry["method"],
                 "resourceType": failure.get("type") or entry["type"],
                 "errorText": failure.get("errorText"),
@@ -359,7 +463,7 @@ class RunObserver:
             {
                 "type": params.get("type"),
                 "message": params.get("message", "")[:TEXT_LIMIT],
-                "url": _url(params.get("url")),
+                "url": event_url(params.get("url")),
             },
             self.page_of_session.get(session),
         )
@@ -384,7 +488,7 @@ class RunObserver:
         self.emit(
             "download.started",
             "browser",
-            {"guid": guid, "url": _url(params.get("url")), "suggestedFilename": params.get("suggestedFilename")},
+            {"guid": guid, "url": event_url(params.get("url")), "suggestedFilename": params.get("suggestedFilename")},
             page_id,
         )
 
@@ -398,11 +502,14 @@ class RunObserver:
             self.emit(
                 "download.canceled",
                 "browser",
-                {"guid": params["guid"], "url": _url(download["url"])},
+                {"guid": params["guid"], "url": event_url(download["url"])},
                 download["pageId"],
             )
             return
-        task = asyncio.create_task(self._capture(params["guid"], download, params.get("filePath")))
+        self._in_background(self._capture(params["guid"], download, params.get("filePath")))
+
+    def _in_background(self, work) -> None:
+        task = asyncio.create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -441,7 +548,7 @@ class RunObserver:
                 "browser",
                 {
                     "guid": guid,
-                    "url": _url(download["url"]),
+                    "url": event_url(download["url"]),
                     "name": download["name"],
                     "captured": False,
                     "reason": f"capture failed: {type(exc).__name__}",
@@ -453,7 +560,7 @@ class RunObserver:
         """Keep a copy of the downloaded file as a run artifact, wherever the client told it to go."""
         from app.artifacts import service as artifacts
 
-        data = {"guid": guid, "url": _url(download["url"]), "name": download["name"]}
+        data = {"guid": guid, "url": event_url(download["url"]), "name": download["name"]}
         candidates = (
             [file_path]
             if file_path
@@ -496,7 +603,7 @@ class RunObserver:
                 name=download["name"],
                 content_type=_guess_type(download["name"]),
                 source=source,
-                metadata={"url": _url(download["url"]), "guid": guid},
+                metadata={"url": event_url(download["url"]), "guid": guid},
             )
         finally:
             if temporary:
@@ -537,6 +644,7 @@ _HANDLERS = {
     "Network.responseReceived": RunObserver._response,
     "Network.loadingFinished": RunObserver._finished,
     "Network.loadingFailed": RunObserver._failed,
+    "Fetch.requestPaused": on_paused,
     "Browser.downloadWillBegin": RunObserver._download_begin,
     "Browser.downloadProgress": RunObserver._download_progress,
     "Page.downloadWillBegin": RunObserver._download_begin,

@@ -20,6 +20,7 @@ from app.cdp import guard
 from app.cdp.session import ProxySession
 from app.connections import service as connections
 from app.connections.service import AttachTicket
+from app.core import metrics
 from app.core.context import AppContext
 from app.core.errors import DomainError, backend_unavailable, error_body
 from app.core.responses import JSONResponse
@@ -107,6 +108,7 @@ class AsgiRelay(ProxySession):
                 text = message.get("text")
                 if text is not None:
                     on_client(text)
+                    metrics.CDP_BYTES_FROM_CLIENT.inc(len(text))  # characters: close enough, and free
                     if (refused := guard.check(text.encode(), self._upload_dirs)) is not None:
                         await self.websocket.send(
                             {"type": "websocket.send", "text": guard.error_reply(*refused).decode()}
@@ -114,6 +116,7 @@ class AsgiRelay(ProxySession):
                         continue
                     await upstream.send(text)
                 elif message.get("bytes") is not None:
+                    metrics.CDP_BYTES_FROM_CLIENT.inc(len(message["bytes"]))
                     await upstream.send(message["bytes"])
         except websockets.ConnectionClosed:
             self._end("browser")
@@ -122,8 +125,10 @@ class AsgiRelay(ProxySession):
         send, on_browser = self.websocket.send, self.stats.on_browser
         try:
             async for frame in upstream:
+                metrics.CDP_BYTES_FROM_BROWSER.inc(len(frame))
                 if isinstance(frame, str):
                     on_browser(frame)
+                    metrics.CDP_MESSAGES_FROM_BROWSER.inc()
                     await send({"type": "websocket.send", "text": frame})
                 else:
                     await send({"type": "websocket.send", "bytes": frame})
@@ -137,6 +142,7 @@ router = APIRouter(prefix="/v1/cdp", tags=["cdp"])
 
 async def _refuse(websocket: WebSocket, error: DomainError) -> None:
     """Refuse before the upgrade: an HTTP error in the envelope where the server can send one."""
+    metrics.cdp_attach_refusals.labels(error.code).inc()
     if "websocket.http.response" in websocket.scope.get("extensions", {}):
         body = error_body(error.code, error.message, error.details, None)
         await websocket.send_denial_response(JSONResponse(body, status_code=error.status, headers=error.headers))

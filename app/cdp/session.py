@@ -13,7 +13,7 @@ import structlog
 
 from app.cdp.commands import CommandStats
 from app.connections.service import AttachTicket
-from app.core import clock
+from app.core import clock, metrics
 from app.core.context import AppContext
 from app.runs import events
 
@@ -34,11 +34,13 @@ class ProxySession:
         self._started = time.monotonic()
         self._expiry: asyncio.TimerHandle | None = None
         self._flusher: asyncio.Task | None = None
+        self._flushing: asyncio.Future | None = None
         self._ended = False
 
     def on_client_text(self, text: str) -> None:
         """A client-to-browser text frame (or its first bytes): counted, and download settings noted."""
         self.stats.on_client(text)
+        metrics.CDP_MESSAGES_FROM_CLIENT.inc()
         if "Browser.setDownloadBehavior" in text:
             self._note_download_behavior(text)
 
@@ -68,6 +70,8 @@ class ProxySession:
 
     async def opened(self) -> None:
         self.ctx.hub.add(self)
+        metrics.cdp_connections.inc()
+        metrics.cdp_connections_opened.inc()
         if self.ticket.expires_at is not None:
             delay = max(0.0, (self.ticket.expires_at - clock.now()).total_seconds())
             self._expiry = asyncio.get_running_loop().call_later(delay, self.close, 1000, "lease expired")
@@ -83,28 +87,48 @@ class ProxySession:
             return
         self._ended = True
         self.ctx.hub.remove(self)
+        if self._flusher is not None:  # opened (the upgrade went through)
+            metrics.cdp_connections.dec()
         if self._expiry is not None:
             self._expiry.cancel()
         if self._flusher is not None:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
+        if self._flushing is not None and not self._flushing.done():
+            with contextlib.suppress(Exception):
+                await self._flushing  # its counts first, then what is left
         await self.flush_stats()
-        await self.event(
-            "connection.detached",
-            {
-                "endedBy": ended_by,
-                "code": code,
-                "reason": reason,
-                "durationMs": round((time.monotonic() - self._started) * 1000),
-                "serverInstance": self.ctx.driver.instance,
-            },
-        )
+        data = {
+            "endedBy": ended_by,
+            "code": code,
+            "reason": reason,
+            "durationMs": round((time.monotonic() - self._started) * 1000),
+            "serverInstance": self.ctx.driver.instance,
+        }
+        try:
+            async with self.ctx.db.transaction() as s:
+                # Not when another process wrote it already, having judged this one dead (its lease lapsed).
+                if await events.still_attached(s, self.run_id, self.connection_id, self.ctx.driver.instance):
+                    await events.append(
+                        s,
+                        self.run_id,
+                        "connection.detached",
+                        "connection",
+                        data,
+                        source="cdp",
+                        connection_id=self.connection_id,
+                    )
+        except Exception:
+            log.exception("connection_event_failed", type="connection.detached", connection_id=str(self.connection_id))
 
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(STATS_FLUSH_SECONDS)
-            await self.flush_stats()
+            # Shielded: the socket's end cancels this loop, and a flush cut mid-write would lose the
+            # counts it had drained (seen on a loaded host: a run's commands all missing).
+            self._flushing = asyncio.ensure_future(self.flush_stats())
+            await asyncio.shield(self._flushing)
 
     async def flush_stats(self) -> None:
         data = self.stats.drain()

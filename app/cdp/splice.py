@@ -28,6 +28,7 @@ from app.cdp.proxy import upstream_url, valid_target
 from app.cdp.session import ProxySession
 from app.connections import service as connections
 from app.connections.service import AttachTicket
+from app.core import metrics
 from app.core.context import AppContext
 from app.core.errors import DomainError, backend_unavailable, error_body
 
@@ -168,6 +169,7 @@ class Splice(ProxySession):
         # Client frames go on whole, after the guard read them (they are requests, mostly small).
         buf = self._client_buf
         buf += data
+        metrics.CDP_BYTES_FROM_CLIENT.inc(len(data))
         while (lengths := frame_length(buf)) is not None:
             header, size = lengths
             if size > CLIENT_FRAME_LIMIT:
@@ -207,6 +209,7 @@ class Splice(ProxySession):
             return
         self.browser_frames.feed(data)
         self.client.write(data)
+        metrics.CDP_BYTES_FROM_BROWSER.inc(len(data))
 
     def _client_frame(self, opcode: int, prefix: bytes) -> None:
         if opcode == TEXT:
@@ -217,6 +220,7 @@ class Splice(ProxySession):
     def _browser_frame(self, opcode: int, prefix: bytes) -> None:
         if opcode == TEXT:
             self.stats.on_browser(prefix.decode("utf-8", "ignore"))
+            metrics.CDP_MESSAGES_FROM_BROWSER.inc()
 
     # --- closing ---
 
@@ -336,6 +340,7 @@ def websocket_protocol(app, fallback: type[asyncio.Protocol]) -> type[asyncio.Pr
             details: dict | None = None,
             headers: dict[str, str] | None = None,
         ) -> None:
+            metrics.cdp_attach_refusals.labels(code).inc()
             if not self._transport.is_closing():
                 self._transport.write(_http_response(status, error_body(code, message, details, None), headers))
                 self._transport.close()

@@ -44,3 +44,6 @@ class Connection(Base):
     revoked_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
     last_attached_at: Mapped[datetime | None]
+    # The API key whose request made the lease (null: made by the server itself, or before keys were
+    # recorded): revoking the key revokes the lease and closes its sockets (app/connections/revocation.py).
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(index=True)

@@ -82,7 +82,9 @@ class FlatConnection(WireModel):
     http_url: str
     web_driver_url: None = None
     webdriver_url: None = None
-    web_mcp_url: None = None
+    web_mcp_url: str | None = Field(
+        None, description="MCP server (Streamable HTTP) of the tools the run's pages register (WebMCP)"
+    )
     recording: RecordingFlag
     expires_at: Timestamp | None = None
 

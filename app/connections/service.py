@@ -19,8 +19,8 @@ from app.connections.models import Connection
 from app.connections.models import ConnectionScope as Scope
 from app.connections.models import ConnectionStatus as CS
 from app.connections.schemas import ConnectionCreate, Endpoint, FlatConnection
-from app.core import clock, ids, server_key
-from app.core.context import AppContext
+from app.core import clock, ids, metrics, server_key
+from app.core.context import AppContext, acting_key
 from app.core.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from app.core.paging import PageParams, fetch_by_id
 from app.locks import Holder
@@ -54,6 +54,14 @@ def endpoint_urls(ctx: AppContext, connection_id: uuid.UUID, token: str) -> tupl
     rest = base.split("://", 1)[1]
     path = f"/v1/cdp/{connection_id}?token={token}"
     return f"{scheme}://{rest}{path}", f"{base}{path}"
+
+
+WEBMCP_PATH = "/_mcp/webmcp/{connection_id}"
+
+
+def webmcp_url(ctx: AppContext, connection_id: uuid.UUID, token: str) -> str:
+    """A run's webMcpUrl (served by app/mcp/webmcp_server.py): the connection and token of its cdpUrl."""
+    return f"{ctx.settings.resolved_public_url}{WEBMCP_PATH.format(connection_id=connection_id)}?token={token}"
 
 
 # --- seed leases ------------------------------------------------------------------------------
@@ -130,9 +138,11 @@ async def _lease(
             revoked_at=None,
             closed_at=None,
             last_attached_at=None,
+            api_key_id=acting_key.get(),
         )
         s.add(connection)
         await s.flush()
+        metrics.leases_created.labels(scope).inc()
         await events.append(
             s,
             connection.run_id,
@@ -191,6 +201,36 @@ async def revoke(ctx: AppContext, runtime: Runtime, connection_id: str) -> Conne
         if connection.status != CS.ACTIVE:
             await controller.release(ctx, s, connection.runtime_id, connection.lock_token)
     return connection
+
+
+async def revoke_run(ctx: AppContext, runtime: Runtime) -> int:
+    """Revoke every active connection of the runtime's current run (the run's own and every lease):
+    their URLs stop working, their sockets close and their locks go at once; the next read of the run's
+    connection issues a new one. Returns how many were revoked."""
+    run_id = runtime.active_run_id
+    if run_id is None or runtime.status != RS.ACTIVE:
+        raise runtime_not_active(runtime.id, runtime.status, "The browser is not running")
+    async with ctx.db.transaction() as s:
+        rows = list(
+            (
+                await s.execute(
+                    select(Connection)
+                    .where(Connection.run_id == run_id, Connection.status == CS.ACTIVE)
+                    .with_for_update()
+                )
+            ).scalars()
+        )
+        now = clock.now()
+        for connection in rows:
+            connection.status, connection.revoked_at = CS.REVOKED, now
+            await events.append(
+                s, run_id, "connection.revoked", "connection", {"reason": "revoke_all"}, connection_id=connection.id
+            )
+            await controller.release(ctx, s, runtime.id, connection.lock_token)
+        await commands.record(s, run_id, "connections.revoke", result={"revoked": len(rows)})
+    for connection in rows:
+        await ctx.hub.close_connection(connection.id, 1000, "connection revoked")
+    return len(rows)
 
 
 # --- the flat API's run-scoped lease ----------------------------------------------------------
@@ -263,6 +303,7 @@ def _flat(ctx: AppContext, connection: Connection, run: Run) -> FlatConnection:
         cdp_url=ws_url,
         connect_url=ws_url,
         http_url=http_url,
+        web_mcp_url=webmcp_url(ctx, connection.id, token),
         recording=RecordingFlag(enabled=run.recording),
     )
 

@@ -166,7 +166,10 @@ class Database:
             yield
             return
         try:
-            await asyncio.wait_for(self._write_lock.acquire(), SQLITE_BUSY_SECONDS)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives as the lock is granted, and a task being stopped (a sweep at shutdown) runs on.
+            async with asyncio.timeout(SQLITE_BUSY_SECONDS):
+                await self._write_lock.acquire()
         except TimeoutError:
             raise sqlite3.OperationalError("database is locked (waited for this process's other writers)") from None
         try:

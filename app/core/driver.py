@@ -22,6 +22,24 @@ class LaunchSpec:
     locale: str | None = None
     # A saved state archive (app/drivers/profile.py) to start from, for drivers that keep state.
     restore_from: Path | None = None
+    # What the page's viewport must be (window.innerWidth/innerHeight), when asked; drivers size the
+    # window so that the page gets exactly this.
+    viewport: tuple[int, int] | None = None
+    # False: a headful browser on a virtual display.
+    headless: bool = True
+    # The user agent to present (None: the browser's own, without "HeadlessChrome").
+    user_agent: str | None = None
+    # The upstream proxy the browser's traffic leaves through (a URL, credentials included), after
+    # the egress policy; None: direct.
+    proxy: str | None = None
+    # WebRTC may use only the proxied route.
+    web_rtc_proxy_only: bool = False
+    # Unpacked extensions to load: directories on the host the driver copies or mounts.
+    extensions: tuple[str, ...] = ()
+    # Network traffic rules (the current generation's networkTraffic, validated), enforced in the browser.
+    traffic: dict[str, Any] | None = None
+    # Where it must run, for drivers that place browsers on nodes (a node label value); None: anywhere.
+    location: str | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +75,53 @@ class DriverError(Exception):
         self.code = code
 
 
-class Driver(Protocol):
+# --- a browser's writable file area (its downloads and workspace), for the browser files API ---------
+
+
+@dataclass(frozen=True)
+class AreaEntry:
+    """One entry of a directory in a browser's file area."""
+
+    name: str
+    kind: str  # file, directory, symlink, other
+    size_bytes: int | None = None
+    modified_at: float | None = None  # seconds since the epoch
+
+
+class AreaRefused(Exception):
+    """The path leaves the area on the browser's side (a symbolic link pointing elsewhere)."""
+
+
+class AreaDriver(Protocol):
+    """File operations inside the directories `file_areas` names, on the browser's side of the driver.
+
+    `root` is one of those directories (the browser's view) and `rel` a clean relative path under it
+    ("" for the root itself). No operation follows a symbolic link. Missing things raise
+    FileNotFoundError, a taken destination FileExistsError, a directory where a file is needed
+    IsADirectoryError, a file where a directory is needed NotADirectoryError, a non-empty directory
+    OSError(ENOTEMPTY), a path through a link AreaRefused, and a failing host DriverError."""
+
+    def file_areas(self, state: dict[str, Any], runtime_id: uuid.UUID) -> dict[str, str]:
+        """The browser's writable directories by name (`downloads`, `workspace`), in the browser's view."""
+
+    async def area_list(self, state: dict[str, Any], root: str, rel: str) -> list[AreaEntry]: ...
+
+    async def area_open(self, state: dict[str, Any], root: str, rel: str) -> Any:
+        """A binary file object to read the regular file at `rel` (the caller closes it)."""
+
+    async def area_put(
+        self, state: dict[str, Any], root: str, rel: str, source: Path, overwrite: bool, create_parents: bool
+    ) -> None:
+        """Write the local file `source` at `rel` atomically, readable by the browser."""
+
+    async def area_move(
+        self, state: dict[str, Any], src_root: str, src: str, dst_root: str, dst: str, overwrite: bool
+    ) -> None: ...
+
+    async def area_delete(self, state: dict[str, Any], root: str, rel: str, recursive: bool) -> None: ...
+
+
+class Driver(AreaDriver, Protocol):
     name: str
     # Whether browsers keep running when the server process stops (containers do, child processes don't).
     browsers_outlive_server: bool
@@ -83,14 +147,8 @@ class Driver(Protocol):
     async def is_alive(self, state: dict[str, Any]) -> bool:
         """Whether the browser described by `state` is still running."""
 
-    async def has_owner(self, state: dict[str, Any]) -> bool:
-        """Whether a live server process other than this one still looks after this browser."""
-
     async def wait_exit(self, state: dict[str, Any]) -> str:
         """Return when the browser ends, with a short description of how it ended."""
-
-    def adopted_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """`state` rewritten to name this server process as the browser's owner (after adopting it)."""
 
     def browser_id(self, state: dict[str, Any]) -> str | None:
         """What tells this browser from another launch of the same runtime (a container id, a profile dir)."""

@@ -155,7 +155,7 @@ def backend_unavailable(exc: BaseException) -> Unavailable | None:
     return None
 
 
-# The current generation's reason classes, by HTTP status (contract/CURRENT.md).
+# The current generation's reason classes, by HTTP status (the bctrl 0.3 SDK).
 _REASON_CLASSES = {
     400: "invalid_input",
     401: "unauthorized",

@@ -1,4 +1,4 @@
-"""Which API generation a request speaks (contract/CURRENT.md): the `BCTRL-Version` header picks it.
+"""Which API generation a request speaks (the bctrl 0.3 SDK): the `BCTRL-Version` header picks it.
 
 Absent, or a date before 2026-10-03: the seed and flat shapes. A date on or after it: the current
 generation (a later date than we know is served as the nearest one, 2026-10-03). Not a date: 400

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -58,6 +59,9 @@ class Idempotency:
     method: str
     path: str
     status: int
+    # Keys the fingerprint (the server's key): a body may hold a secret (a proxy's password), and a plain
+    # hash of it, all else known, could be checked against guesses by whoever reads the database.
+    secret: bytes = b""
 
     async def once(self, make: Callable[[], Awaitable[M]], body: Any) -> M | JSONResponse:
         if self.key is None:
@@ -69,12 +73,16 @@ class Idempotency:
             made = await make()
             return self.status, made.model_dump(mode="json")  # wire models serialise by alias
 
-        response = await respond(self.db, self.account_id, self.key, fingerprint(self.method, self.path, body), handler)
+        request_hash = fingerprint(self.method, self.path, body, self.secret)
+        response = await respond(self.db, self.account_id, self.key, request_hash, handler)
         return response if made is None else made  # a replay, or the model this request made
 
 
-def fingerprint(method: str, route: str, body: Any) -> str:
+def fingerprint(method: str, route: str, body: Any, secret: bytes = b"") -> str:
+    """What a key's record keeps of the request: SHA-256 of it, or HMAC-SHA256 under `secret` when given."""
     raw = orjson.dumps({"m": method, "r": route, "b": body}, option=orjson.OPT_SORT_KEYS)
+    if secret:
+        return hmac.new(secret, b"idempotency\0" + raw, hashlib.sha256).hexdigest()
     return hashlib.sha256(raw).hexdigest()
 
 

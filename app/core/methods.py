@@ -15,13 +15,31 @@ _PROBED = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 
 
 def allowed_methods(app, scope) -> list[str]:
-    """The methods some route serves at this request's path, plus OPTIONS; empty when none matches."""
+    """The methods some route serves at this request's path, plus OPTIONS; empty when none matches.
+    A path the API description names literally (`/v1/proxies/pools`) has that path's methods, not
+    also those of a parameterised sibling that would take it as an id (`/v1/proxies/{proxy_id}`)."""
     methods = []
     for method in _PROBED:
         probe = {**scope, "method": method}
         if any(route.matches(probe)[0] == Match.FULL for route in app.router.routes):
             methods.append(method)
+    literal = _literal_paths(app).get(scope.get("path", ""))
+    if literal:
+        methods = [method for method in methods if method in literal]
     return [*methods, "OPTIONS"] if methods else []
+
+
+def _literal_paths(app) -> dict[str, set[str]]:
+    """Paths of /openapi.json without parameters, and their methods (computed once per app)."""
+    cached = getattr(app.state, "literal_paths", None)
+    if cached is None:
+        cached = {
+            path: {method.upper() for method in item}
+            for path, item in app.openapi().get("paths", {}).items()
+            if "{" not in path
+        }
+        app.state.literal_paths = cached
+    return cached
 
 
 class AllowedMethodsMiddleware:

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.core import docs, generation, titles
 from app.core.config import Settings
 from app.core.schemas import INT_MAX, INT_MIN, ErrorOut
 
@@ -89,7 +90,8 @@ def download(description: str = "The stored bytes") -> dict[int | str, dict[str,
 
 
 def install(app: FastAPI, settings: Settings) -> None:
-    """Serve the corrected description (built once, on first request) as /openapi.json."""
+    """Serve the corrected description (built once, on first request) as /openapi.json, and its reader at
+    /docs from files shipped in the package (FastAPI's own /docs and /redoc load Swagger UI from a CDN)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -101,13 +103,36 @@ def install(app: FastAPI, settings: Settings) -> None:
                 routes=app.routes,
                 openapi_version=app.openapi_version,
             )
-            app.openapi_schema = describe(schema, settings)
+            app.openapi_schema = describe(schema, settings, _generations(app))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    docs.install(app)
 
 
-def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def _generations(app: FastAPI) -> dict[str, Any]:
+    """What the description says of generations that only the routes know: the tags whose routes are all
+    of the current generation (app/current), and the paths where the current shape is hidden behind an
+    earlier one (both generations serve the path; the description holds one operation per method)."""
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    modules: dict[str, set[bool]] = {}
+    shared: set[tuple[str, str]] = set()
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if not isinstance(route, APIRoute):
+            continue
+        current = route.endpoint.__module__.startswith("app.current.")
+        if route.include_in_schema:
+            for tag in route.tags:
+                modules.setdefault(str(tag), set()).add(current)
+        elif current and isinstance(route, generation.CurrentRoute):
+            shared.update((context.path or route.path, method.lower()) for method in route.methods or ())
+    return {"current_tags": {tag for tag, kinds in modules.items() if kinds == {True}}, "shared_paths": shared}
+
+
+def describe(schema: dict[str, Any], settings: Settings, found: dict[str, Any] | None = None) -> dict[str, Any]:
+    found = found or {"current_tags": set(), "shared_paths": set()}
     schemas = schema.setdefault("components", {}).setdefault("schemas", {})
     _deployment_limits(schemas, settings)
     _storable_bounds(schema, schemas)
@@ -119,7 +144,13 @@ def describe(schema: dict[str, Any], settings: Settings) -> dict[str, Any]:
     # Only the never-sent 422 used these.
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    schema["info"]["description"] = _INFO
+    for path, item in schema.get("paths", {}).items():
+        for method, operation in item.items():
+            operation["summary"] = titles.summary(method, path, operation)
+    schema["tags"] = titles.tags(schema, found["current_tags"])
+    # Only the paths where the description shows an earlier generation's operation in the current one's place.
+    shared = {path for path, method in found["shared_paths"] if method in schema.get("paths", {}).get(path, {})}
+    schema["info"]["description"] = titles.description(shared) + "\n" + _INFO
     return schema
 
 
@@ -219,9 +250,13 @@ def _statuses(path: str, method: str, op: dict[str, Any]) -> None:
 
 
 _INFO = """\
-Errors are a JSON envelope `{error, code, requestId, details}` (`ErrorOut`) with a stable `code`; input
-that fails validation is 400 (never 422) and `details.fields` names each bad field. Every response
-carries `x-request-id`.
+## Errors and conventions
+
+Errors of the seed and flat generations are the JSON envelope `{error, code, requestId, details}` (`ErrorOut`);
+the current generation's are `{"error": {code, message, reasonClass, requestId, details}}`. Either way the
+`code` is stable: input that fails validation is 400 (never 422) and `details.fields` names each bad field.
+Every response carries `x-request-id`; current ones also `BCTRL-Version`. Creates and starts accept
+`Idempotency-Key`.
 
 Methods: `OPTIONS` on any route answers `204 No Content` with an `Allow` header listing the route's
 methods; a method the route does not serve answers `405` in the envelope, with the same `Allow` header.

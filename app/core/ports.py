@@ -67,13 +67,51 @@ class RunSubscriptions(Protocol):
 
 
 class EventSink(Protocol):
-    """Where run events are appended, batched (app/runs/writer.py: EventWriter)."""
+    """Where events are appended, batched (app/runs/writer.py: EventWriter): an event of a run, or with
+    `run_id` None of a task (`task_id` required then; `conversation_id` and `agent_id` name its
+    conversation and agent for the event filters). With `owner` (a server instance), the event is
+    written only while that instance owns the run's browser."""
 
-    def emit(self, run_id: uuid.UUID, type: str, category: str, data: dict[str, Any], **kwargs: Any) -> None: ...
+    def emit(
+        self,
+        run_id: uuid.UUID | None,
+        type: str,
+        category: str,
+        data: dict[str, Any] | None = None,
+        *,
+        source: str = "browser",
+        page_id: str | None = None,
+        connection_id: uuid.UUID | None = None,
+        task_id: uuid.UUID | None = None,
+        conversation_id: uuid.UUID | None = None,
+        agent_id: uuid.UUID | None = None,
+        owner: str | None = None,
+    ) -> bool: ...
 
     async def start(self) -> None: ...
 
     async def stop(self, timeout: float = 10.0) -> None: ...
+
+
+class ProcessLease(Protocol):
+    """This server process's lease on the runs it owns (app/runtimes/ownership.py: OwnershipKeeper)."""
+
+    def held(self) -> bool:
+        """Surely still this process's: what its runs' watchers see may be written."""
+
+    def judging(self) -> bool:
+        """Held without a break for a whole lease: only then may this process judge another dead by its
+        lease (after an outage of the shared database every lease looks run out for a moment)."""
+
+
+class AlwaysHeld:
+    """The lease of a process with no keeper (tests that build a context by hand)."""
+
+    def held(self) -> bool:
+        return True
+
+    def judging(self) -> bool:
+        return True
 
 
 class Screencasts(Protocol):
@@ -95,6 +133,8 @@ class BrowserWatch(Protocol):
 
     def watch(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None: ...
 
+    async def settle(self, runtime_id: uuid.UUID, timeout: float = 5.0) -> None: ...
+
     def unwatch(self, runtime_id: uuid.UUID, run_ended: bool = True) -> Unwatched: ...
 
     def watching(self, runtime_id: uuid.UUID) -> bool: ...
@@ -102,6 +142,16 @@ class BrowserWatch(Protocol):
     async def start(self) -> None: ...
 
     async def shutdown(self) -> None: ...
+
+
+class BrowserLinks(Protocol):
+    """The API's CDP links to running browsers, one per run (app/browsing/links.py: BrowserLinks)."""
+
+    def link(self, run_id: uuid.UUID, ws_url: str) -> Any: ...
+
+    async def forget(self, run_id: uuid.UUID) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class InvocationQueue(Protocol):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, get_args
+from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 from fastapi import Header
 from pydantic import (
@@ -108,9 +108,15 @@ def _integer_fields(model: type[BaseModel]) -> frozenset[str]:
     """Wire names (alias and name) of a model's fields typed `int` or `int | None`, computed once per model."""
     names = set()
     for name, field in model.model_fields.items():
-        if {a for a in get_args(field.annotation) or (field.annotation,) if a is not type(None)} == {int}:
+        kinds = {_bare(a) for a in get_args(field.annotation) or (field.annotation,) if a is not type(None)}
+        if kinds == {int}:
             names |= {name, field.alias or name}
     return frozenset(names)
+
+
+def _bare(annotation: Any) -> Any:
+    """`Annotated[int, Field(...)]` -> int (a constrained integer is an integer too)."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
 
 
 class ErrorOut(WireModel):

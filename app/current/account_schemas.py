@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, StringConstraints, model_validator
 
 from app.accounts import branding
+from app.accounts.scopes import MAX_SCOPES, SCOPE_PATTERN
 from app.core.errors import InvalidRequest
 from app.core.schemas import RequestModel, Timestamp, WireModel
 from app.current.schemas import page_model
@@ -43,11 +44,13 @@ class WhoAmIOut(WireModel):
 class ApiKeyOut(WireModel):
     id: str
     object: Literal["api_key"] = "api_key"
-    type: Literal["organization"] = "organization"
+    type: Literal["organization", "subaccount"] = "organization"
     name: str | None
     key_prefix: str = Field(description="The key's first characters, to tell keys apart")
-    scopes: list[str] = Field(default_factory=list, description="Always empty: a key acts for the whole account")
-    subaccount_id: str | None = None
+    scopes: list[str] = Field(
+        default_factory=list, description="What the key may do (`*`, `read`, `<area>:read|write`); empty: everything"
+    )
+    subaccount_id: str | None = Field(default=None, description="The subaccount a `subaccount` key acts in")
     expires_at: Timestamp | None = None
     last_used_at: Timestamp | None = Field(default=None, description="To the minute")
     usage_count: int = Field(ge=0)
@@ -78,35 +81,28 @@ def _refused(field: str, value: Any, code: str, why: str) -> InvalidRequest:
 
 
 class ApiKeyCreate(RequestModel):
-    """An organization key (the only kind here); scopes, subaccount and agent keys are refused by name."""
+    """An organization key, or (`type: subaccount` with `subaccountId`) a key of one of the
+    organization's subaccounts; `scopes` narrow what it may do (app/accounts/scopes.py). Agent keys
+    are refused by name."""
 
-    type: Literal["organization"] | None = None
+    type: Literal["organization", "subaccount"] | None = None
     name: KeyName | None = None
     expires_at: Annotated[datetime | None, Field(strict=False)] = Field(
         default=None, description="RFC 3339; the key stops authenticating then"
     )
-    scopes: list[str] | None = Field(default=None, max_length=0, description="Not offered: a key acts for the account")
-    subaccount_id: None = Field(default=None, description="Not offered: this server has no subaccounts")
+    scopes: list[Annotated[str, Field(pattern=SCOPE_PATTERN)]] | None = Field(
+        default=None,
+        max_length=MAX_SCOPES,
+        description="`*`, `read`, or `<area>:read|write` (the area is the path's first segment after /v1/); "
+        "none: everything",
+    )
+    subaccount_id: str | None = Field(default=None, max_length=64, description="The subaccount the key acts in")
     agent: None = Field(default=None, description="Not offered: no agent keys here")
 
     @model_validator(mode="before")
     @classmethod
     def _unsupported(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        scopes = data.get("scopes")
-        if isinstance(scopes, list) and scopes:
-            raise _refused(
-                "scopes", scopes, "api_key.scopes_unsupported", "keys here act for the whole account; send no scopes"
-            )
-        if data.get("type") == "subaccount" or data.get("subaccountId") is not None:
-            raise _refused(
-                "subaccountId",
-                data.get("subaccountId"),
-                "auth.subaccount_context_unsupported",
-                "this server has no subaccounts",
-            )
-        if data.get("type") == "agent" or data.get("agent") is not None:
+        if isinstance(data, dict) and (data.get("type") == "agent" or data.get("agent") is not None):
             raise _refused("type", "agent", "api_key.type_unsupported", "agent keys are not offered")
         return data
 
@@ -228,6 +224,14 @@ class HelpSdkMethodOut(WireModel):
     package: str | None = None
 
 
+class HelpMcpToolOut(WireModel):
+    """The MCP tool that runs this operation at /_mcp/server, and the MCP resources that describe it."""
+
+    tool_name: str
+    operation_resource: str | None = None
+    schema_resources: list[str] | None = None
+
+
 class HelpTopicDetailOut(WireModel):
     type: Literal["topic"] = "topic"
     topic: str
@@ -236,3 +240,4 @@ class HelpTopicDetailOut(WireModel):
     audience: Audience | None = None
     api: HelpApiOperationOut | None = None
     sdk: list[HelpSdkMethodOut] | None = None
+    mcp: HelpMcpToolOut | None = None

@@ -7,16 +7,18 @@ stopping, then wait the same way; the browser's profile is saved while it stops.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 
 from app.accounts.auth import CtxDep, IdempotencyDep, PrincipalDep
+from app.admission.deps import watch_caller
 from app.core.errors import Conflict, DomainError
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
 from app.core.schemas import errors
-from app.current import options, shapes
+from app.current import launch_checks, options, shapes
 from app.current.paths import PathBrowser, ScopeSpace, SpaceHeader, chosen_space
 from app.current.schemas import (
     BrowserCreate,
@@ -34,7 +36,8 @@ from app.runtimes.schemas import RuntimeUpdate
 from app.runtimes.service import RuntimeFilter, RuntimeSpec
 from app.spaces import service as spaces
 
-router = APIRouter(prefix="/v1/browsers", tags=["browsers (current)"])
+# Starts with `wait` may queue for a slot: the queue notices a client that hung up (admission).
+router = APIRouter(prefix="/v1/browsers", tags=["browsers (current)"], dependencies=[Depends(watch_caller)])
 
 Page = Annotated[PageParams, Depends(page_params)]
 Wait = Annotated[int, Query(ge=0, le=60, description="Seconds to wait for the browser (at most 60)")]
@@ -43,7 +46,7 @@ OrderQuery = Annotated[Order, Query(description="By creation; newest first by de
 MAX_WAIT = 60
 
 
-@router.post("", status_code=201, response_model=BrowserOut, responses=errors(400, 404, 409, 429, 503))
+@router.post("", status_code=201, response_model=BrowserOut, responses=errors(400, 402, 404, 409, 429, 503))
 async def create_browser(
     ctx: CtxDep,
     p: PrincipalDep,
@@ -66,12 +69,13 @@ async def create_browser(
 
     async def make() -> BrowserOut:
         space = await spaces.resolve(ctx, p, chosen_space(body.space_id, header_space))
-        runtime = await service.create(ctx, p, space, spec, start=False)
+        launch = await launch_checks.prepare(ctx, p, options.launch_options_of(body))
+        runtime = await service.create(ctx, p, space, replace(spec, launch_options=launch), start=False)
         try:
             await service.start_within(ctx, runtime, wait)
         except DomainError as refused:
-            if refused.status == 429:
-                # Refused for capacity: nothing is kept, as with every generation's create.
+            if refused.status in (402, 429):
+                # Refused for capacity or a spending cap: nothing is kept, as with every generation's create.
                 await service.delete(ctx, runtime)
             raise
         return await shapes.browser(ctx, runtime)
@@ -92,9 +96,9 @@ async def list_browsers(
     order: OrderQuery = "desc",
 ) -> BrowserPage:
     running = None if not status or len(set(status)) == 2 else status[0] == "running"
-    if location is not None and location not in options.LOCATIONS:
-        return BrowserPage(data=[], has_more=False)
-    flt = RuntimeFilter(space=space, running=running, name=name, text=q)
+    flt = RuntimeFilter(
+        space=space, running=running, name=name, text=q, location=None if location == "auto" else location
+    )
     rows, cursor = await service.list_runtimes(ctx, p, page, flt, newest_first=order == "desc")
     items = [await shapes.browser(ctx, runtime) for runtime in rows]
     return BrowserPage(data=items, has_more=cursor is not None, next_cursor=cursor)
@@ -109,8 +113,8 @@ async def get_browser(ctx: CtxDep, runtime: PathBrowser, wait: Wait = 0) -> Brow
 
 
 @router.patch("/{browser_id}", response_model=BrowserOut, responses=errors(400, 404, 409))
-async def update_browser(ctx: CtxDep, runtime: PathBrowser, body: BrowserUpdate) -> BrowserOut:
-    """Settings for the next run (the viewport only while idle)."""
+async def update_browser(ctx: CtxDep, p: PrincipalDep, runtime: PathBrowser, body: BrowserUpdate) -> BrowserOut:
+    """Settings for the next run (the viewport only while idle; launch settings apply from the next start)."""
     given = body.model_fields_set
     changes = {}
     if "name" in given and body.name is not None:
@@ -126,7 +130,10 @@ async def update_browser(ctx: CtxDep, runtime: PathBrowser, body: BrowserUpdate)
     if "expire_after_idle_days" in given:
         changes["expire_after_idle_days"] = body.expire_after_idle_days
     update = RuntimeUpdate.model_construct(_fields_set=set(changes), **changes)
-    return await shapes.browser(ctx, await service.update(ctx, runtime, update, name_unique=True))
+    launch = await launch_checks.prepare(ctx, p, options.launch_options_of(body))
+    return await shapes.browser(
+        ctx, await service.update(ctx, runtime, update, name_unique=True, launch_options=launch)
+    )
 
 
 @router.delete("/{browser_id}", response_model=DeletedOut, responses=errors(404, 409))
@@ -135,7 +142,7 @@ async def delete_browser(ctx: CtxDep, runtime: PathBrowser) -> DeletedOut:
     return DeletedOut(id=str(await service.delete(ctx, runtime, force=True)))
 
 
-@router.post("/{browser_id}/start", response_model=BrowserOut, responses=errors(404, 409, 429, 503))
+@router.post("/{browser_id}/start", response_model=BrowserOut, responses=errors(402, 404, 409, 429, 503))
 async def start_browser(ctx: CtxDep, runtime: PathBrowser, idem: IdempotencyDep, wait: Wait = 0) -> BrowserOut:
     """Start a run from the saved state; a running browser's current run is returned as it is."""
 

@@ -2,10 +2,14 @@
 and its event filters in ours.
 
 Our events carry a category (runtime, lifecycle, connection, browser, network, console, artifact,
-invocation, live), a type and a source. The current generation's `category`, `channel`, `source` and
+invocation, live, task, tool_call), a type and a source. The current generation's `category`, `channel`, `source` and
 actor type follow from our category alone (`_BY_CATEGORY`), so each of its filters on them is a set of
-our categories; `outcome` follows from the type (`FAILED_TYPES`). Frames are built as plain dicts (a
+our categories; `outcome` follows from the type (`FAILED_TYPES`, `DENIED_TYPES`). Frames are built as plain dicts (a
 stream may carry thousands a second); the wire models describe them for /openapi.json and the list.
+
+An event of a task (`task.*`, `tool_call.*`; `task_id` set, with or without a run) names its task
+(`taskId`), conversation and agent (the actor, type `agent`), and the task's trace (`traceId`, the task
+id as 32 hex digits, `traces.py`); one without a run has no `runId`/`runtimeId` and its task's space.
 """
 
 from __future__ import annotations
@@ -16,12 +20,12 @@ from typing import Any, Literal
 import orjson
 
 from app.core import clock
+from app.core.ids import parse_uuid
 from app.core.schemas import JsonObject, Timestamp, WireModel
 from app.current import shapes
 from app.current.schemas import page_model
 from app.runs.events_query import EventQuery, Located
 from app.runs.models import Run, RunEvent
-from app.runtimes.models import Runtime
 
 EventCategory = Literal[
     "lifecycle",
@@ -56,9 +60,21 @@ _BY_CATEGORY: dict[str, tuple[str, str, str, str]] = {
     "artifact": ("lifecycle", "files", "system", "platform"),
     "invocation": ("agent", "api", "agent", "agent"),
     "live": ("human", "live_view", "system", "human"),
+    # Changes of the browser's controller (app/runtimes/controller.py).
+    "control": ("control", "platform", "system", "platform"),
+    # What an API caller did inside the browser (app/browsing): pages, computer use, fetch, its files.
+    "pages": ("page", "api", "browser", "api_key"),
+    "computer": ("page", "computer", "browser", "api_key"),
+    "fetch": ("network", "api", "network", "api_key"),
+    "browser_files": ("lifecycle", "files", "system", "api_key"),
+    # A task's life and steps (task.created/started/step/llm_call/awaiting_input/succeeded/failed/canceled)
+    # and its tool calls (tool_call.started/awaiting_input/succeeded/failed/canceled), written by the
+    # task runner (app/tasks) and the tool executors (app/toolcalls) with the task's ids.
+    "task": ("agent", "api", "agent", "agent"),
+    "tool_call": ("agent", "tool", "tool", "agent"),
 }
 _OTHER = ("lifecycle", "platform", "system", "platform")
-# Events that record something that went wrong: outcome `failed`; every other event is `ok`.
+# Events that record something that went wrong: outcome `failed`; every other event is `ok` (but below).
 FAILED_TYPES = (
     "runtime.failed",
     "runtime.state_restore_failed",
@@ -69,8 +85,15 @@ FAILED_TYPES = (
     "recording.failed",
     "recording.encode_failed",
     "recording.storage_failed",
+    "computer.failed",
+    "fetch.failed",
+    "task.failed",
+    "tool_call.failed",
 )
-_FAILED = frozenset(FAILED_TYPES)
+# Events that record something a rule refused: outcome `denied`.
+DENIED_TYPES = ("network.blocked",)
+_OUTCOMES = {**{t: "failed" for t in FAILED_TYPES}, **{t: "denied" for t in DENIED_TYPES}}
+_NOT_OK = {"failed": FAILED_TYPES, "denied": DENIED_TYPES}
 
 
 class EventActorOut(WireModel):
@@ -117,16 +140,23 @@ EventPage = page_model(EventOut)
 def _actor(event: RunEvent, actor_type: str) -> dict[str, Any]:
     data = event.data or {}
     if actor_type == "agent":
-        return {"type": "agent", "id": data.get("invocationId")}
+        agent_id = getattr(event, "agent_id", None)
+        return {"type": "agent", "id": str(agent_id) if agent_id is not None else data.get("invocationId")}
     if actor_type == "human":
         return {"type": "human", "id": data.get("viewerId")}
     if actor_type == "api_key":
-        return {"type": "api_key", "id": str(event.connection_id) if event.connection_id else None}
+        # An API operation in the browser names its key (`actor`); a CDP connection names its lease.
+        actor = data.get("actor") or (str(event.connection_id) if event.connection_id else None)
+        return {"type": "api_key", "id": actor}
     return {"type": "platform", "id": None}
 
 
-def _target(event: RunEvent, runtime_id: str) -> dict[str, Any] | None:
+def _target(event: RunEvent, runtime_id: str | None) -> dict[str, Any] | None:
     data = event.data or {}
+    if event.category == "tool_call":
+        return {"kind": "tool_call", "id": data.get("toolCallId")}
+    if event.category == "task":
+        return {"kind": "task", "id": str(event.task_id) if event.task_id else None}
     if event.category == "network":
         return {"kind": "request", "id": data.get("requestId")}
     if event.page_id is not None:
@@ -151,31 +181,43 @@ class _RunWords:
     __slots__ = ("run", "runtime", "space", "trace", "browser_target")
 
     def __init__(self, run_id, space_id, runtime_id) -> None:
-        self.run = str(run_id)
-        self.runtime = str(runtime_id)
-        self.space = str(space_id)
-        self.trace = run_id.hex
+        # An event of a task without a run has neither run nor runtime (its space is the task's).
+        self.run = str(run_id) if run_id is not None else None
+        self.runtime = str(runtime_id) if runtime_id is not None else None
+        self.space = str(space_id) if space_id is not None else None
+        self.trace = run_id.hex if run_id is not None else None
         self.browser_target = {"kind": "browser", "id": self.runtime}
+
+
+def _task_words(event, body: dict[str, Any]) -> dict[str, Any]:
+    """An event of a task names the task, its conversation, and the task's trace."""
+    body["taskId"] = str(event.task_id)
+    if event.conversation_id is not None:
+        body["conversationId"] = str(event.conversation_id)
+    body["traceId"] = event.task_id.hex
+    return body
 
 
 def _event(event, words: _RunWords) -> dict[str, Any]:
     category, channel, source, actor_type = _BY_CATEGORY.get(event.category, _OTHER)
     when = clock.iso(event.time)
     data = event.data or {}
+    if data.get("channel") == "tool":  # done through an MCP tool call (app/mcp)
+        channel = "tool"
     if event.category == "network":
         target = {"kind": "request", "id": data.get("requestId")}
     elif event.page_id is None and event.connection_id is None and event.category in ("runtime", "lifecycle"):
         target = words.browser_target
     else:
         target = _target(event, words.runtime)
-    return {
+    body = {
         "id": str(event.id),
         "object": "event",
         "type": event.type,
         "category": category,
         "channel": channel,
         "source": source,
-        "outcome": "failed" if event.type in _FAILED else "ok",
+        "outcome": _OUTCOMES.get(event.type, "ok"),
         "actor": _PLATFORM_ACTOR if actor_type == "platform" else _actor(event, actor_type),
         "target": target,
         "seq": event.seq,
@@ -191,6 +233,7 @@ def _event(event, words: _RunWords) -> dict[str, Any]:
         "createdAt": when,
         "updatedAt": when,
     }
+    return body if getattr(event, "task_id", None) is None else _task_words(event, body)
 
 
 def event_dict(event: RunEvent, space_id, runtime_id) -> dict[str, Any]:
@@ -218,11 +261,18 @@ def event_query(
     types: list[str] | None = None,
     actor: str | None = None,
     task: str | None = None,
+    conversation: str | None = None,
+    agent: str | None = None,
     time_from=None,
     time_to=None,
     nothing: bool = False,
 ) -> EventQuery:
-    """The current generation's filters as an `EventQuery` over our categories and types."""
+    """The current generation's filters as an `EventQuery` over our categories and types; `task`,
+    `conversation` and `agent` are ids (a task's is also its invocation's: a task is a command row), and
+    one that is not an id matches nothing."""
+    named = {"task": task, "conversation": conversation, "agent": agent}
+    ids_of = {name: parse_uuid(value) if value is not None else None for name, value in named.items()}
+    nothing = nothing or any(value is not None and ids_of[name] is None for name, value in named.items())
     categories: set[str] | None = None
     for position, wanted in ((0, category), (1, channel), (3, [actor_type] if actor_type else None)):
         if wanted:
@@ -232,22 +282,22 @@ def event_query(
     exclude: tuple[str, ...] = ()
     if outcome:
         wanted = set(outcome)
-        if "ok" in wanted and "failed" not in wanted:
-            exclude = FAILED_TYPES
-        elif "failed" in wanted and "ok" not in wanted:
-            only_types = FAILED_TYPES
-        elif not wanted & {"ok", "failed"}:
-            only_types = ()  # nothing here is denied, or of an unknown outcome
+        if "ok" in wanted:  # every type but those of the outcomes not asked for
+            exclude = tuple(t for word, types_of in _NOT_OK.items() if word not in wanted for t in types_of)
+        else:  # only the types of the outcomes asked for (none is of an unknown outcome)
+            only_types = tuple(t for word in sorted(wanted) for t in _NOT_OK.get(word, ()))
     return EventQuery(
         categories=tuple(sorted(categories)) if categories is not None else None,
         types=tuple(types or ()),
         exclude_types=exclude,
         only_types=only_types,
         actor=actor,
-        invocation_id=task,
         time_from=time_from,
         time_to=time_to,
         nothing=nothing,
+        task_id=ids_of["task"],
+        conversation_id=ids_of["conversation"],
+        agent_id=ids_of["agent"],
     )
 
 
@@ -272,10 +322,11 @@ def _sse(data: dict[str, Any], id_: str) -> bytes:
 def event_frames(found: list[Located]) -> bytes:
     """A page of events (of one run) as `Event` frames, written at once (id = the event id)."""
     out = []
-    words = None
+    words, key = None, None
     for item in found:
-        if words is None or words.run != str(item.event.run_id):
+        if words is None or key != (item.event.run_id, item.space_id):
             words = _RunWords(item.event.run_id, item.space_id, item.runtime_id)
+            key = (item.event.run_id, item.space_id)
         body = _event(item.event, words)
         out.append(_sse(body, body["id"]))
     return b"".join(out)
@@ -299,7 +350,7 @@ def _head(type_: str, our_category: str) -> tuple[bytes, str]:
     found = _HEADS.get((type_, our_category))
     if found is None:
         category, channel, source, actor_type = _BY_CATEGORY.get(our_category, _OTHER)
-        outcome = "failed" if type_ in _FAILED else "ok"
+        outcome = _OUTCOMES.get(type_, "ok")
         words = {"type": type_, "category": category, "channel": channel, "source": source, "outcome": outcome}
         found = (orjson.dumps(words)[1:-1], actor_type)
         if len(_HEADS) < 4096:  # types are a small vocabulary; never grow without bound
@@ -335,6 +386,12 @@ def runtime_event_frames(events: list, run: Run) -> bytes:
     dumps = orjson.dumps
     out = []
     for event in events:
+        if event.task_id is not None or (event.data or {}).get("channel") == "tool":
+            # A task's event names its task's ids and trace, a tool call's its channel: the plain way.
+            body = _event(event, words)
+            frame_body = {"type": "runtime.event", "id": body["id"], "runId": words.run, "timestamp": body["time"]}
+            out.append(_sse({**frame_body, "event": body}, body["id"]))
+            continue
         id_ = str(event.id).encode()
         when = _iso_bytes(event.time)
         data = event.data or {}
@@ -369,20 +426,21 @@ def runtime_event_frames(events: list, run: Run) -> bytes:
     return b"".join(out)
 
 
-def control_frame(run: Run, runtime: Runtime | None) -> dict[str, Any]:
-    control = shapes.control_of(run, runtime)
-    holder_id = runtime.controller_id if runtime is not None and control.holder != "none" else None
+def control_frame(row, run: Run) -> dict[str, Any]:
+    """The `control.changed` frame of a `control.changed` event (app/runtimes/controller.py records one
+    for every change of holder), so a resumed stream replays them like any event."""
+    data = row.data or {}
     return frame(
         {
             "type": "control.changed",
-            "id": f"{run.id}:control:{control.epoch}:{control.holder}",
+            "id": str(row.id),
             "runId": str(run.id),
             "runtimeId": str(run.runtime_id),
-            "holder": control.holder,
-            "epoch": control.epoch,
-            "by": holder_id,
-            "reason": "taken" if control.holder != "none" else ("released" if run.finished_at is None else "run_ended"),
-            "timestamp": clock.iso(control.since),
+            "holder": shapes.holder_word(data.get("kind")),
+            "epoch": data.get("epoch", 0),
+            "by": data.get("id"),
+            "reason": data.get("reason"),
+            "timestamp": clock.iso(row.time),
         }
     )
 

@@ -1,9 +1,11 @@
 """`/v1/events` (list, get, stream) and the typed frames of `/v1/runs/{id}/stream` in the current generation.
 
-Events are the run events the runs record, in the current generation's words (`event_shapes.py`). Filters
-that name what this server does not have (`sandbox`, `conversation`, `agent`) match nothing: the answer
-is an empty page (a stream that only sends heartbeats), as for a browser name that names no browser.
-`task` is an invocation's id (a task is an invocation of an agent)."""
+Events are the events the runs and the tasks record, in the current generation's words (`event_shapes.py`):
+a task's events are found by `task` (a task's id, which is also an invocation's: both are command rows),
+`conversation` and `agent`, with or without a browser. Filters that name what this server does not
+have (`sandbox`) or an id that is not one match nothing: the answer is an empty page (a stream that only
+sends heartbeats), as for a browser name that names no browser. The stream follows the same events: each
+run's in its order, and each task's run-less events in theirs."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
 
 from app.accounts.auth import CtxDep, PrincipalDep
-from app.core.errors import RETRY_AFTER_SECONDS, InvalidRequest, NotFound, backend_unavailable
+from app.accounts.liveness import while_key_valid
+from app.core.errors import RETRY_AFTER_SECONDS, InvalidRequest, NotFound, Unauthorized, backend_unavailable
 from app.core.generation import CurrentRoute
 from app.core.ids import parse_uuid
 from app.core.paging import MAX_CURSOR, PageParams, page_params
@@ -60,15 +63,15 @@ async def _scope_and_query(
     browser: Annotated[str | None, Query(max_length=200, description="Browser id or name")] = None,
     sandbox: Annotated[str | None, Query(max_length=200, description="No sandboxes here: matches nothing")] = None,
     run: Annotated[str | None, Query(max_length=64)] = None,
-    task: Annotated[str | None, Query(max_length=64, description="An invocation's id")] = None,
-    conversation: Annotated[str | None, Query(max_length=200, description="Matches nothing here")] = None,
-    agent: Annotated[str | None, Query(max_length=200, description="Matches nothing here")] = None,
+    task: Annotated[str | None, Query(max_length=64, description="A task's (or an invocation's) id")] = None,
+    conversation: Annotated[str | None, Query(max_length=200, description="A conversation's id")] = None,
+    agent: Annotated[str | None, Query(max_length=200, description="An agent's id")] = None,
     actor: Annotated[str | None, Query(max_length=200, description="Connection, invocation or viewer id")] = None,
     actor_type: Annotated[ActorType | None, Query(alias="actorType")] = None,
     time_from: Annotated[datetime | None, Query(alias="from")] = None,
     time_to: Annotated[datetime | None, Query(alias="to")] = None,
 ) -> tuple[EventScope, EventQuery]:
-    nothing = sandbox is not None or conversation is not None or agent is not None
+    nothing = sandbox is not None
     runtime_id = None
     if browser is not None:
         runtime_id = parse_uuid(browser)
@@ -92,6 +95,8 @@ async def _scope_and_query(
         types=type,
         actor=actor,
         task=task,
+        conversation=conversation,
+        agent=agent,
         time_from=time_from,
         time_to=time_to,
         nothing=nothing,
@@ -106,7 +111,7 @@ Filters = Annotated[tuple[EventScope, EventQuery], Depends(_scope_and_query)]
 async def list_events(
     ctx: CtxDep, filters: Filters, page: Page, order: Annotated[Order, Query()] = "desc"
 ) -> EventPage:
-    """Events of every run of the account (or of the scoped space), by time and id, newest first."""
+    """Events of every run and task of the account (or of the scoped space), by time and id, newest first."""
     scope, query = filters
     rows, cursor = await events_query.list_events(ctx, scope, query, page, newest_first=order == "desc")
     return EventPage(data=[shaped.event_out(r) for r in rows], has_more=cursor is not None, next_cursor=cursor)
@@ -129,19 +134,30 @@ def _stream_error(exc: Exception) -> dict:
     return shaped.error_frame(unavailable.code, unavailable.message, RETRY_AFTER_SECONDS)
 
 
+def _refused_frame(error: Unauthorized) -> dict:
+    """The last frame of a stream whose key stopped working (revoked, expired, archived): no retry."""
+    body = {"code": error.code, "message": error.message, "reasonClass": "unauthorized", "requestId": None}
+    return {**shaped.frame({"error": {**body, "details": error.details}}), "event": "error"}
+
+
+def _guarded(ctx, p, frames) -> EventSourceResponse:
+    return EventSourceResponse(while_key_valid(ctx, p.key_id, frames, _refused_frame), headers=_SSE_HEADERS)
+
+
 @router.get("/stream", responses={**_STREAM_RESPONSES, **errors(400, 404)})
 async def stream_events(
     ctx: CtxDep,
+    p: PrincipalDep,
     filters: Filters,
     after: Annotated[str | None, Query(max_length=64, description="Resume after this event id")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=64)] = None,
 ):
-    """The same events as they are committed, each run's in its order; `Last-Event-ID` (or `after`)
-    resumes after an event. Heartbeats are comments."""
+    """The same events as they are committed, each run's in its order (and each task's events without a
+    browser in theirs); `Last-Event-ID` (or `after`) resumes after an event. Heartbeats are comments."""
     scope, query = filters
     resume = last_event_id or after
     point = await events_query.resume_point(ctx, scope, resume) if resume else None
-    return EventSourceResponse(_event_stream(ctx, scope, query, point), headers=_SSE_HEADERS)
+    return _guarded(ctx, p, _event_stream(ctx, scope, query, point))
 
 
 @router.get("/{event_id}", response_model=EventOut, responses=errors(404))
@@ -193,11 +209,12 @@ async def _run_frames(ctx, run, after: int, include: set[str]):
             if isinstance(item, list):
                 if "events" in include:
                     yield shaped.runtime_event_frames(item, run)
+                for row in item:
+                    if row.type == "control.changed":
+                        yield shaped.control_frame(row, run)
                 if spans is not None and any(row.type in trace.SPAN_EVENT_TYPES for row in item):
                     for frame in await spans.frames(ctx):
                         yield frame
-            elif isinstance(item, streams.ControlSeen):
-                yield shaped.control_frame(item.run, item.runtime)
             elif isinstance(item, streams.Ended):
                 if spans is not None:
                     spans.run = item.run or run
@@ -229,6 +246,7 @@ async def _run_position(ctx, run, resume: str | None) -> int:
 @run_stream.get("/{run_id}/stream", responses={**_STREAM_RESPONSES, **errors(400, 404)})
 async def stream_run(
     ctx: CtxDep,
+    p: PrincipalDep,
     run: PathRun,
     include: Annotated[list[str] | None, Depends(multi("include", Literal["trace", "events"]))],
     after: Annotated[str | None, Query(max_length=MAX_CURSOR, description="Resume after this event id")] = None,
@@ -239,4 +257,4 @@ async def stream_run(
     `control.changed` when its browser's controller changes, and a final `run.ended`."""
     position = await _run_position(ctx, run, last_event_id or after)
     wanted = set(include or ("events", "trace"))
-    return EventSourceResponse(_run_frames(ctx, run, position, wanted), headers=_SSE_HEADERS)
+    return _guarded(ctx, p, _run_frames(ctx, run, position, wanted))

@@ -7,17 +7,20 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from app.accounts.auth import CtxDep, PrincipalDep
+from app.core.errors import NotFound
 from app.core.generation import CurrentRoute
 from app.core.ids import parse_uuid
 from app.core.paging import PageParams, page_params
 from app.core.query import multi
 from app.core.schemas import errors
-from app.current import shapes
+from app.current import run_stats, shapes
 from app.current.paths import ScopeSpace
 from app.current.schemas import DeletedOut, Order, RunOut, RunPage
+from app.live import frames
 from app.runs import service as runs
 from app.runs.models import Run, RunStatus
 from app.runs.paths import PathRun
@@ -81,7 +84,10 @@ async def list_runs(
         created_to=created_to,
     )
     by_id = await _runtimes(ctx, rows)
+    stats = await run_stats.stats_of(ctx, rows)
     items = [shapes.run_out(run, by_id.get(run.runtime_id)) for run in rows]
+    for run, item in zip(rows, items, strict=True):
+        item.stats = stats.get(run.id)
     if status:  # starting/active/stopping share one row status: keep only the words asked for
         items = [item for item in items if item.status in status]
     return RunPage(data=items, has_more=cursor is not None, next_cursor=cursor)
@@ -94,7 +100,26 @@ async def get_run(ctx: CtxDep, run: PathRun) -> RunOut:
     connections = await shapes.connections_of(ctx, runtime, run) if runtime is not None else None
     out = shapes.run_out(run, runtime, connections)
     out.usage = await shapes.usage_of(ctx, run)
+    out.stats = (await run_stats.stats_of(ctx, [run])).get(run.id)
     return out
+
+
+@only_here.get(
+    "/{run_id}/thumbnail",
+    response_class=FileResponse,
+    responses={200: {"content": {"image/jpeg": {}}, "description": "The last recorded frame"}, **errors(404)},
+)
+async def run_thumbnail(ctx: CtxDep, run: PathRun) -> Response:
+    """The run's last recorded frame (JPEG, the browser's viewport): while it runs, the newest one so far.
+    404 `recording.not_found` when nothing was recorded (recording off, or the run deleted its frames)."""
+    found = await frames.last_frame(ctx, run.id)
+    if found is None:
+        raise NotFound("The run has no recorded frame", code="recording.not_found", details={"runId": str(run.id)})
+    # A run that ended keeps its last frame: a browser may keep it a while; one still going does not.
+    cache = "private, max-age=3600" if run.status != RunStatus.ACTIVE else "no-store"
+    if isinstance(found, bytes):  # read from the object store
+        return Response(found, media_type="image/jpeg", headers={"Cache-Control": cache})
+    return FileResponse(found, media_type="image/jpeg", headers={"Cache-Control": cache})
 
 
 @only_here.delete("/{run_id}", response_model=DeletedOut, responses=errors(404, 409))

@@ -3,12 +3,15 @@ and runs. Field names, required fields and enum words follow the 0.3 wheel's `ty
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+import re
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, create_model, model_validator
+from pydantic import Field, StringConstraints, create_model, model_validator
 
 from app.core.errors import InvalidRequest
 from app.core.schemas import JsonObject, RequestModel, Timestamp, WireModel
+from app.current.proxy_schemas import ProxySetting
+from app.current.traffic_schemas import NetworkTraffic, NetworkTrafficOut
 
 BrowserStatus = Literal["idle", "running"]
 RunStatus = Literal["starting", "active", "standby", "stopping", "ended", "failed"]
@@ -21,14 +24,14 @@ class Viewport(RequestModel):
     height: int = Field(ge=200, le=4320)
 
 
-LOCATIONS = ("auto", "local")
+# A location id: `auto` (anywhere), `local`, or a location of the driver's nodes (a swarm node label);
+# which ones this deployment offers is checked at create (app/current/launch_checks.py).
+LOCATION_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
 # Settings whose only value here is what this server does, and why another is refused.
 _FIXED = {
     "autoUpgrade": (True, "the browser is the host's Chromium and follows its updates"),
     "forceOpenShadowRoots": (False, "shadow roots are left as pages create them"),
     "gpu": (False, "browsers here render without a GPU"),
-    "headless": (True, "browsers here run headless"),
-    "webRtcProxyOnly": (False, "no proxy is configured for browsers here"),
     "stealth": ("normal", "no fingerprint masking is offered here"),
     "standbyAfterSeconds": (0, "standby is disabled; use 0"),
 }
@@ -36,11 +39,15 @@ _FIXED = {
 _ABSENT = {
     "audit": "machine audit detail is not recorded here",
     "captcha": "no captcha solver is available here",
-    "networkTraffic": "network traffic capture settings are not offered yet",
-    "proxy": "browser proxies are not offered yet",
     "fromBrowser": "copying another browser's state is not offered",
     "persona": "personas are not offered",
 }
+
+
+# An extension's id as the API gives it (a UUID, with or without dashes).
+_EXTENSION_ID_PATTERN = r"^(?:[0-9a-fA-F]{32}|[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})$"
+_EXTENSION_ID = re.compile(_EXTENSION_ID_PATTERN)
+ExtensionId = Annotated[str, StringConstraints(pattern=_EXTENSION_ID_PATTERN)]
 
 
 def unsupported(field: str, value: Any, why: str) -> InvalidRequest:
@@ -60,21 +67,30 @@ class _BrowserSettings(RequestModel):
     auto_upgrade: Literal[True] | None = None
     captcha: None = None
     expire_after_idle_days: int | None = Field(default=None, ge=1, le=3650)
-    extensions: list[str] | None = Field(default=None, max_length=0, description="None offered yet")
+    extensions: list[ExtensionId] | None = Field(
+        default=None,
+        max_length=20,
+        description="Ids of uploaded extensions to load, each once",
+        json_schema_extra={"uniqueItems": True},
+    )
     force_open_shadow_roots: Literal[False] | None = None
     gpu: Literal[False] | None = None
-    headless: Literal[True] | None = None
-    location: Literal[LOCATIONS] | None = None
+    headless: bool | None = Field(default=None, description="false: a headful browser on a virtual display")
+    location: str | None = Field(
+        default=None,
+        pattern=LOCATION_PATTERN,
+        description="Where the browser runs: `auto` (anywhere), or a location of `GET /v1/locations`",
+    )
     metadata: JsonObject | None = None
     name: str | None = Field(default=None, min_length=1, max_length=200, pattern=r"\S")
-    network_traffic: None = None
-    proxy: None = None
+    network_traffic: NetworkTraffic | None = None
+    proxy: ProxySetting | None = None
     recording: bool | None = None
     standby_after_seconds: float | None = Field(default=None, ge=0, le=0)
     stealth: Literal["normal"] | None = None
     timeout_seconds: int | None = Field(default=None, ge=60, le=86_400)
     viewport: Viewport | None = None
-    web_rtc_proxy_only: Literal[False] | None = None
+    web_rtc_proxy_only: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -88,11 +104,18 @@ class _BrowserSettings(RequestModel):
         for field, why in _ABSENT.items():
             if data.get(field) is not None and field in cls.model_fields_by_alias():
                 raise unsupported(field, data[field], why)
-        if isinstance(data.get("extensions"), list) and data["extensions"]:
-            raise unsupported("extensions", data["extensions"], "extensions are not offered yet")
-        location = data.get("location")
-        if isinstance(location, str) and location not in LOCATIONS:
-            raise unsupported("location", location, f"this server offers {', '.join(LOCATIONS)}")
+        named = data.get("extensions")
+        if isinstance(named, list):  # the contract's own codes before the schema's generic one
+            malformed = [v for v in named if isinstance(v, str) and not _EXTENSION_ID.match(v)]
+            if malformed:
+                raise InvalidRequest(
+                    "Extension ids must be ids of uploaded extensions",
+                    code="browser_extension.invalid_ids",
+                    details={"extensionIds": malformed[:20]},
+                )
+            canonical = [v.replace("-", "").lower() for v in named if isinstance(v, str)]
+            if len(set(canonical)) != len(canonical):
+                raise InvalidRequest("An extension is named more than once", code="browser_extension.duplicate_ids")
         return data
 
     @classmethod
@@ -155,6 +178,21 @@ class Usage(WireModel):
     runtime_seconds: float | None
 
 
+class RunStats(WireModel):
+    """What the run's browser did, counted from its events (`GET /v1/events?run=`): the list and the run
+    carry it so a run list can say how much happened without reading every run's events."""
+
+    events: int = Field(description="Events recorded for the run")
+    pages_visited: int = Field(description="Top-level navigations to a document (page.navigated, about:blank left out)")
+    requests: int = Field(description="Network requests the pages made (network.request)")
+    errors: int = Field(description="Events of outcome failed (page errors, failed requests, ...) and console errors")
+    last_frame_at_ms: int | None = Field(
+        default=None,
+        description="When the last recorded frame was taken (ms after the run started); its picture is "
+        "GET /v1/runs/{id}/thumbnail. Null when nothing was recorded",
+    )
+
+
 class RunOut(WireModel):
     id: str
     object: Literal["run"] = "run"
@@ -168,6 +206,7 @@ class RunOut(WireModel):
     recording: RunRecording
     connections: Connections | None = None
     usage: Usage | None = None
+    stats: RunStats | None = Field(default=None, description="On GET /v1/runs and GET /v1/runs/{id} only")
     trace_id: str | None = None
     warnings: list[Warning] | None = None
     created_at: Timestamp
@@ -192,6 +231,8 @@ class BrowserOut(WireModel):
     headless: bool
     location: str
     metadata: JsonObject
+    network_traffic: NetworkTrafficOut | None = None
+    proxy: JsonObject | None = None
     recording: bool
     saved_state: SavedState
     standby_after_seconds: float

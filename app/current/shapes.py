@@ -1,6 +1,6 @@
 """Our rows in the current generation's words: a runtime is a browser, its runs are runs.
 
-Status words (contract/CURRENT.md): a browser is `running` while it has a current run, else `idle`; a
+Status words (the bctrl 0.3 SDK): a browser is `running` while it has a current run, else `idle`; a
 run is `starting`/`active`/`stopping` by its runtime's transition while it is current, `ended` when
 completed, `failed` when failed. The controller's holder kinds become `agent` (a CDP connection or an
 invocation), `human` (an input viewer) or `none`.
@@ -17,6 +17,7 @@ from app.connections import service as connections
 from app.core import clock
 from app.core.context import AppContext
 from app.current.options import DEFAULT_TIMEOUT_SECONDS
+from app.current.proxy_schemas import proxy_out
 from app.current.schemas import (
     BrowserOut,
     Connections,
@@ -32,10 +33,10 @@ from app.live import service as live
 from app.runs.models import Run, RunStatus
 from app.runtimes.models import Runtime, RuntimeStatus
 from app.runtimes.schemas import BrowserConfig
+from app.usage import locations
 
-LOCATION = "local"
 DEFAULT_VIEWPORT = (1280, 720)
-_HOLDERS = {"connection": "agent", "invocation": "agent", "live_view": "human"}
+_HOLDERS = {"connection": "agent", "invocation": "agent", "api": "agent", "live_view": "human"}
 
 
 def run_status(run: Run, runtime: Runtime | None) -> str:
@@ -49,6 +50,11 @@ def run_status(run: Run, runtime: Runtime | None) -> str:
         if runtime.status == RuntimeStatus.STOPPING:
             return "stopping"
     return "active"
+
+
+def holder_word(kind: str | None) -> str:
+    """Our controller kind in the current generation's words: `agent`, `human` or `none`."""
+    return _HOLDERS.get(kind, "none") if kind else "none"
 
 
 def control_of(run: Run, runtime: Runtime | None) -> Control:
@@ -85,7 +91,7 @@ def run_out(run: Run, runtime: Runtime | None, connections: Connections | None =
         id=str(run.id),
         resource_id=str(run.runtime_id),
         space_id=str(run.space_id),
-        location=LOCATION,
+        location=locations.placed(runtime) if runtime is not None else locations.LOCAL,
         status=run_status(run, runtime),
         end_reason=run.end_reason,
         control=control_of(run, runtime),
@@ -132,6 +138,7 @@ def browser_out(ctx: AppContext, runtime: Runtime, run: Run | None, connections:
     config = BrowserConfig.model_validate(runtime.config or {})
     width, height = config.window_size() or DEFAULT_VIEWPORT
     saved = runtime.saved_state or {}
+    launch = runtime.launch_options or {}
     return BrowserOut(
         id=str(runtime.id),
         name=runtime.name,
@@ -140,19 +147,21 @@ def browser_out(ctx: AppContext, runtime: Runtime, run: Run | None, connections:
         current_run=run_out(run, runtime, connections) if run is not None else None,
         auto_upgrade=True,
         expire_after_idle_days=runtime.expire_after_idle_days or 0,
-        extensions=[],
+        extensions=launch.get("extensions") or [],
         force_open_shadow_roots=False,
         gpu=False,
-        headless=True,
-        location=LOCATION,
+        headless=launch.get("headless", True) is not False,
+        location=locations.placed(runtime),
         metadata=runtime.metadata_ or {},
+        network_traffic=launch.get("networkTraffic"),
+        proxy=proxy_out(launch),
         recording=runtime.recording,
         saved_state=SavedState(status=saved.get("status", "none"), size_bytes=saved.get("sizeBytes")),
         standby_after_seconds=0,
         stealth="normal",
         timeout_seconds=runtime.idle_timeout_seconds or 0,
         viewport=ViewportOut(width=width, height=height),
-        web_rtc_proxy_only=False,
+        web_rtc_proxy_only=bool(launch.get("webRtcProxyOnly")),
         warnings=browser_warnings(ctx, runtime),
         created_at=runtime.created_at,
         updated_at=runtime.updated_at,

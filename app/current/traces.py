@@ -2,16 +2,25 @@
 generation's two shapes: a page of trace spans, and the whole trace as OpenTelemetry spans.
 
 A run's `traceId` is its id as 32 hex digits (`shapes.run_out`); `/v1/traces/{traceId}` also takes the
-run id as written elsewhere. Span ids are the ids of the rows and events a span is built from; an
-OpenTelemetry `spanId` is the last 16 hex digits of that id (the random part of a UUIDv7).
+run id as written elsewhere. A task's `traceId` is likewise its id (a task is a command row, so an
+invocation's id names its trace too): its trace is built from its events (`task_spans`), with or without
+a browser: the task's span (queued to finished, from its row) is the root, with a span per step (from the
+previous step to its `task.step` event), per LLM call (its `task.llm_call` event less its latency) and per
+tool call (from `tool_call.started` to its end event), all under the task. The task and its steps and
+LLM calls are built by `app/runs/trace.py`'s invocation spans (from `task.*` events), the same as an
+invocation's (from `invocation.*` events). Span ids are the ids of the rows and events a span is built
+from; an OpenTelemetry `spanId` is the last 16 hex digits of that id (the random part of a UUIDv7).
 """
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
+from sqlalchemy import and_, or_, select
 
 from app.accounts.auth import CtxDep, PrincipalDep
 from app.core import clock, ids
@@ -22,7 +31,10 @@ from app.core.schemas import JsonObject, Timestamp, WireModel, errors
 from app.current.schemas import Order, page_model
 from app.runs import service as runs
 from app.runs import trace
+from app.runs.command_models import Command
+from app.runs.models import RunEvent
 from app.runs.paths import PathRun
+from app.tasks import service as tasks
 
 # Plain routers: no earlier generation serves these paths, so they answer whatever the header.
 router = APIRouter(tags=["traces (current)"])
@@ -41,6 +53,7 @@ _KINDS: dict[str, tuple[str, str]] = {
     "step": ("tool", "internal"),
     "llm_call": ("llm", "client"),
     "artifact": ("file", "internal"),
+    "tool_call": ("tool", "internal"),
 }
 _RESOURCE_TYPES = {
     "run": "run",
@@ -50,6 +63,7 @@ _RESOURCE_TYPES = {
     "step": "tool_call",
     "llm_call": "message",
     "artifact": "artifact",
+    "tool_call": "tool_call",
 }
 _STATUSES = {"cancelled": "canceled"}
 
@@ -186,18 +200,135 @@ def trace_not_found(trace_id: str) -> NotFound:
     return NotFound("Trace not found", code="trace.not_found", details={"traceId": trace_id[:64]})
 
 
+# --- a task's trace -------------------------------------------------------------------------------
+
+_TASK_SPAN_TYPES = ("task.step", "task.llm_call", "tool_call.started", "tool_call.awaiting_input")
+_TOOL_CALL_ENDS = {"tool_call.succeeded": "succeeded", "tool_call.failed": "failed", "tool_call.canceled": "cancelled"}
+_TASK_STATUSES = {"awaiting_input": "awaiting_input"}
+
+
+async def task_spans(ctx, command: Command) -> list[trace.Span]:
+    """The trace of a task (or invocation): its span, steps, LLM calls and tool calls, parents first."""
+    owned = RunEvent.task_id == command.id
+    if command.run_id is not None:  # an invocation's events are its run's, naming it in their data
+        owned = or_(owned, and_(RunEvent.run_id == command.run_id, _invocation_id() == str(command.id)))
+    wanted = (*_TASK_SPAN_TYPES, *_TOOL_CALL_ENDS, "invocation.step", "invocation.llm_call")
+    async with ctx.db.read() as s:
+        command = await s.get(Command, command.id) or command
+        events = list(
+            (
+                await s.execute(
+                    select(RunEvent)
+                    .where(owned, RunEvent.type.in_(wanted))
+                    .order_by(RunEvent.time, RunEvent.seq)
+                    .limit(trace.EVENT_CAP)
+                )
+            ).scalars()
+        )
+    prefix = "task." if tasks.is_task(command) else "invocation."
+    spans = trace.invocation_spans(None, command, [e for e in events if e.type.startswith(prefix)], prefix=prefix)
+    task_span = spans[0]
+    attributes = dict(task_span.attributes)
+    if command.agent_id is not None:
+        attributes["gen_ai.agent.id"] = str(command.agent_id)
+    if command.conversation_id is not None:
+        attributes["gen_ai.conversation.id"] = str(command.conversation_id)
+    spans[0] = replace(
+        task_span,
+        status=_TASK_STATUSES.get(command.status, task_span.status),
+        attributes=attributes,
+        event_ids=tuple(str(e.id) for e in events if e.task_id == command.id or e.type.startswith("invocation.")),
+    )
+    spans += _tool_call_spans(spans[0], [e for e in events if e.type.startswith("tool_call.")], command)
+    return trace.ordered(spans)
+
+
+def _invocation_id():
+    return RunEvent.data["invocationId"].as_string()
+
+
+def _tool_call_spans(parent: trace.Span, events: list[RunEvent], command: Command) -> list[trace.Span]:
+    """A span per tool call, from its `tool_call.started` event to its end event (open while it runs or
+    awaits input; ended with the task if the task ended first)."""
+    started: dict[str, RunEvent] = {}
+    seen: dict[str, list[RunEvent]] = {}
+    for event in events:
+        call = (event.data or {}).get("toolCallId")
+        if not isinstance(call, str):
+            continue
+        seen.setdefault(call, []).append(event)
+        if event.type == "tool_call.started":
+            started.setdefault(call, event)
+    spans = []
+    for call, first in started.items():
+        data = first.data or {}
+        tool = str(data.get("tool") or "tool")
+        attributes: dict[str, trace.Attribute] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": tool,
+            "gen_ai.tool.call.id": call,
+        }
+        if isinstance(data.get("callerType"), str):
+            attributes["bctrl.tool_call.caller_type"] = data["callerType"]
+        status, finished = "running", None
+        for event in seen[call]:
+            if event.type == "tool_call.awaiting_input" and finished is None:
+                status = "awaiting_input"
+            elif event.type in _TOOL_CALL_ENDS:
+                status, finished = _TOOL_CALL_ENDS[event.type], event.time
+                error = (event.data or {}).get("error")
+                if isinstance(error, dict):
+                    attributes["error.type"] = str(error.get("code") or "tool_call.failed")
+                    attributes["bctrl.error.message"] = str(error.get("message") or "")[:500]
+        if finished is None and parent.finished_at is not None:
+            status, finished = "cancelled" if command.status == "cancelled" else "failed", parent.finished_at
+        spans.append(
+            trace.Span(
+                id=str(first.id),
+                parent_id=parent.id,
+                kind="tool_call",
+                name=f"execute_tool {tool}",
+                status=status,
+                started_at=first.time,
+                finished_at=finished,
+                resource_id=call,
+                attributes=attributes,
+                event_ids=tuple(str(e.id) for e in seen[call]),
+            )
+        )
+    return spans
+
+
+async def _task_of(ctx, p, trace_id: uuid.UUID) -> Command | None:
+    """The task (or invocation) a trace id names, if it is the caller's."""
+    async with ctx.db.read() as s:
+        row = await s.get(Command, trace_id)
+    if row is None or row.account_id != p.account_id or row.execution_mode != "durable":
+        return None
+    return row
+
+
 @router.get("/v1/traces/{trace_id}", response_model=TraceOut, responses=errors(404))
 async def get_trace(ctx: CtxDep, p: PrincipalDep, trace_id: str) -> TraceOut:
-    """A run's trace as OpenTelemetry spans, ordered by start time with parents before their children."""
-    run_id = ids.parse_uuid(trace_id)
-    if run_id is None:
+    """A run's or a task's trace as OpenTelemetry spans, ordered by start time with parents before their
+    children."""
+    parsed = ids.parse_uuid(trace_id)
+    if parsed is None:
         raise trace_not_found(trace_id)
-    try:
-        run = await runs.get(ctx, p, str(run_id))
-    except NotFound:
-        raise trace_not_found(trace_id) from None
-    built = await trace.spans_of(ctx, run)
     now = clock.now()
+    try:
+        run = await runs.get(ctx, p, str(parsed))
+    except NotFound:
+        task = await _task_of(ctx, p, parsed)
+        if task is None:
+            raise trace_not_found(trace_id) from None
+        spans = await task_spans(ctx, task)
+        return TraceOut(
+            trace_id=task.id.hex,
+            semconv=Semconv(gen_ai=trace.SEMCONV_GEN_AI),
+            spans=[span_out(span, now) for span in spans],
+        )
+    built = await trace.spans_of(ctx, run)
     return TraceOut(
         trace_id=run.id.hex,
         semconv=Semconv(gen_ai=trace.SEMCONV_GEN_AI),

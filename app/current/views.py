@@ -12,9 +12,8 @@ from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import Field, model_validator
 
 from app.accounts import service as accounts
-from app.accounts.auth import CtxDep, IdempotencyDep, PrincipalDep, _bearer
+from app.accounts.auth import CtxDep, IdempotencyDep, PrincipalDep, _bearer, key_principal
 from app.accounts.branding import resolve as resolve_branding
-from app.accounts.service import authenticate
 from app.core import ids
 from app.core.errors import InvalidRequest, NotFound
 from app.core.idempotency import fingerprint, respond
@@ -25,12 +24,13 @@ from app.current.schemas import Order, page_model
 from app.runs import service as runs
 from app.runtimes import service as runtimes
 from app.spaces import service as spaces
+from app.views import input_requests as view_input_requests
 from app.views import router as view_pages
 from app.views import service, tokens
 from app.views.models import View, ViewScopeKind
 
 router = APIRouter(prefix="/v1/views", tags=["views"])
-routers: tuple[APIRouter, ...] = (router, *view_pages.routers)
+routers: tuple[APIRouter, ...] = (router, *view_pages.routers, *view_input_requests.routers)
 
 Page = Annotated[PageParams, Depends(page_params)]
 MAX_ORIGINS = 20
@@ -400,7 +400,7 @@ async def view_reader(
             raise service.view_not_found(view_id)
         service.check_origin(ctx, view, origin, None)
         return view
-    p = await authenticate(ctx.db, raw, ctx.api_keys)
+    p = await key_principal(request, ctx, raw)
     return await service.get(ctx, p, view_id)
 
 

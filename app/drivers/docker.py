@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import socket
 import tempfile
@@ -33,7 +34,8 @@ import httpx
 import structlog
 from requests.exceptions import RequestException
 
-from app.core.driver import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
+from app.core.driver import AreaEntry, BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
+from app.drivers import display, extensions, file_area, viewport
 
 log = structlog.get_logger(__name__)
 
@@ -45,18 +47,12 @@ CDP_PORT_IN_NETWORK = 9222
 TMPFS = {
     "/tmp": "rw,nosuid,nodev,size=512m",
     "/home/chrome": "rw,nosuid,nodev,size=64m",
-    "/downloads": "rw,nosuid,nodev,size=512m",
+    # Owned by the image's chrome user (uid 1000): a tmpfs is root's otherwise, and Chromium could not save there.
+    "/downloads": "rw,nosuid,nodev,size=512m,uid=1000,gid=1000",
 }
 DOWNLOADS_DIR = "/downloads"
-
-
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of `pid`: tells a live process from a new one that reused its pid."""
-    try:
-        stat = open(f"/proc/{pid}/stat").read()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[-1].split()[19]
+# The browser files API's workspace (app/drivers/file_area.py): made on first use, in the /tmp tmpfs.
+WORKSPACE_DIR = "/tmp/workspace"
 
 
 def _free_port() -> int:
@@ -93,6 +89,7 @@ class DockerDriver:
         self.instance = uuid.uuid4().hex
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker")
         self._client: docker.DockerClient | None = None
+        self.chrome = viewport.Chrome()  # the window chrome measured around the page, per image and mode
         # Set by the server once its egress proxy listens; reachable from containers on host networking.
         self.proxy_url: str | None = None
         self.serve_proxy = None
@@ -132,8 +129,11 @@ class DockerDriver:
         host_mode = self.network == "host"
         port = _free_port() if host_mode else CDP_PORT_IN_NETWORK
         flags = []
-        if spec.window_size:
-            flags.append(f"--window-size={spec.window_size[0]},{spec.window_size[1]}")
+        # The page's viewport as asked (app/drivers/viewport.py): the window around it, fitted once started.
+        wanted = spec.viewport or (None if spec.window_size else viewport.DEFAULT_VIEWPORT)
+        window = self.chrome.window_size(self.image, spec.headless, wanted) if wanted else spec.window_size
+        if window:
+            flags.append(f"--window-size={window[0]},{window[1]}")
         if spec.locale:
             flags.append(f"--lang={spec.locale}")
         name = f"bctrl-rt-{spec.runtime_id.hex[-12:]}-{uuid.uuid4().hex[:6]}"
@@ -146,6 +146,10 @@ class DockerDriver:
                 "BCTRL_CDP_PORT": str(port),
                 "BCTRL_CDP_BIND": "127.0.0.1" if host_mode else "0.0.0.0",
                 "BCTRL_CHROMIUM_FLAGS": " ".join(flags),
+                # Headful on an Xvfb display of the container's own (start-chromium.sh), a screen larger than the window.
+                "BCTRL_HEADLESS": "1" if spec.headless else "0",
+                "BCTRL_SCREEN": "x".join(map(str, display.screen_size(window or (1280, 800)))),
+                "BCTRL_USER_AGENT": spec.user_agent or "",
                 # On a named network the proxy's loopback address is not the container's.
                 "BCTRL_PROXY_SERVER": (self.proxy_url or "") if host_mode else "",
             },
@@ -161,8 +165,26 @@ class DockerDriver:
             network_mode="host" if host_mode else None,
             network=None if host_mode else self.network,
         )
+        if spec.extensions:  # uploaded extensions (app/drivers/extensions.py): a volume filled before start
+            loaded = extensions.flags(extensions.container_dirs(spec.extensions))
+            options["environment"]["BCTRL_CHROMIUM_FLAGS"] = " ".join([*flags, *loaded])
+            options["mounts"] = [docker.types.Mount(extensions.CONTAINER_DIR, None, type="volume")]
+        entrance = None
+        if spec.proxy:  # its own proxy: an entrance of its own on the egress proxy, which chains to it
+            if not host_mode or getattr(self, "proxy_entrance", None) is None or not self.proxy_url:
+                raise DriverError(
+                    "Browser proxies need the egress proxy, which only containers on host networking use "
+                    "(BCTRL_DOCKER_NETWORK=host)",
+                    code="runtime.proxy_unavailable",
+                )
+            entrance = options["environment"]["BCTRL_PROXY_SERVER"] = await self.proxy_entrance(spec.proxy)
         try:
-            container = await self._call(lambda: self._docker().containers.create(**options))
+            try:
+                container = await self._call(lambda: self._docker().containers.create(**options))
+            except BaseException:
+                if entrance:
+                    await self.proxy_release(entrance)
+                raise
         except docker.errors.ImageNotFound:
             raise DriverError(
                 f"The runtime image {self.image} is not on this Docker engine: build it with "
@@ -173,15 +195,21 @@ class DockerDriver:
         state = {
             "containerId": container.id,
             "containerName": name,
-            "serverHost": self.hostname,
-            "serverPid": os.getpid(),
-            "serverStart": _process_start(os.getpid()),
+            # The owner: the server process whose lease covers this browser's run (app/runtimes/processes.py).
             "serverInstance": self.instance,
-            "proxyUrl": self.proxy_url if host_mode else None,
+            # An adopted browser's entrance is not served again (its upstream is not kept): it reaches nothing.
+            "proxyUrl": self.proxy_url if host_mode and not entrance else None,
+            "proxyEntrance": entrance,
+            # The networkTraffic rules this run enforces (app/cdp/traffic.py, from the run observer).
+            "traffic": spec.traffic,
         }
         try:
             if on_started is not None:
                 await on_started(dict(state))
+            if spec.extensions:
+                await self._call(
+                    lambda: container.put_archive(extensions.CONTAINER_DIR, extensions.tar_of(spec.extensions))
+                )
             await self._call(container.start)
             http_url, ws_url = await asyncio.wait_for(self._wait_ready(container.id, port, host_mode), timeout)
         except (TimeoutError, DriverError, docker.errors.DockerException, RequestException) as exc:
@@ -196,6 +224,8 @@ class DockerDriver:
         except BaseException:
             await self.stop(state)
             raise
+        if wanted:
+            self.chrome.learn(self.image, spec.headless, await viewport.fit(ws_url, wanted))
         state.update(httpUrl=http_url, wsUrl=ws_url)
         return BrowserHandle(runtime_id=spec.runtime_id, http_url=http_url, ws_url=ws_url, state=state)
 
@@ -240,6 +270,8 @@ class DockerDriver:
     # --- stop, watch, find ---
 
     async def stop(self, state: dict[str, Any], save_to: Path | None = None) -> int | None:
+        if state.get("proxyEntrance") and getattr(self, "proxy_release", None) is not None:
+            await self.proxy_release(state["proxyEntrance"])
         container_id = state.get("containerId")
         if not container_id:
             return None
@@ -264,13 +296,6 @@ class DockerDriver:
             return True  # the engine is down, not the browser: judge again later
         return container is not None and container.status in ("created", "running", "restarting")
 
-    async def has_owner(self, state: dict[str, Any]) -> bool:
-        """Another live server process on this host launched or adopted it (pid and its start time match)."""
-        if state.get("serverInstance") == self.instance or state.get("serverHost") != self.hostname:
-            return False
-        pid, started = state.get("serverPid"), state.get("serverStart")
-        return bool(pid) and started is not None and _process_start(pid) == started
-
     async def wait_exit(self, state: dict[str, Any]) -> str:
         container_id = state["containerId"]
         while True:
@@ -285,16 +310,6 @@ class DockerDriver:
                 oom = " (out of memory)" if container.attrs["State"].get("OOMKilled") else ""
                 return f"The browser container exited with code {code}{oom}"
             await asyncio.sleep(1.0)
-
-    def adopted_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        """The state to keep once this process looks after a browser another process launched."""
-        return {
-            **state,
-            "serverHost": self.hostname,
-            "serverPid": os.getpid(),
-            "serverStart": _process_start(os.getpid()),
-            "serverInstance": self.instance,
-        }
 
     def browser_id(self, state: dict[str, Any]) -> str | None:
         return state.get("containerId")
@@ -336,6 +351,45 @@ class DockerDriver:
             # Our own downloads directory lives in the container's memory: free it.
             await self._call(container.exec_run, ["rm", "-f", "--", path], user="chrome")
         return Path(temp), True
+
+    # --- the browser's file area (app/drivers/file_area.py): its tmpfs mounts, through exec ---
+
+    def file_areas(self, state: dict[str, Any], runtime_id: uuid.UUID) -> dict[str, str]:
+        return {"downloads": DOWNLOADS_DIR, "workspace": WORKSPACE_DIR}
+
+    async def _area_call(self, state: dict[str, Any], fn, *args):
+        container_id = state.get("containerId") or ""
+        try:
+            return await self._call(fn, self._docker(), container_id, *args)
+        except docker.errors.NotFound:
+            raise DriverError("The browser container is gone", code="browser.file_transfer_failed") from None
+        except (docker.errors.DockerException, RequestException, OSError) as exc:
+            if isinstance(exc, (FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError)):
+                raise
+            if isinstance(exc, OSError) and exc.errno == errno.ENOTEMPTY:
+                raise
+            raise DriverError(
+                f"The browser container's files are unreachable: {exc}", code="browser.file_transfer_failed"
+            ) from exc
+
+    async def area_list(self, state: dict[str, Any], root: str, rel: str) -> list[AreaEntry]:
+        return await self._area_call(state, file_area.docker_list, root, rel)
+
+    async def area_open(self, state: dict[str, Any], root: str, rel: str) -> Any:
+        return await self._area_call(state, file_area.docker_open, root, rel, self.scratch_dir)
+
+    async def area_put(
+        self, state: dict[str, Any], root: str, rel: str, source: Path, overwrite: bool, create_parents: bool
+    ) -> None:
+        await self._area_call(state, file_area.docker_put, root, rel, source, overwrite, create_parents)
+
+    async def area_move(
+        self, state: dict[str, Any], src_root: str, src: str, dst_root: str, dst: str, overwrite: bool
+    ) -> None:
+        await self._area_call(state, file_area.docker_move, src_root, src, dst_root, dst, overwrite)
+
+    async def area_delete(self, state: dict[str, Any], root: str, rel: str, recursive: bool) -> None:
+        await self._area_call(state, file_area.docker_delete, root, rel, recursive)
 
     async def list_browsers(self) -> list[ManagedBrowser]:
         def find():

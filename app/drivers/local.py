@@ -32,48 +32,21 @@ from typing import Any
 import httpx
 import structlog
 
-from app.core.driver import BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
-from app.drivers import profile
+from app.core.driver import AreaEntry, BrowserHandle, DriverError, LaunchSpec, ManagedBrowser, StateCallback
+from app.drivers import chromium, display, extensions, file_area, profile, viewport
 from app.drivers.policy import managed_policy
 
 log = structlog.get_logger(__name__)
 
-# Keep the browser off the network for its own services: this machine reaches nothing but
-# package registries, and a user's browser should not phone home anyway.
-QUIET_FLAGS = (
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--no-default-browser-check",
-    "--disable-default-apps",
-    "--disable-domain-reliability",
-    "--disable-client-side-phishing-detection",
-    "--disable-breakpad",
-    "--metrics-recording-only",
-    "--password-store=basic",
-    "--use-mock-keychain",
-    # Chromium 156 calls home despite the switches above (component updates, Gaia account checks,
-    # network time): its Google service endpoints point at 0.0.0.0, which nothing ever answers.
-    "--component-updater=url-source=http://0.0.0.0:9/",
-    "--gaia-url=http://0.0.0.0:9/",
-    "--google-apis-url=http://0.0.0.0:9/",
-    "--lso-url=http://0.0.0.0:9/",
-    # The omnibox popups of new headless are page targets (chrome://omnibox-popup.top-chrome/): a
-    # client's `contexts[0].pages[0]` would be one of them. Translate and the rest: no background traffic.
-    "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,NetworkTimeServiceQuerying,"
-    "WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup",
-)
+# Every switch of app/drivers/chromium.py (shared with the runtime image), features merged.
+QUIET_FLAGS = tuple(chromium.behaviour_flags())
 BASE_FLAGS = (
-    "--headless=new",
     "--remote-debugging-address=127.0.0.1",
     # Port 0 lets Chromium pick a free port and write it to DevToolsActivePort: no race for ports.
     "--remote-debugging-port=0",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--mute-audio",
-    "--hide-scrollbars",
 )
+HEADLESS_FLAG = "--headless=new"
+HEADFUL_FLAG = "--test-type"
 
 
 # Browser uids: one per runtime, from a range no distribution hands out to users (below 2**31).
@@ -104,15 +77,34 @@ def _userns_available() -> bool:
 
 
 def chromium_args(
-    profile_dir: Path, spec: LaunchSpec, as_root: bool, proxy_url: str | None = None, sandbox: bool = False
+    profile_dir: Path,
+    spec: LaunchSpec,
+    as_root: bool,
+    proxy_url: str | None = None,
+    sandbox: bool = False,
+    *,
+    window: tuple[int, int] | None = None,
+    user_agent: str | None = None,
 ) -> list[str]:
+    """`window`: the window size that gives the spec's viewport (app/drivers/viewport.py)."""
     args = [*BASE_FLAGS, *QUIET_FLAGS, f"--user-data-dir={profile_dir}"]
+    if spec.headless:
+        args.insert(0, HEADLESS_FLAG)
+    else:
+        # Headful Chromium ignores --disable-infobars: without this its first tab alone shows a 56 px
+        # "unsupported command-line flag" bar, and new tabs would get a taller viewport than the first.
+        args.append(HEADFUL_FLAG)
+    if user_agent:
+        args.append(f"--user-agent={user_agent}")
     if as_root and not sandbox:
         args.append("--no-sandbox")
     if proxy_url:
         args += [f"--proxy-server={proxy_url}", "--proxy-bypass-list=<-loopback>"]
-    if spec.window_size:
-        args.append(f"--window-size={spec.window_size[0]},{spec.window_size[1]}")
+    if spec.web_rtc_proxy_only:  # also the managed policy's, where it applies (isolated browsers)
+        args.append("--force-webrtc-ip-handling-policy=disable_non_proxied_udp")
+    window = window or spec.window_size
+    if window:
+        args.append(f"--window-size={window[0]},{window[1]}")
     if spec.locale:
         args.append(f"--lang={spec.locale}")
     args.append("about:blank")
@@ -162,6 +154,8 @@ class LocalDriver:
         self.serve_proxy = None
         self._policy_dirs: list[tuple[str, str]] | None = None
         self._procs: dict[int, asyncio.subprocess.Process] = {}
+        self._displays: dict[int, asyncio.subprocess.Process] = {}  # Xvfb of headful browsers, by pid
+        self.chrome = viewport.Chrome()
         self._ports: dict[str, int] = {}  # profile dir -> DevTools port of browsers this process launched
         self._client: httpx.AsyncClient | None = None
         # Tells this driver's browsers from those of another server in the same process (tests do that).
@@ -201,11 +195,15 @@ class LocalDriver:
                         "by other users (chmod o+x it, or choose another browser root)"
                     )
 
-    def _policy_mounts(self) -> list[tuple[str, str]]:
-        """(prepared copy, policy home) pairs: each home's own files plus our managed policy, read-only."""
-        if self._policy_dirs is not None:
+    def _policy_mounts(self, proxy_url: str | None = None) -> list[tuple[str, str]]:
+        """(prepared copy, policy home) pairs: each home's own files plus our managed policy, read-only.
+        A browser with a proxy of its own (`proxy_url`: its entrance) gets a copy of its own."""
+        own = proxy_url not in (None, self.proxy_url)
+        if self._policy_dirs is not None and not own:
             return self._policy_dirs
         base = self.root / f"etc-{self.instance[:8]}"
+        if own:
+            base = base.with_name(f"{base.name}-{proxy_url.rsplit(':', 1)[1]}")
         shutil.rmtree(base, ignore_errors=True)
         pairs = []
         homes = [h for h in POLICY_HOMES if os.path.isdir(h)]
@@ -217,14 +215,15 @@ class LocalDriver:
             shutil.copytree(home, copy, symlinks=True)
             managed = copy / "policies" / "managed"
             managed.mkdir(parents=True, exist_ok=True)
-            (managed / "bctrl.json").write_text(json.dumps(managed_policy(self.proxy_url), indent=2))
+            (managed / "bctrl.json").write_text(json.dumps(managed_policy(proxy_url or self.proxy_url), indent=2))
             for path in [copy, *copy.rglob("*")]:
                 os.chown(path, 0, 0, follow_symlinks=False)
                 if not path.is_symlink():
                     path.chmod(0o755 if path.is_dir() else 0o644)
             pairs.append((str(copy), home))
         base.chmod(0o755)
-        self._policy_dirs = pairs
+        if not own:
+            self._policy_dirs = pairs
         return pairs
 
     def _own_dir(self, path: Path, uid: int | None) -> None:
@@ -267,6 +266,9 @@ class LocalDriver:
         except OSError as exc:
             shutil.rmtree(profile_dir, ignore_errors=True)
             raise DriverError(f"Cannot create the browser profile under {self.profiles_dir}: {exc}") from exc
+        # The page's viewport (window.innerWidth/innerHeight): the one asked, else the default; a bare
+        # window size (no viewport) is taken as the window's.
+        wanted = spec.viewport or (None if spec.window_size else viewport.DEFAULT_VIEWPORT)
         state_warning = None
         if spec.restore_from is not None:
             try:
@@ -280,16 +282,47 @@ class LocalDriver:
             "profileDir": str(profile_dir),
             "downloadsDir": str(downloads),
             "host": self.hostname,
-            "serverPid": os.getpid(),
+            # The owner: the server process whose lease covers this browser's run (app/runtimes/processes.py).
             "serverInstance": self.instance,
             "uid": uid,
             "proxyUrl": self.proxy_url,
+            # The networkTraffic rules this run enforces (app/cdp/traffic.py, from the run observer).
+            "traffic": spec.traffic,
         }
+        proxy_url = self.proxy_url
         try:
+            if spec.proxy:
+                # Its own proxy: an entrance of its own on the egress proxy, which chains to it (app/egress).
+                if getattr(self, "proxy_entrance", None) is None or not self.proxy_url:
+                    raise DriverError("Browser proxies need the egress proxy", code="runtime.proxy_unavailable")
+                proxy_url = state["proxyUrl"] = state["proxyEntrance"] = await self.proxy_entrance(spec.proxy)
+                if self.isolated:
+                    mounts = await asyncio.to_thread(self._policy_mounts, proxy_url)
             # Recorded before the process exists: a server killed from here on leaves a trace to clean up.
             if on_started is not None:
                 await on_started(dict(state))
-            args = chromium_args(profile_dir, spec, os.geteuid() == 0, self.proxy_url, self.sandbox)
+            # The window that gives the page the viewport asked (the chrome around it measured before).
+            window = self.chrome.window_size(binary, spec.headless, wanted) if wanted else None
+            env = self._browser_env(profile_dir)
+            if not spec.headless:
+                shown, display_proc = await display.start(
+                    profile_dir, window or spec.window_size or (1280, 800), uid, log_file
+                )
+                state["displayPid"] = shown.pid
+                self._displays[shown.pid] = display_proc
+                env.update(shown.env)
+            args = chromium_args(
+                profile_dir,
+                spec,
+                os.geteuid() == 0,
+                proxy_url,
+                self.sandbox,
+                window=window,
+                user_agent=spec.user_agent or await self._user_agent(binary),
+            )
+            # Uploaded extensions, copied into this launch's profile (app/drivers/extensions.py): before the URL.
+            args[-1:-1] = await asyncio.to_thread(extensions.stage_local, spec.extensions, profile_dir, uid)
+            args = [*chromium.merge_features(args[:-1]), args[-1]]
             if self.isolated:
                 command = [
                     "unshare",
@@ -315,9 +348,12 @@ class LocalDriver:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
-                env=self._browser_env(profile_dir),
+                env=env,
                 start_new_session=True,  # its own process group, so stop kills renderers too
             )
+        except display.DisplayError as exc:
+            await self.stop(state)
+            raise DriverError(str(exc)) from None
         except OSError as exc:
             await self.stop(state)
             raise DriverError(f"Chromium could not be started ({binary}): {exc}") from exc
@@ -339,12 +375,19 @@ class LocalDriver:
         except BaseException:
             await self.stop(state)
             raise
+        if wanted:
+            self.chrome.learn(binary, spec.headless, await viewport.fit(ws_url, wanted))
         port = int(http_url.rsplit(":", 1)[1])
         self._ports[str(profile_dir)] = port
         state.update(port=port, wsUrl=ws_url)
         return BrowserHandle(
             runtime_id=spec.runtime_id, http_url=http_url, ws_url=ws_url, state=state, state_warning=state_warning
         )
+
+    async def _user_agent(self, binary: str) -> str | None:
+        """A headed Chrome's user agent for this binary's version (never `HeadlessChrome`)."""
+        major = await asyncio.to_thread(chromium.binary_major_version, binary)
+        return chromium.user_agent(major) if major else None
 
     def _browser_env(self, profile_dir: Path) -> dict[str, str]:
         """Only what Chromium needs: never the server's own environment (keys, database URLs)."""
@@ -402,11 +445,16 @@ class LocalDriver:
         for straggler in _pids_with(f"--user-data-dir={profile_dir}"):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(straggler, signal.SIGKILL)
+        await self._stop_display(state, profile_dir)
         proc = self._procs.pop(pid, None) if pid else None
         if proc is not None and proc.returncode is None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), self.stop_timeout)
         self._ports.pop(profile_dir, None)
+        if state.get("proxyEntrance") and getattr(self, "proxy_release", None) is not None:
+            await self.proxy_release(state["proxyEntrance"])
+            port = state["proxyEntrance"].rsplit(":", 1)[1]
+            await asyncio.to_thread(shutil.rmtree, self.root / f"etc-{self.instance[:8]}-{port}", True)
         saved = None
         try:
             if save_to is not None:
@@ -421,6 +469,21 @@ class LocalDriver:
         with contextlib.suppress(OSError):
             os.unlink(f"{profile_dir}.log")
         return saved
+
+    async def _stop_display(self, state: dict[str, Any], profile_dir: str) -> None:
+        """The headful browser's Xvfb goes with it (found by its auth file's path if the pid is not known)."""
+        pids = set(_pids_with(f"{profile_dir}/{display.DISPLAY_DIR}/"))
+        if state.get("displayPid") in pids:
+            pids.discard(state["displayPid"])
+            display.stop_pid(state["displayPid"])
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        proc = self._displays.pop(state.get("displayPid") or 0, None)
+        if proc is not None:
+            display.stop_pid(proc.pid)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(proc.wait(), self.stop_timeout)
 
     async def _wait_gone(self, pid: int, profile_dir: str, timeout: float) -> bool:
         proc = self._procs.get(pid)
@@ -442,23 +505,6 @@ class LocalDriver:
         if proc is not None:
             return proc.returncode is None
         return _pid_matches(pid, profile_dir)
-
-    async def has_owner(self, state: dict[str, Any]) -> bool:
-        owner = state.get("serverPid")
-        if not owner or state.get("host") != self.hostname or state.get("serverInstance") == self.instance:
-            return False
-        if owner == os.getpid():
-            return True  # another server living in this same process
-        try:
-            os.kill(owner, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
-    def adopted_state(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {**state, "serverPid": os.getpid(), "serverInstance": self.instance}
 
     def browser_id(self, state: dict[str, Any]) -> str | None:
         return state.get("profileDir")
@@ -522,6 +568,34 @@ class LocalDriver:
             with os.fdopen(out_fd, "wb") as out:
                 shutil.copyfileobj(f, out, 1024 * 1024)
         return Path(temp), True
+
+    # --- the browser's file area (app/drivers/file_area.py): its run's downloads and its runtime files ---
+
+    def file_areas(self, state: dict[str, Any], runtime_id: uuid.UUID) -> dict[str, str]:
+        areas = {"workspace": str(self.files_dir(runtime_id))}
+        if state.get("downloadsDir"):
+            areas["downloads"] = state["downloadsDir"]
+        return areas
+
+    async def area_list(self, state: dict[str, Any], root: str, rel: str) -> list[AreaEntry]:
+        return await asyncio.to_thread(file_area.host_list, root, rel)
+
+    async def area_open(self, state: dict[str, Any], root: str, rel: str) -> Any:
+        return await asyncio.to_thread(file_area.host_open, root, rel)
+
+    async def area_put(
+        self, state: dict[str, Any], root: str, rel: str, source: Path, overwrite: bool, create_parents: bool
+    ) -> None:
+        uid = state.get("uid")
+        await asyncio.to_thread(file_area.host_put, root, rel, source, overwrite, create_parents, uid)
+
+    async def area_move(
+        self, state: dict[str, Any], src_root: str, src: str, dst_root: str, dst: str, overwrite: bool
+    ) -> None:
+        await asyncio.to_thread(file_area.host_move, src_root, src, dst_root, dst, overwrite)
+
+    async def area_delete(self, state: dict[str, Any], root: str, rel: str, recursive: bool) -> None:
+        await asyncio.to_thread(file_area.host_delete, root, rel, recursive)
 
     async def list_browsers(self) -> list[ManagedBrowser]:
         """Every Chromium on this host whose profile is in this deployment's browser root, whoever launched

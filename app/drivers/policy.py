@@ -1,7 +1,8 @@
 """Chromium's managed policy for every browser this server runs (local driver and runtime image).
 
 Enforced by the browser itself, whoever drives it: no `file:`, no `chrome:` internals or other
-non-web schemes, no UDP around the egress proxy (WebRTC), no DNS of its own, and (local driver)
+non-web schemes, no UDP around the egress proxy (WebRTC), no DNS of its own, no extension that may
+set the proxy, and (local driver)
 the proxy fixed by policy, which outranks command-line flags and a CDP client's per-context
 `proxyServer`. runtime_images/chromium/policies/bctrl.json is `STATIC` as JSON (a test keeps them equal).
 """
@@ -37,6 +38,12 @@ STATIC: dict[str, Any] = {
     "MetricsReportingEnabled": False,
     "SafeBrowsingProtectionLevel": 0,
     "PasswordManagerEnabled": False,
+    # A submitted sign-in form would send a hash prefix of its credentials to Google's leak check (the
+    # PasswordLeakDetection feature switch is not honoured; this policy is).
+    "PasswordLeakDetectionEnabled": False,
+    # No extension may change the browser's proxy (it would leave around the egress proxy); uploads
+    # asking for it are refused too (app/extensions/package.py): this holds for any that slips through.
+    "ExtensionSettings": {"*": {"blocked_permissions": ["proxy"]}},
 }
 
 

@@ -1,7 +1,9 @@
 """Which destinations a browser may reach (`BCTRL_BROWSER_EGRESS`).
 
 Always refused: the control plane itself (the API's port, its database, Redis, this proxy and the
-browsers' own debugging ports, on any address of this host), link-local addresses (169.254/16,
+browsers' own debugging ports, on any address of this host: those of the browsers the driver reports,
+and any port of this host a Chromium with a debugging port listens on, found in /proc, so that browsers
+of another server on this host, adopted ones and containers on host networking are covered too), link-local addresses (169.254/16,
 fe80::/10, which hold cloud metadata services), well-known metadata addresses, multicast and the
 unspecified address. `private` (default) lets browsers reach private ranges (RFC 1918, ULA, CGNAT,
 loopback other than the control plane: intranet sites and test pages on 127.0.0.1); `public` refuses
@@ -11,6 +13,7 @@ every address that is not globally routable.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
@@ -44,6 +47,43 @@ def _bindable(ip: Address) -> bool:
         return False
 
 
+def _listening_inodes(port: int) -> frozenset[str]:
+    """Inodes of the sockets listening on `port` (any address) in this network namespace."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                lines = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                found.add(fields[9])
+    return frozenset(found)
+
+
+def _owned_by_devtools(inodes: frozenset[str]) -> bool:
+    """Whether a process holding one of these sockets is a browser with a debugging port."""
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") not in wanted:
+                    continue
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    return b"--remote-debugging-port" in f.read()
+            except OSError:
+                continue
+    return False
+
+
 def endpoint_of_url(url: str | None, default_port: int) -> tuple[str, int] | None:
     """(host, port) of a database or Redis URL; None for URLs without a network address (SQLite)."""
     if not url:
@@ -74,6 +114,8 @@ class EgressPolicy:
         self.remote_blocked: set[tuple[Address, int]] = set()
         self.local_ports = local_ports or (lambda: ())
         self._local_cache: dict[Address, bool] = {}
+        # Listening sockets (by inode) found to be, or not to be, a browser's debugging port.
+        self._devtools_cache: dict[frozenset[str], bool] = {}
         for host, port in control_plane:
             self.add_endpoint(host, port)
 
@@ -119,3 +161,18 @@ class EgressPolicy:
         if self.mode == "public" and (local or not ip.is_global or ip in CGNAT):
             return "private and loopback addresses are not reachable from browsers (BCTRL_BROWSER_EGRESS=public)"
         return None
+
+    def devtools_listener(self, ip: Address, port: int) -> bool:
+        """Whether ip:port is an address of this host where a browser's debugging port listens (reads
+        /proc: call it off the event loop). Known results are kept per listening socket."""
+        if not self.is_local(ip):
+            return False
+        inodes = _listening_inodes(port)
+        if not inodes:
+            return False
+        known = self._devtools_cache.get(inodes)
+        if known is None:
+            if len(self._devtools_cache) > 4096:
+                self._devtools_cache.clear()
+            known = self._devtools_cache[inodes] = _owned_by_devtools(inodes)
+        return known

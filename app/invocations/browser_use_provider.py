@@ -22,10 +22,7 @@ PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR", "
 async def run(ctx, runtime, row, endpoint: Endpoint, reporter: Reporter) -> dict[str, Any]:
     venv = ctx.settings.resolved_browser_use_venv
     if not agents.installed(venv):
-        raise EngineFailure(
-            "invocation.browser_use_failed",
-            "browser-use is not installed on this server: run `bctrl-server agents install`",
-        )
+        raise EngineFailure("invocation.browser_use_failed", agents.MISSING)
     home = venv / "home"
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k in PASSED_ENV}

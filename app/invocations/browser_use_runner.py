@@ -4,8 +4,8 @@
 Protocol: the job arrives as one JSON line on stdin (the API key with it, so it is in no command
 line or environment); events leave as JSON lines on stdout: {"type": "step", ...}, then one
 {"type": "result", ...} or {"type": "error", ...}. A line "stop" on stdin asks the agent to stop
-before its next step. Telemetry, cloud sync, version checks and the judge are off (see
-INVOCATIONS.md); nothing leaves for the hosted services.
+before its next step. Telemetry, cloud sync, version checks and the judge are off (environment
+variables set below); nothing leaves for the hosted services.
 """
 
 from __future__ import annotations
@@ -26,9 +26,79 @@ OFFLINE = {
 }
 
 
+# Values the model must never read (as in app/invocations/engine.py): those of password inputs and of
+# the fields `secrets.fill` typed into (marked `data-bctrl-secret`), in the page and its same-origin frames.
+SECRET_VALUES = """(() => {
+  const out = [];
+  const walk = (doc) => {
+    for (const el of doc.querySelectorAll('input[type=password], [data-bctrl-secret]')) {
+      if (typeof el.value === 'string' && el.value) out.push(el.value);
+    }
+    for (const f of doc.querySelectorAll('iframe, frame')) {
+      try { if (f.contentDocument) walk(f.contentDocument); } catch (e) {}
+    }
+  };
+  walk(document);
+  return out;
+})()"""
+REDACTED = "[redacted]"
+
+
 def emit(message: dict) -> None:
     sys.stdout.write(json.dumps(message) + "\n")
     sys.stdout.flush()
+
+
+async def secret_values(session) -> list[str]:
+    """The secret values of the page the agent is on, longest first (none when it cannot be read)."""
+    try:
+        cdp = await session.get_or_create_cdp_session(focus=False)
+        got = await cdp.cdp_client.send.Runtime.evaluate(
+            params={"expression": SECRET_VALUES, "returnByValue": True}, session_id=cdp.session_id
+        )
+        values = got.get("result", {}).get("value") or []
+    except Exception:
+        return []
+    return sorted({v for v in values if isinstance(v, str) and v}, key=len, reverse=True)
+
+
+def redact_messages(messages: list, values: list[str]) -> list:
+    """The messages with every value replaced, wherever it is (page state, tool results, extractions)."""
+    if not values:
+        return messages
+    spellings = [json.dumps(v, ensure_ascii=False)[1:-1] for v in values]
+    out = []
+    for message in messages:
+        text = message.model_dump_json()
+        for spelling in spellings:
+            text = text.replace(spelling, REDACTED)
+        out.append(type(message).model_validate_json(text))
+    return out
+
+
+def redacting(llm, session):
+    """`llm`, whose every call first redacts the page's secret values from what it sends."""
+    original = llm.ainvoke
+
+    async def ainvoke(messages, output_format=None, **kwargs):
+        return await original(redact_messages(messages, await secret_values(session)), output_format, **kwargs)
+
+    object.__setattr__(llm, "ainvoke", ainvoke)
+    return llm
+
+
+def quiet_about_blank() -> None:
+    """browser-use paints an animation on about:blank tabs whose logo the browser fetches from
+    cf.browser-use.com: a request to the hosted service from every run. Turned off."""
+    try:
+        from browser_use.browser.watchdogs.aboutblank_watchdog import AboutBlankWatchdog
+    except ImportError:
+        return
+
+    async def nothing(self, *args, **kwargs) -> None:
+        return None
+
+    AboutBlankWatchdog._show_dvd_screensaver_loading_animation_cdp = nothing
 
 
 async def run(job: dict, stop: threading.Event) -> None:
@@ -47,6 +117,7 @@ async def run(job: dict, stop: threading.Event) -> None:
             max_retries=0,
             frequency_penalty=None,
         )
+    quiet_about_blank()
     session = BrowserSession(cdp_url=job["cdpUrl"], keep_alive=True, downloads_path=job.get("downloadsPath"))
 
     async def should_stop() -> bool:
@@ -54,7 +125,7 @@ async def run(job: dict, stop: threading.Event) -> None:
 
     agent = Agent(
         task=job["task"],
-        llm=llm,
+        llm=redacting(llm, session),
         browser_session=session,
         use_judge=False,
         enable_planning=False,

@@ -11,6 +11,7 @@ cancellation (checked between steps) or the timeout (enforced by the worker).
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 import jsonschema
 from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
+from referencing import Registry
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012, specification_with
 
 from app.ai.llm import Endpoint, LlmClient, LlmError, Reply, Tool
 
@@ -52,13 +56,41 @@ SYSTEM = (
 )
 
 
-async def snapshot(page: Page) -> str:
+# Values the model must never read: those of password inputs and of the fields `secrets.fill` typed
+# into (it marks them `data-bctrl-secret`), in the frame it is evaluated in.
+SECRET_VALUES = """() => [...document.querySelectorAll('input[type=password], [data-bctrl-secret]')]
+  .map((el) => el.value).filter((v) => typeof v === 'string' && v.length > 0)"""
+REDACTED = "[redacted]"
+
+
+async def secret_values(page: Page) -> list[str]:
+    """The page's secret values (every frame), longest first."""
+    values: set[str] = set()
+    for frame in page.frames:
+        with contextlib.suppress(PlaywrightError):
+            values.update(await frame.evaluate(SECRET_VALUES))
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str, values: list[str]) -> str:
+    """`text` without any of `values`, raw or as escaped in a YAML/JSON string."""
+    for value in values:
+        for spelling in {value, json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}:
+            text = text.replace(spelling, REDACTED)
+    return text
+
+
+async def page_message(page: Page, visible_text: bool = False) -> str:
+    """What the model reads of the page: URL, title, aria snapshot (and the body's visible text), with
+    the values of password inputs and filled secrets redacted from all of it."""
+    values = await secret_values(page)
     text = await page.aria_snapshot(mode="ai")
-    return text if len(text) <= SNAPSHOT_LIMIT else text[:SNAPSHOT_LIMIT] + "\n# (snapshot truncated)"
-
-
-def _page_message(page: Page, title: str, snap: str) -> str:
-    return f"URL: {page.url}\nTitle: {title}\nPage snapshot:\n{snap}"
+    if len(text) > SNAPSHOT_LIMIT:
+        text = text[:SNAPSHOT_LIMIT] + "\n# (snapshot truncated)"
+    message = f"URL: {page.url}\nTitle: {await page.title()}\nPage snapshot:\n{text}"
+    if visible_text:
+        message += f"\n\nVisible text:\n{(await page.inner_text('body'))[:SNAPSHOT_LIMIT]}"
+    return redact(message, values)
 
 
 async def _xpath(page: Page, ref: str) -> str | None:
@@ -174,14 +206,8 @@ class Engine:
 
     async def act(self, page: Page, instruction: str) -> dict[str, Any]:
         for attempt in (1, 2):
-            snap = await snapshot(page)
             reply = await self._ask(
-                [
-                    {
-                        "role": "user",
-                        "text": f"Instruction: {instruction}\n\n{_page_message(page, await page.title(), snap)}",
-                    }
-                ],
+                [{"role": "user", "text": f"Instruction: {instruction}\n\n{await page_message(page)}"}],
                 [PERFORM, NO_MATCH],
             )
             call = _one_call(reply, {"perform_action", "no_match"})
@@ -214,9 +240,8 @@ class Engine:
         raise EngineFailure("invocation.stagehand_failed", "The model kept naming elements that are not on the page")
 
     async def observe(self, page: Page, instruction: str) -> list[dict[str, Any]]:
-        snap = await snapshot(page)
         reply = await self._ask(
-            [{"role": "user", "text": f"Find: {instruction}\n\n{_page_message(page, await page.title(), snap)}"}],
+            [{"role": "user", "text": f"Find: {instruction}\n\n{await page_message(page)}"}],
             [REPORT],
         )
         call = _one_call(reply, {"report_elements"})
@@ -242,15 +267,8 @@ class Engine:
     async def extract(self, page: Page, instruction: str, schema: dict | None) -> dict[str, Any]:
         schema = schema or DEFAULT_EXTRACT_SCHEMA
         tool = Tool("return_data", "Return the data extracted from the page", _object_schema(schema))
-        snap = await snapshot(page)
-        text = (await page.inner_text("body"))[:SNAPSHOT_LIMIT]
         messages: list[dict[str, Any]] = [
-            {
-                "role": "user",
-                "text": (
-                    f"Extract: {instruction}\n\n{_page_message(page, await page.title(), snap)}\n\nVisible text:\n{text}"
-                ),
-            }
+            {"role": "user", "text": f"Extract: {instruction}\n\n{await page_message(page, visible_text=True)}"}
         ]
         for _attempt in (1, 2):
             reply = await self._ask(messages, [tool])
@@ -281,12 +299,8 @@ class Engine:
         )
         for step in range(1, max_steps + 1):
             page = context.pages[-1] if context.pages else await context.new_page()
-            snap = await snapshot(page)
             messages.append(
-                {
-                    "role": "user",
-                    "text": f"Step {step} of at most {max_steps}.\n{_page_message(page, await page.title(), snap)}",
-                }
+                {"role": "user", "text": f"Step {step} of at most {max_steps}.\n{await page_message(page)}"}
             )
             reply = await self._ask(messages, tools, system)
             messages.append(reply.assistant)
@@ -417,6 +431,41 @@ def _validation_error(data: Any, schema: dict) -> str | None:
         jsonschema.validate(data, schema)
     except jsonschema.ValidationError as exc:
         return exc.message[:300]
+    except Unresolvable as exc:
+        return f"the schema has a reference that cannot be resolved: {str(exc)[:200]}"
+    return None
+
+
+# Keywords whose values are data, not schemas: a "$ref" key inside them is no reference.
+_DATA_KEYWORDS = {"const", "enum", "default", "examples", "example"}
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, list):
+        return [ref for item in node for ref in _refs(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+    return found + [ref for key, value in node.items() if key not in _DATA_KEYWORDS for ref in _refs(value)]
+
+
+def schema_problem(schema: dict) -> str | None:
+    """Why `schema` is not a JSON Schema a value can be checked against, or None: it must be valid for
+    its dialect and every `$ref` in it must resolve within it (nothing is fetched), else validating an
+    answer would fail with no answer ever accepted."""
+    cls = jsonschema.validators.validator_for(schema)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return exc.message[:300]
+    dialect = cls.META_SCHEMA.get("$id") or cls.META_SCHEMA.get("id") or ""
+    resource = specification_with(dialect, default=DRAFT202012).create_resource(schema)
+    resolver = Registry().resolver_with_root(resource)
+    for ref in _refs(schema):
+        try:
+            resolver.lookup(ref)
+        except Unresolvable:
+            return f"the reference {ref[:100]!r} cannot be resolved within the schema"
     return None
 
 
@@ -424,8 +473,4 @@ def check_schema(schema: Any) -> str | None:
     """Why `schema` is not a usable JSON Schema, or None."""
     if not isinstance(schema, dict):
         return "outputSchema must be a JSON Schema object"
-    try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
-    except jsonschema.SchemaError as exc:
-        return exc.message[:300]
-    return None
+    return schema_problem(schema)

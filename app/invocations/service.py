@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.accounts.service import Principal
 from app.ai.models import AiConnection
@@ -19,7 +20,7 @@ from app.core.paging import PageParams, fetch_by_id
 from app.invocations.engine import check_schema
 from app.locks import Holder
 from app.runs import commands, events
-from app.runs.command_models import TERMINAL_STATUSES, Command
+from app.runs.command_models import LIVE_STATUSES, TERMINAL_STATUSES, Command
 from app.runtimes import controller
 from app.runtimes.lifecycle import runtime_not_active
 from app.runtimes.models import Runtime, RuntimeStatus
@@ -135,7 +136,8 @@ async def create(
 
 async def get(ctx: AppContext, p: Principal, invocation_id: str) -> Command:
     row = await get_owned(ctx.db, Command, invocation_id, p.account_id)
-    if row is None or row.execution_mode != "durable":
+    # A task is a durable command too (provider "agent"); the invocation routes show only invocations.
+    if row is None or row.execution_mode != "durable" or row.provider == "agent":
         raise not_found(invocation_id)
     return row
 
@@ -148,7 +150,9 @@ async def list_for(
     runtime_id: uuid.UUID | None = None,
     run_id: uuid.UUID | None = None,
 ) -> tuple[list[Command], str | None]:
-    stmt = select(Command).where(Command.account_id == p.account_id, Command.execution_mode == "durable")
+    stmt = select(Command).where(
+        Command.account_id == p.account_id, Command.execution_mode == "durable", Command.provider != "agent"
+    )
     if runtime_id is not None:
         stmt = stmt.where(Command.runtime_id == runtime_id)
     if run_id is not None:
@@ -167,29 +171,32 @@ async def wait(ctx: AppContext, row: Command, timeout_ms: int) -> tuple[Command,
     return row, False
 
 
+async def request_cancel(s: AsyncSession, row: Command, error: dict[str, Any]) -> bool:
+    """In the caller's transaction, for an invocation or a task alike: a queued one ends `cancelled` at
+    once with `error` (True: the caller lets go of what it holds); a live one becomes `cancelling`, and
+    its runner stops before its next step (False)."""
+    now = clock.now()
+    queued = (
+        await s.execute(
+            update(Command)
+            .where(Command.id == row.id, Command.status == "queued")
+            .values(status="cancelled", cancel_requested_at=now, finished_at=now, updated_at=now, error=error)
+        )
+    ).rowcount
+    if not queued:
+        await s.execute(
+            update(Command)
+            .where(Command.id == row.id, Command.status.in_(LIVE_STATUSES))
+            .values(status="cancelling", cancel_requested_at=now, updated_at=now)
+        )
+    return bool(queued)
+
+
 async def cancel(ctx: AppContext, row: Command) -> Command:
     """Queued: cancelled at once. Running: `cancelling`, and the engine stops before its next step."""
-    now = clock.now()
     async with ctx.db.transaction() as s:
-        queued = (
-            await s.execute(
-                update(Command)
-                .where(Command.id == row.id, Command.status == "queued")
-                .values(
-                    status="cancelled",
-                    cancel_requested_at=now,
-                    finished_at=now,
-                    error={"code": "invocation.cancelled", "message": "Cancelled before it started"},
-                )
-            )
-        ).rowcount
-        if not queued:
-            await s.execute(
-                update(Command)
-                .where(Command.id == row.id, Command.status == "running")
-                .values(status="cancelling", cancel_requested_at=now)
-            )
-        if queued:
+        error = {"code": "invocation.cancelled", "message": "Cancelled before it started"}
+        if await request_cancel(s, row, error):
             await events.append(s, row.run_id, "invocation.cancelled", "invocation", {"invocationId": str(row.id)})
             await controller.release(ctx, s, row.runtime_id, row.lock_token)
     async with ctx.db.read() as s:

@@ -1,11 +1,12 @@
 """Run recordings: while a run is active, the watching server process keeps the run's screencast
-frames on disk (at most `recording_fps` a second, the newest frame of each interval), and when the
-run ends the frames become a video (WebM with ffmpeg when it is installed, a ZIP of the frames with
-their times otherwise) kept as a run artifact.
+frames (at most `recording_fps` a second, the newest frame of each interval), and when the run ends the
+frames become a video (WebM with ffmpeg when it is installed, a ZIP of the frames with their times
+otherwise) kept as a run artifact.
 
-Frames live under `<data dir>/recordings/<run id>/`: `NNNNNN.jpg` and `index.jsonl` lines
-`{"seq", "t"}` (milliseconds since the run started). The `recordings` row says how far it got.
-A disk that fills ends the recording `failed`; the run goes on.
+Where frames live is app/live/frames.py: the data dir's `recordings/<run id>/` on the filesystem
+default, segments in the object store with S3 (so any replica replays them and a recorder that adopts
+the run carries on after them). The `recordings` row says how far it got. A disk that fills, or an
+object store unreachable past the recorder's buffer, ends the recording `failed`; the run goes on.
 """
 
 from __future__ import annotations
@@ -26,40 +27,30 @@ import structlog
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
-from app.core import clock, datadir
+from app.core import clock, ids
+from app.live import frames
+from app.live.frames import frame_path, read_index
 from app.live.models import Recording
 from app.live.models import RecordingStatus as RS
 from app.live.screencast import Frame, Subscriber
+from app.runs import events
 from app.runs.models import Run
 
 log = structlog.get_logger(__name__)
 
 
 def frames_dir(ctx, run_id: uuid.UUID) -> Path:
-    return datadir.recording_frames(ctx.settings.data_dir, run_id)
+    """The run's local frames directory (the filesystem default's home of its frames)."""
+    return frames.local_dir(ctx, run_id)
 
 
-def frame_path(directory: Path, seq: int) -> Path:
-    return directory / f"{seq:06d}.jpg"
-
-
-def read_index(directory: Path) -> list[dict[str, int]]:
-    try:
-        lines = (directory / "index.jsonl").read_bytes().splitlines()
-    except FileNotFoundError:
-        return []
-    entries = []
-    for line in lines:
-        with contextlib.suppress(orjson.JSONDecodeError):
-            entries.append(orjson.loads(line))
-    return entries
+__all__ = ["Recorder", "finalize_abandoned", "finalize_recording", "frame_path", "frames_dir", "read_index"]
 
 
 class Recorder:
     def __init__(self, ctx, runtime_id: uuid.UUID, run_id: uuid.UUID, ws_url: str) -> None:
         self.ctx = ctx
         self.runtime_id, self.run_id, self.ws_url = runtime_id, run_id, ws_url
-        self.dir = frames_dir(ctx, run_id)
         self.interval = 1.0 / ctx.settings.recording_fps
         self.pending: Frame | None = None
         self.wake = asyncio.Event()
@@ -69,11 +60,25 @@ class Recorder:
         self.seq = 0
         self.bytes = 0
         self.last_ms = 0
+        # This recorder among the run's writers (a run adopted by another process gets another).
+        self.writer = ids.new_id().hex[:12]
+        self.sink: frames.LocalSink | frames.SegmentSink | None = None
+        self.registered = False
+        self._previous: Recorder | None = None
+        self.ended = False  # failed or superseded: nothing more to store, nothing to hand over
 
     def start(self) -> None:
+        self._previous = _RECORDING.get(self.run_id)
+        _RECORDING[self.run_id] = self
         self._task = asyncio.create_task(self._run(), name=f"recorder-{self.run_id}")
 
     async def _run(self) -> None:
+        previous, self._previous = self._previous, None
+        if previous is not None and previous._stopping is not None:
+            # The run watched again by this process (its lease lost and regained): the previous recorder
+            # hands over first, so the two never number the same frame.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(previous._stopping)
         async with self.ctx.db.transaction() as s:
             run = await s.get(Run, self.run_id)
             row = await s.get(Recording, self.run_id)
@@ -102,14 +107,16 @@ class Recorder:
             return  # finished or failed already (adopted after the end)
         else:
             self.bytes = row.bytes
-        # Adopted from another process: carry on after its frames.
-        existing = read_index(self.dir)
-        if existing:
-            self.seq, self.last_ms = existing[-1]["seq"], existing[-1]["t"]
         subscriber = Subscriber(self._on_frame, lambda _state: None, max_fps=self.ctx.settings.recording_fps)
         cast = None
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            self.sink = frames.make_sink(self.ctx, self.run_id, self.writer)
+            local_last = await self.sink.start()
+            # Adopted from another process: carry on after its stored frames, and record the hole between.
+            self.seq, self.last_ms, _gap = await frames.register_writer(
+                self.ctx, self.run_id, self.writer, self._ms_now(), local_last
+            )
+            self.registered = True
             cast = await self.ctx.screencasts.subscribe(self.run_id, self.ws_url, subscriber)
             while True:
                 await self.wake.wait()
@@ -118,14 +125,30 @@ class Recorder:
                 await asyncio.sleep(self.interval)
         except asyncio.CancelledError:
             raise
+        except frames.Superseded:
+            log.info("recorder_superseded", run_id=str(self.run_id))
+            await self._end()
+        except frames.BufferFull as exc:
+            await self._end()
+            await self._fail("recording.storage_unavailable", f"The object store stayed unreachable: {exc}")
         except OSError as exc:
+            await self._end()
             await self._fail("recording.storage_failed", f"Frames could not be written: {exc.strerror or exc}")
         except Exception as exc:
             log.warning("recorder_failed", run_id=str(self.run_id), exc_info=True)
+            await self._end()
             await self._fail("recording.failed", f"Recording stopped: {type(exc).__name__}")
         finally:
             if cast is not None:
                 await self.ctx.screencasts.unsubscribe(cast, subscriber)
+
+    async def _end(self) -> None:
+        self.ended = True
+        if self.sink is not None:
+            await self.sink.abort()
+
+    def _ms_now(self) -> int:
+        return max(0, int((clock.now().timestamp() - self.started_epoch) * 1000))
 
     def _on_frame(self, frame: Frame) -> None:
         self.pending = frame
@@ -133,20 +156,17 @@ class Recorder:
 
     async def _write_pending(self) -> None:
         frame, self.pending = self.pending, None
-        if frame is None:
+        if frame is None or self.sink is None or self.ended:
             return
+        if not self.ctx.lease.held():
+            return  # another replica may own this run now (app/runtimes/ownership.py): it records it
         data = base64.b64decode(frame.data)
         t = max(self.last_ms, int((frame.timestamp - self.started_epoch) * 1000))
         seq = self.seq + 1
-        await asyncio.to_thread(self._append, seq, t, data)
+        await self.sink.append(seq, t, data)
         self.seq, self.last_ms, self.bytes = seq, t, self.bytes + len(data)
-        if seq == 1 or seq % 10 == 0:
+        if not self.sink.stores_progress and (seq == 1 or seq % 10 == 0):
             await self._save_progress()
-
-    def _append(self, seq: int, t: int, data: bytes) -> None:
-        frame_path(self.dir, seq).write_bytes(data)
-        with open(self.dir / "index.jsonl", "ab") as index:
-            index.write(orjson.dumps({"seq": seq, "t": t}) + b"\n")
 
     async def _save_progress(self) -> None:
         async with self.ctx.db.transaction() as s:
@@ -182,15 +202,62 @@ class Recorder:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self.sink is not None and not self.ended:
+            if self.registered:
+                await self._hand_over(finalize)
+            else:
+                await self.sink.abort()  # stopped before it began: nothing captured
+        if _RECORDING.get(self.run_id) is self:
+            del _RECORDING[self.run_id]
+        if finalize:
+            await finalize_recording(self.ctx, self.run_id)
+
+    async def _hand_over(self, finalize: bool) -> None:
+        """Store what was captured; when all of it is, say until when this writer watched (the next one
+        records no lost frames). A run that ended with frames that could not be stored fails its
+        recording rather than make a video silently shorter than the run."""
+        clean = False
+        # An append cancelled with the task may still have been written by its worker thread.
+        self.seq, self.last_ms = max((self.seq, self.last_ms), self.sink.written)
         try:
             if self.pending is not None:
                 await self._write_pending()
-            if self.seq:
+            clean = await self.sink.close()
+            if self.seq and not self.sink.stores_progress:
                 await self._save_progress()
         except OSError as exc:
+            await self.sink.abort()
             await self._fail("recording.storage_failed", f"Frames could not be written: {exc.strerror or exc}")
-        if finalize:
-            await finalize_recording(self.ctx, self.run_id)
+            return
+        except (frames.BufferFull, frames.Superseded):
+            await self.sink.abort()
+        if clean:
+            await frames.writer_stopped(self.ctx, self.run_id, self.writer, max(self._ms_now(), self.last_ms))
+        elif finalize and not isinstance(self.sink.failure, frames.Superseded):
+            await self._fail(
+                "recording.storage_unavailable", "The last frames could not be stored: the object store is unreachable"
+            )
+
+
+# The recorder of each run this process records (the latest started).
+_RECORDING: dict[uuid.UUID, Recorder] = {}
+
+
+# The event a finished recording announces, by its final status.
+_ANNOUNCED = {
+    RS.READY: "recording.ready",
+    RS.NOT_AVAILABLE: "recording.not_available",
+    RS.FAILED: "recording.encode_failed",
+}
+
+
+def _announcement(status: str, entries: list[dict[str, Any]], fields: dict[str, Any], gaps: list) -> dict[str, Any]:
+    data: dict[str, Any] = {"status": status, "frames": len(entries)}
+    if "failure" in fields:
+        data["failure"] = fields["failure"]
+    if gaps:
+        data["gaps"] = len(gaps)
+    return data
 
 
 async def finalize_recording(ctx, run_id: uuid.UUID) -> None:
@@ -206,20 +273,28 @@ async def finalize_recording(ctx, run_id: uuid.UUID) -> None:
         ).rowcount
     if not claimed:
         return
-    directory = frames_dir(ctx, run_id)
-    entries = read_index(directory)
+    entries: list[dict[str, int]] = []
+    gaps: list[dict[str, Any]] = []
     try:
+        async with ctx.db.read() as s:
+            run = await s.get(Run, run_id)
+        if run is not None:
+            end = run.finished_at or clock.now()
+            await frames.close_writers(ctx, run_id, int((end - run.started_at).total_seconds() * 1000))
+        entries = await frames.entries(ctx, run_id)
+        gaps = await frames.gaps(ctx, run_id)
         if not entries:
             status, fields = RS.NOT_AVAILABLE, {}
         else:
-            fields = await _make_artifact(ctx, run_id, directory, entries)
+            fields = await _make_artifact(ctx, run_id, entries, gaps)
             status = RS.READY
     except Exception as exc:
         if not await _run_exists(ctx, run_id):
             # The run was deleted while its video was made (with its recording row): nothing failed, the
-            # recording went with the run. Its stored copy, if any, was removed by artifacts.record.
+            # recording went with the run. Its stored copy, if any, was removed by artifacts.record; frames
+            # in the object store go with the sweep (frames.purge_deleted).
             log.info("recording_discarded", run_id=str(run_id), reason="run deleted while its video was made")
-            await asyncio.to_thread(shutil.rmtree, directory, True)
+            await asyncio.to_thread(shutil.rmtree, frames.local_dir(ctx, run_id), True)
             return
         log.warning("recording_encode_failed", run_id=str(run_id), exc_info=True)
         status, fields = RS.FAILED, {"failure": {"code": "recording.encode_failed", "message": str(exc)[:500]}}
@@ -235,6 +310,11 @@ async def finalize_recording(ctx, run_id: uuid.UUID) -> None:
                 **fields,
             )
         )
+        # Announced in the same transaction (webhooks and drains follow the run's events).
+        if await s.get(Run, run_id) is not None:
+            await events.append(
+                s, run_id, _ANNOUNCED[status], "recording", _announcement(status, entries, fields, gaps)
+            )
 
 
 async def _run_exists(ctx, run_id: uuid.UUID) -> bool:
@@ -242,7 +322,9 @@ async def _run_exists(ctx, run_id: uuid.UUID) -> bool:
         return await s.get(Run, run_id) is not None
 
 
-async def _make_artifact(ctx, run_id: uuid.UUID, directory: Path, entries: list[dict[str, int]]) -> dict[str, Any]:
+async def _make_artifact(
+    ctx, run_id: uuid.UUID, entries: list[dict[str, int]], gaps: list[dict[str, Any]]
+) -> dict[str, Any]:
     from app.artifacts import service as artifacts
 
     async with ctx.db.read() as s:
@@ -251,22 +333,26 @@ async def _make_artifact(ctx, run_id: uuid.UUID, directory: Path, entries: list[
         raise LookupError("the run was deleted")
     end_ms = int(((run.finished_at or clock.now()) - run.started_at).total_seconds() * 1000)
     ffmpeg = ctx.settings.resolved_ffmpeg_path
-    with tempfile.TemporaryDirectory(dir=directory) as scratch:
-        if ffmpeg:
-            output, content_type, fmt = Path(scratch) / "recording.webm", "video/webm", "webm"
-            await _encode(ffmpeg, directory, entries, max(end_ms, entries[-1]["t"] + 100), output)
-        else:
-            output, content_type, fmt = Path(scratch) / "recording.zip", "application/zip", "frames"
-            await asyncio.to_thread(_zip_frames, directory, entries, output)
-        artifact = await artifacts.record(
-            ctx,
-            run_id=run_id,
-            kind="recording",
-            name=output.name,
-            content_type=content_type,
-            source=output,
-            metadata={"frames": len(entries), "durationMs": end_ms},
-        )
+    metadata: dict[str, Any] = {"frames": len(entries), "durationMs": end_ms}
+    if gaps:
+        metadata["gaps"] = gaps  # where the video holds a frame over time nobody recorded
+    async with frames.materialized(ctx, run_id, entries) as directory:
+        with tempfile.TemporaryDirectory(dir=directory) as scratch:
+            if ffmpeg:
+                output, content_type, fmt = Path(scratch) / "recording.webm", "video/webm", "webm"
+                await _encode(ffmpeg, directory, entries, max(end_ms, entries[-1]["t"] + 100), output)
+            else:
+                output, content_type, fmt = Path(scratch) / "recording.zip", "application/zip", "frames"
+                await asyncio.to_thread(_zip_frames, directory, entries, output)
+            artifact = await artifacts.record(
+                ctx,
+                run_id=run_id,
+                kind="recording",
+                name=output.name,
+                content_type=content_type,
+                source=output,
+                metadata=metadata,
+            )
     return {"artifact_id": artifact.id, "video_format": fmt}
 
 
@@ -386,3 +472,8 @@ async def finalize_abandoned(ctx, older_than_seconds: float = 60.0) -> None:
         )
     for run_id in run_ids:
         await finalize_recording(ctx, run_id)
+    if frames.in_store(ctx):
+        try:
+            await frames.purge_deleted(ctx)
+        except Exception:
+            log.warning("recording_frames_purge_failed", exc_info=True)  # the store is down: next sweep

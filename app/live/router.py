@@ -143,9 +143,12 @@ async def revoke_all_viewers(ctx: CtxDep, run: PathRun):
 
 
 @api.websocket("/live/socket")
-async def viewer_socket(ws: WebSocket, token: str | None = None):
+async def viewer_socket(ws: WebSocket, token: str | None = None, start: Literal["control", "watch"] | None = None):
+    """The live page's socket. An input link takes control when it opens, unless `start=watch`: then
+    the page watches until it sends `{"type": "takeover"}`. A refused take-over answers a `state`
+    message whose `refused` says why (`code`, `message`, `holder`, `holderKind`, `holderId`, `until`)."""
     ctx = ws.app.state.ctx
-    await service.open_viewer(ctx, ws, token)
+    await service.open_viewer(ctx, ws, token, start)
 
 
 @api.get("/replay/data", response_model=ReplayData)
@@ -163,10 +166,13 @@ async def replay_data(ctx: CtxDep, token: str | None = None):
     responses={200: {"description": "The frame, a JPEG", "content": {"image/jpeg": {"schema": openapi.BINARY}}}},
 )
 async def replay_frame(ctx: CtxDep, seq: int, token: str | None = None):
-    path = await service.replay_frame(ctx, token, seq)
-    if path is None:
+    found = await service.replay_frame(ctx, token, seq)
+    if found is None:
         raise NotFound("No such frame", code="recording.frame_not_found")
-    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+    headers = {"Cache-Control": "private, max-age=86400"}
+    if isinstance(found, bytes):  # read from the object store: any replica serves any run's frames
+        return Response(found, media_type="image/jpeg", headers=headers)
+    return FileResponse(found, media_type="image/jpeg", headers=headers)
 
 
 @api.get("/replay/video", response_class=StreamingResponse, responses=openapi.download("The recording's video"))

@@ -26,6 +26,18 @@ class ReplayVideo(WireModel):
     artifact_id: str
 
 
+class ReplayGap(WireModel):
+    """Where a recording continued by another replica has a hole (its owner died)."""
+
+    from_ms: int = Field(description="The last moment recorded before the gap (ms since the run started)")
+    to_ms: int = Field(description="When recording resumed (ms since the run started)")
+    after_seq: int = Field(description="The last frame before the gap")
+    lost: bool = Field(
+        description="True when frames the previous recorder had captured were lost (it died before storing "
+        "them); false for a clean hand-over"
+    )
+
+
 class ReplayData(WireModel):
     """What the replay page plays: frame times, the run's activity at its times, the video if made."""
 
@@ -37,3 +49,4 @@ class ReplayData(WireModel):
     frames: list[ReplayFrame]
     activity: list[ReplayActivity]
     video: ReplayVideo | None
+    gaps: list[ReplayGap] = []

@@ -65,6 +65,7 @@ class Screencast:
         self._switching = asyncio.Lock()
         self._last_ack = 0.0
         self._tasks: set[asyncio.Task] = set()
+        self._refreshing = False
 
     # --- lifecycle ---
 
@@ -115,6 +116,11 @@ class Screencast:
             "url": page.get("url"),
             "title": page.get("title"),
             "pages": len(self.pages),
+            # The browser's tabs, oldest first; `id` is the page's id in the pages API (its target id).
+            "tabs": [
+                {"id": tid, "url": info.get("url"), "title": info.get("title"), "current": tid == self.target}
+                for tid, info in self.pages.items()
+            ],
             **extra,
         }
         self._broadcast_state()
@@ -157,6 +163,37 @@ class Screencast:
             self.client.send_nowait("Target.detachFromTarget", {"sessionId": self.session})
         self.session = None
 
+    async def _refresh_tabs(self) -> None:
+        """Read the tabs' titles again shortly after a tab changed: the browser does not always say when
+        the title of a page it is not attached to is set (the live page lists every tab)."""
+        if self._refreshing or self.client is None:
+            return
+        self._refreshing = True
+        try:
+            for delay in (0.3, 1.0):
+                await asyncio.sleep(delay)
+                infos = (await self.client.send("Target.getTargets", timeout=5))["targetInfos"]
+                changed = False
+                for info in infos:
+                    old = self.pages.get(info.get("targetId"))
+                    if (
+                        old is not None
+                        and _is_page(info)
+                        and (old.get("url"), old.get("title"))
+                        != (
+                            info.get("url"),
+                            info.get("title"),
+                        )
+                    ):
+                        self.pages[info["targetId"]] = info
+                        changed = True
+                if changed:
+                    self._set_state(self.state["state"])
+        except (CdpError, TimeoutError, KeyError):
+            pass
+        finally:
+            self._refreshing = False
+
     def _on_event(self, method: str, params: dict[str, Any], session_id: str | None) -> None:
         if method == "Page.screencastFrame":
             if session_id is not None:
@@ -166,6 +203,7 @@ class Screencast:
         elif method == "Target.targetCreated" and _is_page(params["targetInfo"]):
             self.pages[params["targetInfo"]["targetId"]] = params["targetInfo"]
             self._spawn(self._follow_newest())
+            self._spawn(self._refresh_tabs())
         elif method == "Target.targetDestroyed" and params["targetId"] in self.pages:
             del self.pages[params["targetId"]]
             if params["targetId"] == self.target:
@@ -177,11 +215,9 @@ class Screencast:
             info = params["targetInfo"]
             old = self.pages[info["targetId"]]
             self.pages[info["targetId"]] = info
-            if info["targetId"] == self.target and (old.get("url"), old.get("title")) != (
-                info.get("url"),
-                info.get("title"),
-            ):
+            if (old.get("url"), old.get("title")) != (info.get("url"), info.get("title")):
                 self._set_state(self.state["state"])
+                self._spawn(self._refresh_tabs())
         elif method == "Target.detachedFromTarget" and params.get("sessionId") == self.session:
             self.session = None
 

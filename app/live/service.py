@@ -19,11 +19,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.errors import Conflict, DomainError, NotFound
+from app.live import frames as recorded_frames
 from app.live import input as viewer_input
 from app.live import tokens
 from app.live.models import Recording, Viewer
 from app.live.models import RecordingStatus as RS
-from app.live.recorder import frame_path, frames_dir, read_index, recording_duration_ms
+from app.live.recorder import recording_duration_ms
 from app.live.screencast import Frame, Subscriber
 from app.locks import Holder
 from app.runs import activity as activity_items
@@ -175,7 +176,8 @@ DOWNLOAD_SECONDS = 300
 class RecordingState:
     """Where a run's whole-run recording stands. `stage`: `queued` (capture or export not begun),
     `capturing` (the run is active), `exporting` (the video is being made), `ready`, `failed`;
-    `partial` is None until the capture has ended."""
+    `partial` is None until the capture has ended, and true when it failed or lost frames (a replica
+    died owning the run before it stored them: the replay data's `gaps` say where)."""
 
     run: Run
     row: Recording | None
@@ -208,7 +210,9 @@ async def recording_state(ctx: AppContext, run: Run) -> RecordingState | None:
         return RecordingState(run, row, None, "exporting", duration, None, None)
     if row.status == RS.READY and artifact is not None:
         made = (artifact.metadata_ or {}).get("durationMs")
-        return RecordingState(run, row, artifact, "ready", made if isinstance(made, int) else duration, False, None)
+        # Partial when frames were lost with a replica that died owning the run (a recorded gap).
+        lost = any(gap["lost"] for gap in await recorded_frames.gaps(ctx, run.id))
+        return RecordingState(run, row, artifact, "ready", made if isinstance(made, int) else duration, lost, None)
     if row.status == RS.READY:
         return None  # its video was purged since: no recording any more
     failure = row.failure
@@ -325,6 +329,11 @@ async def revoke_viewers(ctx: AppContext, run: Run, viewer_id: str | None = None
         revoked = [row for row in rows if row.revoked_at is None]
         for row in revoked:
             row.revoked_at = now
+        # A person's hold ends with the viewer it was taken through (it is given back at once).
+        runtime = await s.get(Runtime, run.runtime_id, populate_existing=True)
+        if runtime is not None and runtime.controller_kind == "live_view":
+            if runtime.controller_id in {row.id.hex for row in revoked}:
+                await controller.release(ctx, s, runtime.id, controller.token_of(runtime), actor="script")
     for row in revoked:
         ctx.events.emit(run.id, "live.revoked", "live", {"viewerId": str(row.id), "kind": row.kind}, source="api")
         for session in list(_OPEN.get(row.id, ())):
@@ -349,7 +358,8 @@ async def replay_data(ctx: AppContext, raw: str | None) -> dict[str, Any]:
     token = tokens.verify(ctx.signing_key, raw, "replay")
     run = await _run_of(ctx, token)
     status, duration_ms, row = await recording_of(ctx, run)
-    frames = read_index(frames_dir(ctx, run.id)) if status != RS.NOT_AVAILABLE else []
+    frames = await recorded_frames.entries(ctx, run.id) if status != RS.NOT_AVAILABLE else []
+    gaps = await recorded_frames.gaps(ctx, run.id) if frames else []
     async with ctx.db.read() as s:
         events = list(
             (
@@ -378,6 +388,8 @@ async def replay_data(ctx: AppContext, raw: str | None) -> dict[str, Any]:
         "durationMs": duration_ms,
         "startedAt": clock.iso(run.started_at),
         "frames": frames,
+        # Where the recording has a hole (a recorder taken over by another process).
+        "gaps": gaps,
         "activity": activity,
         "video": {"format": row.video_format, "artifactId": str(row.artifact_id)}
         if row is not None and row.artifact_id
@@ -386,10 +398,10 @@ async def replay_data(ctx: AppContext, raw: str | None) -> dict[str, Any]:
 
 
 async def replay_frame(ctx: AppContext, raw: str | None, seq: int):
+    """The frame's file (filesystem default) or bytes (read from the object store), or None."""
     token = tokens.verify(ctx.signing_key, raw, "replay")
     run = await _run_of(ctx, token)
-    path = frame_path(frames_dir(ctx, run.id), seq)
-    return path if seq > 0 and path.is_file() else None
+    return await recorded_frames.read_frame(ctx, run.id, seq)
 
 
 async def replay_video(ctx: AppContext, raw: str | None):
@@ -406,11 +418,96 @@ async def replay_video(ctx: AppContext, raw: str | None):
 # --- the viewer's socket ---
 
 
+class InputLog:
+    """A person's input through a live view, as the run's `live.input` events (their own, never the
+    script's): one `click` per mouse press, one `type` per burst of typing (how many characters, never
+    which), one `key` per named key or shortcut, one `scroll` per burst of wheel turns. Mouse moves
+    are not recorded."""
+
+    QUIET_SECONDS = 1.0
+    MODIFIER_KEYS = frozenset({"Shift", "Control", "Alt", "Meta", "CapsLock"})
+
+    def __init__(self, emit) -> None:
+        self.emit = emit
+        self.chars = 0
+        self.scroll: dict[str, Any] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.chars:
+            self.emit("live.input", action="type", chars=self.chars)
+            self.chars = 0
+        if self.scroll is not None:
+            self.emit("live.input", action="scroll", **self.scroll)
+            self.scroll = None
+
+    def _later(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(self.QUIET_SECONDS, self.flush)
+
+    def record(self, message: dict[str, Any]) -> None:
+        """Note one viewer message that was sent to the browser as input."""
+        kind = message.get("type")
+        if kind == "mouse" and message.get("event") == "down":
+            self.flush()
+            self.emit(
+                "live.input",
+                action="click",
+                x=round(message["x"], 4),
+                y=round(message["y"], 4),
+                button=message.get("button", "left"),
+            )
+        elif kind == "wheel":
+            if self.chars:
+                self.flush()
+            if self.scroll is None:
+                self.scroll = {"x": round(message["x"], 4), "y": round(message["y"], 4), "deltaY": 0}
+            self.scroll["deltaY"] += message.get("deltaY", 0)
+            self._later()
+        elif kind == "key" and message.get("event") == "down":
+            key = message["key"]
+            bits = viewer_input._modifiers(message)  # the bits the browser was sent, not the raw value
+            # A shortcut is Ctrl or Meta without Alt on a letter or digit. AltGr (Ctrl+Alt on Windows) and
+            # Option (Alt on macOS) type characters, which may be a password's: those are counted only.
+            shortcut = bool(bits & (2 | 4)) and not bits & 1 and key.isascii() and key.isalnum()
+            if key in self.MODIFIER_KEYS:
+                return
+            if len(key) == 1 and not shortcut:
+                if self.scroll is not None:
+                    self.flush()
+                self.chars += 1
+                self._later()
+                return
+            self.flush()
+            if shortcut:
+                names = [n for bit, n in ((2, "Control"), (4, "Meta"), (8, "Shift")) if bits & bit]
+                key = "+".join([*names, key])
+            self.emit("live.input", action="key", key=key)
+        elif kind == "text":
+            self.flush()
+            self.emit("live.input", action="type", chars=len(message["text"]), paste=True)
+
+
 class ViewerSession:
     """One open viewer page: frames out, input in (when it controls the browser)."""
 
-    def __init__(self, ctx: AppContext, ws: WebSocket, token: tokens.ViewerToken, run: Run, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        ws: WebSocket,
+        token: tokens.ViewerToken,
+        run: Run,
+        runtime: Runtime,
+        watch_first: bool = False,
+    ) -> None:
         self.ctx, self.ws, self.token, self.run, self.runtime = ctx, ws, token, run, runtime
+        # An input link opened to watch first (`start=watch`): control is taken only when asked for.
+        self.watch_first = watch_first
+        self.inputs = InputLog(self._emit)
         self.holder = Holder("live_view", token.viewer_id.hex)
         self.lock_token: str | None = None
         self.frame: Frame | None = None  # newest frame not sent yet
@@ -448,7 +545,7 @@ class ViewerSession:
         _OPEN.setdefault(self.token.viewer_id, set()).add(self)
         try:
             self._emit("live.opened", control=self.token.control)
-            if self.token.control == "input":
+            if self.token.control == "input" and not self.watch_first:
                 await self._take_control()  # before reading input, so the first click is not dropped
             tasks = [asyncio.create_task(self._send_loop()), asyncio.create_task(self._receive_loop())]
             if self.token.control == "input":
@@ -471,7 +568,8 @@ class ViewerSession:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await self.ctx.screencasts.unsubscribe(self.cast, subscriber)
-            await self._hand_back(closing=True)
+            self.inputs.flush()
+            await self._hand_back(reason="revoked" if self.revoked.is_set() else "closed")
             self._emit("live.closed")
             if self.ws.client_state == WebSocketState.CONNECTED:
                 with contextlib.suppress(Exception):
@@ -527,39 +625,58 @@ class ViewerSession:
             elif kind == "handback":
                 await self._hand_back()
             elif self.lock_token and self.cast is not None:
-                for method, params in viewer_input.translate(message, self.sent_frame or self.cast.last_frame):
+                commands = viewer_input.translate(message, self.sent_frame or self.cast.last_frame)
+                for method, params in commands:
                     await self.cast.send_input(method, params)
+                if commands:
+                    self.inputs.record(message)
 
     async def _take_control(self) -> None:
-        if self.lock_token is None:
-            try:
-                # Taken anew (or kept, when the link's own hold from minting is still there), with a new epoch.
-                async with self.ctx.db.transaction() as s:
-                    self.lock_token = await controller.take(self.ctx, s, self.runtime.id, self.holder, CONTROL_TTL_MS)
-            except DomainError as busy:
-                self._on_state(
-                    {
-                        "type": "state",
-                        "state": self.cast.state["state"],
-                        "url": self.cast.state.get("url"),
-                        "title": self.cast.state.get("title"),
-                        "message": busy.message,
-                    }
-                )
-                return
-        self._emit("live.takeover")
+        if self.lock_token is not None:
+            self._on_state({**self.cast.state})
+            return
+        try:
+            # Taken anew (or kept, when the link's own hold from minting is still there), with a new epoch.
+            async with self.ctx.db.transaction() as s:
+                before = await s.get(Runtime, self.runtime.id, populate_existing=True)
+                previous = None
+                if before is not None and controller.holder_of(before) not in (None, self.holder):
+                    expires = before.controller_expires_at
+                    previous = before.controller_kind if expires is None or expires > clock.now() else None
+                self.lock_token = await controller.take(self.ctx, s, self.runtime.id, self.holder, CONTROL_TTL_MS)
+        except DomainError as busy:
+            holder = (busy.details or {}).get("holder") or {}
+            refused = {
+                "code": busy.code,
+                "message": busy.message,
+                "holder": holder.get("holder"),
+                "holderKind": holder.get("kind"),
+                "holderId": holder.get("id"),
+                "until": holder.get("until"),
+            }
+            self._emit("live.takeover_refused", **refused)
+            self._on_state({**self.cast.state, "message": busy.message, "refused": refused})
+            return
+        previous_word = controller.HOLDER_WORDS.get(previous, "none") if previous else "none"
+        self._emit("live.takeover", epoch=lock_epoch(self.lock_token), previous=previous_word)
         self._on_state({**self.cast.state})
 
-    async def _hand_back(self, closing: bool = False) -> None:
+    async def _hand_back(self, reason: str = "handback") -> None:
+        """Give control back (`reason`: `handback`, `closed` or `revoked`); recorded as the person's."""
         if self.lock_token is None:
             return
+        self.inputs.flush()
         token, self.lock_token = self.lock_token, None
+        released = False
         with contextlib.suppress(Exception):
             async with self.ctx.db.transaction() as s:
                 # A run connection this viewer took the runtime from gets it back here.
-                await controller.release(self.ctx, s, self.runtime.id, token)
-        self._emit("live.handback")
-        if not closing:
+                released = await controller.release(self.ctx, s, self.runtime.id, token)
+        if released or reason == "revoked":
+            self._emit("live.handback", reason=reason, epoch=lock_epoch(token) + 1)
+        else:
+            self._emit("live.control_lost", reason="taken_over")
+        if reason == "handback":
             self._on_state({**self.cast.state})
 
     async def _renew(self) -> bool:
@@ -571,10 +688,27 @@ class ViewerSession:
             await asyncio.sleep(CONTROL_RENEW_SECONDS)
             if self.lock_token and not await self._renew():
                 self.lock_token = None
-                self._on_state({**self.cast.state, "message": "Control was lost"})
+                self.inputs.flush()
+                async with self.ctx.db.read() as s:
+                    row = await s.get(Runtime, self.runtime.id, populate_existing=True)
+                holder = controller.holder_of(row) if row is not None else None
+                reason = "taken_over" if holder is not None and holder != self.holder else "expired"
+                self._emit("live.control_lost", reason=reason)
+                message = "Control was lost: it expired"
+                if reason == "taken_over":
+                    who = controller.WHO.get(holder.kind, holder.kind).format(id=holder.id)
+                    message = f"Control was lost: {who} took it"
+                self._on_state({**self.cast.state, "message": message})
 
 
-async def open_viewer(ctx: AppContext, ws: WebSocket, raw: str | None) -> None:
+def lock_epoch(token: str | None) -> int:
+    try:
+        return int((token or "").rsplit(":", 1)[1])
+    except (IndexError, ValueError):
+        return 0
+
+
+async def open_viewer(ctx: AppContext, ws: WebSocket, raw: str | None, start: str | None = None) -> None:
     try:
         token = tokens.verify(ctx.signing_key, raw, "live")
         run = await _run_of(ctx, token)
@@ -590,7 +724,7 @@ async def open_viewer(ctx: AppContext, ws: WebSocket, raw: str | None) -> None:
         await ws.send_text(orjson.dumps({"type": "state", "state": "ended", "message": "The run has ended"}).decode())
         await ws.close(1000)
         return
-    session = ViewerSession(ctx, ws, token, run, runtime)
+    session = ViewerSession(ctx, ws, token, run, runtime, watch_first=start == "watch")
     try:
         await session.run_session()
     except OSError:

@@ -1,8 +1,13 @@
-"""Appending run events: each gets the next sequence number of its run, in the caller's transaction."""
+"""Appending events in the caller's transaction: an event of a run gets the next sequence number of its
+run; an event of a task without a run (`run_id` None, `task_id` given) the next of the task's run-less
+events (`task_seqs`). An event of a task on a run carries both ids and is numbered by the run, so a run's
+stream sees it in its order."""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -10,14 +15,50 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock, ids
 from app.core.db import TOUCHED_RUNS
+from app.outbox.models import OutboxRow
+from app.runs.command_models import Command
 from app.runs.models import Run, RunEvent, RunStatus
 
 CONTROL_PLANE = "control-plane"
+# session.info key: the last sequence number allocated to each task's run-less events in the transaction.
+_TASK_SEQS = "task_event_seqs"
+
+
+async def task_seqs(session: AsyncSession, task_ids: Iterable[uuid.UUID], count: Counter | dict) -> dict:
+    """Allocate `count[task]` sequence numbers to each task's run-less events; returns each task's last
+    allocated number (a task whose row is gone gets none). The task's `commands` row is locked (in id
+    order) for the rest of the transaction, so no other writer numbers its events meanwhile."""
+    allocated: dict = session.info.setdefault(_TASK_SEQS, {})
+    last: dict[uuid.UUID, int] = {}
+    for task_id in sorted(set(task_ids)):
+        if task_id not in allocated:
+            found = (
+                await session.execute(select(Command.id).where(Command.id == task_id).with_for_update())
+            ).scalar_one_or_none()
+            if found is None:
+                continue
+            top = await session.execute(
+                select(func.max(RunEvent.seq)).where(RunEvent.task_id == task_id, RunEvent.run_id.is_(None))
+            )
+            allocated[task_id] = top.scalar() or 0
+        allocated[task_id] += count[task_id]
+        last[task_id] = allocated[task_id]
+    return last
+
+
+def category_of(type: str, category: str) -> str:
+    """A `tool_call.*` event is of category `tool_call` whoever writes it (a task runner hands its tool
+    executors an emitter of its own category)."""
+    return "tool_call" if category == "task" and type.startswith("tool_call.") else category
+
+
+def _owner_required() -> ValueError:
+    return ValueError("an event needs a run_id or a task_id")
 
 
 async def append(
     session: AsyncSession,
-    run_id: uuid.UUID,
+    run_id: uuid.UUID | None,
     type: str,
     category: str,
     data: dict[str, Any] | None = None,
@@ -25,26 +66,51 @@ async def append(
     source: str = CONTROL_PLANE,
     connection_id: uuid.UUID | None = None,
     page_id: str | None = None,
+    task_id: uuid.UUID | None = None,
+    conversation_id: uuid.UUID | None = None,
+    agent_id: uuid.UUID | None = None,
 ) -> RunEvent:
-    seq = (
-        await session.execute(
-            update(Run).where(Run.id == run_id).values(event_seq=Run.event_seq + 1).returning(Run.event_seq)
-        )
-    ).scalar_one()
+    """Add an event of the run (or, with `run_id` None, of the task `task_id`); a task that no longer
+    exists is `LookupError`."""
+    if run_id is not None:
+        seq, account_id = (
+            await session.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(event_seq=Run.event_seq + 1)
+                .returning(Run.event_seq, Run.account_id)
+            )
+        ).one()
+    elif task_id is None:
+        raise _owner_required()
+    else:
+        seq = (await task_seqs(session, [task_id], {task_id: 1})).get(task_id)
+        if seq is None:
+            raise LookupError(f"task {task_id} not found")
+        account_id = (await session.execute(select(Command.account_id).where(Command.id == task_id))).scalar_one()
     event = RunEvent(
         id=ids.new_id(),
         run_id=run_id,
+        task_id=task_id,
+        conversation_id=conversation_id,
+        agent_id=agent_id,
         seq=seq,
         time=clock.now(),
         type=type,
-        category=category,
+        category=category_of(type, category),
         source=source,
         connection_id=connection_id,
         page_id=page_id,
         data=data or {},
     )
     session.add(event)
-    session.info.setdefault(TOUCHED_RUNS, set()).add(run_id)
+    # Its outbox row, in the same transaction (webhooks and drains read the outbox).
+    session.add(
+        OutboxRow(event_id=event.id, account_id=account_id, category=event.category, type=type, created_at=event.time)
+    )
+    # Readers are woken after the commit: a run's, and the account-wide stream (which also follows a
+    # task's run-less events; it wakes on any id).
+    session.info.setdefault(TOUCHED_RUNS, set()).add(run_id if run_id is not None else task_id)
     return event
 
 
@@ -58,6 +124,20 @@ async def attached_clients(session: AsyncSession, run_id: uuid.UUID, connection_
     ).where(RunEvent.run_id == run_id, RunEvent.category == "connection")
     if connection_id is not None:
         stmt = stmt.where(RunEvent.connection_id == connection_id)
+    return max(0, (await session.execute(stmt)).scalar() or 0)
+
+
+async def still_attached(session: AsyncSession, run_id: uuid.UUID, connection_id: uuid.UUID, instance: str) -> int:
+    """Sockets of this connection attached through `instance` and not yet detached, the run row locked
+    first: whoever writes a detach (the socket's own process when it closes, or the sweep of another
+    that judged that process dead) counts again under the lock, so each detach is written once."""
+    await session.execute(select(Run.id).where(Run.id == run_id).with_for_update())
+    stmt = select(_socket_balance()).where(
+        RunEvent.run_id == run_id,
+        RunEvent.category == "connection",
+        RunEvent.connection_id == connection_id,
+        RunEvent.data["serverInstance"].as_string() == instance,
+    )
     return max(0, (await session.execute(stmt)).scalar() or 0)
 
 

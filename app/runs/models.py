@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.core.db import Base
@@ -40,16 +40,41 @@ class Run(Base):
     finished_at: Mapped[datetime | None]
 
 
+def _set(column: str):
+    """A partial index's condition: only the rows that have `column` (most events have no task)."""
+    return {"postgresql_where": text(f"{column} IS NOT NULL"), "sqlite_where": text(f"{column} IS NOT NULL")}
+
+
 class RunEvent(Base):
+    """An event: of a run (`run_id`, numbered by the run's `seq`), of a task (`task_id`, a `commands`
+    row; also `conversation_id` and `agent_id`), or of both. An event of a task that has no run is
+    numbered by the task: its `seq` is one more than the task's last run-less event's."""
+
     __tablename__ = "run_events"
     __table_args__ = (
         UniqueConstraint("run_id", "seq", name="uq_run_events_run_seq"),
         Index("ix_run_events_run_type", "run_id", "type"),
         Index("ix_run_events_time", "time"),
+        Index(
+            "uq_run_events_task_seq",
+            "task_id",
+            "seq",
+            unique=True,
+            postgresql_where=text("run_id IS NULL"),
+            sqlite_where=text("run_id IS NULL"),
+        ),
+        Index("ix_run_events_task_time", "task_id", "time", **_set("task_id")),
+        Index("ix_run_events_conversation_time", "conversation_id", "time", **_set("conversation_id")),
+        Index("ix_run_events_agent_time", "agent_id", "time", **_set("agent_id")),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    run_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    # The task (a `commands` row) the event is of; its conversation and agent (no foreign keys: a
+    # conversation or agent deleted keeps its tasks' history).
+    task_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("commands.id", ondelete="CASCADE"))
+    conversation_id: Mapped[uuid.UUID | None]
+    agent_id: Mapped[uuid.UUID | None]
     seq: Mapped[int] = mapped_column(BigInteger)
     time: Mapped[datetime]
     type: Mapped[str] = mapped_column(String(64))

@@ -3,12 +3,15 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query
 from sse_starlette import EventSourceResponse
 
 from app.accounts.auth import CtxDep, PrincipalDep
+from app.accounts.liveness import while_key_valid
 from app.connections import service as connections
 from app.connections.schemas import RunWithConnection
+from app.core.errors import Unauthorized
 from app.core.ids import parse_uuid
 from app.core.paging import CURSOR_PATTERN, MAX_CURSOR, PageParams, page_params
 from app.core.query import multi
@@ -124,6 +127,21 @@ async def wait_event(ctx: CtxDep, run: PathRun, body: EventWaitRequest) -> Event
     )
 
 
+def _guarded(ctx, p, frames) -> EventSourceResponse:
+    """The stream ends with an `error` frame once its key stops working (revoked, expired, archived)."""
+
+    def refused(e: Unauthorized) -> dict:
+        return {
+            "event": "error",
+            "data": orjson.dumps({"code": e.code, "message": e.message, "retryAfter": None}).decode(),
+        }
+
+    return EventSourceResponse(
+        while_key_valid(ctx, p.key_id, frames, refused),
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
 @router.get(
     "/{run_id}/events/stream",
     responses={
@@ -133,6 +151,7 @@ async def wait_event(ctx: CtxDep, run: PathRun, body: EventWaitRequest) -> Event
 )
 async def stream_events(
     ctx: CtxDep,
+    p: PrincipalDep,
     run: PathRun,
     flt: Filter,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
@@ -141,12 +160,13 @@ async def stream_events(
     """Server-sent events: `run.event` frames whose `id` is the resume cursor, a `heartbeat` every
     15 s while idle, and a final `run.ended`. `Last-Event-ID` (or `cursor`) resumes without gaps."""
     frames = service.follow(ctx, run, flt, last_event_id or cursor)
-    return EventSourceResponse(frames, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return _guarded(ctx, p, frames)
 
 
 @router.get("/{run_id}/stream", responses={200: {"content": {"text/event-stream": {}}}, **errors(400, 404)})
 async def stream_run(
     ctx: CtxDep,
+    p: PrincipalDep,
     run: PathRun,
     flt: Filter,
     cursor: Annotated[str | None, Query(max_length=MAX_CURSOR, pattern=CURSOR_PATTERN)] = None,
@@ -158,7 +178,7 @@ async def stream_run(
 ):
     """The flat API's run stream (Python SDK `runs.stream`): the same frames as /events/stream."""
     frames = service.follow(ctx, run, flt, last_event_id or cursor or after)
-    return EventSourceResponse(frames, headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return _guarded(ctx, p, frames)
 
 
 @router.get(

@@ -23,7 +23,6 @@ from app.core.errors import RETRY_AFTER_SECONDS, backend_unavailable
 from app.core.paging import decode_cursor, encode_cursor
 from app.runs.models import Run, RunEvent, RunStatus
 from app.runs.schemas import EventOut
-from app.runtimes.models import Runtime
 
 log = structlog.get_logger(__name__)
 
@@ -182,34 +181,13 @@ class Beat:
 
 
 @dataclass(frozen=True)
-class ControlSeen:
-    """Who controls the run's browser changed (as read from the runtime row while the run is current)."""
-
-    run: Run
-    runtime: Runtime | None
-
-
-@dataclass(frozen=True)
 class Ended:
     run: Run | None
 
 
-def _control_key(run: Run, runtime: Runtime | None) -> tuple:
-    """(holder kind, epoch of its take) while the run is its runtime's current run and someone holds it
-    (a holder past its expiry holds nothing), else (None, None)."""
-    if runtime is None or runtime.active_run_id != run.id or run.status != RunStatus.ACTIVE:
-        return (None, None)
-    expires = runtime.controller_expires_at
-    if runtime.controller_kind is None or (expires is not None and expires <= clock.now()):
-        return (None, None)
-    return (runtime.controller_kind, runtime.controller_epoch)
-
-
-async def _run_and_runtime(ctx: AppContext, run_id: uuid.UUID) -> tuple[Run | None, Runtime | None]:
+async def _run_of(ctx: AppContext, run_id: uuid.UUID) -> Run | None:
     async with ctx.db.read() as s:
-        row = await s.get(Run, run_id, populate_existing=True)
-        runtime = await s.get(Runtime, row.runtime_id, populate_existing=True) if row is not None else None
-    return row, runtime
+        return await s.get(Run, run_id, populate_existing=True)
 
 
 # A typed run stream carries every event of the run, a page per query and per write to the client: a
@@ -247,26 +225,17 @@ async def read_rows(ctx: AppContext, run_id: uuid.UUID, after: int, upto: int, l
         return list((await s.execute(stmt)).all())
 
 
-async def updates(ctx: AppContext, run: Run, after: int) -> AsyncIterator[list | ControlSeen | Ended | Beat]:
+async def updates(ctx: AppContext, run: Run, after: int) -> AsyncIterator[list | Ended | Beat]:
     """The run's events after sequence number `after`, in order, a page (a list of rows with the columns
-    of `RunEvent`) at a time; a `ControlSeen` when its controller
-    changes while the stream is open (the runtime row is the record: changes are seen when the stream
-    next looks, at most a second later, and one that was taken and let go in between is not seen); a
-    `Beat` when idle for the heartbeat interval; and a final `Ended` once the run has ended and a quiet
+    of `RunEvent`) at a time (changes of controller among them: `control.changed`); a `Beat` when idle for the heartbeat interval; and a final `Ended` once the run has ended and a quiet
     second has passed (events still land after the end: a socket's detach)."""
     loop = asyncio.get_running_loop()
     last_beat = loop.time()
     quiet_since: float | None = None
-    control: tuple | None = None
     with ctx.notifier.subscribe(run.id) as wakeup:
         while True:
-            current, runtime = await _run_and_runtime(ctx, run.id)
+            current = await _run_of(ctx, run.id)
             checked = loop.time()
-            if current is not None:
-                key = _control_key(current, runtime)
-                if control is not None and key != control:
-                    yield ControlSeen(current, runtime)
-                control = key
             head = current.event_seq if current else after
             # Up to the head just read, page after page (the run is read again after RECHECK_SECONDS).
             rows: list = []

@@ -12,7 +12,14 @@ records say. The spans, and where each comes from:
   - `step`: one action it took, from the previous step (or the invocation's start) to its
     `invocation.step` event.
   - `llm_call`: one model call, its `invocation.llm_call` event's time less its latency.
+- `tool_call`: one call of a tool by a task, from its `tool_call.started` event to its end event.
+
+A task (a durable command of its own, with or without a browser) has a trace of its own, rooted at its
+span (`task_spans_of`): the same `invocation` span with its steps and LLM calls (read from its `task.step`
+and `task.llm_call` events), and its tool calls, all under the task.
 - `artifact`: something the run produced (an instant span at its `artifact.created` event).
+- `step` of computer use: one action of an API caller (app/browsing/computer.py), from its start to its
+  `computer.*` event; a batch's actions under the batch's span.
 
 Span ids are the ids of the rows or events they are built from (stable across reads). A span still
 under way has no `finished_at` and the status `running` (or `queued`). Attribute names follow the
@@ -27,7 +34,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,8 +48,9 @@ from app.runs.models import Run, RunEvent, RunStatus
 SEMCONV_GEN_AI = "1.37.0"
 
 # What a span can be (`Span.kind`) and how it stands (`Span.status`).
-KINDS = ("run", "command", "connection", "invocation", "step", "llm_call", "artifact")
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+KINDS = ("run", "command", "connection", "invocation", "step", "llm_call", "artifact", "tool_call")
+# (`awaiting_input`: a task's span, and its tool call's, while it waits for a person's answer.)
+STATUSES = ("queued", "running", "awaiting_input", "succeeded", "failed", "cancelled")
 
 # Events that start, end or add a span: a reader rebuilding the trace live need rebuild only on these.
 SPAN_EVENT_TYPES = frozenset(
@@ -66,6 +74,15 @@ SPAN_EVENT_TYPES = frozenset(
         "artifact.created",
     }
 )
+# Computer-use actions of API callers (app/browsing/computer.py): each a `step` span, a batch's under it.
+COMPUTER_EVENT_TYPES = frozenset(
+    f"computer.{action}"
+    for action in (
+        *("screenshot", "click", "double_click", "move", "drag", "scroll", "type", "key", "wait", "cursor"),
+        *("failed", "batch", "clipboard_read", "clipboard_write"),
+    )
+)
+SPAN_EVENT_TYPES = SPAN_EVENT_TYPES | COMPUTER_EVENT_TYPES
 # A trace is built from at most this many of the run's events (the oldest); `Trace.truncated` says so.
 EVENT_CAP = 20_000
 
@@ -128,7 +145,8 @@ def build(run: Run, events: Sequence[RunEvent], commands: Iterable[Command]) -> 
     spans += _command_spans(root, commands, events)
     spans += _connection_spans(root, run, events)
     spans += _artifact_spans(root, events)
-    return _ordered(spans)
+    spans += _computer_spans(root, events)
+    return ordered(spans)
 
 
 def _status_of_run(run: Run) -> str:
@@ -175,7 +193,7 @@ def _command_spans(root: Span, commands: Iterable[Command], events: Sequence[Run
     spans: list[Span] = []
     for command in commands:
         if command.execution_mode == "durable":
-            spans += _invocation_spans(root, command, by_invocation.get(str(command.id), []))
+            spans += invocation_spans(root, command, by_invocation.get(str(command.id), []))
             continue
         attributes: dict[str, Attribute] = {"bctrl.command.sequence": command.sequence_no}
         resource = str(command.runtime_id)
@@ -200,7 +218,14 @@ def _command_spans(root: Span, commands: Iterable[Command], events: Sequence[Run
     return spans
 
 
-def _invocation_spans(root: Span, command: Command, events: list[RunEvent]) -> list[Span]:
+def invocation_spans(
+    parent: Span | None, command: Command, events: Sequence[RunEvent], *, prefix: str = "invocation."
+) -> list[Span]:
+    """The span of a durable command (under `parent`, or the root of its own trace) and its steps and LLM
+    calls, from its `<prefix>step` and `<prefix>llm_call` events (oldest first; others are passed over):
+    "invocation." for an invocation's, "task." for a task's (whose step names the tools it called in
+    `tools` and sums itself up in `summary`, where an invocation's has `action` and `reasoning`)."""
+    step_type, llm_type = prefix + "step", prefix + "llm_call"
     request = command.request or {}
     model = request.get("model")
     status = _COMMAND_STATUS.get(command.status, "running")
@@ -220,7 +245,7 @@ def _invocation_spans(root: Span, command: Command, events: list[RunEvent]) -> l
     started = command.started_at or command.created_at
     invocation = Span(
         id=str(command.id),
-        parent_id=root.id,
+        parent_id=parent.id if parent is not None else None,
         kind="invocation",
         name=f"invoke_agent {command.method}" if command.method else "invoke_agent",
         status=status,
@@ -234,8 +259,9 @@ def _invocation_spans(root: Span, command: Command, events: list[RunEvent]) -> l
     previous = started
     for event in events:
         data = event.data or {}
-        if event.type == "invocation.step":
-            action = str(data.get("action") or "step")
+        if event.type == step_type:
+            tools = data.get("tools") if isinstance(data.get("tools"), list) else ()
+            action = str(data.get("action") or ",".join(str(t) for t in tools if t) or "step")
             step_attributes: dict[str, Attribute] = {
                 "gen_ai.operation.name": "execute_tool",
                 "gen_ai.tool.name": action,
@@ -248,6 +274,12 @@ def _invocation_spans(root: Span, command: Command, events: list[RunEvent]) -> l
             ):
                 if isinstance(data.get(key), str):
                     step_attributes[name] = data[key][:1000]
+            if (
+                "bctrl.step.reasoning" not in step_attributes
+                and isinstance(data.get("summary"), str)
+                and data["summary"]
+            ):
+                step_attributes["bctrl.step.reasoning"] = data["summary"][:1000]
             spans.append(
                 Span(
                     id=str(event.id),
@@ -262,7 +294,7 @@ def _invocation_spans(root: Span, command: Command, events: list[RunEvent]) -> l
                 )
             )
             previous = event.time
-        elif event.type == "invocation.llm_call":
+        elif event.type == llm_type:
             latency = data.get("latencyMs")
             latency = latency if isinstance(latency, int | float) and latency >= 0 else 0
             llm_attributes: dict[str, Attribute] = {"gen_ai.operation.name": "chat"}
@@ -373,7 +405,51 @@ def _artifact_spans(root: Span, events: Sequence[RunEvent]) -> list[Span]:
     return spans
 
 
-def _ordered(spans: list[Span]) -> list[Span]:
+def _computer_spans(root: Span, events: Sequence[RunEvent]) -> list[Span]:
+    """A span per computer-use action, from its start (the event's time less its duration) to its event; a
+    batch's actions (recorded before the batch's own event) under the batch's span."""
+    spans: list[Span] = []
+    in_batch: list[int] = []  # indexes in `spans` of actions waiting for their batch's event
+    for event in events:
+        if event.type not in COMPUTER_EVENT_TYPES:
+            continue
+        data = event.data or {}
+        took = data.get("durationMs")
+        took = took if isinstance(took, int | float) and took >= 0 else 0
+        action = str(data.get("action") or event.type.removeprefix("computer."))
+        attributes: dict[str, Attribute] = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": "computer",
+            "bctrl.computer.action": action,
+        }
+        if event.page_id:
+            attributes["bctrl.page.id"] = event.page_id
+        error = data.get("error")
+        if isinstance(error, dict):
+            attributes["error.type"] = str(error.get("code", "computer.failed"))
+            attributes["bctrl.error.message"] = str(error.get("message", ""))[:500]
+        span = Span(
+            id=str(event.id),
+            parent_id=root.id,
+            kind="step",
+            name=f"execute_tool computer.{action}",
+            status="failed" if error else "succeeded",
+            started_at=event.time - timedelta(milliseconds=took),
+            finished_at=event.time,
+            attributes=attributes,
+            event_ids=(str(event.id),),
+        )
+        if event.type == "computer.batch":
+            for i in in_batch:
+                spans[i] = replace(spans[i], parent_id=span.id)
+            in_batch = []
+        elif "batchIndex" in data:
+            in_batch.append(len(spans))
+        spans.append(span)
+    return spans
+
+
+def ordered(spans: list[Span]) -> list[Span]:
     """By start time, parents before their children (a child never sorts ahead of its parent)."""
     depth: dict[str, int] = {}
     by_id = {span.id: span for span in spans}

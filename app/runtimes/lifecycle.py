@@ -10,27 +10,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
-from sqlalchemy import func, select, text, update
+from sqlalchemy import select, update
 
-from app.core import clock, ids
+from app.admission import service as admission
+from app.core import clock, ids, metrics
 from app.core.context import AppContext
 from app.core.driver import BrowserHandle, DriverError, LaunchSpec
-from app.core.errors import Conflict, NotFound, TooManyRequests, Unavailable
+from app.core.errors import Conflict, NotFound, Unavailable
+from app.drivers.viewport import DEFAULT_VIEWPORT
 from app.runs import commands, events
 from app.runs.models import Run, RunStatus
-from app.runtimes import state
+from app.runtimes import launch_extras, state
 from app.runtimes.models import Runtime
 from app.runtimes.models import RuntimeStatus as RS
 from app.runtimes.schemas import BrowserConfig
 from app.spaces.models import Space
 
 log = structlog.get_logger(__name__)
-
-# Any 64-bit constant: the PostgreSQL advisory lock that serialises capacity checks across processes.
-_CAPACITY_LOCK_KEY = 0x6263_7472_6C63_6170
 
 
 @dataclass
@@ -76,15 +75,26 @@ async def launch(
     *,
     recording: bool | None = None,
     on_admitted: asyncio.Event | None = None,
+    wait: float = 0,
 ) -> Started:
     """Start the runtime's browser and open a run. Starting an active runtime returns its current run.
-    `on_admitted` is set once the run exists (capacity granted), before the browser is started."""
-    # Shielded: a client that hangs up mid-launch must not leave the runtime half-started.
-    return await asyncio.shield(asyncio.ensure_future(_launch(ctx, runtime_id, recording, on_admitted)))
+    `on_admitted` is set once the run exists (capacity granted), before the browser is started. With
+    `wait`, a start refused for a slot waits in the admission queue up to that many seconds."""
+
+    def attempt(ticket: uuid.UUID | None) -> asyncio.Future[Started]:
+        # Shielded: a client that hangs up mid-launch must not leave the runtime half-started.
+        return asyncio.shield(asyncio.ensure_future(_launch(ctx, runtime_id, recording, on_admitted, ticket)))
+
+    # Not shielded: a start still waiting for a slot is given up with its caller.
+    return await admission.queued(ctx, runtime_id, wait, attempt)
 
 
 async def _launch(
-    ctx: AppContext, runtime_id: uuid.UUID, recording: bool | None, on_admitted: asyncio.Event | None
+    ctx: AppContext,
+    runtime_id: uuid.UUID,
+    recording: bool | None,
+    on_admitted: asyncio.Event | None,
+    ticket: uuid.UUID | None = None,
 ) -> Started:
     settings = ctx.settings
     async with ctx.capacity_lock, ctx.db.transaction() as s:
@@ -98,22 +108,8 @@ async def _launch(
             return Started(runtime, await s.get(Run, runtime.active_run_id), started=False)
         if runtime.status not in RS.STARTABLE:
             raise _transitioning(runtime)
-        if ctx.db.is_postgres:
-            await s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CAPACITY_LOCK_KEY})
-        live = (
-            await s.execute(
-                select(func.count())
-                .select_from(Runtime)
-                .where(Runtime.status.in_(RS.LIVE), Runtime.deleted_at.is_(None))
-            )
-        ).scalar_one()
-        if live >= settings.max_runtimes:
-            raise TooManyRequests(
-                f"All {settings.max_runtimes} browser slots are in use; stop a runtime or retry later",
-                code="runtime.capacity_exhausted",
-                details={"limit": settings.max_runtimes, "live": live},
-                headers={"Retry-After": str(settings.capacity_retry_after_seconds)},
-            )
+        # Slots, quotas and caps, in queue order (429 when refused); a running browser never gets here.
+        await admission.admit(ctx, s, runtime, ticket)
         now = clock.now()
         if recording is not None:
             runtime.recording = recording
@@ -143,7 +139,8 @@ async def _launch(
     spec = LaunchSpec(
         runtime_id=runtime.id,
         run_id=run.id,
-        window_size=config.window_size(),
+        # The page's viewport (what window.innerWidth/innerHeight report): the one asked, else the default.
+        viewport=config.window_size() or DEFAULT_VIEWPORT,
         locale=config.locale,
         restore_from=saved,
     )
@@ -158,16 +155,20 @@ async def _launch(
             )
 
     try:
+        # Inside the try: a setting that cannot be honoured any more (a deleted proxy) fails the run.
+        spec = replace(spec, **await launch_extras.resolve(ctx, runtime))
         handle = await ctx.driver.launch(spec, settings.launch_timeout_seconds, remember)
         await state.restored(ctx, runtime.id, handle.state_warning)
         if handle.state_warning:
             ctx.events.emit(run.id, "runtime.state_restore_failed", "runtime", {"message": handle.state_warning})
     except DriverError as exc:
+        metrics.browser_start_failed(ctx.driver.name, runtime.launch_options)
         await fail(ctx, runtime.id, run.id, exc.code, exc.message)
         raise Unavailable(
             exc.message, code=exc.code, details={"runtimeId": str(runtime.id), "runId": str(run.id)}
         ) from None
     except BaseException as exc:
+        metrics.browser_start_failed(ctx.driver.name, runtime.launch_options)
         await fail(ctx, runtime.id, run.id, "runtime.launch_failed", f"Launch failed: {exc!r}")
         raise
     finally:
@@ -215,9 +216,12 @@ async def _mark_active(ctx: AppContext, runtime_id: uuid.UUID, run: Run, handle:
         )
     async with ctx.db.transaction() as s:
         started = Started(await s.get(Runtime, runtime_id), await s.get(Run, run.id), started=True)
+    metrics.browser_started(ctx.driver.name, started.runtime.launch_options, clock.now() - run.started_at)
     # Last: the observer and recorder it starts then compete with nothing on the way to the response.
     if ctx.supervisor:
         ctx.supervisor.watch(runtime_id, run.id, handle.state)
+        # Watchers that must be in place first (network rules armed on the first page) are, bounded.
+        await ctx.supervisor.settle(runtime_id)
     return started
 
 

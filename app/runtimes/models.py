@@ -34,6 +34,10 @@ class Runtime(Base):
     type: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))
     config: Mapped[dict[str, Any]]
+    # How a current-generation browser is launched beyond `config` (wire words of that generation's
+    # create: headless, proxy, extensions, networkTraffic, webRtcProxyOnly); app/runtimes/launch_extras.py
+    # turns it into launch settings.
+    launch_options: Mapped[dict[str, Any] | None]
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata")
     recording: Mapped[bool] = mapped_column(Boolean, default=True)
     idle_timeout_seconds: Mapped[int | None]

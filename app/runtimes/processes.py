@@ -1,11 +1,13 @@
-"""Server processes and their heartbeats: how one server knows that another has died.
+"""Server processes and their leases: how one server knows that another has died.
 
 Each process registers under its driver's instance id (the id it stamps on the browsers it owns and on
-the sockets attached through it) and refreshes `seen_at` from the lease reaper. A process is dead when
-its host is this host and its pid is gone (or now names another process), or, on another host, when it
-has not been seen for DEAD_AFTER. Sockets attached through a dead process never wrote their detach;
-the sweep writes it (`connection.detached`, reason `server_died`), so idle timeouts and the flat run
-connection's yield count only sockets that exist.
+the sockets attached through it) and renews `seen_at` every third of BCTRL_OWNERSHIP_LEASE_SECONDS
+(app/runtimes/ownership.py). Its lease is `seen_at` plus that: a process whose lease has run out is dead,
+wherever it runs (judged only by a process whose own lease has held for as long), and so is one that left (its row is deleted at a clean shutdown). On the same machine
+and in the same pid namespace, a process whose pid is gone (or now names another process) is dead at
+once: a faster answer, never a different one. Sockets attached through a dead process never wrote their
+detach; the sweep writes it (`connection.detached`, reason `server_died`), so idle timeouts and the flat
+run connection's yield count only sockets that exist.
 """
 
 from __future__ import annotations
@@ -20,13 +22,10 @@ from sqlalchemy import delete, select, update
 from app.core import clock
 from app.core.context import AppContext
 from app.runs import events
-from app.runs.models import Run
 from app.runtimes.models import ServerProcess
 
 log = structlog.get_logger(__name__)
 
-# Heartbeats come every 10 s (the reaper's renewal tick); a process on another host unseen this long is dead.
-DEAD_AFTER = timedelta(seconds=45)
 # Rows of processes gone this long are deleted.
 FORGET_AFTER = timedelta(days=1)
 
@@ -44,6 +43,20 @@ def instance_of(ctx: AppContext) -> str:
     return ctx.driver.instance
 
 
+def _machine() -> str:
+    """This machine and pid namespace: two processes with the same value can judge each other's pids
+    (a hostname alone cannot: containers on one host's network share it, each with its own pids)."""
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        namespace = 0
+    return f"{socket.gethostname()}#pid:{namespace}"[:255]
+
+
+def lease(ctx: AppContext) -> timedelta:
+    return timedelta(seconds=ctx.settings.ownership_lease_seconds)
+
+
 async def heartbeat(ctx: AppContext) -> None:
     """Register this process, or say it is still alive."""
     now = clock.now()
@@ -55,7 +68,7 @@ async def heartbeat(ctx: AppContext) -> None:
             s.add(
                 ServerProcess(
                     id=instance_of(ctx),
-                    host=socket.gethostname(),
+                    host=_machine(),
                     pid=os.getpid(),
                     process_start=_process_start(os.getpid()),
                     started_at=now,
@@ -65,8 +78,15 @@ async def heartbeat(ctx: AppContext) -> None:
         await s.execute(delete(ServerProcess).where(ServerProcess.seen_at < now - FORGET_AFTER))
 
 
+async def leave(ctx: AppContext) -> None:
+    """A clean shutdown: this process's lease ends now, so the runs it leaves are taken over at once."""
+    async with ctx.db.transaction() as s:
+        await s.execute(delete(ServerProcess).where(ServerProcess.id == instance_of(ctx)))
+
+
 async def dead(ctx: AppContext, instances: set[str]) -> set[str]:
-    """Which of these server instances are dead (unknown ones are: every process registers before serving)."""
+    """Which of these server instances are dead: their lease ran out, they left, or (same machine) their
+    process is gone. Unknown ones are dead: every process registers before it serves."""
     instances = instances - {instance_of(ctx)}
     if not instances:
         return set()
@@ -75,16 +95,17 @@ async def dead(ctx: AppContext, instances: set[str]) -> set[str]:
             row.id: row
             for row in (await s.execute(select(ServerProcess).where(ServerProcess.id.in_(instances)))).scalars()
         }
-    now, here = clock.now(), socket.gethostname()
+    expired_before, here = clock.now() - lease(ctx), _machine()
+    # Only a process that has held its own lease for a whole lease judges others' (app/runtimes/ownership.py).
+    judging = ctx.lease.judging()
     found = set()
     for instance in instances:
         row = rows.get(instance)
-        if row is None:
+        if row is None or judging and row.seen_at < expired_before:
             found.add(instance)
-        elif row.host == here:
-            if _process_start(row.pid) != row.process_start or row.process_start is None and not _pid_alive(row.pid):
-                found.add(instance)
-        elif row.seen_at < now - DEAD_AFTER:
+        elif row.host == here and (
+            _process_start(row.pid) != row.process_start or row.process_start is None and not _pid_alive(row.pid)
+        ):
             found.add(instance)
     return found
 
@@ -109,10 +130,8 @@ async def detach_dead_sockets(ctx: AppContext) -> int:
         if instance not in gone:
             continue
         async with ctx.db.transaction() as s:
-            # The run row locked first, then counted again: two sweeping processes write each detach once.
-            await s.execute(select(Run.id).where(Run.id == run_id).with_for_update())
-            still = [n for _r, _c, i, n in await events.open_sockets(s, run_id, connection_id) if i == instance]
-            for _ in range(still[0] if still else 0):
+            # Counted again under the run's lock: sweeping processes and the socket's own write each detach once.
+            for _ in range(await events.still_attached(s, run_id, connection_id, instance)):
                 await events.append(
                     s,
                     run_id,

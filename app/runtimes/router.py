@@ -44,7 +44,7 @@ flat = APIRouter(prefix="/v1/runtimes", tags=["runtimes"])
 # --- seed shape -------------------------------------------------------------------------------
 
 
-@seed.post("", status_code=201, response_model=RuntimeOut, responses=errors(400, 404, 409, 413, 429, 503))
+@seed.post("", status_code=201, response_model=RuntimeOut, responses=errors(400, 402, 404, 409, 413, 429, 503))
 async def create_seed(ctx: CtxDep, p: PrincipalDep, space: PathSpace, body: SeedRuntimeCreate, idem: IdempotencyDep):
     """Create a browser runtime and launch it: it comes back `active` with `activeRunId`."""
     spec = RuntimeSpec(
@@ -73,7 +73,7 @@ async def get_seed(runtime: SeedRuntime) -> RuntimeOut:
     return RuntimeOut.of(runtime)
 
 
-@seed.post("/{runtime_id}/start", response_model=RuntimeOut, responses=errors(404, 409, 429, 503))
+@seed.post("/{runtime_id}/start", response_model=RuntimeOut, responses=errors(402, 404, 409, 429, 503))
 async def start_seed(ctx: CtxDep, runtime: SeedRuntime, idem: IdempotencyDep, body: StartRequest | None = None):
     """Start a stopped or failed runtime again, opening a new run."""
 
@@ -110,7 +110,7 @@ async def runs_seed(
 # --- flat shape -------------------------------------------------------------------------------
 
 
-@flat.post("", status_code=201, response_model=FlatRuntimeOut, responses=errors(400, 404, 409, 413, 429, 503))
+@flat.post("", status_code=201, response_model=FlatRuntimeOut, responses=errors(400, 402, 404, 409, 413, 429, 503))
 async def create_flat(ctx: CtxDep, p: PrincipalDep, body: FlatRuntimeCreate, idem: IdempotencyDep):
     """Create a runtime in `spaceId` (default space when absent); `start: true` also launches it."""
     spec = RuntimeSpec(
@@ -161,7 +161,7 @@ async def delete_flat(ctx: CtxDep, runtime: FlatRuntime, force: Force = False) -
     return Deleted(id=str(await service.delete(ctx, runtime, force=force)))
 
 
-@flat.post("/{runtime_id}/start", response_model=FlatStartOut, responses=errors(400, 404, 409, 429, 503))
+@flat.post("/{runtime_id}/start", response_model=FlatStartOut, responses=errors(400, 402, 404, 409, 429, 503))
 async def start_flat(ctx: CtxDep, runtime: FlatRuntime, idem: IdempotencyDep, body: StartRequest | None = None):
     """Start the runtime and open a run; starting an active runtime returns its current run (`started: false`)."""
 

@@ -45,6 +45,8 @@ class RuntimeSpec:
     name_unique: bool = False
     # Keep the browser's profile from one run to the next (app/runtimes/state.py).
     keep_state: bool = False
+    # Launch settings beyond `config` (app/runtimes/launch_extras.py).
+    launch_options: dict | None = None
 
 
 def name_conflict(name: str, space_id: object) -> Conflict:
@@ -73,6 +75,7 @@ async def _insert(ctx: AppContext, p: Principal, space: Space, spec: RuntimeSpec
         type=spec.type,
         status=RS.STOPPED,
         config=_config_dict(spec.config),
+        launch_options=spec.launch_options or None,
         metadata_=spec.metadata,
         recording=spec.recording,
         idle_timeout_seconds=spec.idle_timeout_seconds,
@@ -163,6 +166,8 @@ class RuntimeFilter:
     name: str | None = None
     # Case-insensitive part of the name.
     text: str | None = None
+    # Where it is (its node's location, reported by the driver), else where it asked to be, else `local`.
+    location: str | None = None
 
 
 async def list_runtimes(
@@ -180,13 +185,24 @@ async def list_runtimes(
     if flt.text:
         escaped = flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(func.lower(Runtime.name).like(f"%{escaped.lower()}%", escape="\\"))
+    if flt.location is not None:
+        where = func.coalesce(
+            Runtime.driver_state["location"].as_string(), Runtime.launch_options["location"].as_string(), "local"
+        )
+        stmt = stmt.where(where == flt.location)
     return await fetch_by_id(ctx.db, stmt, Runtime.id, page, newest_first=newest_first)
 
 
 async def start(
-    ctx: AppContext, runtime: Runtime, *, recording: bool | None = None, on_admitted: asyncio.Event | None = None
+    ctx: AppContext,
+    runtime: Runtime,
+    *,
+    recording: bool | None = None,
+    on_admitted: asyncio.Event | None = None,
+    wait: float = 0,
 ) -> Started:
-    return await lifecycle.launch(ctx, runtime.id, recording=recording, on_admitted=on_admitted)
+    """`wait`: seconds a start refused for a slot may wait in the admission queue."""
+    return await lifecycle.launch(ctx, runtime.id, recording=recording, on_admitted=on_admitted, wait=wait)
 
 
 async def stop(
@@ -195,7 +211,16 @@ async def stop(
     return await lifecycle.stop(ctx, runtime.id, discard_state=discard_state, on_accepted=on_accepted)
 
 
-async def update(ctx: AppContext, runtime: Runtime, body: RuntimeUpdate, *, name_unique: bool = False) -> Runtime:
+async def update(
+    ctx: AppContext,
+    runtime: Runtime,
+    body: RuntimeUpdate,
+    *,
+    name_unique: bool = False,
+    launch_options: dict | None = None,
+) -> Runtime:
+    """Change a runtime; `launch_options` are merged into its own (a key set to None is removed) and
+    apply from its next start."""
     changes = body.model_fields_set  # field names (a dump would give the camelCase aliases)
     async with ctx.db.transaction() as s:
         if name_unique and "name" in changes and body.name is not None:
@@ -221,6 +246,9 @@ async def update(ctx: AppContext, runtime: Runtime, body: RuntimeUpdate, *, name
             runtime.recording = body.recording
         if "expire_after_idle_days" in changes:
             runtime.expire_after_idle_days = body.expire_after_idle_days
+        if launch_options:
+            merged = {**(runtime.launch_options or {}), **launch_options}
+            runtime.launch_options = {k: v for k, v in merged.items() if v is not None} or None
         runtime.updated_at = clock.now()
     return runtime
 
@@ -255,6 +283,8 @@ def _keep_result(task: asyncio.Future) -> None:
 async def _within(work, accepted: asyncio.Event, seconds: float) -> None:
     """Run `work` (a start or stop taking `accepted`) to its acceptance, then up to `seconds` more.
     A refusal before acceptance (capacity, a transition) raises; so does a failure within `seconds`."""
+    # One budget: time spent before acceptance (waiting for a slot) counts against `seconds`.
+    until = asyncio.get_running_loop().time() + seconds
     task = asyncio.ensure_future(work)
     task.add_done_callback(_keep_result)
     gate = asyncio.ensure_future(accepted.wait())
@@ -262,8 +292,9 @@ async def _within(work, accepted: asyncio.Event, seconds: float) -> None:
         await asyncio.wait({task, gate}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         gate.cancel()
-    if not task.done() and seconds > 0:
-        await asyncio.wait({task}, timeout=seconds)
+    left = until - asyncio.get_running_loop().time()
+    if not task.done() and left > 0:
+        await asyncio.wait({task}, timeout=left)
     if task.done():
         task.result()
 
@@ -273,7 +304,7 @@ async def start_within(ctx: AppContext, runtime: Runtime, seconds: float) -> Non
     A runtime still stopping is waited for first (a start follows the stop under way)."""
     await settled(ctx, runtime, ctx.settings.stop_timeout_seconds * 3, starting=False)
     accepted = asyncio.Event()
-    await _within(start(ctx, runtime, on_admitted=accepted), accepted, seconds)
+    await _within(start(ctx, runtime, on_admitted=accepted, wait=seconds), accepted, seconds)
 
 
 async def stop_within(ctx: AppContext, runtime: Runtime, seconds: float, *, discard_state: bool = False) -> None:

@@ -1,8 +1,9 @@
 """Watches browsers and repairs runtime state: no runtime left `starting` forever, no dead browser `active`.
 
 - `watch` follows one browser; when it ends without a stop, its run fails within a moment.
-- `sweep` (at start and then periodically) adopts live browsers of this host that no process
-  watches, fails active runtimes whose browser is gone, and fails runtimes stuck in a transition.
+- `sweep` (at start and then periodically) adopts live browsers whose owner died (its lease ran out,
+  app/runtimes/processes.py), fails active runtimes whose browser is gone, and fails runtimes stuck in
+  a transition. `take_over` does the adopting part alone, at every renewal of this process's lease.
 - `shutdown` stops the browsers this process watches, so a server stop leaves no Chromium behind.
 """
 
@@ -16,17 +17,27 @@ from datetime import timedelta
 from typing import Protocol
 
 import structlog
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 
-from app.core import clock
+from app.core import background, clock
 from app.core.context import AppContext
+from app.core.driver import DriverError
 from app.runs import events
 from app.runs.models import RunEvent
-from app.runtimes import lifecycle, processes
+from app.runtimes import launch_extras, lifecycle, processes
 from app.runtimes.models import Runtime
 from app.runtimes.models import RuntimeStatus as RS
 
 log = structlog.get_logger(__name__)
+# Controller holders that are at work in the browser (a CDP lease holds it too, but its sockets count).
+_BUSY_HOLDERS = ("invocation", "live_view", "api")
+
+
+async def _open_viewers(s, run_id: uuid.UUID) -> int:
+    """Live viewers watching the run now (its live.opened / live.closed events)."""
+    balance = func.sum(case((RunEvent.type == "live.opened", 1), (RunEvent.type == "live.closed", -1), else_=0))
+    found = await s.execute(select(balance).where(RunEvent.run_id == run_id, RunEvent.category == "live"))
+    return max(0, found.scalar() or 0)
 
 
 class RunWatcher(Protocol):
@@ -48,6 +59,11 @@ WatcherFactory = Callable[[AppContext, uuid.UUID, uuid.UUID, dict], RunWatcher |
 Upkeep = Callable[[], Awaitable[object]]
 
 
+def _owner(rt: Runtime) -> str | None:
+    """The server instance that owns the runtime's browser and run (the driver state names it)."""
+    return (rt.driver_state or {}).get("serverInstance")
+
+
 class Unwatched:
     def __init__(self, awaited: list[asyncio.Future]) -> None:
         self.awaited = awaited
@@ -67,6 +83,9 @@ class Supervisor:
         self._watchers: dict[uuid.UUID, list[RunWatcher]] = {}
         self._stopping: set[asyncio.Future] = set()
         self._sweeper: asyncio.Task | None = None
+        # Runs this process let go of while it could not renew its lease: followed again once it can, if
+        # nobody took them over meanwhile (its other unwatched runs are being launched or stopped here).
+        self._let_go: set[uuid.UUID] = set()
 
     def watch(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
         """Follow the browser until it ends, and observe its run (the process that watches observes)."""
@@ -81,6 +100,14 @@ class Supervisor:
                 watcher.start()
                 started.append(watcher)
         self._watchers[runtime_id] = started
+
+    async def settle(self, runtime_id: uuid.UUID, timeout: float = 5.0) -> None:
+        """Wait (bounded) for the run's watchers that must be in place before it is reported active (a
+        watcher's `settled` event: the observer's, when network rules must hold from the first page)."""
+        events = [w.settled for w in self._watchers.get(runtime_id, []) if getattr(w, "settled", None) is not None]
+        if events:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in events)), timeout)
 
     def unwatch(self, runtime_id: uuid.UUID, run_ended: bool = True) -> Unwatched:
         """Stop following a browser; `run_ended` false means it lives on (another process will adopt it)."""
@@ -137,29 +164,15 @@ class Supervisor:
                     log.exception("upkeep_failed", job=getattr(job, "__name__", repr(job)))
 
     async def sweep(self) -> None:
-        settings, driver = self.ctx.settings, self.ctx.driver
+        settings = self.ctx.settings
         stuck_after = timedelta(seconds=settings.launch_timeout_seconds + settings.stop_timeout_seconds * 3 + 5)
-        async with self.ctx.db.read() as s:
-            rows = list(
-                (
-                    await s.execute(select(Runtime).where(Runtime.status.in_(RS.LIVE), Runtime.driver == driver.name))
-                ).scalars()
-            )
+        rows = await self._unwatched_live()
+        gone = await processes.dead(self.ctx, {_owner(rt) for rt in rows if _owner(rt)})
         now = clock.now()
         for rt in rows:
-            if rt.active_run_id is None or self.watching(rt.id):
-                continue
-            state = rt.driver_state or {}
             if rt.status == RS.ACTIVE:
-                if await driver.is_alive(state):
-                    if not await driver.has_owner(state):
-                        # Its server process died: this one looks after the browser from now on.
-                        await self._adopt(rt.id, rt.active_run_id, state)
-                elif await self._owned_here(state):
-                    await lifecycle.fail(
-                        self.ctx, rt.id, rt.active_run_id, "runtime.browser_exited", "The browser is no longer running"
-                    )
-            elif now - rt.status_changed_at > stuck_after or await self._launcher_gone(rt.status, state):
+                await self._look_after(rt, gone)
+            elif now - rt.status_changed_at > stuck_after or await self._launcher_gone(rt, gone):
                 await lifecycle.fail(
                     self.ctx,
                     rt.id,
@@ -173,12 +186,70 @@ class Supervisor:
         await processes.detach_dead_sockets(self.ctx)
         await self._remove_orphans()
 
+    async def take_over(self) -> None:
+        """Look after the active runs whose owner's lease ran out (or this process's own, no longer
+        watched): called at every renewal of this process's lease, so a run is taken over within
+        seconds of its owner's death rather than at the next sweep."""
+        rows = [rt for rt in await self._unwatched_live() if rt.status == RS.ACTIVE]
+        if rows:
+            gone = await processes.dead(self.ctx, {_owner(rt) for rt in rows if _owner(rt)})
+            for rt in rows:
+                await self._look_after(rt, gone)
+
+    async def let_go_of_lost(self, everything: bool = False) -> None:
+        """Stop following the runs another process owns now (it took them over while this one could not
+        renew its lease), or, with `everything`, all of them: two owners would record every event twice."""
+        watched = list(self._watches)
+        if not watched:
+            return
+        if everything:
+            lost = watched
+        else:
+            async with self.ctx.db.read() as s:
+                rows = (await s.execute(select(Runtime.id, Runtime.driver_state).where(Runtime.id.in_(watched)))).all()
+            lost = [
+                rid
+                for rid, state in rows
+                if (state or {}).get("serverInstance") not in (None, self.ctx.driver.instance)
+            ]
+        for runtime_id in lost:
+            log.warning("run_ownership_lost", runtime_id=str(runtime_id))
+            self.unwatch(runtime_id, run_ended=False)
+            if everything:
+                self._let_go.add(runtime_id)
+
+    async def _unwatched_live(self) -> list[Runtime]:
+        async with self.ctx.db.read() as s:
+            rows = (
+                await s.execute(
+                    select(Runtime).where(Runtime.status.in_(RS.LIVE), Runtime.driver == self.ctx.driver.name)
+                )
+            ).scalars()
+            return [rt for rt in rows if rt.active_run_id is not None and not self.watching(rt.id)]
+
+    async def _look_after(self, rt: Runtime, gone: set[str]) -> None:
+        """An active runtime nobody here follows: this process's own is followed again; one whose owner
+        is dead is adopted if its browser lives, failed if not. Another live owner's is left alone."""
+        state, owner = rt.driver_state or {}, _owner(rt)
+        if owner == self.ctx.driver.instance:
+            if rt.id not in self._let_go:
+                return  # being launched or stopped by this process right now
+            self._let_go.discard(rt.id)
+        elif owner is not None and owner not in gone:
+            return
+        if await self.ctx.driver.is_alive(state):
+            await self._adopt(rt.id, rt.active_run_id, state)
+        elif await self._owned_here(state):
+            await lifecycle.fail(
+                self.ctx, rt.id, rt.active_run_id, "runtime.browser_exited", "The browser is no longer running"
+            )
+
     async def _adopt(self, runtime_id: uuid.UUID, run_id: uuid.UUID, state: dict) -> None:
-        previous_owner = state.get("serverInstance")
-        state = self.ctx.driver.adopted_state(state)
+        previous_owner, me = state.get("serverInstance"), self.ctx.driver.instance
+        state = {**state, "serverInstance": me}
         async with self.ctx.db.transaction() as s:
-            # Named as the owner, so other processes (and this one's successor) judge ownership by us;
-            # only if the owner is still the dead one, so two processes sweeping at once cannot both adopt.
+            # Named as the owner, so other processes judge this run's ownership by this one's lease; only
+            # if the owner is still the dead one, so two processes taking it over at once cannot both win.
             result = await s.execute(
                 update(Runtime)
                 .where(
@@ -189,14 +260,28 @@ class Supervisor:
                 )
                 .values(driver_state=state)
             )
+            if result.rowcount == 1 and previous_owner != me:
+                await events.append(
+                    s,
+                    run_id,
+                    "runtime.adopted",
+                    "lifecycle",
+                    {"from": previous_owner, "to": me},
+                    source="control-plane",
+                )
         if result.rowcount == 1:
             await self._serve_its_proxy(runtime_id, state)
             self.watch(runtime_id, run_id, state)
-            log.info("runtime_adopted", runtime_id=str(runtime_id))
+            log.info("runtime_adopted", runtime_id=str(runtime_id), previous_owner=previous_owner)
 
     async def _serve_its_proxy(self, runtime_id: uuid.UUID, state: dict) -> None:
         """An adopted browser keeps the proxy address it was started with (another port when the earlier
-        server could not reuse its own): listen there too, or it could reach nothing."""
+        server could not reuse its own): listen there too, or it could reach nothing. A browser with a
+        proxy of its own gets its entrance back, chaining to its upstream again (never a plain proxy:
+        its traffic must not leave straight from this host)."""
+        if state.get("proxyEntrance"):
+            await self._restore_entrance(runtime_id, state["proxyEntrance"])
+            return
         url, serve = state.get("proxyUrl"), self.ctx.driver.serve_proxy
         if url and serve is not None and url != self.ctx.driver.proxy_url:
             try:
@@ -204,21 +289,32 @@ class Supervisor:
             except OSError:
                 log.warning("adopted_browser_proxy_unavailable", runtime_id=str(runtime_id), proxy=url, exc_info=True)
 
-    async def _launcher_gone(self, status: str, state: dict) -> bool:
+    async def _restore_entrance(self, runtime_id: uuid.UUID, entrance: str) -> None:
+        reopen = getattr(self.ctx.driver, "proxy_entrance", None)
+        try:
+            async with self.ctx.db.read() as s:
+                runtime = await s.get(Runtime, runtime_id)
+            upstream = await launch_extras.proxy_upstream(self.ctx, runtime) if runtime is not None else None
+            if upstream is None or reopen is None:
+                raise ValueError("the browser's proxy setting is gone")
+            await reopen(upstream, restore=entrance)
+        except (DriverError, OSError, ValueError):
+            # It stays held and refusing (app/egress/proxy.py): the browser reaches nothing, never the web.
+            log.warning("adopted_browser_entrance_unavailable", runtime_id=str(runtime_id), exc_info=True)
+
+    async def _launcher_gone(self, rt: Runtime, gone: set[str]) -> bool:
         """A launch whose server process died: no need to wait out the transition timeout."""
-        driver = self.ctx.driver
-        return (
-            status == RS.STARTING
-            and bool(state.get("serverInstance"))
-            and state.get("serverInstance") != getattr(driver, "instance", None)
-            and await self._owned_here(state)
-            and not await driver.has_owner(state)
-        )
+        return rt.status == RS.STARTING and _owner(rt) in gone and await self._owned_here(rt.driver_state or {})
 
     async def _remove_orphans(self) -> None:
         """Remove browsers the driver can see whose runtime is no longer live (or was relaunched since)."""
         # Listed before the rows are read: a browser launched meanwhile finds its runtime `starting`.
-        found = await self.ctx.driver.list_browsers()
+        try:
+            found = await self.ctx.driver.list_browsers()
+        except DriverError as exc:
+            # The host cannot list now (a swarm engine that is no manager yet): /readyz says so; next sweep.
+            log.warning("orphan_listing_failed", error=exc.message)
+            return
         if not found:
             return
         async with self.ctx.db.read() as s:
@@ -240,32 +336,42 @@ class Supervisor:
                 log.exception("orphan_remove_failed", runtime_id=str(browser.runtime_id))
 
     async def stop_idle(self) -> None:
-        """Stop runtimes with an idle timeout whose run has had no client attached and no event for that long."""
+        """Stop runtimes with an idle timeout (capped by BCTRL_IDLE_TIMEOUT_MAX_SECONDS) whose run has had,
+        for that long, no CDP client or live viewer attached, no task or API operation holding it, and no
+        event of a client: what the page does by itself (console lines, its own requests) keeps no
+        forgotten browser alive."""
         # Only the process that watches a runtime judges it, so processes never race to stop it.
         watched = list(self._watches)
         if not watched:
             return
+        cap = self.ctx.settings.idle_timeout_max_seconds
         async with self.ctx.db.read() as s:
-            rows = (
-                await s.execute(
-                    select(Runtime.id, Runtime.active_run_id, Runtime.idle_timeout_seconds).where(
-                        Runtime.id.in_(watched), Runtime.status == RS.ACTIVE, Runtime.idle_timeout_seconds.is_not(None)
-                    )
-                )
-            ).all()
+            query = select(
+                Runtime.id,
+                Runtime.active_run_id,
+                Runtime.idle_timeout_seconds,
+                Runtime.controller_kind,
+                Runtime.controller_expires_at,
+            ).where(Runtime.id.in_(watched), Runtime.status == RS.ACTIVE)
+            if cap is None:
+                query = query.where(Runtime.idle_timeout_seconds.is_not(None))
+            rows = (await s.execute(query)).all()
         now = clock.now()
-        for runtime_id, run_id, idle_seconds in rows:
+        for runtime_id, run_id, idle_seconds, holder, held_until in rows:
+            idle_seconds = min(idle_seconds or cap, cap or idle_seconds)
+            if holder in _BUSY_HOLDERS and held_until is not None and held_until > now:
+                continue  # a task, a human at the live view or an API operation is at work
             try:
                 async with self.ctx.db.transaction() as s:
                     last = (
                         await s.execute(
                             select(RunEvent.time)
-                            .where(RunEvent.run_id == run_id)
+                            .where(RunEvent.run_id == run_id, RunEvent.source != "browser")
                             .order_by(RunEvent.seq.desc())
                             .limit(1)
                         )
                     ).scalar_one_or_none()
-                    opened = await events.attached_clients(s, run_id)
+                    opened = await events.attached_clients(s, run_id) + await _open_viewers(s, run_id)
                 if opened == 0 and last is not None and (now - last).total_seconds() > idle_seconds:
                     log.info("runtime_idle_stop", runtime_id=str(runtime_id), idle_seconds=idle_seconds)
                     await lifecycle.stop(
@@ -284,10 +390,7 @@ class Supervisor:
         return host is None or host == getattr(self.ctx.driver, "hostname", host)
 
     async def shutdown(self) -> None:
-        if self._sweeper:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+        await background.stop(self._sweeper)
         if self.ctx.driver.browsers_outlive_server:
             for runtime_id in list(self._watches):
                 self.unwatch(runtime_id, run_ended=False)

@@ -14,5 +14,21 @@ __all__ = ["FilesystemStore", "ObjectStore", "StoredObject", "TooLarge", "make_s
 
 
 def make_store(settings: Settings) -> ObjectStore:
-    """The filesystem store under `objects_dir`; it holds no state, so building one per call is cheap."""
+    """The filesystem store under `objects_dir` unless `storage_url` names an S3-compatible bucket.
+
+    Neither holds state of its own (the S3 store shares one connection pool per event loop), so
+    building one per call is cheap.
+    """
+    if settings.storage_url:
+        from app.storage.s3 import S3Store
+
+        return S3Store(
+            settings.storage_url,
+            endpoint=settings.storage_endpoint,
+            region=settings.storage_region,
+            access_key_id=settings.storage_access_key_id,
+            secret_access_key=settings.storage_secret_access_key,
+            part_bytes=settings.storage_part_bytes,
+            timeout_seconds=settings.storage_timeout_seconds,
+        )
     return FilesystemStore(settings.objects_dir)

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
 from typing import BinaryIO
 
-from app.storage.base import CHUNK_SIZE, StoredObject, TooLarge, check_key, object_missing
+from app.storage.base import CHUNK_SIZE, StoredObject, TooLarge, check_key, check_list_prefix, object_missing
 
 TMP_DIR = ".tmp"
 
@@ -137,4 +137,21 @@ class FilesystemStore:
         return await asyncio.to_thread(self.path_of(key).is_file)
 
     async def delete(self, key: str) -> None:
-        await asyncio.to_thread(self.path_of(key).unlink, missing_ok=True)
+        path = self.path_of(key)
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        if key.count("/") == 2:  # a part of something: its directory goes with its last part
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(path.parent.rmdir)
+
+    def _list(self, prefix: str) -> list[str]:
+        base = self.root / prefix
+        found = []
+        for directory, _dirs, files in os.walk(base):
+            for name in files:
+                key = os.path.relpath(os.path.join(directory, name), self.root).replace(os.sep, "/")
+                with contextlib.suppress(ValueError):
+                    found.append(check_key(key))
+        return sorted(found)
+
+    async def list(self, prefix: str) -> list[str]:
+        return await asyncio.to_thread(self._list, check_list_prefix(prefix))

@@ -27,6 +27,7 @@ from app.core.db import get_owned
 from app.core.errors import DomainError, InvalidRequest, NotFound, Unauthorized
 from app.core.paging import PageParams, fetch_by_id
 from app.live import service as live
+from app.runs import events as run_events
 from app.runs import service as runs
 from app.runs import trace as traces
 from app.runs.models import Run, RunStatus
@@ -156,7 +157,26 @@ async def create(ctx: AppContext, p: Principal, spec: ViewSpec) -> Minted:
     )
     async with ctx.db.transaction() as s:
         s.add(view)
+        await _announce(s, view, "view.created")
     return Minted(view, token)
+
+
+async def _announce(s, view: View, type: str) -> None:
+    """A view of a run, or of a browser with a run now, is an event of that run (so webhooks and drains
+    see it); a view of a space names no run and is announced nowhere."""
+    run_id = view.run_id
+    if run_id is None and view.runtime_id is not None:
+        runtime = await s.get(Runtime, view.runtime_id)
+        run_id = runtime.active_run_id if runtime is not None else None
+    if run_id is not None and await s.get(Run, run_id) is not None:
+        await run_events.append(
+            s,
+            run_id,
+            type,
+            "live",
+            {"viewId": str(view.id), "scope": view.scope, "control": view.control},
+            source="api",
+        )
 
 
 async def get(ctx: AppContext, p: Principal, view_id: str, *, revoked: bool = False) -> View:
@@ -204,6 +224,7 @@ async def revoke(ctx: AppContext, view: View) -> View:
             raise view_not_found(view.id)
         row.revoked_at = now
         row.updated_at = now
+        await _announce(s, row, "view.revoked")
     await _revoke_viewers(ctx, view.id)
     return row
 
@@ -321,6 +342,13 @@ async def _run_state(ctx: AppContext, run: Run | None, runtime: Runtime | None) 
         "id": str(run.id),
         "status": run.status,
         "live": _live(run, runtime),
+        # An agent (an invocation or a task) holds the browser: the page offers no take-over it would refuse.
+        "agentControls": bool(
+            _live(run, runtime)
+            and runtime.controller_kind == "invocation"
+            and runtime.controller_expires_at is not None
+            and runtime.controller_expires_at > clock.now()
+        ),
         "recording": recording,
         "durationMs": duration_ms,
         "startedAt": clock.iso(run.started_at) if run.started_at else None,

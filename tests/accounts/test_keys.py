@@ -6,11 +6,15 @@ from __future__ import annotations
 import hashlib
 
 import httpx
+import pytest
 from sqlalchemy import select, update
 
 from app.accounts.models import ApiKey
 from app.accounts.service import BOOTSTRAP_KEY_NAME
 from tests.conftest import make_settings, running_app
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
 
 CHOSEN = "correct-horse-battery-staple"
 

@@ -19,8 +19,13 @@ from typing import Any
 import pytest
 
 from app.artifacts import service as artifacts
+from tests.e2e.extension_packages import marker_zip
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
 
 ENVELOPE = {"error", "code", "requestId", "details"}
+CURRENT = {"BCTRL-Version": "2026-10-03"}
 # Path parameters naming one of A's resources, by name (`connection_id` is a lease's, except under /v1/ai).
 RESOURCE_PARAMS = {
     "space_id": "space",
@@ -37,9 +42,28 @@ RESOURCE_PARAMS = {
     # A run's trace and its one recording are named by the run's id (docs/decisions.md).
     "trace_id": "run",
     "recording_id": "run",
+    "proxy_id": "proxy",
+    "extension_id": "extension",
+    "secret": "secret",
+    "agent_id": "agent",
+    "tool_ref": "tool",
+    "task_id": "task",
+    "conversation_id": "conversation",
+    "tool_call_id": "tool_call",
+    "subaccount_id": "subaccount",
+    "webhook_id": "webhook",
+    "delivery_id": "delivery",
+    "drain_id": "drain",
+    "recipient_id": "recipient",
 }
 # Path parameters that name no resource, and the value that reaches the route's own checks.
-PLAIN_PARAMS = {"seq": "0", "rest": "/version"}
+PLAIN_PARAMS = {
+    "seq": "0",
+    "rest": "/version",
+    "page_id": "0123456789ABCDEF0123456789ABCDEF",
+    "pool_id": "pool",
+    "version": "1",
+}
 
 
 def resource_of(path: str, name: str) -> str | None:
@@ -72,6 +96,8 @@ def sample(schema: dict[str, Any], components: dict[str, Any], where: str) -> An
         }
     if kind == "string":
         value = "x" * max(1, schema.get("minLength", 1))
+        if "pattern" in schema and not re.search(schema["pattern"], value) and schema.get("examples"):
+            value = schema["examples"][0]
         if "pattern" in schema and not re.search(schema["pattern"], value):
             pytest.fail(f"cannot build a value for {where} (pattern {schema['pattern']}): extend sample()")
         return value
@@ -81,6 +107,8 @@ def sample(schema: dict[str, Any], components: dict[str, Any], where: str) -> An
         return False
     if kind == "array":
         return [sample(schema["items"], components, f"{where}[]")] * schema.get("minItems", 0)
+    if kind is None and not set(schema) - {"title", "description", "examples", "default"}:
+        return "x"  # any JSON value
     pytest.fail(f"cannot build a value for {where}: {schema}")
 
 
@@ -126,6 +154,17 @@ async def account_a(server, api, runtime: dict) -> dict[str, str]:
     ids["invocation"] = invocation.json()["id"]
     waited = await api.post(f"/v1/invocations/{ids['invocation']}/wait", json={"timeoutMs": 30_000})
     assert waited.json()["timedOut"] is False, waited.text
+    # A task of the built-in agent on A's runtime (so it launches no browser); its model is the closed
+    # loopback port, so it fails at once and frees the runtime.
+    task = await api.post(
+        "/v1/tasks",
+        headers=CURRENT,
+        json={"agent": "browser", "input": "x", "spaceId": ids["space"], "metadata": {"browserId": runtime["id"]}},
+    )
+    assert task.status_code == 202, task.text
+    ids["task"], ids["conversation"] = task.json()["id"], task.json()["conversationId"]
+    ended = await api.get(f"/v1/tasks/{ids['task']}", params={"wait": 30}, headers=CURRENT)
+    assert ended.json()["status"] == "failed", ended.text
     lease = await api.post(f"/v1/spaces/{ids['space']}/runtimes/{runtime['id']}/connections", json={"protocol": "cdp"})
     assert lease.status_code == 201, lease.text
     ids["connection"] = lease.json()["id"]
@@ -154,13 +193,75 @@ async def account_a(server, api, runtime: dict) -> dict[str, str]:
     view = await api.post("/v1/views", json={"scope": {"runId": ids["run"]}})
     assert view.status_code == 201, view.text
     ids["view"] = view.json()["id"]
+    proxy = await api.post("/v1/proxies", json={"url": "http://u:p@127.0.0.1:9"})
+    assert proxy.status_code == 201, proxy.text
+    ids["proxy"] = proxy.json()["id"]
+    extension = await api.post(
+        "/v1/browser/extensions", files={"file": ("a.zip", marker_zip("account a"), "application/zip")}
+    )
+    assert extension.status_code == 201, extension.text
+    ids["extension"] = extension.json()["id"]
+    secret = await api.post("/v1/secrets", json={"path": "matrix/a", "type": "value", "value": "account a's value"})
+    assert secret.status_code == 201, secret.text
+    ids["secret"] = secret.json()["id"]
+    # A's built-in agent (no LLM asked) and a webhook tool nothing is ever sent to.
+    builtin = await api.get("/v1/agents", params={"spaceId": ids["space"], "name": "browser"}, headers=CURRENT)
+    assert builtin.status_code == 200 and builtin.json()["data"], builtin.text
+    ids["agent"] = builtin.json()["data"][0]["id"]
+    tool = await api.post(
+        "/v1/tools",
+        headers=CURRENT,
+        json={
+            "name": "matrix_a",
+            "spaceId": ids["space"],
+            "implementation": {"type": "webhook", "url": "http://127.0.0.1:9/a"},
+            "inputSchema": {"type": "object"},
+            "outputSchema": {"type": "object"},
+        },
+    )
+    assert tool.status_code == 201, tool.text
+    ids["tool"] = tool.json()["id"]
+    # A call of it: nothing listens on port 9, so it ends failed, and its record stays.
+    called = await api.post(
+        f"/v1/tools/{ids['tool']}/calls",
+        headers=CURRENT,
+        json={"input": {}},
+        params={"wait": 30, "spaceId": ids["space"]},
+    )
+    assert called.status_code in (200, 201, 202), called.text
+    ids["tool_call"] = called.json()["id"]
+    sub = await api.post("/v1/subaccounts", headers=CURRENT, json={"name": "matrix-a"})
+    assert sub.status_code == 201, sub.text
+    ids["subaccount"] = sub.json()["id"]
+    # A webhook and a drain aimed at a closed loopback port (allowed here by the test's egress settings):
+    # whatever they send fails there, and their records stay.
+    webhook = await api.post(
+        "/v1/webhooks", headers=CURRENT, json={"url": "http://127.0.0.1:9/a", "events": ["run.completed"]}
+    )
+    assert webhook.status_code == 201, webhook.text
+    ids["webhook"] = webhook.json()["id"]
+    delivery = await api.post(f"/v1/webhooks/{ids['webhook']}/test", headers=CURRENT, json={})
+    assert delivery.status_code in (200, 201), delivery.text
+    ids["delivery"] = delivery.json()["id"]
+    drain = await api.post(
+        "/v1/drains", headers=CURRENT, json={"destination": {"type": "https", "url": "http://127.0.0.1:9/a"}}
+    )
+    assert drain.status_code == 201, drain.text
+    ids["drain"] = drain.json()["id"]
+    recipient = await api.post(
+        "/v1/notification-recipients", headers=CURRENT, json={"type": "email", "value": "a@example.com"}
+    )
+    assert recipient.status_code == 201, recipient.text
+    ids["recipient"] = recipient.json()["id"]
     key = await api.post("/v1/api-keys", json={"name": "a"})
     assert key.status_code == 201, key.text
     ids["api_key"] = key.json()["data"]["id"]
     return ids
 
 
-async def test_authorization_matrix(server, api):
+async def test_authorization_matrix(server, api, monkeypatch):
+    monkeypatch.setattr(server.settings, "webhook_egress", "private")
+    monkeypatch.setattr(server.settings, "drain_egress", "private")
     schema = server.app.openapi()
     components = schema["components"]["schemas"]
     space = (await api.post("/v1/spaces", json={"name": "account a"})).json()["id"]

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 
 def _allow(response) -> set[str]:
     return {m.strip() for m in response.headers["allow"].split(",")}

@@ -11,6 +11,9 @@ from app.artifacts import service as artifacts
 from app.core.errors import DomainError
 from tests.support import started_runtime
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 
 def stored_objects(server) -> set[str]:
     root = server.settings.objects_dir

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from sqlalchemy import update
 
 from app.connections.models import Connection
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
 
 
 async def _active_runtime(api) -> dict:
@@ -32,7 +36,13 @@ async def test_lease_is_shown_once_and_holds_the_lock(server, api, stop_afterwar
     got = (await api.get(f"{_base(runtime)}/{lease['id']}")).json()
     assert got["endpoint"] is None and token not in str(got)
     busy = await api.post(_base(runtime), json={"protocol": "cdp"})
-    assert busy.status_code == 409 and busy.json()["details"]["holder"] == {"kind": "connection", "id": lease["id"]}
+    holder = busy.json()["details"]["holder"]
+    assert busy.status_code == 409 and (holder["kind"], holder["id"], holder["holder"]) == (
+        "connection",
+        lease["id"],
+        "agent",
+    )
+    assert holder["until"]  # when the lease ends, for the refused caller to say
     await api.post(f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/stop")
     assert (await api.get(f"{_base(runtime)}/{lease['id']}")).json()["status"] == "closed"
 

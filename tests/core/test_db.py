@@ -9,6 +9,9 @@ from sqlalchemy import select, text
 
 from app.spaces.models import Space
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 
 async def test_a_read_does_not_wait_for_an_open_write(server):
     db = server.ctx.db

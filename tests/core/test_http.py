@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 
 async def test_missing_and_wrong_keys_are_401(server):
     async with server.anonymous() as anon:

@@ -7,6 +7,9 @@ import uuid
 
 import pytest
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 NUL = "a\u0000b"
 
 

@@ -13,6 +13,9 @@ from sqlalchemy import select
 from app.accounts.models import ApiKey
 from tests.support import eventually
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 CURRENT = {"BCTRL-Version": "2026-10-03"}
 
 
@@ -142,9 +145,10 @@ async def test_an_expired_key_is_refused(api):
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        ({"scopes": ["browsers:read"]}, "api_key.scopes_unsupported"),
-        ({"type": "subaccount"}, "auth.subaccount_context_unsupported"),
-        ({"subaccountId": "sub_1"}, "auth.subaccount_context_unsupported"),
+        # Scopes and subaccount keys are offered (tests/tenants); these are what they refuse.
+        ({"scopes": ["browsers:delete"]}, "request.invalid"),
+        ({"type": "subaccount"}, "request.invalid"),
+        ({"subaccountId": "sub_1"}, "api_keys.subaccount_access_denied"),
         ({"type": "agent", "agent": {"name": "bot"}}, "api_key.type_unsupported"),
         ({"name": ""}, "request.invalid"),
         ({"name": "x", "role": "admin"}, "request.invalid"),
@@ -153,7 +157,8 @@ async def test_an_expired_key_is_refused(api):
 async def test_what_a_key_cannot_be_is_refused(api, body, code):
     before = len((await api.get("/v1/api-keys", headers=CURRENT)).json()["data"])
     answer = await api.post("/v1/api-keys", json=body, headers=CURRENT)
-    assert answer.status_code == 400 and answer.json()["error"]["code"] == code, answer.text
+    status = 403 if code == "api_keys.subaccount_access_denied" else 400
+    assert answer.status_code == status and answer.json()["error"]["code"] == code, answer.text
     assert len((await api.get("/v1/api-keys", headers=CURRENT)).json()["data"]) == before
 
 
@@ -240,4 +245,15 @@ async def test_help_lists_the_operations_served(api):
     assert one.json()["sdk"][0]["method"] == "client.browsers.create"
     unknown = await api.get("/v1/help", params={"topic": "teleport"}, headers=CURRENT)
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "help.not_found"
-    assert (await api.get("/v1/help", params={"audience": "mcp"})).json()["topics"] == []
+    # The operations the MCP server offers as tools say so, with the tool's name.
+    assert one.json()["mcp"] == {
+        "toolName": "bctrl_browsers_create",
+        "operationResource": "bctrl://help/browsers.create",
+        "schemaResources": ["bctrl://docs/openapi.json"],
+    }
+    assert "mcp" in topics["browsers.create"]["audiences"]
+    assert "mcp" not in topics["api_keys.delete"]["audiences"]  # keys are managed by people, not tools
+    for_mcp = {t["topic"] for t in (await api.get("/v1/help", params={"audience": "mcp"})).json()["topics"]}
+    assert "browsers.create" in for_mcp and "api_keys.delete" not in for_mcp
+    not_a_tool = await api.get("/v1/help", params={"topic": "api_keys.delete", "audience": "mcp"}, headers=CURRENT)
+    assert not_a_tool.status_code == 404 and not_a_tool.json()["error"]["code"] == "help.not_found"

@@ -8,6 +8,7 @@ import asyncio
 import uuid
 
 import orjson
+import pytest
 from sqlalchemy import select
 
 from app.core import clock, ids
@@ -15,6 +16,9 @@ from app.current import event_shapes
 from app.runs import streams
 from app.runs.models import Run, RunEvent
 from app.runs.writer import EventWriter
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
 
 CURRENT = {"BCTRL-Version": "2026-10-03"}
 

@@ -15,6 +15,9 @@ from app.runs.events_query import EventQuery, EventScope, Located
 from app.runs.models import Run
 from tests.support import eventually
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 CURRENT = {"BCTRL-Version": "2026-10-03"}
 
 
@@ -31,9 +34,12 @@ async def _finished_run(api, stop_afterwards) -> dict:
         nonlocal last
         now = (await api.get(f"/v1/runs/{run_id}/events", params={"limit": 200})).json()["data"]
         same, last = now == last, now
-        return same
+        # The recording is made after the run and announced by an event of the run when it is done.
+        recording = (await api.post(f"/v1/runs/{run_id}/recording", json={})).json()
+        return same and recording.get("status") not in ("preparing", "processing")
 
-    await eventually(settled, timeout=15, interval=0.5)
+    # A loaded host encodes the recording slowly (seen: over 15 s in CI).
+    await eventually(settled, timeout=90, interval=0.5)
     return {"runtime": runtime["id"], "run": run_id, "space": runtime["spaceId"]}
 
 

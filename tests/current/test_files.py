@@ -10,9 +10,14 @@ import os
 import uuid
 from pathlib import Path
 
+import pytest
+
 from app.artifacts import service as artifacts
 from tests.files import conftest as files_tier
 from tests.files.conftest import runtime_area, sha256, started_runtime
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
 
 # The files tier's fixture: what the object store gained during the test.
 objects = files_tier.objects

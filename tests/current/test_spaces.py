@@ -8,6 +8,9 @@ import uuid
 
 import pytest
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 CURRENT = {"BCTRL-Version": "2026-10-03"}
 
 

@@ -485,3 +485,16 @@ def test_the_timeline_nests_each_span_under_its_parent_in_start_order():
         ("b1", 2),
         ("orphan", 0),
     ]
+
+
+async def test_a_view_of_a_run_is_announced_in_the_runs_events(server, api):
+    """view.created and view.revoked are events of the run (webhooks and drains follow them); a view of
+    a space names no run and adds no event anywhere."""
+    async with started_runtime(api) as runtime:
+        run_id = runtime["activeRunId"]
+        made = await create(api, {"runId": run_id}, components={"events": True})
+        await create(api, {"spaceId": runtime["spaceId"]})
+        assert (await api.delete(f"/v1/views/{made['id']}", headers=V)).status_code == 200
+        listed = await api.get(f"/v1/runs/{run_id}/events", params=[("type", "view.created"), ("type", "view.revoked")])
+        announced = [(e["type"], e["data"]["viewId"], e["data"]["scope"]) for e in listed.json()["data"]]
+        assert announced == [("view.created", made["id"], "run"), ("view.revoked", made["id"], "run")]

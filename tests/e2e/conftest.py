@@ -18,6 +18,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from bctrl import Bctrl
+from bctrl._generated.errors import NotFoundError
 
 from tests.conftest import PG_ADMIN_DSN, REDIS_URL
 from tests.support import PageServer, chromium_pids, env_with, free_port, profile_fragment
@@ -35,7 +37,9 @@ class LiveServer:
     log_path: Path
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=60)
+        # Above any launch timeout the tiers set (the Docker tier's is 60 s): a create that times out on the
+        # client's side would still start a browser nobody stops.
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=120)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -148,6 +152,67 @@ def pages():
     server = PageServer(PAGES)
     yield server
     server.close()
+
+
+@pytest.fixture
+def client(live):
+    """The official client of today (`from bctrl import Bctrl`, 0.3) on the session's server."""
+    return Bctrl(token=live.api_key, base_url=live.url)
+
+
+@pytest.fixture
+def browsers(client):
+    """Browsers a test creates (by id), stopped and deleted in teardown whatever the test's outcome."""
+    made: list[str] = []
+    yield made.append
+    for browser_id in made:
+        try:
+            client.browsers.delete(browser_id)
+        except NotFoundError:
+            pass
+
+
+@pytest.fixture(scope="module")
+def sdk(live):
+    """The official client for module-scoped fixtures."""
+    return Bctrl(token=live.api_key, base_url=live.url)
+
+
+@pytest.fixture(scope="module")
+def running(sdk, request):
+    """One running browser for the module's tests, deleted (so stopped) in teardown."""
+    prefix = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_current_")
+    made = sdk.browsers.create(name=f"{prefix}-{uuid.uuid4().hex[:8]}", wait=30)
+    try:
+        assert made.status == "running", made
+        yield made
+    finally:
+        try:
+            sdk.browsers.delete(made.id)
+        except NotFoundError:
+            pass
+
+
+def other_account_key(server: LiveServer, name: str = "e2e") -> str:
+    """A key of a new account of the same server, made by the CLI as an operator would (with the
+    server's own environment, so it reaches the server's database)."""
+    environ = Path(f"/proc/{server.process.pid}/environ").read_bytes().split(b"\0")
+    env = {**os.environ, **dict(e.decode().split("=", 1) for e in environ if b"=" in e)}
+    made = subprocess.run(
+        [str(BIN / "bctrl-server"), "keys", "create", "--account", f"other-{uuid.uuid4().hex[:8]}", "--name", name],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return next(w for w in made.stdout.split() if len(w) > 20)
+
+
+@pytest.fixture
+def other_client(live):
+    """A client of another account of the same server (its key made by the CLI, as an operator would)."""
+    return Bctrl(token=other_account_key(live), base_url=live.url)
 
 
 @pytest.fixture

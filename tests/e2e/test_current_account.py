@@ -16,11 +16,6 @@ from tests.e2e.test_current_sdk import code_of, unique
 
 
 @pytest.fixture
-def client(live):
-    return Bctrl(token=live.api_key, base_url=live.url)
-
-
-@pytest.fixture
 def spaces(client):
     """Spaces a test creates, deleted in teardown whatever the test's outcome."""
     made: list[str] = []
@@ -129,9 +124,9 @@ def test_whoami_and_api_keys(live, client, keys):
     assert code_of(itself) == "auth.forbidden"
     with pytest.raises(ForbiddenError):
         second.api_keys.delete(me.key_id)  # the bootstrap key: BCTRL_API_KEY retires it
-    with pytest.raises(BadRequestError) as scopes:
-        client.api_keys.create(request={"scopes": ["browsers:read"]})
-    assert code_of(scopes) == "api_key.scopes_unsupported"
+    with pytest.raises(BadRequestError) as scopes:  # scopes are offered (tests/tenants); an unknown one is 400
+        client.api_keys.create(request={"scopes": ["browsers:delete"]})
+    assert code_of(scopes) == "request.invalid"
 
     deleted = client.api_keys.delete(made.data.id)
     assert deleted.deleted is True and deleted.object == "api_key"
@@ -155,6 +150,10 @@ def test_account_settings_and_help(client):
     assert overview.type == "overview" and "spaces.create" in [t.topic for t in overview.topics]
     topic = client.help(topic="api_keys.create")
     assert topic.type == "topic" and topic.api.path == "/v1/api-keys" and topic.api.method == "POST"
+    # The operations offered as MCP tools say so, as the SDK reads it.
+    tool = client.help(topic="browsers.create", audience="mcp")
+    assert tool.mcp.tool_name == "bctrl_browsers_create" and tool.audience == "mcp"
+    assert "browsers.create" in [t.topic for t in client.help(audience="mcp").topics]
 
 
 async def test_the_async_client_reads_the_same(live):

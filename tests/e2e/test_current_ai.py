@@ -5,7 +5,7 @@ loopback) whether it accepts a key and which models it offers."""
 from __future__ import annotations
 
 import pytest
-from bctrl import AsyncBctrl, Bctrl
+from bctrl import AsyncBctrl
 from bctrl._generated.core.api_error import ApiError
 from bctrl._generated.errors import BadRequestError, NotFoundError
 
@@ -15,11 +15,6 @@ from tests.e2e.test_current_sdk import VERSION, code_of, error_of, unique
 # The AI tier's fixtures: the stand-in LLM (afresh for each test) and the guard against leaving loopback.
 llm, fresh_script, no_traffic_off_this_machine = ai_tier.llm, ai_tier.fresh_script, ai_tier.no_traffic_off_this_machine
 NO_RETRY = {"max_retries": 0}
-
-
-@pytest.fixture
-def client(live):
-    return Bctrl(token=live.api_key, base_url=live.url)
 
 
 @pytest.fixture

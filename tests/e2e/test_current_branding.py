@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.test_current_sdk import browsers, client, set_cookie_and_visit, unique  # noqa: F401
+from tests.e2e.test_current_sdk import set_cookie_and_visit, unique
 from tests.e2e.test_current_views import SHOTS, frame_of, launch, live_frame, poll
 
 PRODUCT = 'Acme <Control> & "Co"'
@@ -148,7 +148,7 @@ def image_load(page, url: str) -> str:
     )
 
 
-def test_branding_on_the_view_live_and_replay_pages(live, client, browsers, pages, logo_server, branded):  # noqa: F811
+def test_branding_on_the_view_live_and_replay_pages(live, client, browsers, pages, logo_server, branded):
     logo = f"https://127.0.0.1:{logo_server.port}/logo.png"
     account = client.account.update(
         branding={"productName": PRODUCT, "accent": ACCENT, "logo": logo, "showPoweredBy": True}
@@ -236,7 +236,7 @@ def test_branding_on_the_view_live_and_replay_pages(live, client, browsers, page
             chromium.close()
 
 
-def test_a_view_answers_its_accounts_resolved_branding(client, branded):  # noqa: F811
+def test_a_view_answers_its_accounts_resolved_branding(client, branded):
     """`HostedView.branding` (create, get, list) is the account's `branding.resolved`, as it is now."""
     space = client.auth.whoami().default_space_id
     defaults = client.account.get().branding.resolved

@@ -18,7 +18,7 @@ from bctrl._generated.types import (
 )
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.test_current_sdk import browsers, client, code_of, unique  # noqa: F401 (fixtures)
+from tests.e2e.test_current_sdk import code_of, unique
 
 
 def _pump(iterator, out: queue.Queue) -> threading.Thread:
@@ -62,7 +62,7 @@ def _types(items) -> list[str]:
     return [i.event.type for i in items if isinstance(i, RunStreamEvent_RuntimeEvent)]
 
 
-def test_run_stream_yields_typed_frames_live_and_after_the_end(client, browsers, pages):  # noqa: F811
+def test_run_stream_yields_typed_frames_live_and_after_the_end(client, browsers, pages):
     created = client.browsers.create(name=unique("stream"), wait=30)
     browsers(created.id)
     run = created.current_run
@@ -124,7 +124,7 @@ def test_run_stream_yields_typed_frames_live_and_after_the_end(client, browsers,
     assert after and min(after) == loaded.event.seq + 1 and isinstance(resumed[-1], RunStreamEvent_RunEnded)
 
 
-def test_events_list_get_and_stream_through_the_sdk(client, browsers, pages):  # noqa: F811
+def test_events_list_get_and_stream_through_the_sdk(client, browsers, pages):
     name = unique("events")
     seen: queue.Queue = queue.Queue()
     with client.events.with_raw_response.stream(category="page") as response:

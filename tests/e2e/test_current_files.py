@@ -13,11 +13,9 @@ from bctrl._generated.core.api_error import ApiError
 from bctrl._generated.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError
 from playwright.sync_api import sync_playwright
 
-from tests.e2e import test_current_sdk as current_sdk
 from tests.e2e.test_current_sdk import code_of, error_of, unique
 
 # The current SDK tier's fixtures: the client, and browsers deleted in teardown.
-client, browsers = current_sdk.client, current_sdk.browsers
 
 
 def eventually(check, timeout: float = 60.0, interval: float = 0.25):

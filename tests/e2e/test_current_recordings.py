@@ -12,7 +12,7 @@ import pytest
 from bctrl._generated.errors import ConflictError, NotFoundError
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.test_current_sdk import browsers, client, code_of, error_of, unique  # noqa: F401
+from tests.e2e.test_current_sdk import code_of, error_of, unique
 
 
 def visit(cdp_url: str, url: str) -> None:
@@ -25,7 +25,7 @@ def visit(cdp_url: str, url: str) -> None:
         browser.close()
 
 
-def settled(client, run_id: str, timeout: float = 90.0):  # noqa: F811
+def settled(client, run_id: str, timeout: float = 90.0):
     """The run's recording once its export has finished (polled with a deadline)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -35,7 +35,7 @@ def settled(client, run_id: str, timeout: float = 90.0):  # noqa: F811
         time.sleep(0.25)
 
 
-def test_a_recorded_run_from_capture_to_download(live, client, browsers, pages):  # noqa: F811
+def test_a_recorded_run_from_capture_to_download(live, client, browsers, pages):
     created = client.browsers.create(name=unique("recorded"), wait=30)
     browsers(created.id)
     run = created.current_run
@@ -86,7 +86,7 @@ def test_a_recorded_run_from_capture_to_download(live, client, browsers, pages):
         client.runs.recordings.list(run.id)
 
 
-def test_an_unrecorded_run_has_no_recording(client, browsers):  # noqa: F811
+def test_an_unrecorded_run_has_no_recording(client, browsers):
     created = client.browsers.create(name=unique("unrecorded"), recording=False, wait=30)
     browsers(created.id)
     run_id = created.current_run.id
@@ -102,7 +102,7 @@ def test_an_unrecorded_run_has_no_recording(client, browsers):  # noqa: F811
     assert code_of(no_browser) == "browser.not_found"
 
 
-def test_stopped_and_deleted_at_once_the_recording_is_made(client, pages):  # noqa: F811
+def test_stopped_and_deleted_at_once_the_recording_is_made(client, pages):
     """The browser stopped without waiting and deleted at once: its run's recording is still made."""
     created = client.browsers.create(name=unique("hasty"), wait=30)
     run = created.current_run

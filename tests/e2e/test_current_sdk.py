@@ -9,28 +9,11 @@ import uuid
 
 import httpx
 import pytest
-from bctrl import AsyncBctrl, Bctrl
+from bctrl import AsyncBctrl
 from bctrl._generated.errors import BadRequestError, ConflictError, NotFoundError
 from playwright.sync_api import sync_playwright
 
 VERSION = "2026-10-03"
-
-
-@pytest.fixture
-def client(live):
-    return Bctrl(token=live.api_key, base_url=live.url)
-
-
-@pytest.fixture
-def browsers(live, client):
-    """Browsers a test creates (by id), stopped and deleted in teardown whatever the test's outcome."""
-    made: list[str] = []
-    yield made.append
-    for browser_id in made:
-        try:
-            client.browsers.delete(browser_id)
-        except NotFoundError:
-            pass
 
 
 def unique(prefix: str) -> str:
@@ -169,6 +152,17 @@ def test_errors_map_to_the_sdk_exceptions(live, client, browsers):
     with pytest.raises(BadRequestError) as refused:
         client.browsers.create(name=unique("gpu"), gpu=True)
     assert code_of(refused) == "browser.option_unsupported" and "gpu" in error_of(refused)["message"]
+    # A location this deployment does not have: refused, naming the ones it offers, nothing created.
+    with pytest.raises(BadRequestError) as nowhere:
+        client.browsers.create(name=unique("mars"), location="mars-1")
+    assert code_of(nowhere) == "browser.option_unsupported"
+    assert "auto, local" in error_of(nowhere)["message"]
+    assert client.browsers.list(q="mars").data == []
+    # `local` (the one location here) and `auto` are taken, and listed by where the browser is.
+    assert first.location == "local" and [b.id for b in client.browsers.list(location="local", q=name).data] == [
+        first.id
+    ]
+    assert client.browsers.list(location="eu-1", q=name).data == []
     with pytest.raises(ConflictError) as active:
         client.runs.delete(first.current_run.id)
     assert code_of(active) == "run.active"

@@ -9,7 +9,7 @@ from bctrl._generated.core.api_error import ApiError
 from bctrl._generated.errors import NotFoundError
 from playwright.sync_api import sync_playwright
 
-from tests.e2e.test_current_sdk import browsers, client, code_of, unique  # noqa: F401
+from tests.e2e.test_current_sdk import code_of, unique
 
 
 def drive(cdp_url: str, url: str) -> None:
@@ -22,7 +22,7 @@ def drive(cdp_url: str, url: str) -> None:
         browser.close()
 
 
-def every_span(client, run_id: str, **filters) -> list:  # noqa: F811
+def every_span(client, run_id: str, **filters) -> list:
     found, cursor = [], None
     while True:
         page = client.runs.trace.list(run_id, limit=2, cursor=cursor, **filters)
@@ -32,7 +32,7 @@ def every_span(client, run_id: str, **filters) -> list:  # noqa: F811
         cursor = page.next_cursor
 
 
-def test_a_driven_run_reads_back_as_a_trace(client, browsers, pages):  # noqa: F811
+def test_a_driven_run_reads_back_as_a_trace(client, browsers, pages):
     created = client.browsers.create(name=unique("traced"), wait=30, recording=False)
     browsers(created.id)
     run = created.current_run
@@ -80,7 +80,7 @@ def test_a_driven_run_reads_back_as_a_trace(client, browsers, pages):  # noqa: F
     assert client.traces.get(ended.trace_id).trace_id == ended.trace_id
 
 
-def test_unknown_traces_and_bad_filters(client, browsers):  # noqa: F811
+def test_unknown_traces_and_bad_filters(client, browsers):
     with pytest.raises(NotFoundError) as unknown:
         client.traces.get("0" * 32)
     assert code_of(unknown) == "trace.not_found"

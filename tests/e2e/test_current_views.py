@@ -27,7 +27,7 @@ from playwright.sync_api import sync_playwright
 
 from app.core.config import detect_chromium
 from tests.e2e.conftest import lease
-from tests.e2e.test_current_sdk import browsers, client, code_of, set_cookie_and_visit, unique  # noqa: F401
+from tests.e2e.test_current_sdk import code_of, set_cookie_and_visit, unique
 
 VERSION = "2026-10-03"
 SHOTS = "/tmp"
@@ -64,10 +64,11 @@ def live_frame(page):
 
 
 def wait_view(page, condition: str, timeout: int = 30_000) -> None:
-    page.wait_for_function(f"() => {{ const view = window.__view; return {condition}; }}", timeout=timeout)
+    # Until the view page's script has run there is no `__view`: not yet, rather than an error.
+    page.wait_for_function(f"() => {{ const view = window.__view; return !!view && ({condition}); }}", timeout=timeout)
 
 
-def test_a_browser_view_live_then_replay_then_next_run_then_revoked(live, client, browsers, pages):  # noqa: F811
+def test_a_browser_view_live_then_replay_then_next_run_then_revoked(live, client, browsers, pages):
     created = client.browsers.create(name=unique("viewed"), wait=30)
     browsers(created.id)
     set_cookie_and_visit(created.current_run.connections.cdp_url, f"{pages.url}/index.html", "v")
@@ -95,7 +96,7 @@ def test_a_browser_view_live_then_replay_then_next_run_then_revoked(live, client
             assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
             wait_view(page, "view.mode === 'live'")
             viewer = live_frame(page)
-            viewer.wait_for_function("() => window.__viewer.frames > 0", timeout=30_000)
+            viewer.wait_for_function("() => window.__viewer?.frames > 0", timeout=30_000)
             assert viewer.evaluate("window.__viewer.url").startswith(pages.url)
             wait_view(page, "view.events > 0")  # the run's events beside it (the visit above)
             assert "index.html" in page.text_content("#items")
@@ -118,7 +119,8 @@ def test_a_browser_view_live_then_replay_then_next_run_then_revoked(live, client
             # Once it detaches, the human takes over through the same button, and hands back.
             page.click("#takeover")
             wait_view(page, "view.mode === 'control' && view.controlling")
-            live_frame(page).wait_for_function("() => window.__viewer.control === 'controlling'")
+            # The frame's viewer script may not have run yet: `?.` waits for it instead of failing.
+            live_frame(page).wait_for_function("() => window.__viewer?.control === 'controlling'")
             assert client.browsers.get(created.id).current_run.control.holder == "human"
             page.click("#handback")
             wait_view(page, "view.mode === 'live' && !view.controlling")
@@ -128,7 +130,7 @@ def test_a_browser_view_live_then_replay_then_next_run_then_revoked(live, client
             client.browsers.stop(created.id, wait=30)
             wait_view(page, f"view.mode === 'replay' && view.runId === '{first_run}'")
             replay = frame_of(page, "/replay")
-            replay.wait_for_function("() => window.__replay.loaded && window.__replay.frames.length > 0")
+            replay.wait_for_function("() => window.__replay?.loaded && window.__replay.frames.length > 0")
             replay.evaluate("window.__replay.seek(window.__replay.durationMs)")  # its last picture
             replay.wait_for_function("() => document.getElementById('screen').complete")
             page.screenshot(path=f"{SHOTS}/view-replay.png")
@@ -137,15 +139,15 @@ def test_a_browser_view_live_then_replay_then_next_run_then_revoked(live, client
             restarted = client.browsers.start(created.id, wait=30)
             wait_view(page, f"view.mode === 'live' && view.runId === '{restarted.current_run.id}'")
             viewer = live_frame(page)
-            viewer.wait_for_function("() => window.__viewer.frames > 0", timeout=30_000)
+            viewer.wait_for_function("() => window.__viewer?.frames > 0", timeout=30_000)
             # A second tab on the live link the view minted: it too stops when the view is revoked.
             other = chromium.new_page(bypass_csp=True)
             other.goto(viewer.url)
-            other.wait_for_function("() => window.__viewer.state === 'live'", timeout=30_000)
+            other.wait_for_function("() => window.__viewer?.state === 'live'", timeout=30_000)
 
             deleted = client.views.delete(view.id)
             assert deleted.deleted is True and deleted.id == view.id
-            other.wait_for_function("() => window.__viewer.state === 'revoked'", timeout=10_000)
+            other.wait_for_function("() => window.__viewer?.state === 'revoked'", timeout=10_000)
             wait_view(page, "view.stopped === true", timeout=10_000)
             assert page.query_selector("#frame") is None  # the live frame (and its socket) are gone
             assert "revoked" in page.text_content("#note")
@@ -161,7 +163,7 @@ def test_a_browser_view_live_then_replay_then_next_run_then_revoked(live, client
     assert view.id not in [v.id for v in client.views.list().data]
 
 
-def test_human_takeover_through_a_view_holds_the_controller(live, client, stop_afterwards):  # noqa: F811
+def test_human_takeover_through_a_view_holds_the_controller(live, client, stop_afterwards):
     with live.client() as raw:
         space = raw.post("/v1/spaces", json={"name": unique("takeover")}).json()["id"]
         # A seed runtime: nothing holds its controller until someone takes it.
@@ -184,7 +186,7 @@ def test_human_takeover_through_a_view_holds_the_controller(live, client, stop_a
                 wait_view(page, "view.mode === 'live'")
                 page.click("#takeover")
                 wait_view(page, "view.mode === 'control' && view.controlling")
-                live_frame(page).wait_for_function("() => window.__viewer.control === 'controlling'")
+                live_frame(page).wait_for_function("() => window.__viewer?.control === 'controlling'")
                 refused = lease(raw, runtime)  # a CDP lease while a human holds the browser: 409, as today
                 assert refused.status_code == 409, refused.text
                 assert refused.json()["details"]["holder"]["kind"] == "live_view"
@@ -197,7 +199,7 @@ def test_human_takeover_through_a_view_holds_the_controller(live, client, stop_a
                 chromium.close()
 
 
-def test_an_embedded_view_is_framed_only_by_its_origins(live, client):  # noqa: F811
+def test_an_embedded_view_is_framed_only_by_its_origins(live, client):
     with live.client() as raw:
         space = raw.post("/v1/spaces", json={"name": unique("embed")}).json()["id"]
     view = client.views.create(
@@ -235,7 +237,7 @@ def test_an_embedded_view_is_framed_only_by_its_origins(live, client):  # noqa: 
             chromium.close()
 
 
-def test_view_errors_map_to_the_sdk_exceptions(live, client):  # noqa: F811
+def test_view_errors_map_to_the_sdk_exceptions(live, client):
     with live.client() as raw:
         space = raw.post("/v1/spaces", json={"name": unique("errors")}).json()["id"]
     with pytest.raises(NotFoundError) as unknown_space:
@@ -288,7 +290,7 @@ def test_view_errors_map_to_the_sdk_exceptions(live, client):  # noqa: F811
         Bctrl(token=more.token, base_url=live.url).views.get(more.id)
 
 
-def test_a_views_trace_timeline_and_files_of_a_run_driven_by_playwright(live, client, browsers, pages):  # noqa: F811
+def test_a_views_trace_timeline_and_files_of_a_run_driven_by_playwright(live, client, browsers, pages):
     created = client.browsers.create(name=unique("traced"), wait=30)
     browsers(created.id)
     view = client.views.create(

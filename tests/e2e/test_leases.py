@@ -51,7 +51,9 @@ def test_200_concurrent_leases_across_two_processes_yield_one(tmp_path):
             [line for server in (a, b) for line in server.log().splitlines() if "error" in line.lower()][:6],
         )
         winner = next(r.json() for r in responses if r.status_code == 201)
-        holders = {tuple(r.json()["details"]["holder"].values()) for r in responses if r.status_code == 409}
+        holders = {
+            (h["kind"], h["id"]) for r in responses if r.status_code == 409 for h in [r.json()["details"]["holder"]]
+        }
         assert holders == {("connection", winner["id"])}
 
         with b.client() as client:
@@ -76,12 +78,13 @@ def test_short_lease_expires_closes_its_socket_and_frees_the_lock(tmp_path, page
     with cluster(tmp_path, BCTRL_MIN_LEASE_TTL_SECONDS="1") as (server,):
         with server.client() as client:
             runtime = _new_runtime(client)
-            connection = lease(client, runtime, ttl=3).json()
+            # Long enough for a loaded host to connect and load a page inside it (3 s was not, in CI).
+            connection = lease(client, runtime, ttl=10).json()
             with sync_playwright() as pw:
                 browser = pw.chromium.connect_over_cdp(connection["endpoint"]["url"])
                 page = browser.contexts[0].new_page()
                 page.goto(f"{pages.url}/index.html")
-                wait_for(lambda: _closed_yet(page), timeout=15)
+                wait_for(lambda: _closed_yet(page), timeout=30)
             detached = wait_for(lambda: events_of(client, runtime["activeRunId"], type="connection.detached"))
             assert detached[-1]["data"]["code"] == 1000 and detached[-1]["data"]["reason"] == "lease expired"
             base = f"/v1/spaces/{runtime['spaceId']}/runtimes/{runtime['id']}/connections"

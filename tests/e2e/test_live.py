@@ -160,7 +160,7 @@ def test_input_mode_clicks_and_types_and_holds_the_controller_lock(live, runtime
         minted = mint(client, run_id, control="input", expiresInSeconds=600)
         assert minted.status_code == 200, minted.text
         viewer = open_viewer(viewer_browser, minted.json()["iframeUrl"])
-        viewer.wait_for_function("window.__viewer.control === 'controlling'")
+        viewer.wait_for_function("window.__viewer?.control === 'controlling'")
         # While the viewer is open, a CDP lease is refused, naming the live view as the holder.
         refused = lease(client, runtime)
         assert refused.status_code == 409 and refused.json()["code"] == "runtime.controller_busy"
@@ -174,7 +174,7 @@ def test_input_mode_clicks_and_types_and_holds_the_controller_lock(live, runtime
         viewer.keyboard.press("Backspace")
         # The server applies a viewer's messages in order: once the hand-back is through, so is the input.
         viewer.click("#handback")
-        viewer.wait_for_function("window.__viewer.control === 'available'")
+        viewer.wait_for_function("window.__viewer?.control === 'available'")
         viewer.screenshot(path=str(tmp_path / "viewer-input.png"))
         viewer.close()
 
@@ -318,7 +318,7 @@ def test_revoking_an_open_input_link_closes_the_page_and_frees_the_browser(live,
         _prepare_controls(pw, client, runtime, pages)
         minted = mint(client, runtime["activeRunId"], control="input", expiresInSeconds=600).json()
         viewer = open_viewer(viewer_browser, minted["iframeUrl"])
-        viewer.wait_for_function("window.__viewer.control === 'controlling'")
+        viewer.wait_for_function("window.__viewer?.control === 'controlling'")
         assert lease(client, runtime).status_code == 409
 
         revoked = client.delete(f"/v1/runs/{runtime['activeRunId']}/viewers/{minted['viewerId']}")

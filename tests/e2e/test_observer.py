@@ -127,3 +127,26 @@ def test_a_request_cut_off_by_navigation_or_close_still_ends_with_its_status(liv
         stalled = [e["type"] for e in events_of(client, run_id) if "/stall/" in (e["data"].get("url") or "")]
         # One request and one end each: Chromium's own late report (if any) is not a second end.
         assert sorted(stalled) == ["network.failed"] * 2 + ["network.request"] * 2, stalled
+
+
+def test_a_new_tabs_first_navigation_is_recorded_once(live, runtime, pages):
+    """Tabs opened with their URL (`Target.createTarget`, as Puppeteer and a page's links do) start loading
+    at once, before the observer has attached to them and enabled their events: each tab's first
+    navigation is still recorded, once."""
+    run_id = runtime["activeRunId"]
+    with live.client() as client:
+        url = lease(client, runtime).json()["endpoint"]["url"]
+        with sync_playwright() as pw:
+            browser = pw.chromium.connect_over_cdp(url)
+            session = browser.new_browser_cdp_session()
+            opened = [f"{pages.url}/one.html?tab={i}" for i in range(6)]
+            for address in opened:
+                session.send("Target.createTarget", {"url": address})
+            browser.close()
+
+        def navigated():
+            seen = [e["data"]["url"] for e in events_of(client, run_id, type="page.navigated")]
+            return seen if all(u in seen for u in opened) else None
+
+        seen = wait_for(navigated, timeout=15)
+        assert sorted(u for u in seen if "?tab=" in u) == sorted(opened), seen

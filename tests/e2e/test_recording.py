@@ -69,6 +69,9 @@ def test_recording_of_a_changing_page(live, space, pages, pw, viewer_browser, tm
             ),
             timeout=60,
         )
+        # The run announces it (webhooks and drains follow the run's events).
+        announced = client.get(f"/v1/runs/{run_id}/events", params={"type": "recording.ready"}).json()["data"]
+        assert [e["data"]["status"] for e in announced] == ["ready"], announced
         run = client.get(f"/v1/runs/{run_id}").json()
         run_ms = run["durationSeconds"] * 1000 if run.get("durationSeconds") else None
         assert ready["durationMs"] > 2500 and ready["durationSeconds"] == pytest.approx(ready["durationMs"] / 1000)
@@ -98,7 +101,9 @@ def test_recording_of_a_changing_page(live, space, pages, pw, viewer_browser, tm
                 check=True,
             ).stdout
         )
-        assert abs(float(probe["format"]["duration"]) * 1000 - (ready["durationMs"] - frames[0]["t"])) < 600
+        # Within a second, as the run's own length above: frames come about every 200 ms, and a saturated
+        # host delays the last ones.
+        assert abs(float(probe["format"]["duration"]) * 1000 - (ready["durationMs"] - frames[0]["t"])) < 1000
 
         # The replay page: frames beside the run's activity, seekable.
         replay = viewer_browser.new_page(viewport={"width": 1200, "height": 700}, bypass_csp=True)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import pytest
+
 from app.connections.models import Connection
 from app.runtimes import controller
 from app.runtimes.models import Runtime
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
 
 
 def _leases(runtime: dict) -> str:

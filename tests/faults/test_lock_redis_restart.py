@@ -33,7 +33,7 @@ def test_redis_restart_with_an_attached_lease_keeps_one_controller(private_redis
             took = time.monotonic() - started
             assert second.status_code == 409, second.text
             assert second.json()["code"] == "runtime.controller_busy"
-            assert second.json()["details"]["holder"] == {"kind": "connection", "id": first["id"]}
+            assert second.json()["details"]["holder"].items() >= {"kind": "connection", "id": first["id"]}.items()
             # The first socket keeps driving the browser.
             assert [page.evaluate(f"{i} * 2") for i in range(30)] == [i * 2 for i in range(30)]
 

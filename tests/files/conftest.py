@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from pathlib import Path
 
 import pytest
@@ -32,4 +33,15 @@ def runtime_area(server, runtime_id: str) -> Path:
 def objects(server):
     """A snapshot of the object store taken before the test; call it to get what was added since."""
     before = stored_objects(server)
-    return lambda: stored_objects(server) - before
+
+    def added() -> set[str]:
+        # A recording finished in the background passes through `.tmp/` on its way in; a temporary
+        # file that is still there after a few seconds is a leak.
+        deadline = time.monotonic() + 10
+        while True:
+            now = stored_objects(server) - before
+            if not any(key.startswith(".tmp/") for key in now) or time.monotonic() > deadline:
+                return now
+            time.sleep(0.2)
+
+    return added

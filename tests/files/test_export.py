@@ -7,8 +7,13 @@ import json
 import uuid
 import zipfile
 
+import pytest
+
 from app.artifacts import service as artifacts
 from tests.files.conftest import started_runtime
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
 
 
 async def record(server, tmp_path, run_id: str, data: bytes, kind: str, name: str, content_type: str):

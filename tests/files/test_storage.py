@@ -8,6 +8,9 @@ import pytest
 
 from tests.files.conftest import sha256
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 TRAVERSALS = ["../x", "/etc/passwd", "a/../../b", "a//b", ".", "..", "a/./b", "a\\b", "x/", "a/\x00b"]
 
 

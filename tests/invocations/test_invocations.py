@@ -17,6 +17,9 @@ from playwright.async_api import async_playwright
 from app.runtimes.models import Runtime
 from tests.support import PageServer, eventually
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 PAGES = Path(__file__).resolve().parents[1] / "e2e" / "pages"
 
 

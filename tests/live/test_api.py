@@ -8,8 +8,12 @@ import time
 import uuid
 
 import orjson
+import pytest
 
 from tests.support import eventually, started_runtime
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
 
 
 async def test_live_and_recording_leases_are_scoped_to_the_account(server, api):

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import pytest
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 
 async def test_runs_list_filters_and_event_paging(server, api, stop_afterwards):
     space = (await api.post("/v1/spaces", json={"name": "runs"})).json()

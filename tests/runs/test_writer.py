@@ -5,12 +5,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from app.core import clock, ids
 from app.runs.models import RunEvent
 from app.runs.service import purge_old_events
 from app.runs.writer import EventWriter
+
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
 
 
 async def _run_id(api) -> uuid.UUID:
@@ -85,3 +89,21 @@ async def test_a_nul_character_in_page_text_does_not_block_other_events(server, 
         for e in (await api.get(f"/v1/runs/{run_id}/events", params={"category": "console"})).json()["data"]
     ]
     assert texts == ["before\ufffdafter", "next"]
+
+
+async def test_an_event_of_a_run_another_process_owns_now_is_not_written(server, api, stop_afterwards):
+    """The fencing token of run ownership: the observer's events carry its server instance, and a batch
+    writes them only while the run's browser names that instance as its owner."""
+    run_id, runtime_id = await _run_id(api)
+    stop_afterwards(runtime_id)
+    me = server.ctx.driver.instance
+    writer = EventWriter(server.ctx.db)
+    writer.emit(run_id, "console.message", "console", {"text": "mine"}, owner=me)
+    writer.emit(run_id, "console.message", "console", {"text": "stale"}, owner="another-replica")
+    writer.emit(run_id, "console.message", "console", {"text": "unowned"})
+    while writer.pending:
+        await writer.flush()
+    events = (await api.get(f"/v1/runs/{run_id}/events", params={"category": "console"})).json()["data"]
+    assert [e["data"]["text"] for e in events] == ["mine", "unowned"]
+    seqs = [e["seq"] for e in (await api.get(f"/v1/runs/{run_id}/events", params={"limit": 200})).json()["data"]]
+    assert seqs == list(range(1, len(seqs) + 1)), "a fenced event leaves no gap"

@@ -11,6 +11,9 @@ import pytest
 
 from tests.support import chromium_pids, eventually, profile_fragment
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 
 def browser_pids(server, runtime_id: str) -> list[int]:
     return chromium_pids(profile_fragment(server.settings.data_dir, runtime_id))
@@ -47,7 +50,8 @@ async def test_seed_create_launches_and_stop_cleans_up(server, api, stop_afterwa
     assert runtime["spaceId"] == space_id and runtime["name"] == "crm" and runtime["metadata"] == {"job": 7}
     assert runtime["connections"]["cdp"]["available"] is True
     assert browser_pids(server, runtime["id"]), "a Chromium process runs for the runtime"
-    assert b"--window-size=1024,768" in Path(f"/proc/{main_browser_pid(server, runtime['id'])}/cmdline").read_bytes()
+    # The viewport asked is the page's: the window is that plus the chrome around it (app/drivers/viewport.py).
+    assert b"--window-size=1024," in Path(f"/proc/{main_browser_pid(server, runtime['id'])}/cmdline").read_bytes()
 
     run = (await api.get(f"/v1/runs/{runtime['activeRunId']}")).json()
     assert run["status"] == "active" and run["runtimeId"] == runtime["id"] and run["finishedAt"] is None

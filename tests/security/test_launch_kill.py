@@ -27,7 +27,8 @@ def test_a_browser_launched_by_a_killed_server_is_ended_by_the_next(tmp_path):
     SLOW_DIR.mkdir(parents=True, exist_ok=True)
     SLOW_DIR.chmod(0o755)
     slow = SLOW_DIR / f"slow-chromium-{uuid.uuid4().hex[:8]}"
-    slow.write_text('#!/bin/sh\nsleep 3\nexec /usr/bin/chromium "$@"\n')
+    # Slow to launch a browser, not to tell its version (the readiness probe asks that).
+    slow.write_text('#!/bin/sh\n[ "$1" = --version ] || sleep 3\nexec /usr/bin/chromium "$@"\n')
     slow.chmod(0o755)
     data_dir = tmp_path / "srv"
     key = f"bctrl_sec_{uuid.uuid4().hex}"

@@ -36,6 +36,17 @@ def _as_uid(uid: int, *command: str) -> subprocess.CompletedProcess:
     )
 
 
+def settled_content(page) -> str:
+    """The page's HTML once it stops navigating: the error page of the last refusal may still be
+    committing when the refusal returns."""
+    for _ in range(40):
+        page.wait_for_load_state()
+        with contextlib.suppress(PlaywrightError):
+            return page.content()
+        page.wait_for_timeout(250)
+    return page.content()
+
+
 def test_the_escalation_fails_at_its_first_step(embedded, pages):
     data_dir = embedded.data_dir.resolve()
     db = data_dir / "bctrl.sqlite3"
@@ -55,8 +66,7 @@ def test_the_escalation_fails_at_its_first_step(embedded, pages):
                 got[target] = refused.value.message.splitlines()[0]
             print("escalation:", got)
             assert all(BLOCKED in (message or "") for message in got.values()), got
-            page.wait_for_load_state()  # the error page of the last refusal may still be committing
-            assert "root:" not in page.content()
+            assert "root:" not in settled_content(page)
 
             # A client pointing downloads at the data directory: the browser cannot write there, and
             # nothing outside the run's own download area is read back as an artifact.

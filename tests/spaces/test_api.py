@@ -4,6 +4,9 @@ import uuid
 
 import pytest
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 
 async def test_create_get_list_update_delete(api):
     created = await api.post(

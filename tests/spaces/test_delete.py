@@ -11,6 +11,9 @@ import pytest
 from app.runtimes.models import Runtime
 from app.storage import make_store
 
+# The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
+pytestmark = pytest.mark.sqlite
+
 CURRENT = {"BCTRL-Version": "2026-10-03"}
 
 

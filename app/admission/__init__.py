@@ -1,0 +1,1 @@
+"""Admission: the durable queue of browser starts, per-deployment/account/space limits, the capacity signal."""

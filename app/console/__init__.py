@@ -1,0 +1,1 @@
+"""The web console: one page at `/` and its static assets under `/console/`, shipped in the package."""

@@ -1,0 +1,1 @@
+"""Drains (https, otlp, s3) and notification recipients."""

@@ -1,0 +1,1 @@
+"""Browser extensions uploaded by an account and loaded into the browsers that name them."""

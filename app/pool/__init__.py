@@ -1,0 +1,1 @@
+"""The warm pool: browsers launched ahead, claimed by a matching create."""

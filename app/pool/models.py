@@ -1,0 +1,3 @@
+"""Tables of pool (filled by its migration)."""
+
+from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Usage measured from our own records, spending caps enforced at admission, locations."""
