@@ -43,24 +43,17 @@ lint: install
 # Three runs side by side, balanced by what a CI run measured (both cores are busy throughout): the
 # bounded fuzz run (its own server, 11-15 minutes), the SDK, e2e, webhook, drain, fault and MCP tiers
 # (their own servers and backends), and the rest, whose output streams; the other two logs follow it.
-# With DOCKER_TIER=1 (CI) the Docker tier (about 10 minutes) follows the fuzz run in its run, which ends
-# well before the other two; BCTRL_IMAGES_PID names a build of its images under way, waited for first.
 FUZZ = tests/api/test_schema_fuzz.py
 SHARD = tests/e2e tests/current tests/webhooks tests/drains tests/faults tests/mcp
-DOCKER_TIER ?= 0
 test: install lint tests/e2e/js/node_modules
 	@scripts/ensure-chromium.sh
 	@scripts/ensure-services.sh
 	@fuzz_log=$$(mktemp /tmp/bctrl-fuzz.XXXXXX.log); shard_log=$$(mktemp /tmp/bctrl-shard.XXXXXX.log); \
-	{ $(BIN)/pytest -m "not docker" $(FUZZ); fuzzed=$$?; docked=0; \
-	  if [ "$(DOCKER_TIER)" = 1 ]; then \
-	    while [ -n "$$BCTRL_IMAGES_PID" ] && kill -0 "$$BCTRL_IMAGES_PID" 2>/dev/null; do sleep 2; done; \
-	    echo "--- the Docker tier (after the fuzz run):"; $(MAKE) --no-print-directory test-docker; docked=$$?; \
-	  fi; [ $$fuzzed -eq 0 ] && [ $$docked -eq 0 ]; } >"$$fuzz_log" 2>&1 & fuzz=$$!; \
+	$(BIN)/pytest -m "not docker" $(FUZZ) >"$$fuzz_log" 2>&1 & fuzz=$$!; \
 	$(BIN)/pytest -m "not docker" $(SHARD) >"$$shard_log" 2>&1 & shard=$$!; \
 	$(BIN)/pytest -m "not docker" --ignore=$(FUZZ) $(addprefix --ignore=,$(SHARD)); main=$$?; \
 	wait $$shard; sharded=$$?; echo "--- $(SHARD) (run beside the rest):"; cat "$$shard_log"; \
-	wait $$fuzz; fuzzed=$$?; echo "--- $(FUZZ)$(if $(filter 1,$(DOCKER_TIER)), then tests/docker,) (run beside the rest):"; cat "$$fuzz_log"; \
+	wait $$fuzz; fuzzed=$$?; echo "--- $(FUZZ) (run beside the rest):"; cat "$$fuzz_log"; \
 	rm -f "$$fuzz_log" "$$shard_log"; \
 	[ $$main -eq 0 ] && [ $$sharded -eq 0 ] && [ $$fuzzed -eq 0 ]
 
