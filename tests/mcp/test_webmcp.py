@@ -93,6 +93,19 @@ async def test_a_pages_tools_are_listed_and_called_through_the_runs_web_mcp_url(
     assert (ended.status_code, ended.json()["code"]) == (409, "connection.closed"), ended.text
 
 
+async def test_only_a_tabs_own_document_offers_tools(sdk, pages):
+    """Chromium 156 reports the tools of a tab's top document only: a same-origin iframe's registerTool
+    never reaches `WebMCP.toolsAdded`. So a tool's URL (in `_meta` and in its run event) is its tab's.
+    Should a later Chromium report frames' tools, this fails: the URL must then be the frame's."""
+    with sdk.runtimes.started_browser(name="webmcp-frames") as rt:
+        await _page_with_tools(rt.cdp_url, f"{pages.url}/webmcp_framed.html")
+        async with _client(rt.web_mcp_url) as client:
+            tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+            assert set(tools) == {"top_tool"}, sorted(tools)
+            assert tools["top_tool"].meta["url"] == f"{pages.url}/webmcp_framed.html"
+            assert (await client.call_tool("top_tool", {})).content[0].text == "top"
+
+
 def test_a_wrong_token_is_refused(live, sdk):
     with sdk.runtimes.started_browser(name="webmcp-token") as rt:
         wrong = rt.web_mcp_url.split("?token=")[0] + "?token=not-the-token"
