@@ -11,37 +11,16 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from app.core import clock, ids
 from app.current import event_shapes
 from app.runs import streams
 from app.runs.models import Run, RunEvent
 from app.runs.writer import EventWriter
+from tests.current.runs import active_run
 
 # The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
 pytestmark = pytest.mark.sqlite
 
 CURRENT = {"BCTRL-Version": "2026-10-03"}
-
-
-async def _run(server, api) -> Run:
-    me = (await api.get("/v1/auth/whoami")).json()
-    now = clock.now()
-    run = Run(
-        id=ids.new_id(),
-        account_id=uuid.UUID(me["organizationId"]),
-        space_id=uuid.UUID(me["defaultSpaceId"]),
-        runtime_id=ids.new_id(),
-        runtime_type="browser",
-        status="active",
-        recording=False,
-        failure=None,
-        event_seq=0,
-        created_at=now,
-        started_at=now,
-    )
-    async with server.ctx.db.transaction() as s:
-        s.add(run)
-    return run
 
 
 # (type, category, data, page_id, connection) of every shape a frame takes.
@@ -64,7 +43,7 @@ KINDS = [
 
 
 async def test_runtime_event_frames_are_the_events(server, api):
-    run = await _run(server, api)
+    run = await active_run(server, api)
     writer = EventWriter(server.ctx.db)
     connection = uuid.uuid4()
     for type_, category, data, page_id, with_connection in KINDS:
@@ -107,7 +86,7 @@ async def test_runtime_event_frames_are_the_events(server, api):
 
 
 async def test_updates_pages_through_a_busy_run_in_order(server, api):
-    run = await _run(server, api)
+    run = await active_run(server, api)
     writer = EventWriter(server.ctx.db)
     total = streams.ROWS_PAGE * 2 + 17
     for i in range(total):

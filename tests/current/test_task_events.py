@@ -21,8 +21,9 @@ from app.current import event_shapes
 from app.runs import events, events_query, streams
 from app.runs import service as runs_service
 from app.runs.command_models import Command
-from app.runs.models import Run, RunEvent
+from app.runs.models import RunEvent
 from app.runs.writer import EventWriter
+from tests.current.runs import active_run
 
 # The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
 pytestmark = pytest.mark.sqlite
@@ -284,23 +285,7 @@ async def test_a_task_on_a_browser_keeps_the_run_order(server, api):
     """A task driving a browser writes its events with the run: numbered by the run, in the run's stream
     (framed as `GET /v1/events/{id}` has them), and found by the task's filters with both ids."""
     task = await _task(server, api)
-    me = (await api.get("/v1/auth/whoami")).json()
-    now = clock.now()
-    run = Run(
-        id=ids.new_id(),
-        account_id=uuid.UUID(me["organizationId"]),
-        space_id=uuid.UUID(me["defaultSpaceId"]),
-        runtime_id=ids.new_id(),
-        runtime_type="browser",
-        status="active",
-        recording=False,
-        failure=None,
-        event_seq=0,
-        created_at=now,
-        started_at=now,
-    )
-    async with server.ctx.db.transaction() as s:
-        s.add(run)
+    run = await active_run(server, api)
     writer = EventWriter(server.ctx.db)
     writer.emit(run.id, "page.load", "browser", {"url": "about:blank"}, page_id="p1")
     writer.emit(run.id, "task.step", "task", {"step": 1, "tools": []}, source="api", **_keys(task))
