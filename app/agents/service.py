@@ -38,7 +38,7 @@ from app.ai import catalog
 from app.ai.models import AiConnection
 from app.core import clock, ids
 from app.core.context import AppContext
-from app.core.errors import Conflict, DomainError, InvalidRequest, NotFound
+from app.core.errors import Conflict, DomainError, InvalidRequest, NotFound, the_one_named
 from app.core.paging import PageParams, fetch_by_id
 from app.spaces import service as spaces
 from app.spaces.models import Space
@@ -325,15 +325,7 @@ async def _find(
         if space is not None:
             stmt = stmt.where(Agent.space_id == space.id)
         found = list((await s.execute(stmt.limit(2))).scalars())
-    if not found:
-        raise agent_not_found(ref)
-    if len(found) > 1:
-        raise Conflict(
-            f"More than one agent is named {ref!r}; name its space (spaceId) or use its id",
-            code="resource.name_ambiguous",
-            details={"name": ref},
-        )
-    return found[0]
+    return the_one_named(found, ref, "agent", agent_not_found(ref))
 
 
 async def find(ctx: AppContext, p: Principal, ref: str, space: Space | None, *, archived: bool = False) -> Agent:

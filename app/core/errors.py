@@ -54,6 +54,20 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+def the_one_named(found: list, name: str, noun: str, not_found: DomainError):
+    """The one row a name stands for among `found` (a lookup by name, limited to two): `not_found` when
+    none, 409 `resource.name_ambiguous` when the name stands for more than one."""
+    if not found:
+        raise not_found
+    if len(found) > 1:
+        raise Conflict(
+            f"More than one {noun} is named {name!r}; name its space (spaceId) or use its id",
+            code="resource.name_ambiguous",
+            details={"name": name},
+        )
+    return found[0]
+
+
 class Unauthorized(DomainError):
     status = 401
     code = "auth.required"

@@ -13,7 +13,7 @@ from app.accounts.service import Principal
 from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import get_owned
-from app.core.errors import Conflict, TooManyRequests
+from app.core.errors import Conflict, TooManyRequests, the_one_named
 from app.core.paging import PageParams, fetch_by_id
 from app.runtimes import lifecycle, state
 from app.runtimes.lifecycle import Started, Stopped, runtime_not_found
@@ -146,15 +146,7 @@ async def find(ctx: AppContext, p: Principal, id_or_name: str, space: Space | No
         stmt = stmt.where(Runtime.space_id == space.id)
     async with ctx.db.read() as s:
         found = list((await s.execute(stmt.limit(2))).scalars())
-    if not found:
-        raise runtime_not_found(id_or_name)
-    if len(found) > 1:
-        raise Conflict(
-            f"More than one browser is named {id_or_name!r}; name its space (spaceId) or use its id",
-            code="resource.name_ambiguous",
-            details={"name": id_or_name},
-        )
-    return found[0]
+    return the_one_named(found, id_or_name, "browser", runtime_not_found(id_or_name))
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,7 @@ from app.accounts.service import Principal
 from app.ai.secrets import SecretBox
 from app.core import clock, ids
 from app.core.context import AppContext
-from app.core.errors import Conflict, DomainError, InvalidRequest, NotFound
+from app.core.errors import Conflict, DomainError, InvalidRequest, NotFound, the_one_named
 from app.core.paging import PageParams, encode_cursor
 from app.spaces.models import Space
 from app.tools.catalog import BUILTIN, CATALOG_DATE, REFUSED, BuiltinTool
@@ -160,15 +160,7 @@ async def _custom(ctx: AppContext, account_id: uuid.UUID, ref: str, space_id: uu
         if space_id is not None:
             stmt = stmt.where(CustomTool.space_id == space_id)
         found = list((await s.execute(stmt.limit(2))).scalars())
-    if not found:
-        raise tool_not_found(ref)
-    if len(found) > 1:
-        raise Conflict(
-            f"More than one tool is named {ref!r}; name its space (spaceId) or use its id",
-            code="resource.name_ambiguous",
-            details={"name": ref},
-        )
-    return found[0]
+    return the_one_named(found, ref, "tool", tool_not_found(ref))
 
 
 async def resolve(
