@@ -28,19 +28,16 @@ import structlog
 from sqlalchemy import select
 
 from app.cdp.client import CdpClient
-from app.cdp.traffic import TrafficGuard, on_paused
+from app.cdp.traffic import CHILD_TYPES, PAGE_TYPES, URL_LIMIT, TrafficGuard, on_paused
 from app.runs.models import RunEvent
 
 log = structlog.get_logger(__name__)
 
-URL_LIMIT = 2048
 TEXT_LIMIT = 4000
 # Per run: requests recorded (a request's response or failure comes with it), console messages and
 # page errors recorded; past these only counted.
 NETWORK_CAP = 20_000
 CONSOLE_CAP = 5_000
-PAGE_TYPES = ("page",)
-CHILD_TYPES = ("iframe", "worker", "shared_worker", "service_worker")
 
 
 def event_url(url: str | None) -> str | None:
@@ -291,7 +288,6 @@ class RunObserver:
             self.url_of_session[session] = frame.get("url")
         # The previous document's requests die with it, and Chromium does not always say so (a fetch
         # whose headers had come but whose body had not): end them, keeping the status seen.
-        loader = frame.get("loaderId")
         for key in [k for k, entry in self.requests.items() if k[0] == session and entry.get("loaderId") != loader]:
             self._abandon(key, "page navigated away")
         self.emit(
@@ -303,7 +299,7 @@ class RunObserver:
 
     def _load(self, params: dict, session: str | None) -> None:
         page_id = self.page_of_session.get(session)
-        url = self.url_of_session.get(session) if session in self.url_of_session else None
+        url = self.url_of_session.get(session)
         if url is None:
             url = self.pages.get(page_id, {}).get("url")
         self.emit("page.load", "browser", {"url": event_url(url)}, page_id)

@@ -30,6 +30,7 @@ from app.cdp.traffic_hosts import AD_HOSTS, TRACKER_HOSTS
 
 log = structlog.get_logger(__name__)
 
+# A URL as events keep it at most (the observer's limit too).
 URL_LIMIT = 2048
 # Our resource type words -> CDP's Network.ResourceType (ping and beacon are both `Ping`: see _our_type).
 CDP_TYPES = {
@@ -44,8 +45,11 @@ CDP_TYPES = {
 _FROM_CDP = {cdp: ours for ours, cdp in CDP_TYPES.items() if ours != "beacon"}
 DEFAULT_PORTS = {"http": 80, "https": 443}
 MAX_FETCH_STARS = 8
-# Targets whose requests a Fetch session of their own intercepts.
-INTERCEPTED = ("page", "iframe", "worker", "shared_worker", "service_worker")
+# Targets: pages, and the children a page's auto-attach reports (the observer's words too). Each of
+# them has its requests intercepted by a Fetch session of its own.
+PAGE_TYPES = ("page",)
+CHILD_TYPES = ("iframe", "worker", "shared_worker", "service_worker")
+INTERCEPTED = PAGE_TYPES + CHILD_TYPES
 
 
 class Wildcard:
@@ -215,7 +219,7 @@ def _our_type(cdp_type: str | None, headers: dict[str, str]) -> str | None:
     return _FROM_CDP.get(cdp_type, cdp_type.lower())
 
 
-def event_url(url: str) -> str:
+def _without_query(url: str) -> str:
     """The URL as the run event keeps it: no query or fragment (they may carry ids and secrets)."""
     return url.split("#", 1)[0].split("?", 1)[0][:URL_LIMIT]
 
@@ -290,7 +294,7 @@ class TrafficGuard:
             "network",
             {
                 "requestId": params.get("networkId") or params["requestId"],
-                "url": event_url(url),
+                "url": _without_query(url),
                 "method": request.get("method"),
                 "resourceType": _our_type(cdp_type, request.get("headers") or {}),
                 "rule": rule,
