@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -38,7 +38,6 @@ class Operation:
     path_params: tuple[str, ...]
     query_params: tuple[str, ...]
     has_body: bool
-    annotations: dict[str, Any] = field(default_factory=dict)
 
 
 class _Described(RouteContext):
@@ -163,7 +162,6 @@ def _operation(name: str, method: str, path: str, op: dict[str, Any], components
         path_params=tuple(path_params),
         query_params=tuple(query_params),
         has_body=body_schema is not None,
-        annotations={"readOnlyHint": method == "GET", "destructiveHint": method == "DELETE"},
     )
 
 

@@ -28,8 +28,7 @@ from app.accounts.auth import SUBACCOUNT_HEADER
 from app.accounts.service import authenticate
 from app.core import generation
 from app.core.context import acting_channel
-from app.core.errors import DomainError, error_body
-from app.core.requestctx import current_request_id
+from app.core.errors import DomainError, envelope
 from app.mcp import catalog, dispatch, resources, results
 
 PATH = "/_mcp/server"
@@ -190,9 +189,8 @@ async def _refusal(scope: Scope) -> JSONResponse | None:
         principal = await authenticate(ctx.db, secret, ctx.api_keys, request.headers.get(SUBACCOUNT_HEADER))
         scope[_KEY_SCOPES] = list(principal.scopes or ())
     except DomainError as exc:
-        body = error_body(exc.code, exc.message, exc.details, current_request_id(), exc.status)
         headers = {"WWW-Authenticate": 'Bearer realm="bctrl"'} if exc.status == 401 else None
-        return JSONResponse(body, status_code=exc.status, headers=headers)
+        return envelope(exc.status, exc.code, exc.message, exc.details, headers)
     finally:
         generation.reset(token)
     return None

@@ -20,15 +20,13 @@ from mcp.server.lowlevel import Server
 from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from app.cdp.observer import event_url
 from app.connections import service as connections
 from app.connections.service import AttachTicket
-from app.core.errors import DomainError, error_body
-from app.core.requestctx import current_request_id
+from app.core.errors import DomainError, envelope
 from app.mcp import webmcp
 from app.mcp.server import serve_stateless
 
@@ -147,8 +145,7 @@ class Endpoint:
                 ctx, scope["path_params"]["connection_id"], request.query_params.get("token"), attaching=False
             )
         except DomainError as exc:
-            body = error_body(exc.code, exc.message, exc.details, current_request_id(), exc.status)
-            await JSONResponse(body, status_code=exc.status)(scope, receive, send)
+            await envelope(exc.status, exc.code, exc.message, exc.details, exc.headers or None)(scope, receive, send)
             return
         await serve_stateless(server, scope, receive, send)
 
