@@ -21,8 +21,6 @@ from app.core.db import Database
 from app.core.errors import Conflict
 from app.core.paging import PageParams, fetch_by_id
 
-LIMIT_FIELDS = ("maxActiveRuns", "maxSpaces", "monthlyCreditLimit")
-
 
 @dataclass(frozen=True)
 class SubaccountSpec:

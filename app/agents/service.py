@@ -47,7 +47,6 @@ from app.tools.catalog import BUILTIN
 
 STAGEHAND, BROWSER_USE = "stagehand", "browser-use"
 BUILTIN_MODEL = "default"
-MEMORY_WORDS = ("none", "space_notes")
 MAX_CONCURRENT_RUNTIMES = 100
 
 BUILTIN_AGENTS: dict[str, dict[str, Any]] = {
@@ -66,7 +65,6 @@ BUILTIN_AGENTS: dict[str, dict[str, Any]] = {
         "metadata": {"builtin": True, "engine": BROWSER_USE},
     },
 }
-BEHAVIOUR = ("model", "instructions", "tools", "scope", "memory", "require_approval")
 
 
 @dataclass

@@ -24,7 +24,6 @@ from app.core.errors import InvalidRequest
 from app.core.schemas import RequestModel, WireModel
 
 ResourceType = Literal["media", "texttrack", "font", "image", "ping", "prefetch", "beacon"]
-RESOURCE_TYPES: tuple[str, ...] = ResourceType.__args__  # type: ignore[attr-defined]
 
 URL_PATTERN = r"(\*|[A-Za-z][A-Za-z0-9+.\-]*)://[!-\[\]-~]+"
 HOST_PATTERN = r"(\*\.)?[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*(:[0-9]{1,5})?"

@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import orjson
-from standardwebhooks import Webhook
 
 from app.ai.secrets import SecretBox
 from app.core import clock
@@ -29,6 +28,7 @@ from app.core.errors import DomainError
 from app.drains import net, otlp, s3
 from app.drains.models import Drain
 from app.vault import service as vault
+from app.webhooks import signing
 
 NDJSON = "application/x-ndjson"
 UNREADABLE = "the drain's sealed values were sealed under another server key (BCTRL_SECRET_KEY changed)"
@@ -114,12 +114,9 @@ async def _https(ctx: AppContext, drain: Drain, batch: Batch) -> Sent:
     if secret is None:
         raise Failed("the drain has no signing secret")
     now = clock.now()
-    signature = Webhook(secret).sign(batch.id, now, body.decode())
     headers = {
         "content-type": NDJSON,
-        "webhook-id": batch.id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": signature,
+        **signing.headers([secret], batch.id, now, body),
         "bctrl-drain-id": str(drain.id),
     }
     status = await _call(ctx, "POST", drain.destination["url"], body, headers)

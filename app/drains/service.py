@@ -10,9 +10,7 @@ on an idempotent replay of that create, freshly made: the replay rotates it)."""
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from app.drains import delivery, net
 from app.drains.models import Drain
 from app.outbox import service as outbox
 from app.vault import service as vault
+from app.webhooks import signing
 
 REDACTED = "[redacted]"
 CATEGORIES = (
@@ -60,10 +59,6 @@ def invalid(field: str, message: str, code: str = "drain.destination_invalid") -
         code=code,
         details={"fields": [{"field": field, "in": "body", "message": message, "type": code}]},
     )
-
-
-def _new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 async def _check_url(ctx: AppContext, field: str, url: str, *, resolve: bool = True) -> str:
@@ -174,7 +169,7 @@ def _seal(ctx: AppContext, values: dict[str, str] | None) -> str | None:
 async def create(ctx: AppContext, p: Principal, spec: DrainSpec) -> tuple[Drain, str | None]:
     """The new drain and its signing secret (https only)."""
     checked = await check_destination(ctx, p.account_id, spec.destination)
-    secret = _new_secret() if checked.destination["type"] == "https" else None
+    secret = signing.new_secret(32) if checked.destination["type"] == "https" else None
     head = await outbox.head(ctx)
     now = clock.now()
     row = Drain(
@@ -204,7 +199,7 @@ async def rotate_secret(ctx: AppContext, row: Drain) -> tuple[Drain, str | None]
     """A fresh signing secret for an https drain (an idempotent create's replay answers it)."""
     if row.kind != "https":
         return row, None
-    secret = _new_secret()
+    secret = signing.new_secret(32)
     async with ctx.db.transaction() as s:
         row = await _fresh(s, row)
         row.secret_sealed = delivery.box(ctx).seal(secret)

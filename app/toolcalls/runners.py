@@ -29,7 +29,6 @@ from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import Page
 from referencing.exceptions import Unresolvable
 from sqlalchemy import select
-from standardwebhooks.webhooks import Webhook
 
 from app.core import clock
 from app.core.context import AppContext
@@ -41,6 +40,7 @@ from app.storage import make_store
 from app.toolcalls import service
 from app.toolcalls.env import ToolEnv
 from app.toolcalls.failures import ToolFailed
+from app.webhooks import signing
 
 HUMAN_DEFAULT_SECONDS = 3600
 FILES_LIST_DEFAULT = 50
@@ -560,12 +560,9 @@ async def webhook(ctx: AppContext, env: ToolEnv, tool: Any, input: dict[str, Any
     body = json.dumps(payload, separators=(",", ":"))
     sent_at = clock.now()
     msg_id = f"msg_{call_id.hex}"
-    signature = Webhook(await _signing_key(ctx, env, custom)).sign(msg_id, sent_at, body)
     headers = {
         "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": signature,
+        **signing.headers([await _signing_key(ctx, env, custom)], msg_id, sent_at, body),
         "user-agent": "bctrl-tool-call/1",
     }
     seconds = max(0.1, custom.timeout_ms / 1000)

@@ -13,9 +13,7 @@ signed with that secret's value instead, so the receiver can hold the key it ver
 
 from __future__ import annotations
 
-import base64
 import re
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC
@@ -32,8 +30,9 @@ from app.core.context import AppContext
 from app.core.errors import Conflict, DomainError, InvalidRequest, NotFound, the_one_named
 from app.core.paging import PageParams, encode_cursor
 from app.spaces.models import Space
-from app.tools.catalog import BUILTIN, CATALOG_DATE, REFUSED, BuiltinTool
+from app.tools.catalog import BUILTIN, CATALOG_DATE, REFUSED, BuiltinTool, is_builtin_name
 from app.tools.models import CustomTool
+from app.webhooks import signing
 
 NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_-]{0,63}$"
 # A vault reference: secret:<path or id>[#field][@version]; segments as the vault spells them, none
@@ -272,13 +271,9 @@ def signing_secret(ctx: AppContext, row: CustomTool) -> str:
     return plain
 
 
-def _new_signing_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
-
-
 async def create(ctx: AppContext, p: Principal, space: Space, spec: WebhookSpec) -> CustomTool:
     name = check_name(spec.name)
-    if name in BUILTIN or name in REFUSED:
+    if is_builtin_name(name):
         raise name_conflict(name)
     now = clock.now()
     row = CustomTool(
@@ -291,7 +286,7 @@ async def create(ctx: AppContext, p: Principal, space: Space, spec: WebhookSpec)
         url=check_url(spec.url),
         timeout_ms=check_timeout(spec.timeout_ms),
         auth_secret=check_auth_secret(spec.auth_secret),
-        signing_secret_sealed=SecretBox(ctx.signing_key).seal(_new_signing_secret()),
+        signing_secret_sealed=SecretBox(ctx.signing_key).seal(signing.new_secret(32)),
         input_schema=check_schema("inputSchema", spec.input_schema),
         output_schema=check_schema("outputSchema", spec.output_schema),
         runtime_types=list(spec.runtime_types or RUNTIME_TYPES),

@@ -27,14 +27,11 @@ from app.vault.crypto import VaultBox
 from app.vault.models import SEALED_FIELDS, VaultAudit, VaultSecret, VaultSecretVersion
 
 TYPES = ("login", "value")
-# Fields a secret of each type may hold (label and notes: any type).
+# Fields a login secret may hold (label and notes: any type; a value secret holds `value`).
 LOGIN_FIELDS = ("username", "password", "totp")
-VALUE_FIELDS = ("value",)
 MAX_REF = 600
 # A folder listing reads this many paths at most under one prefix.
 MAX_LISTED = 20000
-# The name the other packages use (app/tasks, app/toolcalls).
-Secret = VaultSecret
 UNREADABLE = "sealed under another server key (BCTRL_SECRET_KEY changed); write the secret again"
 
 
@@ -617,7 +614,6 @@ __all__ = [
     "Listing",
     "LoginFill",
     "Revealed",
-    "Secret",
     "SecretSpec",
     "create",
     "delete",

@@ -19,7 +19,7 @@ from app.core import clock, ids
 from app.core.context import AppContext
 from app.core.db import get_owned
 from app.core.errors import InvalidRequest, NotFound
-from app.core.paging import PageParams, split_page
+from app.core.paging import PageParams, fetch_by_id
 from app.webhooks import destinations, signing
 from app.webhooks.models import ACTIVE, Webhook, WebhookDelivery
 
@@ -119,18 +119,7 @@ async def list_webhooks(
     ctx: AppContext, account_id: uuid.UUID, page: PageParams, *, newest_first: bool
 ) -> tuple[list[Webhook], str | None]:
     stmt = select(Webhook).where(Webhook.account_id == account_id, Webhook.deleted_at.is_(None))
-    return await _page(ctx, stmt, Webhook.id, page, newest_first)
-
-
-async def _page(ctx: AppContext, stmt, column, page: PageParams, newest_first: bool):
-    after = ids.parse_uuid(page.after) if isinstance(page.after, str) else None
-    if after is not None:
-        stmt = stmt.where(column < after if newest_first else column > after)
-    async with ctx.db.read() as s:
-        rows = list(
-            (await s.execute(stmt.order_by(column.desc() if newest_first else column).limit(page.limit + 1))).scalars()
-        )
-    return split_page(rows, page, lambda row: str(row.id))
+    return await fetch_by_id(ctx.db, stmt, Webhook.id, page, newest_first=newest_first)
 
 
 async def _cancel_pending(s, webhook_id: uuid.UUID, why: str) -> None:
@@ -236,7 +225,7 @@ async def list_deliveries(
     ctx: AppContext, webhook: Webhook, page: PageParams, *, newest_first: bool
 ) -> tuple[list[WebhookDelivery], str | None]:
     stmt = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook.id)
-    return await _page(ctx, stmt, WebhookDelivery.id, page, newest_first)
+    return await fetch_by_id(ctx.db, stmt, WebhookDelivery.id, page, newest_first=newest_first)
 
 
 async def get_delivery(ctx: AppContext, webhook: Webhook, raw_id: str) -> WebhookDelivery:

@@ -22,8 +22,9 @@ CURRENT = "secret"
 PREVIOUS = "previous_secret"
 
 
-def new_secret() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+def new_secret(nbytes: int = 24) -> str:
+    """A Standard Webhooks signing secret (`whsec_` and base64 of `nbytes` random bytes)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(nbytes)).decode()
 
 
 def _box(ctx: AppContext) -> VaultBox:
@@ -39,7 +40,7 @@ def unseal(ctx: AppContext, webhook_id: uuid.UUID, field: str, sealed: str | Non
     return _box(ctx).open(webhook_id, field, sealed) if sealed else None
 
 
-def headers(keys: list[str], msg_id: str, when: datetime, body: bytes) -> dict[str, str]:
+def headers(keys: list[str], msg_id: str, when: datetime, body: bytes | str) -> dict[str, str]:
     """The three Standard Webhooks headers; one `v1` signature per key (two during a rotation's overlap)."""
     signatures = [Signer(key).sign(msg_id, when, body) for key in keys]
     return {
