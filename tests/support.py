@@ -111,3 +111,9 @@ async def started_runtime(api, **body):
         yield runtime
     finally:
         await api.post(f"/v1/runtimes/{runtime['id']}/stop")
+
+
+def error_of(response, status: int) -> dict:
+    """The current generation's error object of a response that must have `status`."""
+    assert response.status_code == status, response.text
+    return response.json()["error"]

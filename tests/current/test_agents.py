@@ -13,15 +13,11 @@ from app.agents import service
 from app.agents.models import Agent
 from app.core.errors import DomainError
 from tests.ai import conftest as ai_tier
+from tests.support import error_of
 
 llm, fresh_script, no_traffic_off_this_machine = ai_tier.llm, ai_tier.fresh_script, ai_tier.no_traffic_off_this_machine
 
 V = {"BCTRL-Version": "2026-10-03"}
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
 
 
 @pytest.fixture

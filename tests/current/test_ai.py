@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.ai.models import AiConnection
 from app.ai.secrets import SecretBox
 from tests.ai import conftest as ai_tier
+from tests.support import error_of
 
 # The AI tier's fixtures: the stand-in LLM (afresh for each test) and the guard against leaving loopback.
 llm, fresh_script, no_traffic_off_this_machine = ai_tier.llm, ai_tier.fresh_script, ai_tier.no_traffic_off_this_machine
@@ -29,11 +30,6 @@ async def create(api, **body):
 
 def custom(llm, **more):
     return {"provider": "custom", "baseUrl": f"{llm.base}/v1", "apiKey": "sk-test", **more}
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
 
 
 async def test_crud_in_the_current_words_and_the_key_is_never_shown(server, api, llm):

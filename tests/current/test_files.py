@@ -15,6 +15,7 @@ import pytest
 from app.artifacts import service as artifacts
 from tests.files import conftest as files_tier
 from tests.files.conftest import runtime_area, sha256, started_runtime
+from tests.support import error_of
 
 # The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
 pytestmark = pytest.mark.sqlite
@@ -23,11 +24,6 @@ pytestmark = pytest.mark.sqlite
 objects = files_tier.objects
 
 V = {"BCTRL-Version": "2026-10-03"}
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
 
 
 async def upload(api, data: bytes, name: str = "a.txt", spaceId=None, **fields):

@@ -12,13 +12,9 @@ from sqlalchemy import select
 from app.proxies.models import SavedProxy
 from app.runtimes.models import Runtime
 from tests.proxy_helpers import TestProxy
+from tests.support import error_of
 
 V = {"BCTRL-Version": "2026-10-03"}
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
 
 
 async def test_saved_proxy_password_is_sealed_and_never_answered(server, api):

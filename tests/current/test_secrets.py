@@ -18,15 +18,11 @@ from app.core.errors import DomainError
 from app.vault import service as vault
 from app.vault.crypto import VaultBox
 from app.vault.models import VaultAudit, VaultSecret, VaultSecretVersion
+from tests.support import error_of
 
 V = {"BCTRL-Version": "2026-10-03"}
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 PASSWORD = "hunter2-Zq9!vault"
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
 
 
 def enc(path: str) -> str:

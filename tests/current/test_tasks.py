@@ -18,7 +18,7 @@ from app.runs.command_models import Command
 from app.runtimes.models import Runtime
 from app.tasks.models import Conversation
 from tests.ai import conftest as ai_tier
-from tests.support import eventually
+from tests.support import error_of, eventually
 
 llm, fresh_script, no_traffic_off_this_machine = ai_tier.llm, ai_tier.fresh_script, ai_tier.no_traffic_off_this_machine
 
@@ -38,11 +38,6 @@ def chats(llm) -> list[dict]:
 
 async def _equal(got, wanted) -> bool:
     return await got == wanted
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
 
 
 @pytest.fixture

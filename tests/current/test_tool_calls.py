@@ -16,7 +16,7 @@ from app.core import clock
 from app.toolcalls.models import ToolCall
 from app.tools import service as tools
 from app.tools.models import CustomTool
-from tests.support import eventually, free_port
+from tests.support import error_of, eventually, free_port
 from tests.toolcalls.webhook_server import WebhookServer
 
 V = {"BCTRL-Version": "2026-10-03"}
@@ -27,11 +27,6 @@ SUM_IN = {
     "additionalProperties": False,
 }
 SUM_OUT = {"type": "object", "properties": {"sum": {"type": "integer"}}, "required": ["sum"]}
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
 
 
 @pytest.fixture

@@ -13,15 +13,11 @@ from app.core.errors import DomainError
 from app.tools import service
 from app.tools.catalog import BUILTIN, REFUSED
 from app.tools.models import CustomTool
+from tests.support import error_of
 
 V = {"BCTRL-Version": "2026-10-03"}
 SCHEMA_IN = {"type": "object", "properties": {"sku": {"type": "string"}}, "required": ["sku"]}
 SCHEMA_OUT = {"type": "object", "properties": {"price": {"type": "number"}}}
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
 
 
 def webhook(**more):

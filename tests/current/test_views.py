@@ -18,14 +18,9 @@ from app.core.idempotency import IdempotencyRecord
 from app.runs.trace import Span
 from app.views.models import View
 from app.views.service import span_tree
-from tests.support import eventually, started_runtime
+from tests.support import error_of, eventually, started_runtime
 
 V = {"BCTRL-Version": "2026-10-03"}
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
 
 
 async def a_space(api) -> str:

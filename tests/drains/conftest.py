@@ -5,7 +5,6 @@ destinations (BCTRL_DRAIN_EGRESS=private) and retry fast."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -19,6 +18,7 @@ from standardwebhooks import Webhook, WebhookVerificationError
 
 from tests.conftest import fresh_pg_database, make_settings, running_app
 from tests.sdk import sdk_of
+from tests.support import free_port
 
 FAST = dict(
     drain_egress="private",
@@ -45,12 +45,6 @@ async def dserver(request, tmp_path_factory):
 async def sdk(dserver) -> AsyncIterator[AsyncBctrl]:
     async with sdk_of(dserver, "drains") as client:
         yield client
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Receiver:

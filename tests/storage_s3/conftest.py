@@ -8,7 +8,6 @@ server enforces signatures (moto's `INITIAL_NO_AUTH_ACTION_COUNT`); every later 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,14 +18,10 @@ import botocore.session
 import httpx
 import pytest
 
+from tests.support import free_port
+
 BUCKET = "bctrl-objects"
 SETUP_REQUESTS = 4
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MotoProcess:
