@@ -219,7 +219,7 @@ def _our_type(cdp_type: str | None, headers: dict[str, str]) -> str | None:
     return _FROM_CDP.get(cdp_type, cdp_type.lower())
 
 
-def _without_query(url: str) -> str:
+def url_without_query(url: str) -> str:
     """The URL as the run event keeps it: no query or fragment (they may carry ids and secrets)."""
     return url.split("#", 1)[0].split("?", 1)[0][:URL_LIMIT]
 
@@ -294,7 +294,7 @@ class TrafficGuard:
             "network",
             {
                 "requestId": params.get("networkId") or params["requestId"],
-                "url": _without_query(url),
+                "url": url_without_query(url),
                 "method": request.get("method"),
                 "resourceType": _our_type(cdp_type, request.get("headers") or {}),
                 "rule": rule,

@@ -7,7 +7,7 @@ import fnmatch
 
 import pytest
 
-from app.cdp.traffic import TrafficRules, event_url
+from app.cdp.traffic import TrafficRules, url_without_query
 from app.current.traffic_schemas import NetworkTraffic
 
 
@@ -104,7 +104,7 @@ def test_without_an_allow_list_only_candidates_are_paused():
 def test_no_rules_no_guard_and_event_urls_lose_their_query():
     assert TrafficRules.of({"saver": "none", "blockAds": False, "urlBlocklist": []}) is None
     assert TrafficRules.of(None) is None
-    assert event_url("https://a.test/p?token=s3cret#frag") == "https://a.test/p"
+    assert url_without_query("https://a.test/p?token=s3cret#frag") == "https://a.test/p"
 
 
 def test_wildcards_match_as_globs_do_and_never_slowly():
