@@ -75,4 +75,6 @@ class Command(Base):
     # Whether the task launched its browser itself (then it stops it when it ends).
     launched_browser: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     trace_id: Mapped[str | None] = mapped_column(String(32))
+    # What its run-less events' outbox rows were last ordered by (app/outbox/models.py `ordered_xact`).
+    outbox_xact: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     updated_at: Mapped[datetime | None]

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core import clock, ids
 from app.core.db import TOUCHED_RUNS
-from app.outbox.models import OutboxRow
+from app.outbox.models import OutboxRow, ordered_xact
 from app.runs.command_models import Command
 from app.runs.models import Run, RunEvent, RunStatus
 
@@ -24,25 +24,34 @@ CONTROL_PLANE = "control-plane"
 _TASK_SEQS = "task_event_seqs"
 
 
-async def task_seqs(session: AsyncSession, task_ids: Iterable[uuid.UUID], count: Counter | dict) -> dict:
+async def task_seqs(
+    session: AsyncSession, task_ids: Iterable[uuid.UUID], count: Counter | dict
+) -> dict[uuid.UUID, tuple[int, int]]:
     """Allocate `count[task]` sequence numbers to each task's run-less events; returns each task's last
-    allocated number (a task whose row is gone gets none). The task's `commands` row is locked (in id
-    order) for the rest of the transaction, so no other writer numbers its events meanwhile."""
+    allocated number and the `xact` of their outbox rows (a task whose row is gone gets none). The task's
+    `commands` row is locked (in id order) for the rest of the transaction, so no other writer numbers its
+    events meanwhile."""
     allocated: dict = session.info.setdefault(_TASK_SEQS, {})
-    last: dict[uuid.UUID, int] = {}
+    last: dict[uuid.UUID, tuple[int, int]] = {}
     for task_id in sorted(set(task_ids)):
         if task_id not in allocated:
-            found = (
-                await session.execute(select(Command.id).where(Command.id == task_id).with_for_update())
+            # Updating the row locks it, and orders its events' outbox rows (app/outbox/models.py).
+            xact = (
+                await session.execute(
+                    update(Command)
+                    .where(Command.id == task_id)
+                    .values(outbox_xact=ordered_xact(Command.outbox_xact))
+                    .returning(Command.outbox_xact)
+                )
             ).scalar_one_or_none()
-            if found is None:
+            if xact is None:
                 continue
             top = await session.execute(
                 select(func.max(RunEvent.seq)).where(RunEvent.task_id == task_id, RunEvent.run_id.is_(None))
             )
-            allocated[task_id] = top.scalar() or 0
-        allocated[task_id] += count[task_id]
-        last[task_id] = allocated[task_id]
+            allocated[task_id] = [top.scalar() or 0, xact]
+        allocated[task_id][0] += count[task_id]
+        last[task_id] = (allocated[task_id][0], allocated[task_id][1])
     return last
 
 
@@ -73,20 +82,21 @@ async def append(
     """Add an event of the run (or, with `run_id` None, of the task `task_id`); a task that no longer
     exists is `LookupError`."""
     if run_id is not None:
-        seq, account_id = (
+        seq, account_id, xact = (
             await session.execute(
                 update(Run)
                 .where(Run.id == run_id)
-                .values(event_seq=Run.event_seq + 1)
-                .returning(Run.event_seq, Run.account_id)
+                .values(event_seq=Run.event_seq + 1, outbox_xact=ordered_xact(Run.outbox_xact))
+                .returning(Run.event_seq, Run.account_id, Run.outbox_xact)
             )
         ).one()
     elif task_id is None:
         raise _owner_required()
     else:
-        seq = (await task_seqs(session, [task_id], {task_id: 1})).get(task_id)
-        if seq is None:
+        numbered = (await task_seqs(session, [task_id], {task_id: 1})).get(task_id)
+        if numbered is None:
             raise LookupError(f"task {task_id} not found")
+        seq, xact = numbered
         account_id = (await session.execute(select(Command.account_id).where(Command.id == task_id))).scalar_one()
     event = RunEvent(
         id=ids.new_id(),
@@ -106,7 +116,14 @@ async def append(
     session.add(event)
     # Its outbox row, in the same transaction (webhooks and drains read the outbox).
     session.add(
-        OutboxRow(event_id=event.id, account_id=account_id, category=event.category, type=type, created_at=event.time)
+        OutboxRow(
+            xact=xact,
+            event_id=event.id,
+            account_id=account_id,
+            category=event.category,
+            type=type,
+            created_at=event.time,
+        )
     )
     # Readers are woken after the commit: a run's, and the account-wide stream (which also follows a
     # task's run-less events; it wakes on any id).

@@ -35,6 +35,8 @@ class Run(Base):
     # The last sequence number handed to an event (and to a command) of this run.
     event_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     command_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # What its events' outbox rows were last ordered by (app/outbox/models.py `ordered_xact`).
+    outbox_xact: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     created_at: Mapped[datetime]
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

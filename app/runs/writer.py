@@ -31,7 +31,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from app.core import clock, ids, metrics
 from app.core.db import TOUCHED_RUNS, Database
-from app.outbox.models import OutboxRow
+from app.outbox.models import OutboxRow, ordered_xact
 from app.runs import events
 from app.runs.command_models import Command
 from app.runs.models import Run, RunEvent
@@ -251,7 +251,9 @@ class EventWriter:
                 by_run.setdefault(row["run_id"], []).append(row)
             else:
                 by_task.setdefault(row["task_id"], []).append(row)
-        accounts: dict[uuid.UUID, uuid.UUID] = {}  # the account of each run and task, for the outbox
+        # The account of each run and task, and the `xact` of its events' outbox rows.
+        accounts: dict[uuid.UUID, uuid.UUID] = {}
+        xacts: dict[uuid.UUID, int] = {}
         async with self.db.transaction() as s:
             await _fence(s, by_run)
             for run_id in sorted(by_run):  # a fixed lock order across writers
@@ -262,14 +264,14 @@ class EventWriter:
                     await s.execute(
                         update(Run)
                         .where(Run.id == run_id)
-                        .values(event_seq=Run.event_seq + len(rows))
-                        .returning(Run.event_seq, Run.account_id)
+                        .values(event_seq=Run.event_seq + len(rows), outbox_xact=ordered_xact(Run.outbox_xact))
+                        .returning(Run.event_seq, Run.account_id, Run.outbox_xact)
                     )
                 ).one_or_none()
                 if found is None:  # the run was deleted meanwhile
                     by_run[run_id] = []
                     continue
-                last, accounts[run_id] = found
+                last, accounts[run_id], xacts[run_id] = found
                 for offset, row in enumerate(rows):
                     row["seq"] = last - len(rows) + 1 + offset
             # Then the run-less events of tasks, each task's numbered under its row's lock.
@@ -277,8 +279,10 @@ class EventWriter:
             for task_id, rows in by_task.items():
                 if task_id not in lasts:  # the task was deleted meanwhile
                     rows.clear()
+                    continue
+                last, xacts[task_id] = lasts[task_id]
                 for offset, row in enumerate(rows):
-                    row["seq"] = lasts[task_id] - len(rows) + 1 + offset
+                    row["seq"] = last - len(rows) + 1 + offset
             if by_task:
                 found = await s.execute(select(Command.id, Command.account_id).where(Command.id.in_(list(by_task))))
                 # Pairs, not `update(result)`: a Result has keys(), so dict.update would take it for a mapping.
@@ -287,7 +291,7 @@ class EventWriter:
             if rows:
                 await s.execute(insert(RunEvent), [_columns(row) for row in rows])
                 # Their outbox rows, in the same transaction: one more multi-row insert.
-                await s.execute(insert(OutboxRow), [_outbox_row(row, accounts) for row in rows])
+                await s.execute(insert(OutboxRow), [_outbox_row(row, accounts, xacts) for row in rows])
             s.info.setdefault(TOUCHED_RUNS, set()).update(
                 [*(r for r, g in by_run.items() if g), *(t for t, g in by_task.items() if g)]
             )
@@ -324,9 +328,12 @@ async def _fence(s, by_run: dict[uuid.UUID, list[dict[str, Any]]]) -> None:
             by_run[run_id] = kept
 
 
-def _outbox_row(row: dict[str, Any], accounts: dict[uuid.UUID, uuid.UUID]) -> dict[str, Any]:
+def _outbox_row(
+    row: dict[str, Any], accounts: dict[uuid.UUID, uuid.UUID], xacts: dict[uuid.UUID, int]
+) -> dict[str, Any]:
     owner = row["run_id"] if row["run_id"] is not None else row["task_id"]
     return {
+        "xact": xacts[owner],
         "event_id": row["id"],
         "account_id": accounts[owner],
         "category": row["category"],

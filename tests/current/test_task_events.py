@@ -23,44 +23,12 @@ from app.runs import service as runs_service
 from app.runs.command_models import Command
 from app.runs.models import RunEvent
 from app.runs.writer import EventWriter
-from tests.current.runs import active_run
+from tests.current.runs import active_run, task_row
 
 # The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
 pytestmark = pytest.mark.sqlite
 
 CURRENT = {"BCTRL-Version": "2026-10-03"}
-
-
-async def _task(server, api, *, status: str = "running", space_id: str | None = None) -> Command:
-    """A task row (a durable command of provider `agent`) without a run, as the task service makes one."""
-    me = (await api.get("/v1/auth/whoami")).json()
-    now = clock.now()
-    task_id = ids.new_id()
-    row = Command(
-        id=task_id,
-        account_id=uuid.UUID(me["organizationId"]),
-        space_id=uuid.UUID(space_id or me["defaultSpaceId"]),
-        run_id=None,
-        runtime_id=None,
-        sequence_no=0,
-        entry_call="task",
-        execution_mode="durable",
-        status=status,
-        provider="agent",
-        method="task",
-        request={"model": "openai/gpt-test"},
-        created_at=now - timedelta(seconds=5),
-        started_at=now - timedelta(seconds=4),
-        agent_id=ids.new_id(),
-        conversation_id=ids.new_id(),
-        trace_id=task_id.hex,
-        # A live worker's beat, so the server's recovery sweep leaves this running row alone.
-        worker="test",
-        heartbeat_at=now + timedelta(hours=1),
-    )
-    async with server.ctx.db.transaction() as s:
-        s.add(row)
-    return row
 
 
 def _keys(task: Command) -> dict:
@@ -116,7 +84,7 @@ async def _events(api, **params) -> list[dict]:
 
 
 async def test_run_less_events_are_numbered_by_their_task(server, api):
-    task = await _task(server, api)
+    task = await task_row(server, api)
     await _story(server, task)
     async with server.ctx.db.read() as s:
         rows = list(
@@ -126,7 +94,7 @@ async def test_run_less_events_are_numbered_by_their_task(server, api):
     assert all(r.run_id is None and r.agent_id == task.agent_id for r in rows)
     assert [r.type for r in rows][0] == "task.started" and rows[-1].type == "task.failed"
     # Another task's events are numbered on their own.
-    other = await _task(server, api)
+    other = await task_row(server, api)
     async with server.ctx.db.transaction() as s:
         first = await events.append(s, None, "task.created", "task", {}, **_keys(other))
         second = await events.append(s, None, "task.started", "task", {}, **_keys(other))
@@ -142,7 +110,7 @@ async def test_an_event_needs_a_run_or_a_task(server):
 
 
 async def test_filters_find_a_task_without_a_browser(server, api):
-    task = await _task(server, api)
+    task = await task_row(server, api)
     await _story(server, task)
     by_task = await _events(api, task=str(task.id))
     assert [e["type"] for e in by_task] == [
@@ -156,7 +124,7 @@ async def test_filters_find_a_task_without_a_browser(server, api):
     assert [e["id"] for e in await _events(api, conversation=str(task.conversation_id))] == [e["id"] for e in by_task]
     assert [e["id"] for e in await _events(api, agent=str(task.agent_id))] == [e["id"] for e in by_task]
     # Every filter narrows: another task's events are not these.
-    other = await _task(server, api)
+    other = await task_row(server, api)
     async with server.ctx.db.transaction() as s:
         await events.append(s, None, "task.created", "task", {}, **_keys(other))
     assert [e["type"] for e in await _events(api, task=str(other.id))] == ["task.created"]
@@ -173,7 +141,7 @@ async def test_filters_find_a_task_without_a_browser(server, api):
 
 
 async def test_task_events_in_the_current_shape(server, api):
-    task = await _task(server, api)
+    task = await task_row(server, api)
     await _story(server, task)
     by_type = {e["type"]: e for e in await _events(api, task=str(task.id))}
     started = by_type["task.started"]
@@ -202,7 +170,7 @@ async def test_task_events_in_the_current_shape(server, api):
 
 async def test_task_events_stay_in_their_account_and_space(server, api):
     elsewhere = (await api.post("/v1/spaces", json={"name": "task-events-elsewhere"}, headers=CURRENT)).json()
-    task = await _task(server, api, space_id=elsewhere["id"])
+    task = await task_row(server, api, space_id=elsewhere["id"])
     await _story(server, task)
     in_space = await api.get(
         "/v1/events", params={"task": str(task.id)}, headers={**CURRENT, "BCTRL-Space": elsewhere["id"]}
@@ -223,7 +191,7 @@ async def test_task_events_stay_in_their_account_and_space(server, api):
 
 
 async def test_a_task_trace_is_its_span_tree(server, api):
-    task = await _task(server, api)
+    task = await task_row(server, api)
     await _story(server, task)
     r = await api.get(f"/v1/traces/{task.id.hex}", headers=CURRENT)
     assert r.status_code == 200, r.text
@@ -254,7 +222,7 @@ async def test_a_task_trace_is_its_span_tree(server, api):
 
 
 async def test_a_running_task_trace_has_open_spans(server, api):
-    task = await _task(server, api, status="awaiting_input")
+    task = await task_row(server, api, status="awaiting_input")
     writer = EventWriter(server.ctx.db)
     call = {"toolCallId": str(ids.new_id()), "tool": "human.request", "callerType": "agent"}
     writer.emit(None, "tool_call.started", "tool_call", call, source="api", **_keys(task))
@@ -267,7 +235,7 @@ async def test_a_running_task_trace_has_open_spans(server, api):
 
 
 async def test_retention_removes_old_run_less_events(server, api):
-    task = await _task(server, api)
+    task = await task_row(server, api)
     async with server.ctx.db.transaction() as s:
         old = await events.append(s, None, "task.created", "task", {}, **_keys(task))
         new = await events.append(s, None, "task.started", "task", {}, **_keys(task))
@@ -284,7 +252,7 @@ async def test_retention_removes_old_run_less_events(server, api):
 async def test_a_task_on_a_browser_keeps_the_run_order(server, api):
     """A task driving a browser writes its events with the run: numbered by the run, in the run's stream
     (framed as `GET /v1/events/{id}` has them), and found by the task's filters with both ids."""
-    task = await _task(server, api)
+    task = await task_row(server, api)
     run = await active_run(server, api)
     writer = EventWriter(server.ctx.db)
     writer.emit(run.id, "page.load", "browser", {"url": "about:blank"}, page_id="p1")
@@ -334,7 +302,7 @@ async def test_the_stream_follows_a_task_without_a_browser_and_resumes(server, a
     """`/v1/events/stream`'s service: a task's run-less events as they are committed, in the task's order,
     none from before the stream; narrowed by task, conversation and agent; resumed after one of them, the
     task continues right after it; the SSE frames are the listed events."""
-    task = await _task(server, api)
+    task = await task_row(server, api)
     async with server.ctx.db.transaction() as s:
         await events.append(s, None, "task.created", "task", {}, **_keys(task))  # before the stream
     me = (await api.get("/v1/auth/whoami")).json()
@@ -343,7 +311,7 @@ async def test_the_stream_follows_a_task_without_a_browser_and_resumes(server, a
     agen = events_query.follow(server.ctx, scope, by_task)
     reader = asyncio.ensure_future(_take(agen, 6))
     await asyncio.sleep(0.3)  # the stream is open
-    other = await _task(server, api)
+    other = await task_row(server, api)
     async with server.ctx.db.transaction() as s:
         await events.append(s, None, "task.created", "task", {}, **_keys(other))  # another task's
     await _story(server, task)
