@@ -109,6 +109,12 @@ async def _counts(s: AsyncSession, column, keys: set[uuid.UUID]) -> dict[uuid.UU
     return {key: count for key, count in rows.all()}
 
 
+async def account_running(ctx: AppContext, account_id: uuid.UUID) -> int:
+    """The account's browsers that count against its limit now."""
+    async with ctx.db.read() as s:
+        return (await _counts(s, Runtime.account_id, {account_id})).get(account_id, 0)
+
+
 async def decide(
     ctx: AppContext, s: AsyncSession, runtime: Runtime, ticket_id: uuid.UUID | None, now: datetime
 ) -> Verdict:

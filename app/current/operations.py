@@ -10,19 +10,15 @@ and may be closed by a token the console does not have; this answer is the same 
 from __future__ import annotations
 
 import math
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter
-from sqlalchemy import and_, func, select
 
 from app.accounts import service as accounts
 from app.accounts.auth import CtxDep, PrincipalDep
 from app.admission import service as admission
 from app.admission.schemas import QueueOut, SlotsOut
 from app.core import clock
-from app.core.context import AppContext
 from app.core.schemas import errors
 from app.current.operations_schemas import (
     AccountCapacityOut,
@@ -32,25 +28,13 @@ from app.current.operations_schemas import (
     StartBucketOut,
     StartsOut,
 )
-from app.runs.command_models import Command
-from app.runs.models import Run
-from app.runtimes.models import Runtime
-from app.runtimes.models import RuntimeStatus as RS
+from app.runs import starts
 
 router = APIRouter(prefix="/v1/operations", tags=["operations"])
 routers: tuple[APIRouter, ...] = (router,)
 
 WINDOW = timedelta(hours=1)
 BUCKET = timedelta(minutes=1)
-# At most this many starts are read for the figures (far beyond what one hour of one account holds).
-MAX_STARTS = 50_000
-
-
-@dataclass(frozen=True)
-class Start:
-    at: datetime
-    outcome: str  # started, failed, pending
-    seconds: float | None
 
 
 def quantile(values: list[float], q: float) -> float | None:
@@ -60,38 +44,17 @@ def quantile(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
 
 
-async def starts_since(ctx: AppContext, account_id: uuid.UUID, since: datetime) -> list[Start]:
-    """The account's runs started (admitted) since `since`, each with how its start ended."""
-    started = and_(Command.run_id == Run.id, Command.entry_call == "runtime.start")
-    stmt = (
-        select(Run.started_at, Run.finished_at, Command.finished_at)
-        .outerjoin(Command, started)
-        .where(Run.account_id == account_id, Run.started_at >= since)
-        .order_by(Run.started_at)
-        .limit(MAX_STARTS)
-    )
-    async with ctx.db.read() as s:
-        rows = (await s.execute(stmt)).all()
-    found = []
-    for at, finished, running_at in rows:
-        if running_at is not None:
-            found.append(Start(at, "started", max(0.0, (running_at - at).total_seconds())))
-        else:  # never ran: failed (or stopped) before running, or still starting
-            found.append(Start(at, "failed" if finished is not None else "pending", None))
-    return found
-
-
-def starts_out(found: list[Start], end: datetime) -> StartsOut:
+def starts_out(found: list[starts.Start], end: datetime) -> StartsOut:
     begin = end - WINDOW
     count = int(WINDOW / BUCKET)
-    buckets: list[list[Start]] = [[] for _ in range(count)]
+    buckets: list[list[starts.Start]] = [[] for _ in range(count)]
     for start in found:
         index = int((start.at - begin) / BUCKET)
         if 0 <= index < count:
             buckets[index].append(start)
     latencies = sorted(s.seconds for s in found if s.seconds is not None)
 
-    def bucket(i: int, items: list[Start]) -> StartBucketOut:
+    def bucket(i: int, items: list[starts.Start]) -> StartBucketOut:
         times = sorted(s.seconds for s in items if s.seconds is not None)
         return StartBucketOut(
             start=begin + i * BUCKET,
@@ -120,14 +83,6 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-async def _account_running(ctx: AppContext, account_id: uuid.UUID) -> int:
-    stmt = select(func.count()).where(
-        Runtime.account_id == account_id, Runtime.status.in_(RS.LIVE), Runtime.deleted_at.is_(None)
-    )
-    async with ctx.db.read() as s:
-        return (await s.execute(stmt)).scalar_one()
-
-
 @router.get("", response_model=OperationsOut, responses=errors(), summary="Capacity, queue and the last hour's starts")
 async def get_operations(ctx: CtxDep, p: PrincipalDep) -> OperationsOut:
     """Capacity (slots used and free), the admission queue, the account's running browsers against its
@@ -141,7 +96,7 @@ async def get_operations(ctx: CtxDep, p: PrincipalDep) -> OperationsOut:
         for s in pressure.slots
     ]
     account = await accounts.get_account(ctx.db, p.account_id)
-    found = await starts_since(ctx, p.account_id, end - WINDOW)
+    found = await starts.since(ctx, p.account_id, end - WINDOW)
     return OperationsOut(
         computed_at=now,
         capacity=CapacityOut(
@@ -155,7 +110,7 @@ async def get_operations(ctx: CtxDep, p: PrincipalDep) -> OperationsOut:
             depth=pressure.queue_depth, max=pressure.queue_max, oldest_wait_seconds=pressure.oldest_wait_seconds
         ),
         account=AccountCapacityOut(
-            running=await _account_running(ctx, p.account_id),
+            running=await admission.account_running(ctx, p.account_id),
             limit=admission.account_limit(ctx, account.limits),
         ),
         starts=starts_out(found, end),

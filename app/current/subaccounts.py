@@ -7,11 +7,9 @@ subaccount of the caller is 404 `subaccount.not_found`."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Annotated, Literal
 
-import structlog
 from fastapi import APIRouter, Depends, Query
 from sqlalchemy import select
 
@@ -40,13 +38,10 @@ from app.current.subaccount_schemas import (
     UsageSpacesOut,
 )
 from app.runtimes import lifecycle
-from app.runtimes.models import Runtime
-from app.runtimes.models import RuntimeStatus as RS
 from app.spaces import service as spaces
 from app.spaces.models import Space
 from app.usage import service as usage
 
-log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/v1/subaccounts", tags=["subaccounts"])
 routers = (router,)
 
@@ -222,24 +217,6 @@ async def archive_subaccount(ctx: CtxDep, p: Organization, sub: PathSubaccount) 
     files are kept and readable with BCTRL-Subaccount-Id), nothing new can start in it. Archiving an
     archived subaccount answers the same."""
     await tenants.archive(ctx.db, sub)
-    await stop_browsers(ctx, sub.id)
+    # Archive is repeatable: a browser a crash left running is stopped by the next archive call.
+    await lifecycle.stop_all(ctx, sub.id, "subaccount archived")
     return SubaccountArchiveOut(id=str(sub.id))
-
-
-async def stop_browsers(ctx: AppContext, account_id: uuid.UUID) -> None:
-    """Stop every browser of the account that holds one; a repeat finds none (archive is repeatable, so
-    one a crash left running is stopped by the next archive call)."""
-    async with ctx.db.read() as s:
-        live = list(
-            (
-                await s.execute(select(Runtime.id).where(Runtime.account_id == account_id, Runtime.status.in_(RS.LIVE)))
-            ).scalars()
-        )
-
-    async def stop(runtime_id: uuid.UUID) -> None:
-        try:
-            await lifecycle.stop(ctx, runtime_id, "subaccount archived", end_reason="stopped")
-        except DomainError as error:  # e.g. gone meanwhile; the others are still stopped
-            log.warning("archive_stop_failed", runtime_id=str(runtime_id), code=error.code)
-
-    await asyncio.gather(*(stop(r) for r in live))

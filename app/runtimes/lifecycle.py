@@ -19,7 +19,7 @@ from app.admission import service as admission
 from app.core import clock, ids, metrics
 from app.core.context import AppContext
 from app.core.driver import BrowserHandle, DriverError, LaunchSpec
-from app.core.errors import Conflict, NotFound, Unavailable
+from app.core.errors import Conflict, DomainError, NotFound, Unavailable
 from app.drivers.viewport import DEFAULT_VIEWPORT
 from app.runs import commands, events
 from app.runs.models import Run, RunStatus
@@ -240,6 +240,25 @@ async def stop(
     set once the runtime is `stopping` (or found stopped)."""
     stopping = _stop(ctx, runtime_id, reason, run_id, end_reason, discard_state, on_accepted)
     return await asyncio.shield(asyncio.ensure_future(stopping))
+
+
+async def stop_all(ctx: AppContext, account_id: uuid.UUID, reason: str) -> None:
+    """Stop every browser of the account that holds one, side by side; one that cannot be stopped (gone
+    meanwhile, ...) is logged and the others are still stopped. A repeat finds only what is left."""
+    async with ctx.db.read() as s:
+        live = list(
+            (
+                await s.execute(select(Runtime.id).where(Runtime.account_id == account_id, Runtime.status.in_(RS.LIVE)))
+            ).scalars()
+        )
+
+    async def stop_one(runtime_id: uuid.UUID) -> None:
+        try:
+            await stop(ctx, runtime_id, reason, end_reason="stopped")
+        except DomainError as error:
+            log.warning("stop_all_failed", runtime_id=str(runtime_id), code=error.code)
+
+    await asyncio.gather(*(stop_one(r) for r in live))
 
 
 async def _stop(
