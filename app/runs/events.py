@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import case, func, select, update
@@ -24,35 +25,41 @@ CONTROL_PLANE = "control-plane"
 _TASK_SEQS = "task_event_seqs"
 
 
+@dataclass
+class TaskNumbers:
+    last: int  # the last sequence number allocated to the task's run-less events
+    xact: int  # their outbox rows' `xact` (app/outbox/models.py `ordered_xact`)
+    account_id: uuid.UUID
+
+
 async def task_seqs(
     session: AsyncSession, task_ids: Iterable[uuid.UUID], count: Counter | dict
-) -> dict[uuid.UUID, tuple[int, int]]:
-    """Allocate `count[task]` sequence numbers to each task's run-less events; returns each task's last
-    allocated number and the `xact` of their outbox rows (a task whose row is gone gets none). The task's
-    `commands` row is locked (in id order) for the rest of the transaction, so no other writer numbers its
-    events meanwhile."""
-    allocated: dict = session.info.setdefault(_TASK_SEQS, {})
-    last: dict[uuid.UUID, tuple[int, int]] = {}
+) -> dict[uuid.UUID, TaskNumbers]:
+    """Allocate `count[task]` sequence numbers to each task's run-less events (a task whose row is gone
+    gets none). The task's `commands` row is locked (in id order) for the rest of the transaction, so no
+    other writer numbers its events meanwhile."""
+    allocated: dict[uuid.UUID, TaskNumbers] = session.info.setdefault(_TASK_SEQS, {})
+    numbered: dict[uuid.UUID, TaskNumbers] = {}
     for task_id in sorted(set(task_ids)):
         if task_id not in allocated:
             # Updating the row locks it, and orders its events' outbox rows (app/outbox/models.py).
-            xact = (
+            found = (
                 await session.execute(
                     update(Command)
                     .where(Command.id == task_id)
                     .values(outbox_xact=ordered_xact(Command.outbox_xact))
-                    .returning(Command.outbox_xact)
+                    .returning(Command.outbox_xact, Command.account_id)
                 )
-            ).scalar_one_or_none()
-            if xact is None:
+            ).one_or_none()
+            if found is None:
                 continue
             top = await session.execute(
                 select(func.max(RunEvent.seq)).where(RunEvent.task_id == task_id, RunEvent.run_id.is_(None))
             )
-            allocated[task_id] = [top.scalar() or 0, xact]
-        allocated[task_id][0] += count[task_id]
-        last[task_id] = (allocated[task_id][0], allocated[task_id][1])
-    return last
+            allocated[task_id] = TaskNumbers(top.scalar() or 0, *found)
+        allocated[task_id].last += count[task_id]
+        numbered[task_id] = replace(allocated[task_id])
+    return numbered
 
 
 def category_of(type: str, category: str) -> str:
@@ -96,8 +103,7 @@ async def append(
         numbered = (await task_seqs(session, [task_id], {task_id: 1})).get(task_id)
         if numbered is None:
             raise LookupError(f"task {task_id} not found")
-        seq, xact = numbered
-        account_id = (await session.execute(select(Command.account_id).where(Command.id == task_id))).scalar_one()
+        seq, xact, account_id = numbered.last, numbered.xact, numbered.account_id
     event = RunEvent(
         id=ids.new_id(),
         run_id=run_id,

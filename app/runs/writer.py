@@ -33,7 +33,6 @@ from app.core import clock, ids, metrics
 from app.core.db import TOUCHED_RUNS, Database
 from app.outbox.models import OutboxRow, ordered_xact
 from app.runs import events
-from app.runs.command_models import Command
 from app.runs.models import Run, RunEvent
 from app.runtimes.models import Runtime
 
@@ -280,13 +279,10 @@ class EventWriter:
                 if task_id not in lasts:  # the task was deleted meanwhile
                     rows.clear()
                     continue
-                last, xacts[task_id] = lasts[task_id]
+                numbered = lasts[task_id]
+                xacts[task_id], accounts[task_id] = numbered.xact, numbered.account_id
                 for offset, row in enumerate(rows):
-                    row["seq"] = last - len(rows) + 1 + offset
-            if by_task:
-                found = await s.execute(select(Command.id, Command.account_id).where(Command.id.in_(list(by_task))))
-                # Pairs, not `update(result)`: a Result has keys(), so dict.update would take it for a mapping.
-                accounts.update((task_id, account_id) for task_id, account_id in found.all())
+                    row["seq"] = numbered.last - len(rows) + 1 + offset
             rows = [row for group in (*by_run.values(), *by_task.values()) for row in group]
             if rows:
                 await s.execute(insert(RunEvent), [_columns(row) for row in rows])
