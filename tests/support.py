@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import http.server
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -117,3 +118,21 @@ def error_of(response, status: int) -> dict:
     """The current generation's error object of a response that must have `status`."""
     assert response.status_code == status, response.text
     return response.json()["error"]
+
+
+def jpeg_size(data: bytes) -> tuple[int, int]:
+    """A JPEG's (width, height), from its frame header."""
+    assert data[:2] == b"\xff\xd8"
+    i = 2
+    while i < len(data):
+        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
+        if marker in (0xC0, 0xC1, 0xC2):
+            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
+            return width, height
+        i += 2 + length
+    raise AssertionError("no frame header in the JPEG")
+
+
+def code_of(raised) -> str:
+    """The error code of an SDK error caught by `pytest.raises` (its `ExceptionInfo`)."""
+    return raised.value.body["error"]["code"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import docker
 import docker.errors
 import pytest
+from bctrl import Bctrl
 
 from tests.e2e.conftest import cluster, pages, stop_in_teardown  # noqa: F401  (the page server fixture)
 
@@ -54,3 +55,9 @@ def gone(engine, container_id: str) -> bool:
     except docker.errors.NotFound:
         return True
     return False
+
+
+@pytest.fixture
+def dclient(dlive):
+    """The official SDK's client of the Docker-driver server."""
+    return Bctrl(token=dlive.api_key, base_url=dlive.url)

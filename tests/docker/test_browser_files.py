@@ -7,18 +7,12 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from bctrl import Bctrl
 from bctrl._generated.core.api_error import ApiError
 from bctrl._generated.errors import BadRequestError, ConflictError, NotFoundError
 
 from tests.docker.conftest import containers_of
 from tests.e2e.test_current_browser_files import pick_in_page
 from tests.e2e.test_current_sdk import code_of, unique
-
-
-@pytest.fixture
-def dclient(dlive):
-    return Bctrl(token=dlive.api_key, base_url=dlive.url)
 
 
 @pytest.fixture

@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-from bctrl import Bctrl
 from bctrl._generated.errors import ConflictError, NotFoundError
 
 from tests.docker.conftest import containers_of, gone
 from tests.e2e.extension_packages import crx_of, marker_zip
 from tests.e2e.test_current_extensions import marks_of, upload
-
-
-@pytest.fixture
-def dclient(dlive):
-    return Bctrl(token=dlive.api_key, base_url=dlive.url)
 
 
 def test_extension_content_script_runs_in_the_container(dclient, engine, pages):

@@ -5,17 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-from bctrl import Bctrl
 from bctrl._generated.errors import NotFoundError
 from playwright.sync_api import sync_playwright
 
 from tests.e2e.test_current_traffic import blocked_events, site  # noqa: F401
-
-
-@pytest.fixture
-def dclient(dlive):
-    return Bctrl(token=dlive.api_key, base_url=dlive.url)
 
 
 def test_a_blocked_image_and_script_never_load_in_the_container(dclient, site):  # noqa: F811

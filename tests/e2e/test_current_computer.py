@@ -6,7 +6,6 @@ read back from the page itself (over the browser's cdpUrl with Playwright, which
 from __future__ import annotations
 
 import base64
-import struct
 import time
 
 import httpx
@@ -22,6 +21,7 @@ from bctrl._generated.types import (
 from playwright.sync_api import sync_playwright
 
 from tests.e2e.test_current_sdk import code_of, error_of, unique
+from tests.support import jpeg_size
 
 VERSION = {"BCTRL-Version": "2026-10-03"}
 
@@ -78,18 +78,6 @@ def settled(call, timeout: float = 10.0):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def jpeg_size(data: bytes) -> tuple[int, int]:
-    assert data[:2] == b"\xff\xd8"
-    i = 2
-    while i < len(data):
-        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2):
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return width, height
-        i += 2 + length
-    raise AssertionError("no frame header in the JPEG")
 
 
 def test_a_click_where_the_screenshot_shows_the_button_presses_it(sdk, running, pages):

@@ -15,7 +15,7 @@ from bctrl._generated.errors import BadRequestError, ConflictError, NotFoundErro
 from playwright.sync_api import sync_playwright
 
 from tests.e2e.test_current_sdk import code_of, error_of, unique
-from tests.support import PageServer
+from tests.support import PageServer, jpeg_size
 
 SIZE_PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>sizing</title></head>
 <body style="margin:0"><div style="height:3000px;background:linear-gradient(red,blue)"></div>
@@ -41,18 +41,6 @@ def site(tmp_path_factory):
 def png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n", data[:8]
     return struct.unpack(">II", data[16:24])
-
-
-def jpeg_size(data: bytes) -> tuple[int, int]:
-    assert data[:2] == b"\xff\xd8"
-    i = 2
-    while i < len(data):
-        marker, length = data[i + 1], struct.unpack(">H", data[i + 2 : i + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2):
-            height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-            return width, height
-        i += 2 + length
-    raise AssertionError("no frame header in the JPEG")
 
 
 def shown_size(title: str) -> tuple[int, int, int]:

@@ -7,11 +7,8 @@ import pytest
 from bctrl._generated.errors import BadRequestError, ForbiddenError
 from bctrl._generated.types import ApiKeyCreateRequestZero
 
+from tests.support import code_of
 from tests.tenants.conftest import sdk, unique
-
-
-def code_of(error) -> str:
-    return error.value.body["error"]["code"]
 
 
 async def scoped(client, *scopes: str) -> tuple[str, list[str]]:

@@ -8,6 +8,7 @@ from bctrl import BctrlError
 from bctrl._generated.errors import BadRequestError, ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
 from bctrl._generated.types import ApiKeyCreateRequestZero
 
+from tests.support import code_of
 from tests.tenants.conftest import sdk, unique
 
 # The data layer and the core flows also run on the embedded defaults (tests/conftest.py).
@@ -20,10 +21,6 @@ async def child_key(client, subaccount_id: str, **extra) -> str:
     )
     assert made.data.type == "subaccount" and made.data.subaccount_id == subaccount_id
     return made.secret
-
-
-def code_of(error) -> str:
-    return error.value.body["error"]["code"]
 
 
 async def test_every_subaccount_route(server, org):
