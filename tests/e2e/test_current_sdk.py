@@ -10,6 +10,7 @@ import uuid
 import httpx
 import pytest
 from bctrl import AsyncBctrl
+from bctrl._generated.core.api_error import ApiError
 from bctrl._generated.errors import BadRequestError, ConflictError, NotFoundError
 from playwright.sync_api import sync_playwright
 
@@ -187,6 +188,24 @@ def test_errors_map_to_the_sdk_exceptions(live, client, browsers):
         assert current.json()["resourceId"] == first.id and current.json()["status"] == "ended"
         webdriver = raw.post(f"/v1/webdriver/{first.current_run.id}/session", headers={"BCTRL-Version": VERSION})
         assert webdriver.status_code == 501 and webdriver.json()["error"]["code"] == "runtime.webdriver_unavailable"
+
+
+def test_a_name_in_two_spaces_needs_its_space(client, browsers):
+    """Names are unique per space, so a lookup across the account's spaces cannot tell which browser a
+    name shared by two spaces means (409), and one within a space can."""
+    name = unique("twice")
+    first = client.browsers.create(name=name, wait=30)
+    browsers(first.id)
+    elsewhere = client.spaces.create(name=unique("elsewhere"))
+    second = client.browsers.create(name=name, space_id=elsewhere.id, wait=30)
+    browsers(second.id)
+    # The contract lists no 409 for a get, so the SDK raises its base ApiError, status and body intact.
+    with pytest.raises(ApiError) as ambiguous:
+        client.browsers.get(name)
+    assert ambiguous.value.status_code == 409
+    assert code_of(ambiguous) == "resource.name_ambiguous" and error_of(ambiguous)["details"]["name"] == name
+    assert client.browsers.get(name, space_id=elsewhere.id).id == second.id
+    assert client.browsers.get(name, space_id=first.space_id).id == first.id
 
 
 def test_create_without_wait_answers_once_admitted(client, browsers):
