@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 import structlog
 from fastapi import FastAPI
@@ -35,6 +36,7 @@ from app.live.screencast import ScreencastHub
 from app.locks import make_lock
 from app.pool import service as pool
 from app.runs import service as runs
+from app.runs import streams
 from app.runs.notifier import RunNotifier
 from app.runs.writer import EventWriter
 from app.runtimes.ownership import OwnershipKeeper
@@ -108,7 +110,7 @@ async def serve(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         events=EventWriter(db),
         signing_key=signing_key,
     )
-    ctx.screencasts = ScreencastHub()
+    ctx.screencasts = ScreencastHub(pages_opened=partial(streams.pages_opened, ctx))
     ctx.browsing = BrowserLinks()
     egress_proxy = await egress.start(settings, ctx.driver)
     ctx.api_keys = StretchedKeys(signing_key)

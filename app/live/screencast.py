@@ -1,7 +1,11 @@
 """The picture of a run's browser: one CDP connection per run and server process that follows the
 run's current page and relays its screencast to every subscriber (live viewers, the recorder).
 
-The current page is the newest open page; when it closes, the newest remaining one. Frames are
+The current page is the newest open page; when it closes, the newest remaining one. Chromium's
+`Target.getTargets` does not list pages in the order they were opened (five tabs opened one after the
+other came back as 4, 1, 2, 3, 0), so a screencast that starts with several pages open orders them by
+the run's `page.created` events (`pages_opened`); pages without one (open before the run's observer
+started) count as older. Frames are
 acknowledged as they arrive, so the browser sends the next one only when this server took the last
 (it paces itself); each subscriber keeps only the newest frame it has not sent yet, so a slow
 viewer skips frames instead of falling behind.
@@ -13,7 +17,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,9 +56,10 @@ class Subscriber:
 
 
 class Screencast:
-    def __init__(self, run_id: uuid.UUID, ws_url: str) -> None:
+    def __init__(self, run_id: uuid.UUID, ws_url: str, opened: list[str] | None = None) -> None:
         self.run_id = run_id
         self.ws_url = ws_url
+        self.opened = opened or []  # page ids in the order the run opened them, for `start`
         self.subscribers: set[Subscriber] = set()
         self.client: CdpClient | None = None
         self.pages: dict[str, dict[str, Any]] = {}  # targetId -> targetInfo, oldest first
@@ -76,6 +81,10 @@ class Screencast:
         for info in (await self.client.send("Target.getTargets"))["targetInfos"]:
             if _is_page(info):
                 self.pages[info["targetId"]] = info
+        # Discovery announced the pages already there in no useful order either: all of them are put in
+        # the order the run opened them (a stable sort: pages without an event first, as they are older).
+        rank = {page_id: n for n, page_id in enumerate(self.opened)}
+        self.pages = {page_id: self.pages[page_id] for page_id in sorted(self.pages, key=lambda p: rank.get(p, -1))}
         await self._follow_newest()
 
     async def close(self) -> None:
@@ -268,10 +277,15 @@ def _is_page(info: dict[str, Any]) -> bool:
     return info.get("type") == "page" and not str(info.get("url", "")).startswith("devtools://")
 
 
-class ScreencastHub:
-    """The screencasts of this process, one per run, shared by its subscribers and closed with the last."""
+PagesOpened = Callable[[uuid.UUID], Awaitable[list[str]]]
 
-    def __init__(self) -> None:
+
+class ScreencastHub:
+    """The screencasts of this process, one per run, shared by its subscribers and closed with the last.
+    `pages_opened(run_id)`: the run's page ids in the order they were opened (none given: no order)."""
+
+    def __init__(self, pages_opened: PagesOpened | None = None) -> None:
+        self._pages_opened = pages_opened
         self._casts: dict[uuid.UUID, Screencast] = {}
         self._locks: dict[uuid.UUID, asyncio.Lock] = {}
 
@@ -280,7 +294,7 @@ class ScreencastHub:
         async with lock:
             cast = self._casts.get(run_id)
             if cast is None or cast.state["state"] == "ended":
-                cast = Screencast(run_id, ws_url)
+                cast = Screencast(run_id, ws_url, await self._opened(run_id))
                 try:
                     await cast.start()
                 except BaseException:
@@ -289,6 +303,15 @@ class ScreencastHub:
                 self._casts[run_id] = cast
             cast.subscribe(subscriber)
             return cast
+
+    async def _opened(self, run_id: uuid.UUID) -> list[str]:
+        if self._pages_opened is None:
+            return []
+        try:
+            return await self._pages_opened(run_id)
+        except Exception:  # the database unreachable: the picture still starts, maybe on an older page
+            log.warning("screencast_page_order_unknown", run_id=str(run_id), exc_info=True)
+            return []
 
     async def unsubscribe(self, cast: Screencast, subscriber: Subscriber) -> None:
         lock = self._locks.setdefault(cast.run_id, asyncio.Lock())

@@ -264,3 +264,15 @@ async def updates(ctx: AppContext, run: Run, after: int) -> AsyncIterator[list |
                 yield Beat()
                 last_beat = loop.time()
             await wakeup.wait(max(0.01, min(1.0, heartbeat - (loop.time() - last_beat))))
+
+
+async def pages_opened(ctx: AppContext, run_id: uuid.UUID) -> list[str]:
+    """The ids of the pages the run's browser opened (its `page.created` events), in the order they were
+    opened. Pages open before the observer started have no such event."""
+    stmt = (
+        select(RunEvent.page_id)
+        .where(RunEvent.run_id == run_id, RunEvent.type == "page.created", RunEvent.page_id.is_not(None))
+        .order_by(RunEvent.seq)
+    )
+    async with ctx.db.read() as s:
+        return list((await s.execute(stmt)).scalars())

@@ -119,6 +119,44 @@ def test_viewer_shows_the_page_follows_changes_and_tabs(live, runtime, pages, pw
         viewer.close()
 
 
+def test_a_viewer_opened_on_several_tabs_shows_the_newest(live, space, pages, pw, viewer_browser, stop_afterwards):
+    """The picture starts on the tab opened last, whatever order Chromium lists its tabs in (it does not
+    list them in the order they were opened), and follows the one before it when that one closes. The run
+    records nothing, so the viewer's picture is the first of the run (a recorder's would have seen every
+    tab open, in order); a replica that takes a run over starts its recorder's picture the same way."""
+    with live.client() as client:
+        runtime = client.post(f"/v1/spaces/{space['id']}/runtimes", json={"recording": False}).json()
+        assert runtime["status"] == "active", runtime
+        stop_afterwards(runtime["id"])
+        run_id = runtime["activeRunId"]
+        browser = pw.chromium.connect_over_cdp(lease(client, runtime).json()["endpoint"]["url"])
+        cdp = browser.new_browser_cdp_session()
+
+        def listed_last() -> str:
+            return [i["url"] for i in cdp.send("Target.getTargets")["targetInfos"] if i["type"] == "page"][-1]
+
+        # Tabs are opened until Chromium's list does not end with the newest (its order looks like a hash
+        # map's), so taking the list's last page would show the wrong one.
+        tabs = []
+        while len(tabs) < 3 or listed_last() == tabs[-1].url:
+            assert len(tabs) < 20, "Chromium listed the newest tab last every time"
+            tab = browser.contexts[0].new_page()
+            tab.goto(f"{pages.url}/two.html?tab={len(tabs)}")
+            tabs.append(tab)
+
+        def opened() -> int:
+            found = client.get(f"/v1/runs/{run_id}/events", params={"type": "page.created", "limit": 100})
+            return len(found.json()["data"])
+
+        wait_for(lambda: opened() >= len(tabs))  # the order is read from these events
+        viewer = open_viewer(viewer_browser, mint(client, run_id).json()["url"])
+        assert viewer.evaluate("window.__viewer.url") == tabs[-1].url
+        tabs.pop().close()
+        wait_for(lambda: viewer.evaluate("window.__viewer.url") == tabs[-1].url)
+        viewer.close()
+        browser.close()
+
+
 def _controls_state(pw, client: httpx.Client, runtime: dict) -> dict:
     """What the controlled page shows, read over a fresh CDP lease (revoked afterwards)."""
     created = lease(client, runtime)
