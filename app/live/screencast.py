@@ -4,8 +4,8 @@ run's current page and relays its screencast to every subscriber (live viewers, 
 The current page is the newest open page; when it closes, the newest remaining one. Chromium's
 `Target.getTargets` does not list pages in the order they were opened (five tabs opened one after the
 other came back as 4, 1, 2, 3, 0), so a screencast that starts with several pages open orders them by
-the run's `page.created` events (`pages_opened`); pages without one (open before the run's observer
-started) count as older. Frames are
+the run's `page.created` events (`pages_opened`); a page without one (opened since they were read)
+counts as the newest. Frames are
 acknowledged as they arrive, so the browser sends the next one only when this server took the last
 (it paces itself); each subscriber keeps only the newest frame it has not sent yet, so a slow
 viewer skips frames instead of falling behind.
@@ -29,6 +29,8 @@ log = structlog.get_logger(__name__)
 
 # Bounded picture size: enough to read a page, small enough for ten viewers on loopback.
 MAX_WIDTH, MAX_HEIGHT, JPEG_QUALITY = 1280, 1280, 70
+# How long a picture's start waits for the run's page order before it goes without.
+PAGE_ORDER_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,11 @@ class Screencast:
             if _is_page(info):
                 self.pages[info["targetId"]] = info
         # Discovery announced the pages already there in no useful order either: all of them are put in
-        # the order the run opened them (a stable sort: pages without an event first, as they are older).
+        # the order the run opened them. A page the run's events do not know yet (opened since they were
+        # read, or its event not written yet) counts as newer than every known one.
         rank = {page_id: n for n, page_id in enumerate(self.opened)}
-        self.pages = {page_id: self.pages[page_id] for page_id in sorted(self.pages, key=lambda p: rank.get(p, -1))}
+        known = len(rank)
+        self.pages = {p: self.pages[p] for p in sorted(self.pages, key=lambda p: rank.get(p, known))}
         await self._follow_newest()
 
     async def close(self) -> None:
@@ -308,7 +312,8 @@ class ScreencastHub:
         if self._pages_opened is None:
             return []
         try:
-            return await self._pages_opened(run_id)
+            # Bounded: this runs under the run's lock, which every viewer of the run waits for.
+            return await asyncio.wait_for(self._pages_opened(run_id), PAGE_ORDER_TIMEOUT)
         except Exception:  # the database unreachable: the picture still starts, maybe on an older page
             log.warning("screencast_page_order_unknown", run_id=str(run_id), exc_info=True)
             return []

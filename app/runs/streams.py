@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import orjson
 import structlog
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.core import clock
 from app.core.context import AppContext
@@ -267,12 +267,15 @@ async def updates(ctx: AppContext, run: Run, after: int) -> AsyncIterator[list |
 
 
 async def pages_opened(ctx: AppContext, run_id: uuid.UUID) -> list[str]:
-    """The ids of the pages the run's browser opened (its `page.created` events), in the order they were
-    opened. Pages open before the observer started have no such event."""
+    """The ids of the pages the run's browser opened, in the order they were opened: by each page's first
+    `page.created` event (an observer that starts on a browser, after a takeover or a restart, announces
+    every page already open again, in no useful order)."""
+    first = func.min(RunEvent.seq)
     stmt = (
         select(RunEvent.page_id)
         .where(RunEvent.run_id == run_id, RunEvent.type == "page.created", RunEvent.page_id.is_not(None))
-        .order_by(RunEvent.seq)
+        .group_by(RunEvent.page_id)
+        .order_by(first)
     )
     async with ctx.db.read() as s:
         return list((await s.execute(stmt)).scalars())
